@@ -1,0 +1,118 @@
+#pragma once
+// The tape. Each differentiable op records one Node: its name, a one-line
+// formula, edges to the nodes (or leaves) that produced its inputs, and a
+// closure computing input gradients from the output gradient. The closure
+// sits in the op's own source, next to its forward, so the two never drift.
+//
+// Users can define their own differentiable ops with record_op().
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "tapegrad/tensor.hpp"
+
+namespace tapegrad {
+
+// Static description of an op, shown by error messages and teaching tools.
+struct OpInfo {
+  const char* name;
+  const char* formula;
+};
+
+class Node;
+
+// Where an input's gradient goes: the node that produced it, or the leaf
+// that owns a .grad, or nowhere (input needs no gradient).
+struct Edge {
+  std::shared_ptr<Node> node;
+  std::shared_ptr<TensorImpl> leaf;
+  Shape shape;
+  DType dtype = kDefaultDType;
+  bool needs_grad() const { return node != nullptr || leaf != nullptr; }
+};
+
+// Gradient slots of one node's inputs, handed to its backward closure.
+class InputGrads {
+ public:
+  InputGrads(Node& node) : node_(node) {}
+  bool needs(std::size_t input) const;
+  // Adds a gradient for input i; its shape and dtype must equal the input's.
+  void add(std::size_t input, Tensor gradient);
+  std::vector<Tensor>& collected() { return grads_; }
+
+ private:
+  Node& node_;
+  std::vector<Tensor> grads_;
+};
+
+using BackwardFn = std::function<void(const Tensor& grad_output, InputGrads& grads)>;
+
+class Node {
+ public:
+  Node(OpInfo info, std::vector<Edge> inputs, BackwardFn backward);
+  ~Node();  // iterative: a 100,000-node chain must not overflow the stack
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  const OpInfo& info() const { return info_; }
+  const char* name() const { return info_.name; }
+  const char* formula() const { return info_.formula; }
+  // Creation order; a node's inputs always have smaller numbers.
+  std::uint64_t sequence() const { return sequence_; }
+  const std::vector<Edge>& inputs() const { return inputs_; }
+  bool released() const { return !backward_; }
+  const Shape& output_shape() const { return output_shape_; }
+  DType output_dtype() const { return output_dtype_; }
+  std::shared_ptr<TensorImpl> output() const { return output_.lock(); }
+
+ private:
+  friend class Engine;
+  friend Tensor record_op(OpInfo, Tensor, std::initializer_list<const Tensor*>, BackwardFn);
+
+  OpInfo info_;
+  std::uint64_t sequence_;
+  std::vector<Edge> inputs_;
+  BackwardFn backward_;
+  Shape output_shape_;
+  DType output_dtype_ = kDefaultDType;
+  std::weak_ptr<TensorImpl> output_;
+  Tensor pending_grad_;  // sum of gradients reaching the output during a pass
+};
+
+// Whether ops record nodes (thread-local; true by default).
+bool grad_enabled();
+void set_grad_enabled(bool enabled);
+
+// Scoped guard under which no op is recorded (evaluation, optimizer steps).
+class NoGradGuard {
+ public:
+  NoGradGuard() : previous_(grad_enabled()) { set_grad_enabled(false); }
+  ~NoGradGuard() { set_grad_enabled(previous_); }
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+using no_grad = NoGradGuard;
+
+// True when grad mode is on and any input requires a gradient.
+bool any_requires_grad(std::initializer_list<const Tensor*> inputs);
+
+// Attaches a node to `output` if any input requires grad (and grad mode is
+// on); returns `output`. Saved tensors captured by `backward` must be
+// detached (saved()) so the node does not own its own output.
+Tensor record_op(OpInfo info, Tensor output, std::initializer_list<const Tensor*> inputs,
+                 BackwardFn backward);
+
+// A tensor to capture in a backward closure: same data, no graph.
+inline Tensor saved(const Tensor& tensor) { return tensor.detach(); }
+
+// Runs backward from `root` seeded with `seed`.
+void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph);
+
+// Accumulates `gradient` into the .grad of a leaf, checking shape and dtype.
+void accumulate_grad(TensorImpl& leaf, Tensor gradient, const char* op);
+
+}  // namespace tapegrad

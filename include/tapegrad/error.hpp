@@ -1,0 +1,37 @@
+#pragma once
+// Error helpers: every message starts with the op's name, then says what was
+// wrong with the shapes or values involved.
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace tapegrad {
+
+namespace detail {
+template <class... Parts>
+std::string concat(const Parts&... parts) {
+  std::ostringstream out;
+  (out << ... << parts);
+  return out.str();
+}
+}  // namespace detail
+
+// Shape, dtype or argument errors.
+template <class... Parts>
+[[noreturn]] void throw_invalid(const char* op, const Parts&... parts) {
+  throw std::invalid_argument(detail::concat(op, ": ", parts...));
+}
+
+// Index errors.
+template <class... Parts>
+[[noreturn]] void throw_out_of_range(const char* op, const Parts&... parts) {
+  throw std::out_of_range(detail::concat(op, ": ", parts...));
+}
+
+// Misuse of the graph (second backward through a freed graph, ...).
+template <class... Parts>
+[[noreturn]] void throw_runtime(const char* op, const Parts&... parts) {
+  throw std::runtime_error(detail::concat(op, ": ", parts...));
+}
+
+}  // namespace tapegrad

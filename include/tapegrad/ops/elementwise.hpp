@@ -1,0 +1,52 @@
+#pragma once
+// Elementwise arithmetic with NumPy broadcasting. Gradients are summed back
+// to each input's shape. Tensor-scalar forms treat the scalar as a constant
+// of the tensor's dtype.
+#include "tapegrad/tensor.hpp"
+
+namespace tapegrad {
+
+/// a + b; da = dy, db = dy (each summed to its input's shape).
+Tensor add(const Tensor& a, const Tensor& b);
+/// a - b; da = dy, db = -dy.
+Tensor sub(const Tensor& a, const Tensor& b);
+/// a * b; da = dy * b, db = dy * a.
+Tensor mul(const Tensor& a, const Tensor& b);
+/// a / b; da = dy / b, db = -dy * a / b².
+Tensor div(const Tensor& a, const Tensor& b);
+/// -x; dx = -dy.
+Tensor neg(const Tensor& x);
+/// a ^ b (elementwise); da = dy * b * a^(b-1), db = dy * a^b * ln a (0 where a = 0).
+Tensor pow(const Tensor& a, const Tensor& b);
+/// x ^ p for a constant exponent; dx = dy * p * x^(p-1).
+Tensor pow(const Tensor& x, double exponent);
+/// e^x; dx = dy * y.
+Tensor exp(const Tensor& x);
+/// ln x; dx = dy / x.
+Tensor log(const Tensor& x);
+/// √x; dx = dy / (2y).
+Tensor sqrt(const Tensor& x);
+/// |x|; dx = dy * sign(x) (0 at 0, as PyTorch).
+Tensor abs(const Tensor& x);
+/// min(max(x, low), high); dx = dy where low <= x <= high, else 0.
+Tensor clamp(const Tensor& x, double low, double high);
+/// max(a, b) with broadcasting; the gradient goes to the larger input, split evenly on ties.
+Tensor maximum(const Tensor& a, const Tensor& b);
+/// min(a, b) with broadcasting; the gradient goes to the smaller input, split evenly on ties.
+Tensor minimum(const Tensor& a, const Tensor& b);
+
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& x);
+Tensor operator+(const Tensor& a, double b);
+Tensor operator-(const Tensor& a, double b);
+Tensor operator*(const Tensor& a, double b);
+Tensor operator/(const Tensor& a, double b);
+Tensor operator+(double a, const Tensor& b);
+Tensor operator-(double a, const Tensor& b);
+Tensor operator*(double a, const Tensor& b);
+Tensor operator/(double a, const Tensor& b);
+
+}  // namespace tapegrad

@@ -1,0 +1,15 @@
+#pragma once
+// Umbrella header: everything a user of tapegrad needs.
+#include "tapegrad/autograd.hpp"
+#include "tapegrad/dtype.hpp"
+#include "tapegrad/error.hpp"
+#include "tapegrad/gradcheck.hpp"
+#include "tapegrad/ops/activation.hpp"
+#include "tapegrad/ops/elementwise.hpp"
+#include "tapegrad/ops/linalg.hpp"
+#include "tapegrad/ops/loss.hpp"
+#include "tapegrad/ops/reduce.hpp"
+#include "tapegrad/ops/shape_ops.hpp"
+#include "tapegrad/random.hpp"
+#include "tapegrad/shape.hpp"
+#include "tapegrad/tensor.hpp"

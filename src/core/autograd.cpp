@@ -1,0 +1,178 @@
+#include "tapegrad/autograd.hpp"
+
+#include <atomic>
+#include <queue>
+
+#include "core/accumulate.hpp"
+#include "tapegrad/error.hpp"
+#include "tapegrad/storage.hpp"
+
+namespace tapegrad {
+
+namespace {
+
+thread_local bool t_grad_enabled = true;
+std::atomic<std::uint64_t> g_next_sequence{0};
+
+}  // namespace
+
+bool grad_enabled() { return t_grad_enabled; }
+void set_grad_enabled(bool enabled) { t_grad_enabled = enabled; }
+
+bool any_requires_grad(std::initializer_list<const Tensor*> inputs) {
+  if (!t_grad_enabled) return false;
+  for (const Tensor* t : inputs) {
+    if (t->requires_grad()) return true;
+  }
+  return false;
+}
+
+Node::Node(OpInfo info, std::vector<Edge> inputs, BackwardFn backward)
+    : info_(info),
+      sequence_(g_next_sequence.fetch_add(1, std::memory_order_relaxed)),
+      inputs_(std::move(inputs)),
+      backward_(std::move(backward)) {}
+
+Node::~Node() {
+  // Destroying the head of a long chain would otherwise recurse once per
+  // node. Detach the inputs we solely own and tear them down from a stack.
+  std::vector<std::shared_ptr<Node>> pending;
+  auto take_inputs = [&pending](Node& node) {
+    for (Edge& edge : node.inputs_) {
+      if (edge.node) pending.push_back(std::move(edge.node));
+    }
+  };
+  take_inputs(*this);
+  while (!pending.empty()) {
+    std::shared_ptr<Node> node = std::move(pending.back());
+    pending.pop_back();
+    if (node.use_count() == 1) take_inputs(*node);
+  }
+}
+
+bool InputGrads::needs(std::size_t input) const {
+  return input < node_.inputs().size() && node_.inputs()[input].needs_grad();
+}
+
+void InputGrads::add(std::size_t input, Tensor gradient) {
+  const auto& inputs = node_.inputs();
+  if (input >= inputs.size() || !inputs[input].needs_grad()) return;
+  const Edge& edge = inputs[input];
+  if (gradient.shape() != edge.shape || gradient.dtype() != edge.dtype) {
+    // A bug in an op's backward: name it rather than corrupt a gradient.
+    throw_runtime(node_.name(), "backward produced a ", dtype_name(gradient.dtype()), " ", gradient.shape().str(),
+                  " gradient for input ", input, " of ", dtype_name(edge.dtype), " ", edge.shape.str());
+  }
+  if (grads_.size() < inputs.size()) grads_.resize(inputs.size());
+  detail::accumulate_into(grads_[input], std::move(gradient));
+}
+
+Tensor record_op(OpInfo info, Tensor output, std::initializer_list<const Tensor*> inputs, BackwardFn backward) {
+  if (!any_requires_grad(inputs)) return output;
+  std::vector<Edge> edges;
+  edges.reserve(inputs.size());
+  for (const Tensor* input : inputs) {
+    Edge edge;
+    edge.shape = input->shape();
+    edge.dtype = input->dtype();
+    if (input->requires_grad()) {
+      if (input->grad_fn()) {
+        edge.node = input->grad_fn();
+      } else {
+        edge.leaf = input->impl_ptr();
+      }
+    }
+    edges.push_back(std::move(edge));
+  }
+  auto node = std::make_shared<Node>(info, std::move(edges), std::move(backward));
+  node->output_shape_ = output.shape();
+  node->output_dtype_ = output.dtype();
+  node->output_ = output.impl_ptr();
+  output.impl()->grad_fn = std::move(node);
+  output.impl()->requires_grad = true;
+  return output;
+}
+
+void accumulate_grad(TensorImpl& leaf, Tensor gradient, const char* op) {
+  if (gradient.shape() != leaf.shape || gradient.dtype() != leaf.dtype) {
+    throw_runtime(op, "gradient ", dtype_name(gradient.dtype()), " ", gradient.shape().str(),
+                  " does not match the tensor's ", dtype_name(leaf.dtype), " ", leaf.shape.str());
+  }
+  Tensor slot(leaf.grad);
+  leaf.grad.reset();  // so that the slot is the sole owner when it can be
+  detail::accumulate_into(slot, std::move(gradient));
+  leaf.grad = slot.impl_ptr();
+}
+
+class Engine {
+ public:
+  static void run(const Tensor& root, const Tensor& seed, bool retain_graph);
+};
+
+void Engine::run(const Tensor& root, const Tensor& seed, bool retain_graph) {
+  TensorImpl& impl = *root.impl();
+  if (!impl.requires_grad) {
+    throw_runtime("backward", "the tensor ", root.shape().str(),
+                  " does not require grad: no input on its path was marked requires_grad_()");
+  }
+  if (!seed.defined() || seed.shape() != root.shape() || seed.dtype() != root.dtype()) {
+    throw_invalid("backward", "gradient ", seed.defined() ? dtype_name(seed.dtype()) : "undefined", " ",
+                  seed.shape().str(), " does not match the tensor's ", dtype_name(root.dtype()), " ",
+                  root.shape().str());
+  }
+  if (!impl.grad_fn) {
+    accumulate_grad(impl, seed, "backward");
+    return;
+  }
+
+  // Inputs of a node were created before it, so visiting nodes in
+  // decreasing sequence order is a topological order: every node has all
+  // its gradient contributions summed before it runs.
+  auto later_first = [](const Node* a, const Node* b) { return a->sequence_ < b->sequence_; };
+  std::priority_queue<Node*, std::vector<Node*>, decltype(later_first)> ready(later_first);
+  std::shared_ptr<Node> keep_alive = impl.grad_fn;
+  keep_alive->pending_grad_ = seed;
+  ready.push(keep_alive.get());
+
+  NoGradGuard no_recording;  // backward closures compute plain values
+  while (!ready.empty()) {
+    Node* node = ready.top();
+    ready.pop();
+    Tensor grad_output = std::move(node->pending_grad_);
+    node->pending_grad_ = Tensor();
+    if (node->released()) {
+      throw_runtime("backward", "the graph through '", node->name(),
+                    "' was already freed by an earlier backward; pass retain_graph=true to the first backward "
+                    "to run backward twice");
+    }
+    if (auto output = node->output_.lock(); output && output->retains_grad) {
+      accumulate_grad(*output, grad_output, node->name());
+    }
+
+    InputGrads grads(*node);
+    if (retain_graph) {
+      node->backward_(grad_output, grads);
+    } else {
+      BackwardFn backward = std::move(node->backward_);
+      node->backward_ = nullptr;  // frees the saved tensors once this call returns
+      backward(grad_output, grads);
+    }
+
+    auto& collected = grads.collected();
+    for (std::size_t i = 0; i < collected.size(); ++i) {
+      if (!collected[i].defined()) continue;
+      Edge& edge = node->inputs_[i];
+      if (edge.node) {
+        const bool first = !edge.node->pending_grad_.defined();
+        detail::accumulate_into(edge.node->pending_grad_, std::move(collected[i]));
+        if (first) ready.push(edge.node.get());
+      } else if (edge.leaf) {
+        accumulate_grad(*edge.leaf, std::move(collected[i]), node->name());
+      }
+    }
+  }
+}
+
+void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph) { Engine::run(root, seed, retain_graph); }
+
+}  // namespace tapegrad

@@ -1,0 +1,107 @@
+#include "tapegrad/shape.hpp"
+
+#include <algorithm>
+
+#include "tapegrad/dtype.hpp"
+#include "tapegrad/error.hpp"
+
+namespace tapegrad {
+
+const char* dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::Float32: return "float32";
+    case DType::Float64: return "float64";
+    case DType::Int64: return "int64";
+  }
+  return "unknown";
+}
+
+std::size_t dtype_size(DType dtype) { return dtype == DType::Float32 ? 4 : 8; }
+
+Shape::Shape(std::initializer_list<std::int64_t> dims) {
+  for (std::int64_t d : dims) push_back(d);
+}
+
+Shape::Shape(const std::vector<std::int64_t>& dims) {
+  for (std::int64_t d : dims) push_back(d);
+}
+
+Shape::Shape(const std::vector<std::size_t>& dims) {
+  for (std::size_t d : dims) push_back(static_cast<std::int64_t>(d));
+}
+
+void Shape::push_back(std::int64_t dim) {
+  if (rank_ == kMaxRank) throw_invalid("shape", "rank above the maximum of ", kMaxRank);
+  if (dim < 0) throw_invalid("shape", "negative extent ", dim);
+  dims_[rank_++] = dim;
+}
+
+void Shape::insert(std::size_t axis, std::int64_t dim) {
+  if (rank_ == kMaxRank) throw_invalid("shape", "rank above the maximum of ", kMaxRank);
+  for (std::size_t i = rank_; i > axis; --i) dims_[i] = dims_[i - 1];
+  dims_[axis] = dim;
+  ++rank_;
+}
+
+void Shape::erase(std::size_t axis) {
+  for (std::size_t i = axis; i + 1 < rank_; ++i) dims_[i] = dims_[i + 1];
+  --rank_;
+}
+
+std::int64_t Shape::numel() const {
+  std::int64_t n = 1;
+  for (std::size_t i = 0; i < rank_; ++i) n *= dims_[i];
+  return n;
+}
+
+Shape Shape::strides() const {
+  Shape s = *this;
+  std::int64_t step = 1;
+  for (std::size_t i = rank_; i-- > 0;) {
+    s.dims_[i] = step;
+    step *= dims_[i];
+  }
+  return s;
+}
+
+std::vector<std::size_t> Shape::to_size_vector() const {
+  return std::vector<std::size_t>(begin(), end());
+}
+
+std::string Shape::str() const {
+  std::string out = "[";
+  for (std::size_t i = 0; i < rank_; ++i) {
+    if (i) out += "x";
+    out += std::to_string(dims_[i]);
+  }
+  return out + "]";
+}
+
+bool operator==(const Shape& a, const Shape& b) {
+  return a.rank_ == b.rank_ && std::equal(a.begin(), a.end(), b.begin());
+}
+
+std::size_t normalize_axis(std::int64_t axis, std::size_t rank, const char* op) {
+  const auto r = static_cast<std::int64_t>(rank);
+  if (axis < -r || axis >= r) {
+    throw_out_of_range(op, "axis ", axis, " is out of range for a tensor of rank ", rank);
+  }
+  return static_cast<std::size_t>(axis < 0 ? axis + r : axis);
+}
+
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
+  const std::size_t rank = std::max(a.rank(), b.rank());
+  Shape out;
+  for (std::size_t i = 0; i < rank; ++i) {
+    // Align from the right, as NumPy does.
+    const std::int64_t da = i + a.rank() >= rank ? a[i + a.rank() - rank] : 1;
+    const std::int64_t db = i + b.rank() >= rank ? b[i + b.rank() - rank] : 1;
+    if (da != db && da != 1 && db != 1) {
+      throw_invalid(op, "cannot broadcast ", a.str(), " with ", b.str());
+    }
+    out.push_back(da == 1 ? db : da);
+  }
+  return out;
+}
+
+}  // namespace tapegrad

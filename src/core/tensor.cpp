@@ -1,0 +1,287 @@
+#include "tapegrad/tensor.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/dispatch.hpp"
+#include "tapegrad/autograd.hpp"
+#include "tapegrad/error.hpp"
+#include "tapegrad/storage.hpp"
+
+namespace tapegrad {
+
+namespace {
+
+const Shape kEmptyShape{};
+const std::string kEmptyName{};
+const std::shared_ptr<Node> kNoNode{};
+
+std::shared_ptr<TensorImpl> make_impl(const Shape& shape, DType dtype) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = shape;
+  impl->dtype = dtype;
+  impl->storage = std::make_shared<Storage>(static_cast<std::size_t>(shape.numel()) * dtype_size(dtype));
+  return impl;
+}
+
+// Writes doubles into a tensor of any dtype.
+void fill_from(Tensor& t, const std::vector<double>& values) {
+  detail::dispatch_any(t.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T* out = t.data<T>();
+    for (std::size_t i = 0; i < values.size(); ++i) out[i] = static_cast<T>(values[i]);
+  });
+}
+
+}  // namespace
+
+Tensor::Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
+
+Tensor::Tensor(NestedList values, DType dtype) {
+  // The shape comes from the first element at each depth; every other
+  // element must agree with it.
+  Shape shape;
+  for (const NestedList* level = &values; !level->is_number(); level = level->children().begin()) {
+    shape.push_back(static_cast<std::int64_t>(level->children().size()));
+    if (level->children().size() == 0) break;
+  }
+  std::vector<double> flat;
+  flat.reserve(static_cast<std::size_t>(shape.numel()));
+  struct Frame {
+    const NestedList* list;
+    std::size_t depth;
+  };
+  std::vector<Frame> stack{{&values, 0}};
+  while (!stack.empty()) {
+    const Frame frame = stack.back();
+    stack.pop_back();
+    const bool expect_number = frame.depth == shape.rank();
+    if (frame.list->is_number() != expect_number ||
+        (!expect_number && static_cast<std::int64_t>(frame.list->children().size()) != shape[frame.depth])) {
+      throw_invalid("tensor", "ragged nested list: expected every list at depth ", frame.depth, " to match shape ",
+                    shape.str());
+    }
+    if (expect_number) {
+      flat.push_back(frame.list->value());
+      continue;
+    }
+    const auto& children = frame.list->children();
+    for (auto it = children.end(); it != children.begin();) stack.push_back({--it, frame.depth + 1});
+  }
+  *this = from_vector(flat, shape, dtype);
+}
+
+const Shape& Tensor::shape() const { return impl_ ? impl_->shape : kEmptyShape; }
+
+std::int64_t Tensor::shape(std::int64_t axis) const { return shape()[normalize_axis(axis, dim(), "shape")]; }
+
+DType Tensor::dtype() const {
+  detail::check_defined("dtype", *this);
+  return impl_->dtype;
+}
+
+void* Tensor::raw_data() const {
+  detail::check_defined("data", *this);
+  return impl_->storage->data();
+}
+
+template <class T>
+T* Tensor::data() {
+  detail::check_defined("data", *this);
+  if (impl_->dtype != dtype_of<T>()) {
+    throw_invalid("data", "tensor holds ", dtype_name(impl_->dtype), ", asked for ", dtype_name(dtype_of<T>()));
+  }
+  return static_cast<T*>(impl_->storage->data());
+}
+
+template <class T>
+const T* Tensor::data() const {
+  return const_cast<Tensor*>(this)->data<T>();
+}
+
+template float* Tensor::data<float>();
+template double* Tensor::data<double>();
+template std::int64_t* Tensor::data<std::int64_t>();
+template const float* Tensor::data<float>() const;
+template const double* Tensor::data<double>() const;
+template const std::int64_t* Tensor::data<std::int64_t>() const;
+
+double Tensor::item() const {
+  detail::check_defined("item", *this);
+  if (numel() != 1) throw_invalid("item", "needs a one-element tensor, got ", shape().str());
+  return detail::dispatch_any(dtype(), [&](auto tag) { return static_cast<double>(data<decltype(tag)>()[0]); });
+}
+
+double Tensor::at(std::initializer_list<std::int64_t> index) const {
+  detail::check_defined("at", *this);
+  if (index.size() != dim()) {
+    throw_invalid("at", "got ", index.size(), " indices for a tensor of shape ", shape().str());
+  }
+  std::int64_t offset = 0;
+  std::size_t axis = 0;
+  for (std::int64_t i : index) {
+    const std::int64_t extent = shape()[axis];
+    if (i < -extent || i >= extent) {
+      throw_out_of_range("at", "index ", i, " is out of range for axis ", axis, " of size ", extent, " in ",
+                         shape().str());
+    }
+    offset = offset * extent + (i < 0 ? i + extent : i);
+    ++axis;
+  }
+  return detail::dispatch_any(dtype(), [&](auto tag) { return static_cast<double>(data<decltype(tag)>()[offset]); });
+}
+
+std::vector<double> Tensor::to_vector() const {
+  detail::check_defined("to_vector", *this);
+  return detail::dispatch_any(dtype(), [&](auto tag) {
+    const auto* p = data<decltype(tag)>();
+    return std::vector<double>(p, p + numel());
+  });
+}
+
+bool Tensor::requires_grad() const { return impl_ && impl_->requires_grad; }
+
+Tensor& Tensor::requires_grad_(bool enabled) {
+  detail::check_defined("requires_grad_", *this);
+  if (impl_->grad_fn) {
+    throw_invalid("requires_grad_", "only leaf tensors can be marked; this one is the output of '",
+                  impl_->grad_fn->name(), "' (use detach() first)");
+  }
+  if (enabled && !is_floating(impl_->dtype)) {
+    throw_invalid("requires_grad_", "int64 tensors cannot require gradients");
+  }
+  impl_->requires_grad = enabled;
+  return *this;
+}
+
+bool Tensor::is_leaf() const { return !impl_ || !impl_->grad_fn; }
+
+Tensor Tensor::grad() const { return impl_ && impl_->grad ? Tensor(impl_->grad) : Tensor(); }
+
+void Tensor::set_grad(const Tensor& grad) {
+  detail::check_defined("set_grad", *this);
+  if (grad.defined() && (grad.shape() != shape() || grad.dtype() != dtype())) {
+    throw_invalid("set_grad", "gradient ", dtype_name(grad.dtype()), " ", grad.shape().str(), " does not match tensor ",
+                  dtype_name(dtype()), " ", shape().str());
+  }
+  impl_->grad = grad.impl_ptr();
+}
+
+void Tensor::zero_grad() {
+  if (impl_) impl_->grad.reset();
+}
+
+Tensor& Tensor::retain_grad() {
+  detail::check_defined("retain_grad", *this);
+  impl_->retains_grad = true;
+  return *this;
+}
+
+const std::shared_ptr<Node>& Tensor::grad_fn() const { return impl_ ? impl_->grad_fn : kNoNode; }
+
+void Tensor::backward(bool retain_graph) const {
+  detail::check_defined("backward", *this);
+  if (numel() != 1) {
+    throw_invalid("backward", "a gradient can be implied only for a one-element tensor, got ", shape().str(),
+                  "; pass backward(gradient)");
+  }
+  run_backward(*this, ones_like(*this), retain_graph);
+}
+
+void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
+  detail::check_defined("backward", *this);
+  run_backward(*this, gradient, retain_graph);
+}
+
+Tensor Tensor::detach() const {
+  detail::check_defined("detach", *this);
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = impl_->shape;
+  impl->dtype = impl_->dtype;
+  impl->storage = impl_->storage;
+  return Tensor(std::move(impl));
+}
+
+Tensor Tensor::to(DType target) const {
+  detail::check_defined("to", *this);
+  if (target == dtype()) return *this;
+  Tensor out = empty(shape(), target);
+  detail::dispatch_any(dtype(), [&](auto from) {
+    detail::dispatch_any(target, [&](auto to) {
+      using From = decltype(from);
+      using To = decltype(to);
+      const From* src = data<From>();
+      To* dst = out.data<To>();
+      for (std::int64_t i = 0; i < numel(); ++i) dst[i] = static_cast<To>(src[i]);
+    });
+  });
+  if (!is_floating(target) || !is_floating(dtype())) return out;
+  const DType source = dtype();
+  return record_op({"to", "y = x converted to another dtype; dx = dy converted back"}, out, {this},
+                   [source](const Tensor& g, InputGrads& grads) { grads.add(0, g.detach().to(source)); });
+}
+
+Tensor Tensor::clone() const {
+  detail::check_defined("clone", *this);
+  Tensor out = empty(shape(), dtype());
+  std::memcpy(out.raw_data(), raw_data(), static_cast<std::size_t>(numel()) * dtype_size(dtype()));
+  return record_op({"clone", "y = x"}, out, {this}, [](const Tensor& g, InputGrads& grads) { grads.add(0, g); });
+}
+
+const std::string& Tensor::name() const { return impl_ ? impl_->name : kEmptyName; }
+
+Tensor& Tensor::set_name(std::string name) {
+  detail::check_defined("set_name", *this);
+  impl_->name = std::move(name);
+  return *this;
+}
+
+// --- creation ---
+
+Tensor empty(const Shape& shape, DType dtype) { return Tensor(make_impl(shape, dtype)); }
+
+Tensor full(const Shape& shape, double value, DType dtype) {
+  Tensor t = empty(shape, dtype);
+  detail::dispatch_any(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    std::fill_n(t.data<T>(), t.numel(), static_cast<T>(value));
+  });
+  return t;
+}
+
+Tensor zeros(const Shape& shape, DType dtype) { return full(shape, 0.0, dtype); }
+Tensor ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
+Tensor scalar(double value, DType dtype) { return full(Shape{}, value, dtype); }
+Tensor zeros_like(const Tensor& like) { return zeros(like.shape(), like.dtype()); }
+Tensor ones_like(const Tensor& like) { return ones(like.shape(), like.dtype()); }
+
+Tensor arange(double start, double stop, double step, DType dtype) {
+  if (step == 0 || !std::isfinite(start) || !std::isfinite(stop) || !std::isfinite(step)) {
+    throw_invalid("arange", "bad range start=", start, " stop=", stop, " step=", step);
+  }
+  const auto n = static_cast<std::int64_t>(std::max(0.0, std::ceil((stop - start) / step)));
+  std::vector<double> values(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) values[static_cast<std::size_t>(i)] = start + static_cast<double>(i) * step;
+  return from_vector(values, Shape{n}, dtype);
+}
+
+Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType dtype) {
+  if (static_cast<std::int64_t>(values.size()) != shape.numel()) {
+    throw_invalid("from_vector", "got ", values.size(), " values for shape ", shape.str());
+  }
+  Tensor t = empty(shape, dtype);
+  fill_from(t, values);
+  return t;
+}
+
+Tensor from_indices(const std::vector<std::int64_t>& values, const Shape& shape) {
+  if (static_cast<std::int64_t>(values.size()) != shape.numel()) {
+    throw_invalid("from_indices", "got ", values.size(), " values for shape ", shape.str());
+  }
+  Tensor t = empty(shape, DType::Int64);
+  std::copy(values.begin(), values.end(), t.data<std::int64_t>());
+  return t;
+}
+
+}  // namespace tapegrad

@@ -1,0 +1,123 @@
+// Elementwise arithmetic. Each op: forward value and local derivatives,
+// handed to the pointwise builders (ops/pointwise.hpp), which broadcast,
+// record the node and sum gradients back to each input's shape.
+#include "tapegrad/ops/elementwise.hpp"
+
+#include <cmath>
+
+#include "ops/pointwise.hpp"
+
+namespace tapegrad {
+
+using detail::binary_pointwise;
+using detail::scalar_like;
+using detail::unary_pointwise;
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  return binary_pointwise(
+      a, b, {"add", "y = a + b"}, [](auto x, auto y) { return x + y; }, [](auto, auto, auto) { return 1.0; },
+      [](auto, auto, auto) { return 1.0; });
+}
+
+Tensor sub(const Tensor& a, const Tensor& b) {
+  return binary_pointwise(
+      a, b, {"sub", "y = a - b"}, [](auto x, auto y) { return x - y; }, [](auto, auto, auto) { return 1.0; },
+      [](auto, auto, auto) { return -1.0; });
+}
+
+Tensor mul(const Tensor& a, const Tensor& b) {
+  return binary_pointwise(
+      a, b, {"mul", "y = a * b"}, [](auto x, auto y) { return x * y; }, [](auto, auto bv, auto) { return bv; },
+      [](auto av, auto, auto) { return av; });
+}
+
+Tensor div(const Tensor& a, const Tensor& b) {
+  return binary_pointwise(
+      a, b, {"div", "y = a / b"}, [](auto x, auto y) { return x / y; },
+      [](auto, auto bv, auto) { return 1 / bv; }, [](auto, auto bv, auto y) { return -y / bv; });
+}
+
+Tensor neg(const Tensor& x) {
+  return unary_pointwise(
+      x, {"neg", "y = -x"}, [](auto v) { return -v; }, [](auto, auto) { return -1.0; });
+}
+
+Tensor pow(const Tensor& a, const Tensor& b) {
+  return binary_pointwise(
+      a, b, {"pow", "y = a ^ b"}, [](auto x, auto p) { return std::pow(x, p); },
+      [](auto x, auto p, auto) { return p == 0 ? 0 * x : p * std::pow(x, p - 1); },
+      // d(a^b)/db = a^b ln a; at a = 0 the limit from the right is 0 for b > 0.
+      [](auto x, auto, auto y) { return x == 0 ? 0 * x : y * std::log(x); });
+}
+
+Tensor pow(const Tensor& x, double exponent) {
+  return unary_pointwise(
+      x, {"pow", "y = x ^ p (constant p)"}, [exponent](auto v) { return std::pow(v, static_cast<decltype(v)>(exponent)); },
+      [exponent](auto v, auto) {
+        using T = decltype(v);
+        return exponent == 0 ? T(0) : static_cast<T>(exponent) * std::pow(v, static_cast<T>(exponent - 1));
+      });
+}
+
+Tensor exp(const Tensor& x) {
+  return unary_pointwise(
+      x, {"exp", "y = e^x"}, [](auto v) { return std::exp(v); }, [](auto, auto y) { return y; });
+}
+
+Tensor log(const Tensor& x) {
+  return unary_pointwise(
+      x, {"log", "y = ln x"}, [](auto v) { return std::log(v); }, [](auto v, auto) { return 1 / v; });
+}
+
+Tensor sqrt(const Tensor& x) {
+  return unary_pointwise(
+      x, {"sqrt", "y = sqrt(x)"}, [](auto v) { return std::sqrt(v); }, [](auto, auto y) { return 1 / (2 * y); });
+}
+
+Tensor abs(const Tensor& x) {
+  return unary_pointwise(
+      x, {"abs", "y = |x|"}, [](auto v) { return std::abs(v); },
+      [](auto v, auto) { return static_cast<decltype(v)>((v > 0) - (v < 0)); });
+}
+
+Tensor clamp(const Tensor& x, double low, double high) {
+  if (!(low <= high)) throw_invalid("clamp", "needs low <= high, got low=", low, " high=", high);
+  return unary_pointwise(
+      x, {"clamp", "y = min(max(x, low), high)"},
+      [low, high](auto v) {
+        using T = decltype(v);
+        return std::min(std::max(v, static_cast<T>(low)), static_cast<T>(high));
+      },
+      [low, high](auto v, auto) { return static_cast<decltype(v)>(v >= low && v <= high); });
+}
+
+Tensor maximum(const Tensor& a, const Tensor& b) {
+  // Ties split the gradient evenly, so that maximum(x, x) has gradient 1.
+  return binary_pointwise(
+      a, b, {"maximum", "y = max(a, b)"}, [](auto x, auto y) { return std::max(x, y); },
+      [](auto x, auto y, auto) { return x > y ? 1.0 : (x == y ? 0.5 : 0.0); },
+      [](auto x, auto y, auto) { return y > x ? 1.0 : (x == y ? 0.5 : 0.0); });
+}
+
+Tensor minimum(const Tensor& a, const Tensor& b) {
+  return binary_pointwise(
+      a, b, {"minimum", "y = min(a, b)"}, [](auto x, auto y) { return std::min(x, y); },
+      [](auto x, auto y, auto) { return x < y ? 1.0 : (x == y ? 0.5 : 0.0); },
+      [](auto x, auto y, auto) { return y < x ? 1.0 : (x == y ? 0.5 : 0.0); });
+}
+
+Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+Tensor operator-(const Tensor& x) { return neg(x); }
+Tensor operator+(const Tensor& a, double b) { return add(a, scalar_like(b, a)); }
+Tensor operator-(const Tensor& a, double b) { return sub(a, scalar_like(b, a)); }
+Tensor operator*(const Tensor& a, double b) { return mul(a, scalar_like(b, a)); }
+Tensor operator/(const Tensor& a, double b) { return div(a, scalar_like(b, a)); }
+Tensor operator+(double a, const Tensor& b) { return add(scalar_like(a, b), b); }
+Tensor operator-(double a, const Tensor& b) { return sub(scalar_like(a, b), b); }
+Tensor operator*(double a, const Tensor& b) { return mul(scalar_like(a, b), b); }
+Tensor operator/(double a, const Tensor& b) { return div(scalar_like(a, b), b); }
+
+}  // namespace tapegrad

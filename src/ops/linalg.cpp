@@ -1,0 +1,218 @@
+// Matrix products and axis permutations.
+#include "tapegrad/ops/linalg.hpp"
+
+#include <algorithm>
+
+#include "core/dispatch.hpp"
+#include "ops/blas.hpp"
+#include "ops/strided.hpp"
+#include "tapegrad/autograd.hpp"
+
+namespace tapegrad {
+
+namespace {
+
+using detail::dispatch_float;
+
+// Views a matmul as `batch` products [m,k]·[k,n]; B is shared by all
+// products when b_batched is false.
+struct MatmulShape {
+  std::int64_t batch = 1, m = 0, k = 0, n = 0;
+  bool b_batched = false;
+};
+
+MatmulShape matmul_shape(const Tensor& a, const Tensor& b) {
+  const Shape& sa = a.shape();
+  const Shape& sb = b.shape();
+  auto fail = [&] { throw_invalid("matmul", "cannot multiply ", sa.str(), " by ", sb.str()); };
+  MatmulShape s;
+  if (sa.rank() == 2 && sb.rank() == 2) {
+    s = {1, sa[0], sa[1], sb[1], false};
+    if (sb[0] != s.k) fail();
+  } else if (sa.rank() == 3 && sb.rank() == 3) {
+    s = {sa[0], sa[1], sa[2], sb[2], true};
+    if (sb[0] != s.batch || sb[1] != s.k) fail();
+  } else if (sa.rank() == 3 && sb.rank() == 2) {
+    // Shared B: the batch folds into the rows of one big product.
+    s = {1, sa[0] * sa[1], sa[2], sb[1], false};
+    if (sb[0] != s.k) fail();
+  } else {
+    throw_invalid("matmul", "cannot multiply ", sa.str(), " by ", sb.str(),
+                  " (supported: 2-D·2-D, 3-D·3-D with equal batch, 3-D·2-D)");
+  }
+  return s;
+}
+
+// C = op(A)·op(B) (+ beta C). Handles k = 0, which BLAS rejects.
+template <class T>
+void gemm_checked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64_t lda,
+                  const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    for (std::int64_t i = 0; i < m; ++i)
+      for (std::int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0 ? T(0) : beta * c[i * ldc + j];
+    return;
+  }
+  detail::gemm(ta, tb, m, n, k, T(1), a, std::max<std::int64_t>(lda, 1), b, std::max<std::int64_t>(ldb, 1), beta,
+               c, std::max<std::int64_t>(ldc, 1));
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  detail::check_same_dtype("matmul", a, b);
+  detail::check_floating("matmul", a);
+  const MatmulShape s = matmul_shape(a, b);
+  Shape out_shape = a.shape();
+  out_shape[out_shape.rank() - 1] = s.n;
+  Tensor c = empty(out_shape, a.dtype());
+  dispatch_float(a.dtype(), "matmul", [&](auto tag) {
+    using T = decltype(tag);
+    for (std::int64_t i = 0; i < s.batch; ++i) {
+      gemm_checked<T>(false, false, s.m, s.n, s.k, a.data<T>() + i * s.m * s.k, s.k,
+                      b.data<T>() + (s.b_batched ? i * s.k * s.n : 0), s.n, T(0), c.data<T>() + i * s.m * s.n, s.n);
+    }
+  });
+  return record_op({"matmul", "C = A·B"}, c, {&a, &b},
+                   [as = saved(a), bs = saved(b), s](const Tensor& g, InputGrads& grads) {
+                     dispatch_float(g.dtype(), "matmul", [&](auto tag) {
+                       using T = decltype(tag);
+                       const T* gv = g.data<T>();
+                       if (grads.needs(0)) {  // dA = dC·Bᵀ
+                         Tensor ga = empty(as.shape(), as.dtype());
+                         for (std::int64_t i = 0; i < s.batch; ++i) {
+                           gemm_checked<T>(false, true, s.m, s.k, s.n, gv + i * s.m * s.n, s.n,
+                                           bs.data<T>() + (s.b_batched ? i * s.k * s.n : 0), s.n, T(0),
+                                           ga.data<T>() + i * s.m * s.k, s.k);
+                         }
+                         grads.add(0, std::move(ga));
+                       }
+                       if (grads.needs(1)) {  // dB = Aᵀ·dC
+                         Tensor gb = empty(bs.shape(), bs.dtype());
+                         for (std::int64_t i = 0; i < s.batch; ++i) {
+                           gemm_checked<T>(true, false, s.k, s.n, s.m, as.data<T>() + i * s.m * s.k, s.k,
+                                           gv + i * s.m * s.n, s.n, T(0), gb.data<T>() + i * s.k * s.n, s.n);
+                         }
+                         grads.add(1, std::move(gb));
+                       }
+                     });
+                   });
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  detail::check_same_dtype("linear", x, weight);
+  detail::check_floating("linear", x);
+  const Shape& xs = x.shape();
+  const Shape& ws = weight.shape();
+  if (ws.rank() != 2 || xs.rank() == 0 || xs.back() != ws[1]) {
+    throw_invalid("linear", "input ", xs.str(), " does not match weight ", ws.str(),
+                  " (weight must be [out x in] with in = the input's last extent)");
+  }
+  const bool has_bias = bias.defined();
+  if (has_bias) {
+    detail::check_same_dtype("linear", x, bias);
+    if (bias.shape() != Shape{ws[0]}) {
+      throw_invalid("linear", "bias ", bias.shape().str(), " does not match weight ", ws.str(), " (expects [", ws[0], "])");
+    }
+  }
+  const std::int64_t rows = x.numel() / std::max<std::int64_t>(xs.back(), 1);
+  const std::int64_t in = ws[1];
+  const std::int64_t out = ws[0];
+  Shape out_shape = xs;
+  out_shape[out_shape.rank() - 1] = out;
+  Tensor y = empty(out_shape, x.dtype());
+  dispatch_float(x.dtype(), "linear", [&](auto tag) {
+    using T = decltype(tag);
+    T* yv = y.data<T>();
+    T beta = 0;
+    if (has_bias) {  // y starts as the bias rows; gemm then adds x·Wᵀ with beta = 1
+      const T* bv = bias.data<T>();
+      for (std::int64_t r = 0; r < rows; ++r) std::copy(bv, bv + out, yv + r * out);
+      beta = 1;
+    }
+    gemm_checked<T>(false, true, rows, out, in, x.data<T>(), in, weight.data<T>(), in, beta, yv, out);
+  });
+  auto backward = [xs_ = saved(x), ws_ = saved(weight), rows, in, out](const Tensor& g, InputGrads& grads) {
+    dispatch_float(g.dtype(), "linear", [&](auto tag) {
+      using T = decltype(tag);
+      const T* gv = g.data<T>();
+      if (grads.needs(0)) {  // dx = dy·W
+        Tensor gx = empty(xs_.shape(), xs_.dtype());
+        gemm_checked<T>(false, false, rows, in, out, gv, out, ws_.data<T>(), in, T(0), gx.data<T>(), in);
+        grads.add(0, std::move(gx));
+      }
+      if (grads.needs(1)) {  // dW = dyᵀ·x
+        Tensor gw = empty(ws_.shape(), ws_.dtype());
+        gemm_checked<T>(true, false, out, in, rows, gv, out, xs_.data<T>(), in, T(0), gw.data<T>(), in);
+        grads.add(1, std::move(gw));
+      }
+      if (grads.needs(2)) {  // db = Σ_rows dy
+        Tensor gb = zeros(Shape{out}, g.dtype());
+        T* bv = gb.data<T>();
+        for (std::int64_t r = 0; r < rows; ++r)
+          for (std::int64_t j = 0; j < out; ++j) bv[j] += gv[r * out + j];
+        grads.add(2, std::move(gb));
+      }
+    });
+  };
+  if (has_bias) return record_op({"linear", "y = x·Wᵀ + b"}, y, {&x, &weight, &bias}, backward);
+  return record_op({"linear", "y = x·Wᵀ"}, y, {&x, &weight}, backward);
+}
+
+namespace {
+
+// Copies x into the layout given by dims (no graph).
+Tensor permute_values(const Tensor& x, const std::vector<std::size_t>& dims) {
+  const Shape& in = x.shape();
+  const Shape in_strides = in.strides();
+  Shape out_shape;
+  Shape source_strides;
+  for (std::size_t d : dims) {
+    out_shape.push_back(in[d]);
+    source_strides.push_back(in_strides[d]);
+  }
+  Tensor y = empty(out_shape, x.dtype());
+  detail::dispatch_any(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* src = x.data<T>();
+    T* dst = y.data<T>();
+    detail::for_each_strided<2>(out_shape, {source_strides, out_shape.strides()},
+                                [&](const std::array<std::int64_t, 2>& at) { dst[at[1]] = src[at[0]]; });
+  });
+  return y;
+}
+
+}  // namespace
+
+Tensor permute(const Tensor& x, const std::vector<std::int64_t>& dims) {
+  detail::check_defined("permute", x);
+  const std::size_t rank = x.dim();
+  auto describe = [&] {
+    std::string s = "(";
+    for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+    return s + ")";
+  };
+  if (dims.size() != rank) throw_invalid("permute", "order ", describe(), " does not fit a tensor ", x.shape().str());
+  std::vector<std::size_t> order(rank);
+  std::vector<bool> seen(rank, false);
+  for (std::size_t i = 0; i < rank; ++i) {
+    order[i] = normalize_axis(dims[i], rank, "permute");
+    if (seen[order[i]]) throw_invalid("permute", "order ", describe(), " repeats an axis");
+    seen[order[i]] = true;
+  }
+  std::vector<std::size_t> inverse(rank);
+  for (std::size_t i = 0; i < rank; ++i) inverse[order[i]] = i;
+  return record_op({"permute", "y = x with axes reordered"}, permute_values(x, order), {&x},
+                   [inverse](const Tensor& g, InputGrads& grads) { grads.add(0, permute_values(g, inverse)); });
+}
+
+Tensor transpose(const Tensor& x, std::int64_t axis0, std::int64_t axis1) {
+  detail::check_defined("transpose", x);
+  if (x.dim() < 2) throw_invalid("transpose", "needs at least 2 axes, got ", x.shape().str());
+  std::vector<std::int64_t> dims(x.dim());
+  for (std::size_t i = 0; i < dims.size(); ++i) dims[i] = static_cast<std::int64_t>(i);
+  std::swap(dims[normalize_axis(axis0, x.dim(), "transpose")], dims[normalize_axis(axis1, x.dim(), "transpose")]);
+  return permute(x, dims);
+}
+
+}  // namespace tapegrad

@@ -1,0 +1,112 @@
+#pragma once
+// Internal: builders for elementwise ops. An op supplies its forward value
+// and its local derivative as generic lambdas; the builder runs the loops,
+// records the node and applies the chain rule. The op's whole story then
+// fits in a few lines of its own file.
+#include <cmath>
+
+#include "core/dispatch.hpp"
+#include "ops/strided.hpp"
+#include "tapegrad/autograd.hpp"
+
+namespace tapegrad::detail {
+
+// Sums a gradient back to the shape of the input it belongs to, undoing
+// broadcasting. The one helper every broadcasting op uses.
+Tensor unbroadcast(const Tensor& grad, const Shape& shape);
+
+// y = f(x); dx = dy * df(x, y).
+template <class Forward, class Derivative>
+Tensor unary_pointwise(const Tensor& x, OpInfo info, Forward forward, Derivative derivative) {
+  check_floating(info.name, x);
+  Tensor y = empty(x.shape(), x.dtype());
+  dispatch_float(x.dtype(), info.name, [&](auto tag) {
+    using T = decltype(tag);
+    const T* in = x.data<T>();
+    T* out = y.data<T>();
+    const std::int64_t n = x.numel();
+    for (std::int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(forward(in[i]));
+  });
+  if (!any_requires_grad({&x})) return y;
+  return record_op(info, y, {&x},
+                   [xs = saved(x), ys = saved(y), derivative, name = info.name](const Tensor& g, InputGrads& grads) {
+                     Tensor gx = empty(xs.shape(), xs.dtype());
+                     dispatch_float(xs.dtype(), name, [&](auto tag) {
+                       using T = decltype(tag);
+                       const T* xv = xs.data<T>();
+                       const T* yv = ys.data<T>();
+                       const T* gv = g.data<T>();
+                       T* out = gx.data<T>();
+                       const std::int64_t n = xs.numel();
+                       for (std::int64_t i = 0; i < n; ++i) out[i] = gv[i] * static_cast<T>(derivative(xv[i], yv[i]));
+                     });
+                     grads.add(0, std::move(gx));
+                   });
+}
+
+// Visits (offset into a, offset into b, offset into out) over the
+// broadcast output shape, with fast paths for equal shapes and scalars.
+template <class F>
+void for_each_broadcast(const Shape& a, const Shape& b, const Shape& out, F&& f) {
+  const std::int64_t n = out.numel();
+  if (a == out && b == out) {
+    for (std::int64_t i = 0; i < n; ++i) f(i, i, i);
+  } else if (a == out && b.numel() == 1) {
+    for (std::int64_t i = 0; i < n; ++i) f(i, 0, i);
+  } else if (b == out && a.numel() == 1) {
+    for (std::int64_t i = 0; i < n; ++i) f(0, i, i);
+  } else {
+    for_each_strided<3>(out, {broadcast_strides(a, out), broadcast_strides(b, out), out.strides()},
+                        [&](const std::array<std::int64_t, 3>& o) { f(o[0], o[1], o[2]); });
+  }
+}
+
+// y = f(a, b) with NumPy broadcasting;
+// da = unbroadcast(dy * df_da(a, b, y)), db = unbroadcast(dy * df_db(a, b, y)).
+template <class Forward, class DerivA, class DerivB>
+Tensor binary_pointwise(const Tensor& a, const Tensor& b, OpInfo info, Forward forward, DerivA deriv_a,
+                        DerivB deriv_b) {
+  check_same_dtype(info.name, a, b);
+  check_floating(info.name, a);
+  const Shape out_shape = broadcast_shapes(a.shape(), b.shape(), info.name);
+  Tensor y = empty(out_shape, a.dtype());
+  dispatch_float(a.dtype(), info.name, [&](auto tag) {
+    using T = decltype(tag);
+    const T* av = a.data<T>();
+    const T* bv = b.data<T>();
+    T* out = y.data<T>();
+    for_each_broadcast(a.shape(), b.shape(), out_shape,
+                       [&](std::int64_t ia, std::int64_t ib, std::int64_t io) { out[io] = static_cast<T>(forward(av[ia], bv[ib])); });
+  });
+  if (!any_requires_grad({&a, &b})) return y;
+  return record_op(
+      info, y, {&a, &b},
+      [as = saved(a), bs = saved(b), ys = saved(y), deriv_a, deriv_b, name = info.name](const Tensor& g,
+                                                                                        InputGrads& grads) {
+        auto input_grad = [&](auto derivative, const Shape& input_shape) {
+          Tensor full_grad = empty(ys.shape(), ys.dtype());
+          dispatch_float(ys.dtype(), name, [&](auto tag) {
+            using T = decltype(tag);
+            const T* av = as.data<T>();
+            const T* bv = bs.data<T>();
+            const T* yv = ys.data<T>();
+            const T* gv = g.data<T>();
+            T* out = full_grad.data<T>();
+            for_each_broadcast(as.shape(), bs.shape(), ys.shape(), [&](std::int64_t ia, std::int64_t ib, std::int64_t io) {
+              out[io] = gv[io] * static_cast<T>(derivative(av[ia], bv[ib], yv[io]));
+            });
+          });
+          return unbroadcast(full_grad, input_shape);
+        };
+        if (grads.needs(0)) grads.add(0, input_grad(deriv_a, as.shape()));
+        if (grads.needs(1)) grads.add(1, input_grad(deriv_b, bs.shape()));
+      });
+}
+
+// Same-dtype 0-d tensor for tensor-scalar arithmetic.
+inline Tensor scalar_like(double value, const Tensor& like) {
+  check_defined("scalar", like);
+  return scalar(value, like.dtype());
+}
+
+}  // namespace tapegrad::detail

@@ -1,0 +1,216 @@
+// Reductions. The output is indexed through strides that are 0 along the
+// reduced axes, so one strided loop maps each input element to its slot;
+// backward walks the same loop the other way.
+#include "tapegrad/ops/reduce.hpp"
+
+#include <cmath>
+#include <limits>
+
+#include "core/dispatch.hpp"
+#include "ops/strided.hpp"
+#include "tapegrad/autograd.hpp"
+#include "tapegrad/ops/elementwise.hpp"
+#include "tapegrad/ops/shape_ops.hpp"
+
+namespace tapegrad {
+
+namespace {
+
+using detail::dispatch_float;
+using detail::for_each_strided;
+
+struct ReducePlan {
+  Shape kept;     // input shape with reduced axes set to 1
+  Shape result;   // kept, or kept without the reduced axes
+  Shape slot_strides;  // strides of `kept` over the input's index space, 0 on reduced axes
+  std::int64_t count = 1;  // elements folded into each output
+};
+
+ReducePlan plan_reduction(const Tensor& x, const Axes& axes, bool keepdim, const char* op) {
+  detail::check_floating(op, x);
+  const Shape& in = x.shape();
+  std::vector<bool> reduced(in.rank(), axes.empty());
+  for (std::int64_t axis : axes) {
+    const std::size_t a = normalize_axis(axis, in.rank(), op);
+    if (reduced[a]) throw_invalid(op, "axis ", axis, " is listed twice for a tensor ", in.str());
+    reduced[a] = true;
+  }
+  ReducePlan plan;
+  for (std::size_t a = 0; a < in.rank(); ++a) {
+    plan.kept.push_back(reduced[a] ? 1 : in[a]);
+    if (reduced[a]) {
+      plan.count *= in[a];
+      if (keepdim) plan.result.push_back(1);
+    } else {
+      plan.result.push_back(in[a]);
+    }
+  }
+  const Shape kept_strides = plan.kept.strides();
+  for (std::size_t a = 0; a < in.rank(); ++a) plan.slot_strides.push_back(reduced[a] ? 0 : kept_strides[a]);
+  return plan;
+}
+
+// Reshapes a result buffer laid out as `kept` to the user-facing shape.
+Tensor with_shape(Tensor t, const Shape& shape) {
+  auto impl = std::make_shared<TensorImpl>(*t.impl());
+  impl->shape = shape;
+  return Tensor(std::move(impl));
+}
+
+// y = scale · Σ x over the plan's axes; dx = scale · dy broadcast back.
+Tensor scaled_sum(const Tensor& x, const ReducePlan& plan, double scale, OpInfo info) {
+  Tensor y = zeros(plan.kept, x.dtype());
+  dispatch_float(x.dtype(), info.name, [&](auto tag) {
+    using T = decltype(tag);
+    const T* xv = x.data<T>();
+    T* yv = y.data<T>();
+    if (plan.kept.numel() == 1) {
+      // Whole-tensor sums accumulate in double: float32 loses digits fast.
+      double total = 0;
+      for (std::int64_t i = 0; i < x.numel(); ++i) total += xv[i];
+      yv[0] = static_cast<T>(total * scale);
+      return;
+    }
+    for_each_strided<2>(x.shape(), {x.shape().strides(), plan.slot_strides},
+                        [&](const std::array<std::int64_t, 2>& at) { yv[at[1]] += xv[at[0]]; });
+    if (scale != 1) {
+      for (std::int64_t i = 0; i < y.numel(); ++i) yv[i] = static_cast<T>(yv[i] * scale);
+    }
+  });
+  return record_op(info, with_shape(y, plan.result), {&x},
+                   [in_shape = x.shape(), plan, scale, name = info.name](const Tensor& g, InputGrads& grads) {
+                     Tensor gx = empty(in_shape, g.dtype());
+                     dispatch_float(g.dtype(), name, [&](auto tag) {
+                       using T = decltype(tag);
+                       const T* gv = g.data<T>();
+                       T* out = gx.data<T>();
+                       const T s = static_cast<T>(scale);
+                       for_each_strided<2>(in_shape, {in_shape.strides(), plan.slot_strides},
+                                           [&](const std::array<std::int64_t, 2>& at) { out[at[0]] = s * gv[at[1]]; });
+                     });
+                     grads.add(0, std::move(gx));
+                   });
+}
+
+// max (sign = +1) or min (sign = -1) over the plan's axes. Ties share the
+// gradient evenly: max(x, x) then has gradient 1/2 per copy, as the
+// derivative of the symmetric function would suggest.
+Tensor extremum(const Tensor& x, const ReducePlan& plan, bool is_max, OpInfo info) {
+  if (x.numel() == 0) throw_invalid(info.name, "cannot reduce an empty tensor ", x.shape().str());
+  Tensor y = full(plan.kept, is_max ? -INFINITY : INFINITY, x.dtype());
+  dispatch_float(x.dtype(), info.name, [&](auto tag) {
+    using T = decltype(tag);
+    const T* xv = x.data<T>();
+    T* yv = y.data<T>();
+    for_each_strided<2>(x.shape(), {x.shape().strides(), plan.slot_strides}, [&](const std::array<std::int64_t, 2>& at) {
+      const T v = xv[at[0]];
+      T& best = yv[at[1]];
+      // Written so that a NaN input wins and propagates.
+      if (is_max ? !(best >= v) : !(best <= v)) best = v;
+    });
+  });
+  return record_op(
+      info, with_shape(y, plan.result), {&x},
+      [xs = saved(x), ys = saved(y), plan, name = info.name](const Tensor& g, InputGrads& grads) {
+        Tensor gx = empty(xs.shape(), xs.dtype());
+        dispatch_float(xs.dtype(), name, [&](auto tag) {
+          using T = decltype(tag);
+          const T* xv = xs.data<T>();
+          const T* yv = ys.data<T>();
+          const T* gv = g.data<T>();
+          T* out = gx.data<T>();
+          std::vector<T> ties(static_cast<std::size_t>(plan.kept.numel()), T(0));
+          const std::array<Shape, 2> strides{xs.shape().strides(), plan.slot_strides};
+          for_each_strided<2>(xs.shape(), strides, [&](const std::array<std::int64_t, 2>& at) {
+            if (xv[at[0]] == yv[at[1]]) ties[at[1]] += 1;
+          });
+          for_each_strided<2>(xs.shape(), strides, [&](const std::array<std::int64_t, 2>& at) {
+            out[at[0]] = xv[at[0]] == yv[at[1]] ? gv[at[1]] / ties[at[1]] : T(0);
+          });
+        });
+        grads.add(0, std::move(gx));
+      });
+}
+
+}  // namespace
+
+Tensor sum(const Tensor& x) { return sum(x, {}, false); }
+
+Tensor sum(const Tensor& x, const Axes& axes, bool keepdim) {
+  return scaled_sum(x, plan_reduction(x, axes, keepdim, "sum"), 1.0, {"sum", "y = Σ x"});
+}
+
+Tensor mean(const Tensor& x) { return mean(x, {}, false); }
+
+Tensor mean(const Tensor& x, const Axes& axes, bool keepdim) {
+  const ReducePlan plan = plan_reduction(x, axes, keepdim, "mean");
+  if (plan.count == 0) throw_invalid("mean", "cannot average over an empty axis of ", x.shape().str());
+  return scaled_sum(x, plan, 1.0 / static_cast<double>(plan.count), {"mean", "y = Σ x / n"});
+}
+
+Tensor max(const Tensor& x) { return max(x, {}, false); }
+
+Tensor max(const Tensor& x, const Axes& axes, bool keepdim) {
+  return extremum(x, plan_reduction(x, axes, keepdim, "max"), true, {"max", "y = max x"});
+}
+
+Tensor min(const Tensor& x) { return min(x, {}, false); }
+
+Tensor min(const Tensor& x, const Axes& axes, bool keepdim) {
+  return extremum(x, plan_reduction(x, axes, keepdim, "min"), false, {"min", "y = min x"});
+}
+
+Tensor var(const Tensor& x, bool unbiased) { return var(x, {}, unbiased, false); }
+
+Tensor var(const Tensor& x, const Axes& axes, bool unbiased, bool keepdim) {
+  const ReducePlan plan = plan_reduction(x, axes, keepdim, "var");
+  const std::int64_t divisor = plan.count - (unbiased ? 1 : 0);
+  if (divisor <= 0) {
+    throw_invalid("var", "needs more than ", unbiased ? 1 : 0, " elements per reduction, got ", plan.count, " in ",
+                  x.shape().str());
+  }
+  // Composed from primitives: its gradient, 2(x - mean)/divisor, comes free.
+  const Tensor centered = x - mean(x, axes, true);
+  return sum(centered * centered, axes, keepdim) / static_cast<double>(divisor);
+}
+
+Tensor argmax(const Tensor& x, std::int64_t axis, bool keepdim) {
+  detail::check_floating("argmax", x);
+  const std::size_t a = normalize_axis(axis, x.dim(), "argmax");
+  const Shape& in = x.shape();
+  if (in[a] == 0) throw_invalid("argmax", "cannot reduce an empty axis of ", in.str());
+  std::int64_t outer = 1, inner = 1;
+  for (std::size_t i = 0; i < a; ++i) outer *= in[i];
+  for (std::size_t i = a + 1; i < in.rank(); ++i) inner *= in[i];
+  const std::int64_t n = in[a];
+  Shape out_shape = in;
+  if (keepdim) {
+    out_shape[a] = 1;
+  } else {
+    out_shape.erase(a);
+  }
+  Tensor out = empty(out_shape, DType::Int64);
+  std::int64_t* ov = out.data<std::int64_t>();
+  dispatch_float(x.dtype(), "argmax", [&](auto tag) {
+    using T = decltype(tag);
+    const T* xv = x.data<T>();
+    for (std::int64_t o = 0; o < outer; ++o) {
+      for (std::int64_t i = 0; i < inner; ++i) {
+        const T* base = xv + o * n * inner + i;
+        std::int64_t best = 0;
+        for (std::int64_t j = 1; j < n; ++j) {
+          if (base[j * inner] > base[best * inner]) best = j;  // first index wins ties
+        }
+        ov[o * inner + i] = best;
+      }
+    }
+  });
+  return out;
+}
+
+Tensor argmax(const Tensor& x) {
+  detail::check_floating("argmax", x);
+  return argmax(reshape(x.detach(), {-1}), 0, false);
+}
+
+}  // namespace tapegrad

@@ -1,0 +1,96 @@
+#include <cmath>
+
+#include "support.hpp"
+
+using namespace tapegrad;
+using namespace tapegrad::testing;
+
+TEST_CASE("add, sub, mul, div compute values with broadcasting", "[elementwise]") {
+  Tensor a({{1, 2, 3}, {4, 5, 6}});
+  Tensor b({10, 20, 30});
+  CHECK((a + b).to_vector() == std::vector<double>{11, 22, 33, 14, 25, 36});
+  CHECK((a - b).to_vector() == std::vector<double>{-9, -18, -27, -6, -15, -24});
+  CHECK((a * b).to_vector() == std::vector<double>{10, 40, 90, 40, 100, 180});
+  CHECK((b / a).shape() == Shape{2, 3});
+  CHECK((2.0 * a).to_vector() == std::vector<double>{2, 4, 6, 8, 10, 12});
+  CHECK((a - 1.0).to_vector() == std::vector<double>{0, 1, 2, 3, 4, 5});
+  CHECK((1.0 - a).to_vector() == std::vector<double>{0, -1, -2, -3, -4, -5});
+  CHECK((6.0 / b).at({0}) == Approx(0.6));
+  CHECK((-a).at({1, 2}) == -6);
+  // [2x1] with [3] broadcasts to [2x3].
+  Tensor column({{1}, {2}});
+  CHECK((column + b).shape() == Shape{2, 3});
+  CHECK((column * b).to_vector() == std::vector<double>{10, 20, 30, 20, 40, 60});
+}
+
+TEST_CASE("binary ops are gradient-checked, including broadcasting", "[elementwise][gradcheck]") {
+  manual_seed(1);
+  const std::vector<std::pair<Shape, Shape>> cases = {
+      {{3, 4}, {3, 4}}, {{3, 4}, {4}}, {{3, 1}, {1, 4}}, {{2, 3, 4}, {3, 1}}, {{}, {2, 3}}, {{2, 3}, {}}};
+  for (const auto& [sa, sb] : cases) {
+    INFO("shapes " << sa.str() << " and " << sb.str());
+    Tensor a = random_input(sa, 0.5, 2.0);
+    Tensor b = random_input(sb, 0.5, 2.0);
+    require_gradcheck([](auto& in) { return add(in[0], in[1]); }, {a, b});
+    require_gradcheck([](auto& in) { return sub(in[0], in[1]); }, {a, b});
+    require_gradcheck([](auto& in) { return mul(in[0], in[1]); }, {a, b});
+    require_gradcheck([](auto& in) { return div(in[0], in[1]); }, {a, b});
+    require_gradcheck([](auto& in) { return pow(in[0], in[1]); }, {a, b});
+    require_gradcheck([](auto& in) { return maximum(in[0], in[1]); }, {a, b});
+    require_gradcheck([](auto& in) { return minimum(in[0], in[1]); }, {a, b});
+  }
+}
+
+TEST_CASE("tensor-scalar and scalar-tensor forms are gradient-checked", "[elementwise][gradcheck]") {
+  manual_seed(2);
+  Tensor x = random_input({2, 3}, 0.5, 2.0);
+  require_gradcheck([](auto& in) { return in[0] + 3.0; }, {x});
+  require_gradcheck([](auto& in) { return 3.0 - in[0]; }, {x});
+  require_gradcheck([](auto& in) { return in[0] * 2.5; }, {x});
+  require_gradcheck([](auto& in) { return 2.0 / in[0]; }, {x});
+  require_gradcheck([](auto& in) { return in[0] / 4.0; }, {x});
+  require_gradcheck([](auto& in) { return -in[0]; }, {x});
+}
+
+TEST_CASE("unary math ops are gradient-checked", "[elementwise][gradcheck]") {
+  manual_seed(3);
+  Tensor positive = random_input({3, 4}, 0.2, 3.0);
+  Tensor any = random_input({3, 4}, -2.0, 2.0);
+  require_gradcheck([](auto& in) { return exp(in[0]); }, {any});
+  require_gradcheck([](auto& in) { return log(in[0]); }, {positive});
+  require_gradcheck([](auto& in) { return sqrt(in[0]); }, {positive});
+  require_gradcheck([](auto& in) { return abs(in[0]); }, {any});
+  require_gradcheck([](auto& in) { return pow(in[0], 3.0); }, {any});
+  require_gradcheck([](auto& in) { return pow(in[0], -1.5); }, {positive});
+  require_gradcheck([](auto& in) { return clamp(in[0], -1.0, 1.0); }, {any});
+}
+
+TEST_CASE("maximum and minimum split the gradient evenly on ties", "[elementwise]") {
+  Tensor a = leaf({1, 2, 3});
+  Tensor b = leaf({3, 2, 1});
+  sum(maximum(a, b)).backward();
+  CHECK(a.grad().to_vector() == std::vector<double>{0, 0.5, 1});
+  CHECK(b.grad().to_vector() == std::vector<double>{1, 0.5, 0});
+}
+
+TEST_CASE("abs and clamp have the documented gradients at the edges", "[elementwise]") {
+  Tensor x = leaf({-1, 0, 2});
+  sum(abs(x)).backward();
+  CHECK(x.grad().to_vector() == std::vector<double>{-1, 0, 1});
+  Tensor y = leaf({-2, -1, 0.5, 3});
+  sum(clamp(y, -1, 1)).backward();
+  CHECK(y.grad().to_vector() == std::vector<double>{0, 1, 1, 0});
+}
+
+TEST_CASE("elementwise errors name the op and the shapes", "[elementwise][errors]") {
+  Tensor a = zeros({3, 4});
+  Tensor b = zeros({5, 6});
+  REQUIRE_THROWS_MESSAGE(a + b, std::invalid_argument, "add: cannot broadcast [3x4] with [5x6]");
+  REQUIRE_THROWS_MESSAGE(a * zeros({2}), std::invalid_argument, "mul: cannot broadcast [3x4] with [2]");
+  REQUIRE_THROWS_MESSAGE(a + zeros({3, 4}, DType::Float64), std::invalid_argument,
+                         "add: dtype mismatch: float32 [3x4] and float64 [3x4] (convert one with .to())");
+  REQUIRE_THROWS_MESSAGE(exp(from_indices({1, 2}, {2})), std::invalid_argument,
+                         "exp: expects a floating-point tensor, got int64 [2]");
+  REQUIRE_THROWS_MESSAGE(clamp(a, 1, -1), std::invalid_argument, "clamp: needs low <= high, got low=1 high=-1");
+  REQUIRE_THROWS_MESSAGE(add(a, Tensor()), std::invalid_argument, "add: got an undefined tensor");
+}
