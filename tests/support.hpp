@@ -14,7 +14,7 @@ inline Tensor random_input(const Shape& shape, double low = -2.0, double high = 
 }
 
 // A float64 leaf from literal values, requiring grad.
-inline Tensor leaf(NestedList values) {
+inline Tensor leaf(std::initializer_list<NestedList> values) {
   Tensor t(values, DType::Float64);
   t.requires_grad_();
   return t;

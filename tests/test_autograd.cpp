@@ -1,1 +1,194 @@
+#include <cmath>
+
 #include "support.hpp"
+#include "tapegrad/storage.hpp"
+
+using namespace tapegrad;
+using namespace tapegrad::testing;
+
+TEST_CASE("backward fills gradients of a scalar expression", "[autograd]") {
+  Tensor x = leaf({1, 2, 3});
+  Tensor y = sum(x * x + 3.0 * x);  // dy/dx = 2x + 3
+  y.backward();
+  CHECK(x.grad().to_vector() == std::vector<double>{5, 7, 9});
+  CHECK(x.grad().dtype() == DType::Float64);
+}
+
+TEST_CASE("a tensor used twice receives both contributions", "[autograd]") {
+  Tensor x = leaf({2});
+  Tensor a = x * 3.0;
+  Tensor y = sum(a * a + a);  // y = 9x² + 3x, dy/dx = 18x + 3
+  y.backward();
+  CHECK(x.grad().item() == 39);
+}
+
+TEST_CASE("gradients accumulate across backward calls until zero_grad", "[autograd]") {
+  Tensor x = leaf({1, -1});
+  sum(x * 2.0).backward();
+  sum(x * 2.0).backward();
+  CHECK(x.grad().to_vector() == std::vector<double>{4, 4});
+  x.zero_grad();
+  CHECK_FALSE(x.grad().defined());
+  sum(x * 5.0).backward();
+  CHECK(x.grad().to_vector() == std::vector<double>{5, 5});
+}
+
+TEST_CASE("a handle to .grad is not changed behind the user's back", "[autograd]") {
+  Tensor x = leaf({1});
+  sum(x * 2.0).backward();
+  Tensor first = x.grad();
+  sum(x * 2.0).backward();
+  CHECK(first.item() == 2);
+  CHECK(x.grad().item() == 4);
+}
+
+TEST_CASE("retain_graph allows a second backward; without it the graph is freed", "[autograd][errors]") {
+  Tensor x = leaf({1, 2});
+  Tensor y = sum(exp(x));
+  y.backward(/*retain_graph=*/true);
+  y.backward();
+  CHECK(x.grad().at({0}) == Approx(2 * std::exp(1.0)));
+  REQUIRE_THROWS_MESSAGE(y.backward(), std::runtime_error,
+                         "backward: the graph through 'sum' was already freed by an earlier backward; pass "
+                         "retain_graph=true to the first backward to run backward twice");
+}
+
+TEST_CASE("saved tensors are released after backward unless retained", "[autograd]") {
+  Tensor x = leaf({1, 2, 3});
+  Tensor y = sum(exp(x));
+  const auto& storage = x.impl()->storage;
+  CHECK(storage.use_count() == 2);  // x and exp's saved copy of x
+  y.backward(true);
+  CHECK(storage.use_count() == 2);
+  y.backward();
+  CHECK(storage.use_count() == 1);
+}
+
+TEST_CASE("backward on a non-scalar needs an explicit gradient", "[autograd][errors]") {
+  Tensor x = leaf({1, 2, 3});
+  Tensor y = x * x;
+  REQUIRE_THROWS_MESSAGE(y.backward(), std::invalid_argument,
+                         "backward: a gradient can be implied only for a one-element tensor, got [3]; pass "
+                         "backward(gradient)");
+  y.backward(Tensor({1, 10, 100}, DType::Float64));
+  CHECK(x.grad().to_vector() == std::vector<double>{2, 40, 600});
+  REQUIRE_THROWS_MESSAGE(y.backward(Tensor({1, 2}, DType::Float64)), std::invalid_argument,
+                         "backward: gradient float64 [2] does not match the tensor's float64 [3]");
+}
+
+TEST_CASE("backward on a tensor that needs no gradient is an error", "[autograd][errors]") {
+  Tensor x({1, 2});
+  REQUIRE_THROWS_MESSAGE(sum(x).backward(), std::runtime_error,
+                         "backward: the tensor [] does not require grad: no input on its path was marked "
+                         "requires_grad_()");
+}
+
+TEST_CASE("no_grad records nothing", "[autograd]") {
+  Tensor x = leaf({1, 2});
+  Tensor y;
+  {
+    NoGradGuard guard;
+    y = x * 2.0;
+    CHECK_FALSE(grad_enabled());
+  }
+  CHECK(grad_enabled());
+  CHECK_FALSE(y.requires_grad());
+  CHECK(y.grad_fn() == nullptr);
+  CHECK((x * 2.0).requires_grad());
+}
+
+TEST_CASE("detach cuts the graph but shares the data", "[autograd]") {
+  Tensor x = leaf({1, 2});
+  Tensor y = x * 3.0;
+  Tensor d = y.detach();
+  CHECK_FALSE(d.requires_grad());
+  CHECK(d.raw_data() == y.raw_data());
+  Tensor z = sum(d * x);  // only the path through x counts
+  z.backward();
+  CHECK(x.grad().to_vector() == std::vector<double>{3, 6});
+}
+
+TEST_CASE("retain_grad keeps an intermediate gradient", "[autograd]") {
+  Tensor x = leaf({1, 2});
+  Tensor h = x * 2.0;
+  h.retain_grad();
+  Tensor y = sum(h * h);
+  y.backward();
+  CHECK(h.grad().to_vector() == std::vector<double>{4, 8});
+  CHECK(x.grad().to_vector() == std::vector<double>{8, 16});
+}
+
+TEST_CASE("requires_grad_ is for leaves and floating tensors", "[autograd][errors]") {
+  Tensor x = leaf({1});
+  Tensor y = x * 2.0;
+  REQUIRE_THROWS_MESSAGE(y.requires_grad_(), std::invalid_argument,
+                         "requires_grad_: only leaf tensors can be marked; this one is the output of 'mul' (use "
+                         "detach() first)");
+  REQUIRE_THROWS_MESSAGE(from_indices({1}, {1}).requires_grad_(), std::invalid_argument,
+                         "requires_grad_: int64 tensors cannot require gradients");
+}
+
+TEST_CASE("each node records its op name, formula and inputs", "[autograd]") {
+  Tensor a = leaf({1, 2});
+  Tensor b = leaf({3, 4});
+  Tensor c = a * b;
+  REQUIRE(c.grad_fn());
+  CHECK(std::string(c.grad_fn()->name()) == "mul");
+  CHECK(std::string(c.grad_fn()->formula()) == "y = a * b");
+  CHECK(c.grad_fn()->inputs().size() == 2);
+  CHECK(c.grad_fn()->inputs()[0].leaf == a.impl_ptr());
+  Tensor d = exp(c);
+  CHECK(d.grad_fn()->inputs()[0].node == c.grad_fn());
+  CHECK(d.grad_fn()->sequence() > c.grad_fn()->sequence());
+}
+
+TEST_CASE("to(dtype) is differentiable and converts the gradient back", "[autograd]") {
+  Tensor x = random_input({3});
+  Tensor y = sum(x.to(DType::Float32) * 2.0f);
+  CHECK(y.dtype() == DType::Float32);
+  y.backward();
+  CHECK(x.grad().dtype() == DType::Float64);
+  CHECK(x.grad().to_vector() == std::vector<double>{2, 2, 2});
+}
+
+TEST_CASE("a user-defined op records its own backward", "[autograd]") {
+  // cube(x) = x³ written as a custom op through record_op.
+  auto cube = [](const Tensor& x) {
+    Tensor y = empty(x.shape(), DType::Float64);
+    for (std::int64_t i = 0; i < x.numel(); ++i) y.data<double>()[i] = std::pow(x.data<double>()[i], 3);
+    return record_op({"cube", "y = x³"}, y, {&x}, [xs = saved(x)](const Tensor& g, InputGrads& grads) {
+      grads.add(0, g * xs * xs * 3.0);
+    });
+  };
+  Tensor x = random_input({4});
+  require_gradcheck([&](auto& in) { return cube(in[0]); }, {x});
+}
+
+TEST_CASE("a backward that returns a wrongly shaped gradient is caught at its op", "[autograd][errors]") {
+  auto broken = [](const Tensor& x) {
+    return record_op({"broken", "y = x"}, x.detach().clone(), {&x},
+                     [](const Tensor&, InputGrads& grads) { grads.add(0, zeros({5}, DType::Float64)); });
+  };
+  Tensor x = leaf({1, 2});
+  REQUIRE_THROWS_MESSAGE(sum(broken(x)).backward(), std::runtime_error,
+                         "broken: backward produced a float64 [5] gradient for input 0 of float64 [2]");
+}
+
+TEST_CASE("a 100,000-op chain runs forward, backward and destruction without recursion", "[autograd]") {
+  constexpr int kLength = 100000;
+  Tensor x = leaf({0.5, -0.25});
+  {
+    Tensor y = x;
+    for (int i = 0; i < kLength; ++i) y = neg(y);  // even count: y = x
+    Tensor loss = sum(y * y);
+    CHECK(loss.item() == Approx(0.3125));
+    loss.backward();
+  }  // the whole graph is destroyed here
+  CHECK(x.grad().to_vector() == std::vector<double>{1.0, -0.5});
+
+  // A graph dropped without backward is torn down iteratively too.
+  Tensor y = x;
+  for (int i = 0; i < kLength; ++i) y = y * 1.0;
+  y = Tensor();
+  SUCCEED("no stack overflow");
+}

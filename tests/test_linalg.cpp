@@ -1,1 +1,107 @@
+#include <cstring>
+#include <xtensor-blas/xlinalg.hpp>
+
+#include "ops/blas.hpp"
 #include "support.hpp"
+#include "tapegrad/xtensor.hpp"
+
+using namespace tapegrad;
+using namespace tapegrad::testing;
+
+TEST_CASE("the BLAS linked is OpenBLAS, not the reference BLAS", "[linalg]") {
+  CHECK(std::strncmp(detail::blas_config(), "OpenBLAS", 8) == 0);
+}
+
+TEST_CASE("matmul agrees with xtensor-blas", "[linalg]") {
+  manual_seed(5);
+  Tensor a = randn({7, 5}, DType::Float64);
+  Tensor b = randn({5, 3}, DType::Float64);
+  xt::xarray<double> expected = xt::linalg::dot(to_xarray<double>(a), to_xarray<double>(b));
+  Tensor c = matmul(a, b);
+  REQUIRE(c.shape() == Shape{7, 3});
+  for (std::int64_t i = 0; i < 7; ++i)
+    for (std::int64_t j = 0; j < 3; ++j) CHECK(c.at({i, j}) == Approx(expected(i, j)).epsilon(1e-12));
+
+  Tensor a32 = a.to(DType::Float32);
+  Tensor c32 = matmul(a32, b.to(DType::Float32));
+  CHECK(c32.dtype() == DType::Float32);
+  CHECK(c32.at({6, 2}) == Approx(expected(6, 2)).epsilon(1e-5));
+}
+
+TEST_CASE("batched matmul multiplies each batch", "[linalg]") {
+  manual_seed(6);
+  Tensor a = randn({3, 4, 2}, DType::Float64);
+  Tensor b = randn({3, 2, 5}, DType::Float64);
+  Tensor c = matmul(a, b);
+  REQUIRE(c.shape() == Shape{3, 4, 5});
+  Tensor c1 = matmul(slice(a, 0, 1, 2), slice(b, 0, 1, 2));  // batch 1 alone, [1x4x5]
+  for (std::int64_t i = 0; i < 4; ++i) CHECK(c.at({1, i, 3}) == Approx(c1.at({0, i, 3})));
+  Tensor shared = randn({2, 5}, DType::Float64);
+  Tensor d = matmul(a, shared);
+  REQUIRE(d.shape() == Shape{3, 4, 5});
+  CHECK(d.at({2, 3, 4}) == Approx(matmul(reshape(a, {12, 2}), shared).at({11, 4})));
+}
+
+TEST_CASE("matmul, linear, transpose and permute are gradient-checked", "[linalg][gradcheck]") {
+  manual_seed(7);
+  require_gradcheck([](auto& in) { return matmul(in[0], in[1]); }, {random_input({4, 3}), random_input({3, 5})});
+  require_gradcheck([](auto& in) { return matmul(in[0], in[1]); },
+                    {random_input({2, 4, 3}), random_input({2, 3, 5})});
+  require_gradcheck([](auto& in) { return matmul(in[0], in[1]); }, {random_input({2, 4, 3}), random_input({3, 5})});
+  require_gradcheck([](auto& in) { return linear(in[0], in[1], in[2]); },
+                    {random_input({6, 4}), random_input({3, 4}), random_input({3})});
+  require_gradcheck([](auto& in) { return linear(in[0], in[1]); }, {random_input({6, 4}), random_input({3, 4})});
+  require_gradcheck([](auto& in) { return linear(in[0], in[1], in[2]); },
+                    {random_input({2, 5, 4}), random_input({3, 4}), random_input({3})});
+  require_gradcheck([](auto& in) { return transpose(in[0]); }, {random_input({3, 5})});
+  require_gradcheck([](auto& in) { return transpose(in[0], 0, 2); }, {random_input({2, 3, 4})});
+  require_gradcheck([](auto& in) { return permute(in[0], {2, 0, 1}); }, {random_input({2, 3, 4})});
+}
+
+TEST_CASE("only the inputs that need a gradient get one", "[linalg]") {
+  Tensor x = randn({4, 3}, DType::Float64);
+  Tensor w = random_input({2, 3});
+  sum(linear(x, w)).backward();
+  CHECK_FALSE(x.grad().defined());
+  CHECK(w.grad().shape() == Shape{2, 3});
+}
+
+TEST_CASE("linear equals matmul with the transposed weight plus bias", "[linalg]") {
+  manual_seed(8);
+  Tensor x = randn({5, 4}, DType::Float64);
+  Tensor w = randn({3, 4}, DType::Float64);
+  Tensor b = randn({3}, DType::Float64);
+  Tensor expected = matmul(x, transpose(w)) + b;
+  Tensor got = linear(x, w, b);
+  for (std::int64_t i = 0; i < 5; ++i)
+    for (std::int64_t j = 0; j < 3; ++j) CHECK(got.at({i, j}) == Approx(expected.at({i, j})));
+}
+
+TEST_CASE("transpose and permute move elements", "[linalg]") {
+  Tensor a({{1, 2, 3}, {4, 5, 6}});
+  CHECK(transpose(a).to_vector() == std::vector<double>{1, 4, 2, 5, 3, 6});
+  Tensor p = permute(reshape(arange(24), {2, 3, 4}), {2, 0, 1});
+  CHECK(p.shape() == Shape{4, 2, 3});
+  CHECK(p.at({3, 1, 2}) == 23);
+  CHECK(p.at({1, 0, 1}) == 5);
+}
+
+TEST_CASE("linear algebra errors name the op and the shapes", "[linalg][errors]") {
+  REQUIRE_THROWS_MESSAGE(matmul(zeros({3, 4}), zeros({5, 6})), std::invalid_argument,
+                         "matmul: cannot multiply [3x4] by [5x6]");
+  REQUIRE_THROWS_MESSAGE(matmul(zeros({2, 3, 4}), zeros({3, 4, 5})), std::invalid_argument,
+                         "matmul: cannot multiply [2x3x4] by [3x4x5]");
+  REQUIRE_THROWS_MESSAGE(matmul(zeros({4}), zeros({4, 5})), std::invalid_argument,
+                         "matmul: cannot multiply [4] by [4x5] (supported: 2-D·2-D, 3-D·3-D with equal batch, "
+                         "3-D·2-D)");
+  REQUIRE_THROWS_MESSAGE(matmul(zeros({2, 2}), zeros({2, 2}, DType::Float64)), std::invalid_argument,
+                         "matmul: dtype mismatch: float32 [2x2] and float64 [2x2] (convert one with .to())");
+  REQUIRE_THROWS_MESSAGE(linear(zeros({8, 5}), zeros({3, 4})), std::invalid_argument,
+                         "linear: input [8x5] does not match weight [3x4] (weight must be [out x in] with in = the "
+                         "input's last extent)");
+  REQUIRE_THROWS_MESSAGE(linear(zeros({8, 4}), zeros({3, 4}), zeros({4})), std::invalid_argument,
+                         "linear: bias [4] does not match weight [3x4] (expects [3])");
+  REQUIRE_THROWS_MESSAGE(permute(zeros({2, 3}), {0, 0}), std::invalid_argument,
+                         "permute: order (0, 0) repeats an axis");
+  REQUIRE_THROWS_MESSAGE(transpose(zeros({3})), std::invalid_argument, "transpose: needs at least 2 axes, got [3]");
+}

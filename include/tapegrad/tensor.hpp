@@ -42,9 +42,9 @@ class Tensor {
   Tensor() = default;
   explicit Tensor(std::shared_ptr<TensorImpl> impl);
 
-  // Nested initializer lists of any depth, e.g. Tensor({{1, 2}, {3, 4}});
-  // a bare number gives a 0-d tensor.
-  Tensor(NestedList values, DType dtype = kDefaultDType);
+  // Nested initializer lists of any depth, e.g. Tensor({{1, 2}, {3, 4}}).
+  // (A 0-d tensor is made with scalar(value).)
+  Tensor(std::initializer_list<NestedList> values, DType dtype = kDefaultDType);
 
   bool defined() const { return impl_ != nullptr; }
   const Shape& shape() const;

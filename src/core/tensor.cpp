@@ -38,7 +38,8 @@ void fill_from(Tensor& t, const std::vector<double>& values) {
 
 Tensor::Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
 
-Tensor::Tensor(NestedList values, DType dtype) {
+Tensor::Tensor(std::initializer_list<NestedList> list, DType dtype) {
+  const NestedList values(list);
   // The shape comes from the first element at each depth; every other
   // element must agree with it.
   Shape shape;

@@ -1,1 +1,252 @@
-// (being written)
+// Activation functions of the lecture table. Most are pointwise: forward
+// value and local derivative handed to unary_pointwise (ops/pointwise.hpp).
+// soft_exponential has a learnable parameter and gets its own node.
+// softmax and log_softmax live in softmax.cpp.
+#include "tapegrad/ops/activation.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "ops/pointwise.hpp"
+
+namespace tapegrad {
+
+using detail::unary_pointwise;
+
+namespace {
+
+// σ(x) = 1 / (1 + e^-x) overflows e^-x for x << 0; there the equal form
+// e^x / (1 + e^x) only underflows, to the right limit 0.
+template <class T>
+T stable_sigmoid(T x) {
+  if (x >= 0) return T(1) / (T(1) + std::exp(-x));
+  const T e = std::exp(x);
+  return e / (T(1) + e);
+}
+
+}  // namespace
+
+Tensor identity(const Tensor& x) {
+  return unary_pointwise(
+      x, {"identity", "y = x"}, [](auto v) { return v; }, [](auto, auto) { return 1.0; });
+}
+
+Tensor sigmoid(const Tensor& x) {
+  return unary_pointwise(
+      x, {"sigmoid", "y = 1 / (1 + e^-x)"}, [](auto v) { return stable_sigmoid(v); },
+      [](auto, auto y) { return y * (1 - y); });
+}
+
+Tensor tanh(const Tensor& x) {
+  return unary_pointwise(
+      x, {"tanh", "y = tanh x"}, [](auto v) { return std::tanh(v); }, [](auto, auto y) { return 1 - y * y; });
+}
+
+Tensor relu(const Tensor& x) {
+  // std::max(v, 0) keeps a NaN input (v < 0 is false), as PyTorch does.
+  return unary_pointwise(
+      x, {"relu", "y = max(0, x)"}, [](auto v) { return std::max(v, decltype(v)(0)); },
+      [](auto v, auto) { return v > 0 ? 1.0 : 0.0; });
+}
+
+Tensor leaky_relu(const Tensor& x, double slope) {
+  return unary_pointwise(
+      x, {"leaky_relu", "y = x if x > 0 else slope·x"},
+      [slope](auto v) { return v > 0 ? v : static_cast<decltype(v)>(slope) * v; },
+      [slope](auto v, auto) { return v > 0 ? 1.0 : slope; });
+}
+
+Tensor softplus(const Tensor& x) {
+  // ln(1 + e^x) = max(x, 0) + ln(1 + e^-|x|): the exponent is never
+  // positive, so nothing overflows, and log1p keeps the tail for x << 0.
+  return unary_pointwise(
+      x, {"softplus", "y = ln(1 + e^x)"},
+      [](auto v) { return std::max(v, decltype(v)(0)) + std::log1p(std::exp(-std::abs(v))); },
+      [](auto v, auto) { return stable_sigmoid(v); });
+}
+
+Tensor hard_tanh(const Tensor& x, double low, double high) {
+  if (!(low <= high)) throw_invalid("hard_tanh", "needs low <= high, got low=", low, " high=", high);
+  return unary_pointwise(
+      x, {"hard_tanh", "y = clamp(x, low, high)"},
+      [low, high](auto v) {
+        using T = decltype(v);
+        return std::min(std::max(v, static_cast<T>(low)), static_cast<T>(high));
+      },
+      [low, high](auto v, auto) { return v >= low && v <= high ? 1.0 : 0.0; });
+}
+
+Tensor arctan(const Tensor& x) {
+  return unary_pointwise(
+      x, {"arctan", "y = arctan x"}, [](auto v) { return std::atan(v); }, [](auto v, auto) { return 1 / (1 + v * v); });
+}
+
+Tensor sin(const Tensor& x) {
+  return unary_pointwise(
+      x, {"sin", "y = sin x"}, [](auto v) { return std::sin(v); }, [](auto v, auto) { return std::cos(v); });
+}
+
+Tensor cos(const Tensor& x) {
+  return unary_pointwise(
+      x, {"cos", "y = cos x"}, [](auto v) { return std::cos(v); }, [](auto v, auto) { return -std::sin(v); });
+}
+
+Tensor sinc(const Tensor& x) {
+  return unary_pointwise(
+      x, {"sinc", "y = sin x / x"},
+      [](auto v) { return v == 0 ? decltype(v)(1) : std::sin(v) / v; },
+      [](auto v, auto) {
+        // cos x / x - sin x / x² subtracts two terms of size 1/x to get
+        // about -x/3: near 0 use the Taylor series -x/3 + x³/30 - x⁵/840 +
+        // x⁷/45360 instead (next term x⁹/3991680, below 1e-15 relative at 0.1).
+        const double t = v;
+        if (std::abs(t) < 0.1) {
+          const double t2 = t * t;
+          return t * (-1.0 / 3 + t2 * (1.0 / 30 + t2 * (-1.0 / 840 + t2 / 45360)));
+        }
+        return std::cos(t) / t - std::sin(t) / (t * t);
+      });
+}
+
+Tensor gaussian(const Tensor& x) {
+  return unary_pointwise(
+      x, {"gaussian", "y = e^(-x²)"}, [](auto v) { return std::exp(-v * v); }, [](auto v, auto y) { return -2 * v * y; });
+}
+
+Tensor bent_identity(const Tensor& x) {
+  // √(x² + 1) - 1 = x² / (√(x² + 1) + 1) avoids cancellation near 0, and
+  // hypot avoids overflowing x² for huge |x|.
+  return unary_pointwise(
+      x, {"bent_identity", "y = (√(x² + 1) - 1) / 2 + x"},
+      [](auto v) {
+        using T = decltype(v);
+        const T root = std::hypot(v, T(1));
+        return v * (v / (root + 1)) / 2 + v;
+      },
+      [](auto v, auto) { return v / (2 * std::hypot(v, decltype(v)(1))) + 1; });
+}
+
+namespace {
+
+// The α-derivatives of soft_exponential below are differences that cancel
+// as α → 0 (both tend to 1 + x²/2); these factors are evaluated from their
+// Taylor series where the direct forms would lose all their digits.
+
+// (e^u (u - 1) + 1) / u² = Σ_{k≥2} (k - 1) u^(k-2) / k!.
+double softexp_growth_factor(double u) {
+  if (std::abs(u) >= 0.1) return (std::exp(u) * (u - 1) + 1) / (u * u);
+  double power_over_factorial = 0.5;  // u^(k-2) / k! at k = 2
+  double total = 0;
+  for (int k = 2; k < 14; ++k) {
+    total += (k - 1) * power_over_factorial;
+    power_over_factorial *= u / (k + 1);
+  }
+  return total;
+}
+
+// (ln(1 + v) - v / (1 + v)) / v² = Σ_{k≥2} (-1)^k (k - 1) v^(k-2) / k.
+double softexp_log_factor(double v) {
+  if (std::abs(v) >= 0.1) return (std::log1p(v) - v / (1 + v)) / (v * v);
+  double power = 1;  // (-v)^(k-2)
+  double total = 0;
+  for (int k = 2; k < 22; ++k) {
+    total += power * (k - 1) / k;
+    power *= -v;
+  }
+  return total;
+}
+
+}  // namespace
+
+Tensor soft_exponential(const Tensor& x, const Tensor& alpha) {
+  constexpr const char* kOp = "soft_exponential";
+  detail::check_same_dtype(kOp, x, alpha);
+  detail::check_floating(kOp, x);
+  if (alpha.numel() != 1 || alpha.dim() > 1) {
+    throw_invalid(kOp, "alpha must have shape [] or [1], got ", alpha.shape().str());
+  }
+  const double a = alpha.item();
+  // With u = αx and v = -α(x + α) (so 1 - α(x + α) = 1 + v):
+  //   α > 0: y = (e^u - 1)/α + α,  dy/dx = e^u,       dy/dα = x²·G(u) + 1
+  //   α < 0: y = -ln(1 + v)/α,     dy/dx = 1/(1 + v), dy/dα = (x + α)²·L(v) + 1/(1 + v)
+  //   α = 0: y = x,                dy/dx = 1,         dy/dα = x²/2 + 1
+  // with G, L the factors above (G(0) = L(0) = 1/2), so y is C¹ in α at 0.
+  Tensor y = empty(x.shape(), x.dtype());
+  detail::dispatch_float(x.dtype(), kOp, [&](auto tag) {
+    using T = decltype(tag);
+    const T* xv = x.data<T>();
+    T* out = y.data<T>();
+    for (std::int64_t i = 0; i < x.numel(); ++i) {
+      const double t = xv[i];
+      double value = t;
+      if (a > 0) value = std::expm1(a * t) / a + a;
+      if (a < 0) value = -std::log1p(-a * (t + a)) / a;
+      out[i] = static_cast<T>(value);
+    }
+  });
+  if (!any_requires_grad({&x, &alpha})) return y;
+  return record_op(
+      {kOp, "y = (e^(αx) - 1)/α + α | x | -ln(1 - α(x + α))/α"}, y, {&x, &alpha},
+      [xs = saved(x), alpha_shape = alpha.shape(), a](const Tensor& g, InputGrads& grads) {
+        const bool want_x = grads.needs(0);
+        const bool want_alpha = grads.needs(1);
+        Tensor gx = want_x ? empty(xs.shape(), xs.dtype()) : Tensor();
+        double g_alpha = 0;
+        detail::dispatch_float(xs.dtype(), kOp, [&](auto tag) {
+          using T = decltype(tag);
+          const T* xv = xs.data<T>();
+          const T* gv = g.data<T>();
+          T* out = want_x ? gx.data<T>() : nullptr;
+          for (std::int64_t i = 0; i < xs.numel(); ++i) {
+            const double t = xv[i];
+            double dx = 1;
+            double da = t * t / 2 + 1;
+            if (a > 0) {
+              const double u = a * t;
+              dx = std::exp(u);
+              da = t * t * softexp_growth_factor(u) + 1;
+            } else if (a < 0) {
+              const double v = -a * (t + a);
+              dx = 1 / (1 + v);
+              da = (t + a) * (t + a) * softexp_log_factor(v) + dx;
+            }
+            if (want_x) out[i] = static_cast<T>(gv[i] * dx);
+            g_alpha += gv[i] * da;
+          }
+        });
+        if (want_x) grads.add(0, std::move(gx));
+        if (want_alpha) grads.add(1, full(alpha_shape, g_alpha, xs.dtype()));
+      });
+}
+
+Tensor binary_step(const Tensor& x) {
+  // Flat almost everywhere: the node exists so backward passes through it,
+  // and it hands back zeros (binary_step_ste is the trainable variant).
+  return unary_pointwise(
+      x, {"binary_step", "y = 1 if x >= 0 else 0"}, [](auto v) { return v >= 0 ? decltype(v)(1) : decltype(v)(0); },
+      [](auto, auto) { return 0.0; });
+}
+
+Tensor sign(const Tensor& x) {
+  return unary_pointwise(
+      x, {"sign", "y = sign x"}, [](auto v) { return static_cast<decltype(v)>((v > 0) - (v < 0)); },
+      [](auto, auto) { return 0.0; });
+}
+
+Tensor binary_step_ste(const Tensor& x) {
+  // Straight-through estimator: backward pretends the step was hard_tanh,
+  // so an error signal reaches weights behind a hard threshold.
+  return unary_pointwise(
+      x, {"binary_step_ste", "y = 1 if x >= 0 else 0; dx = dy where |x| <= 1"},
+      [](auto v) { return v >= 0 ? decltype(v)(1) : decltype(v)(0); },
+      [](auto v, auto) { return std::abs(v) <= 1 ? 1.0 : 0.0; });
+}
+
+Tensor sign_ste(const Tensor& x) {
+  return unary_pointwise(
+      x, {"sign_ste", "y = sign x; dx = dy where |x| <= 1"},
+      [](auto v) { return static_cast<decltype(v)>((v > 0) - (v < 0)); },
+      [](auto v, auto) { return std::abs(v) <= 1 ? 1.0 : 0.0; });
+}
+
+}  // namespace tapegrad

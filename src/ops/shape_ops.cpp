@@ -1,7 +1,12 @@
 // Shape ops. reshape, flatten, squeeze and unsqueeze only relabel the
 // extents: the output shares the input's buffer and backward relabels the
-// gradient back.
+// gradient back. concat, slice, index_select and gather copy: they see each
+// tensor as [outer x extent x inner] around their axis, so that what moves
+// is whole contiguous inner blocks (one memcpy each), never single elements
+// found through strides.
 #include "tapegrad/ops/shape_ops.hpp"
+
+#include <cstring>
 
 #include "core/dispatch.hpp"
 #include "tapegrad/autograd.hpp"
