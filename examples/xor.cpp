@@ -5,6 +5,7 @@
 // Usage: xor [--epochs N] [--quiet]
 // Exits 1 if the network failed to learn (MSE >= 0.01): the test suite runs
 // it as a convergence check.
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -32,9 +33,10 @@ int main(int argc, char** argv) {
   const Tensor y({{0}, {1}, {1}, {0}});
 
   // Xavier-uniform initial weights: a = √(6 / (n_in + n_out)).
-  Tensor w1 = rand({4, 2}, DType::Float32, -1.0, 1.0).requires_grad_();
+  auto xavier_bound = [](double fan_in, double fan_out) { return std::sqrt(6.0 / (fan_in + fan_out)); };
+  Tensor w1 = rand({4, 2}, DType::Float32, -xavier_bound(2, 4), xavier_bound(2, 4)).requires_grad_();
   Tensor b1 = zeros({4}).requires_grad_();
-  Tensor w2 = rand({1, 4}, DType::Float32, -1.0, 1.0).requires_grad_();
+  Tensor w2 = rand({1, 4}, DType::Float32, -xavier_bound(4, 1), xavier_bound(4, 1)).requires_grad_();
   Tensor b2 = zeros({1}).requires_grad_();
   const double learning_rate = 0.5;
 

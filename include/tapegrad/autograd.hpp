@@ -68,7 +68,7 @@ class Node {
 
  private:
   friend class Engine;
-  friend Tensor record_op(OpInfo, Tensor, std::initializer_list<const Tensor*>, BackwardFn);
+  friend Tensor record_op(OpInfo, Tensor, const std::vector<const Tensor*>&, BackwardFn);
 
   OpInfo info_;
   std::uint64_t sequence_;
@@ -105,6 +105,8 @@ bool any_requires_grad(std::initializer_list<const Tensor*> inputs);
 // detached (saved()) so the node does not own its own output.
 Tensor record_op(OpInfo info, Tensor output, std::initializer_list<const Tensor*> inputs,
                  BackwardFn backward);
+// The same for a number of inputs known only at run time (concat, stack).
+Tensor record_op(OpInfo info, Tensor output, const std::vector<const Tensor*>& inputs, BackwardFn backward);
 
 // A tensor to capture in a backward closure: same data, no graph.
 inline Tensor saved(const Tensor& tensor) { return tensor.detach(); }

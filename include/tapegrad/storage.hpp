@@ -16,15 +16,9 @@ class Storage {
   void* data() const { return data_; }
   std::size_t bytes() const { return bytes_; }
 
-  // Bumped by in-place writes (optimizer steps); lets saved tensors detect
-  // that the values backward needs were overwritten.
-  std::uint64_t version() const { return version_; }
-  void bump_version() { ++version_; }
-
  private:
   void* data_;
   std::size_t bytes_;
-  std::uint64_t version_ = 0;
 };
 
 }  // namespace tapegrad

@@ -69,6 +69,14 @@ void InputGrads::add(std::size_t input, Tensor gradient) {
 
 Tensor record_op(OpInfo info, Tensor output, std::initializer_list<const Tensor*> inputs, BackwardFn backward) {
   if (!any_requires_grad(inputs)) return output;
+  return record_op(info, std::move(output), std::vector<const Tensor*>(inputs), std::move(backward));
+}
+
+Tensor record_op(OpInfo info, Tensor output, const std::vector<const Tensor*>& inputs, BackwardFn backward) {
+  if (!grad_enabled()) return output;
+  bool any = false;
+  for (const Tensor* input : inputs) any = any || input->requires_grad();
+  if (!any) return output;
   std::vector<Edge> edges;
   edges.reserve(inputs.size());
   for (const Tensor* input : inputs) {

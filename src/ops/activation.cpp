@@ -93,8 +93,7 @@ Tensor cos(const Tensor& x) {
 
 Tensor sinc(const Tensor& x) {
   return unary_pointwise(
-      x, {"sinc", "y = sin x / x"},
-      [](auto v) { return v == 0 ? decltype(v)(1) : std::sin(v) / v; },
+      x, {"sinc", "y = sin x / x"}, [](auto v) { return v == 0 ? decltype(v)(1) : std::sin(v) / v; },
       [](auto v, auto) {
         // cos x / x - sin x / x² subtracts two terms of size 1/x to get
         // about -x/3: near 0 use the Taylor series -x/3 + x³/30 - x⁵/840 +
@@ -110,7 +109,8 @@ Tensor sinc(const Tensor& x) {
 
 Tensor gaussian(const Tensor& x) {
   return unary_pointwise(
-      x, {"gaussian", "y = e^(-x²)"}, [](auto v) { return std::exp(-v * v); }, [](auto v, auto y) { return -2 * v * y; });
+      x, {"gaussian", "y = e^(-x²)"}, [](auto v) { return std::exp(-v * v); },
+      [](auto v, auto y) { return -2 * v * y; });
 }
 
 Tensor bent_identity(const Tensor& x) {
@@ -185,38 +185,37 @@ Tensor soft_exponential(const Tensor& x, const Tensor& alpha) {
     }
   });
   if (!any_requires_grad({&x, &alpha})) return y;
-  return record_op(
-      {kOp, "y = (e^(αx) - 1)/α + α | x | -ln(1 - α(x + α))/α"}, y, {&x, &alpha},
-      [xs = saved(x), alpha_shape = alpha.shape(), a](const Tensor& g, InputGrads& grads) {
-        const bool want_x = grads.needs(0);
-        const bool want_alpha = grads.needs(1);
-        Tensor gx = want_x ? empty(xs.shape(), xs.dtype()) : Tensor();
-        double g_alpha = 0;
-        detail::dispatch_float(xs.dtype(), kOp, [&](auto tag) {
-          using T = decltype(tag);
-          const T* xv = xs.data<T>();
-          const T* gv = g.data<T>();
-          T* out = want_x ? gx.data<T>() : nullptr;
-          for (std::int64_t i = 0; i < xs.numel(); ++i) {
-            const double t = xv[i];
-            double dx = 1;
-            double da = t * t / 2 + 1;
-            if (a > 0) {
-              const double u = a * t;
-              dx = std::exp(u);
-              da = t * t * softexp_growth_factor(u) + 1;
-            } else if (a < 0) {
-              const double v = -a * (t + a);
-              dx = 1 / (1 + v);
-              da = (t + a) * (t + a) * softexp_log_factor(v) + dx;
-            }
-            if (want_x) out[i] = static_cast<T>(gv[i] * dx);
-            g_alpha += gv[i] * da;
-          }
-        });
-        if (want_x) grads.add(0, std::move(gx));
-        if (want_alpha) grads.add(1, full(alpha_shape, g_alpha, xs.dtype()));
-      });
+  return record_op({kOp, "y = (e^(αx) - 1)/α + α | x | -ln(1 - α(x + α))/α"}, y, {&x, &alpha},
+                   [xs = saved(x), alpha_shape = alpha.shape(), a](const Tensor& g, InputGrads& grads) {
+                     const bool want_x = grads.needs(0);
+                     const bool want_alpha = grads.needs(1);
+                     Tensor gx = want_x ? empty(xs.shape(), xs.dtype()) : Tensor();
+                     double g_alpha = 0;
+                     detail::dispatch_float(xs.dtype(), kOp, [&](auto tag) {
+                       using T = decltype(tag);
+                       const T* xv = xs.data<T>();
+                       const T* gv = g.data<T>();
+                       T* out = want_x ? gx.data<T>() : nullptr;
+                       for (std::int64_t i = 0; i < xs.numel(); ++i) {
+                         const double t = xv[i];
+                         double dx = 1;
+                         double da = t * t / 2 + 1;
+                         if (a > 0) {
+                           const double u = a * t;
+                           dx = std::exp(u);
+                           da = t * t * softexp_growth_factor(u) + 1;
+                         } else if (a < 0) {
+                           const double v = -a * (t + a);
+                           dx = 1 / (1 + v);
+                           da = (t + a) * (t + a) * softexp_log_factor(v) + dx;
+                         }
+                         if (want_x) out[i] = static_cast<T>(gv[i] * dx);
+                         g_alpha += gv[i] * da;
+                       }
+                     });
+                     if (want_x) grads.add(0, std::move(gx));
+                     if (want_alpha) grads.add(1, full(alpha_shape, g_alpha, xs.dtype()));
+                   });
 }
 
 Tensor binary_step(const Tensor& x) {

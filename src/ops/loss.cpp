@@ -1,1 +1,366 @@
-// (being written)
+// Losses, each one fused node: the per-element losses are computed in
+// double, reduced (mean, sum or none), and backward writes each input's
+// gradient in one pass. Fusing is what keeps cross_entropy, BCE and
+// BCE-with-logits finite for extreme inputs; the composed forms would
+// take the log of an underflowed probability.
+#include "tapegrad/ops/loss.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "core/dispatch.hpp"
+#include "tapegrad/autograd.hpp"
+
+namespace tapegrad {
+
+namespace {
+
+using detail::dispatch_float;
+
+// Folds per-element losses into the output: a 0-d sum or mean (summed in
+// double), or the losses themselves for Reduction::None.
+Tensor reduce_losses(const Tensor& losses, Reduction reduction) {
+  if (reduction == Reduction::None) return losses;
+  double total = 0;
+  dispatch_float(losses.dtype(), "loss", [&](auto tag) {
+    const auto* v = losses.data<decltype(tag)>();
+    for (std::int64_t k = 0; k < losses.numel(); ++k) total += v[k];
+  });
+  // Mean of no elements is 0/0 = NaN, as in PyTorch.
+  if (reduction == Reduction::Mean) total /= static_cast<double>(losses.numel());
+  return scalar(total, losses.dtype());
+}
+
+// The share of the output gradient that reaches loss element k: dy[k] for
+// Reduction::None; otherwise the one dy, divided by the count for Mean.
+template <class T>
+class LossGrad {
+ public:
+  LossGrad(const Tensor& grad, Reduction reduction, std::int64_t count)
+      : g_(grad.data<T>()), per_element_(reduction == Reduction::None) {
+    if (!per_element_) shared_ = g_[0] * (reduction == Reduction::Mean ? 1.0 / static_cast<double>(count) : 1.0);
+  }
+  double operator[](std::int64_t k) const { return per_element_ ? static_cast<double>(g_[k]) : shared_; }
+
+ private:
+  const T* g_;
+  bool per_element_;
+  double shared_ = 0;
+};
+
+// Elementwise losses take a target of exactly the input's shape and dtype:
+// broadcasting [N, 1] against [N] would silently build an [N, N] loss.
+void check_elementwise_pair(const char* op, const char* input_name, const Tensor& input, const Tensor& target) {
+  detail::check_same_dtype(op, input, target);
+  detail::check_floating(op, input);
+  if (target.shape() != input.shape()) {
+    throw_invalid(op, "target ", target.shape().str(), " does not match ", input_name, " ", input.shape().str());
+  }
+}
+
+// Class-index targets: int64 [N] for [N, C] scores, 0-d for [C].
+void check_class_targets(const char* op, const char* input_name, const Tensor& input, const Tensor& target) {
+  const std::int64_t classes = input.shape().back();
+  const Shape expected = input.dim() == 2 ? Shape{input.shape(0)} : Shape{};
+  if (target.shape() != expected) {
+    throw_invalid(op, "target ", target.shape().str(), " does not match ", input_name, " ", input.shape().str());
+  }
+  const std::int64_t* t = target.data<std::int64_t>();
+  for (std::int64_t n = 0; n < target.numel(); ++n) {
+    if (t[n] < 0 || t[n] >= classes) {
+      throw_out_of_range(op, "target ", t[n], " of sample ", n, " is out of range for ", classes, " classes");
+    }
+  }
+}
+
+void check_scores(const char* op, const char* input_name, const Tensor& input) {
+  detail::check_floating(op, input);
+  if (input.dim() != 1 && input.dim() != 2) {
+    throw_invalid(op, "expects ", input_name, " [N, C] or [C], got ", input.shape().str());
+  }
+  if (input.shape().back() == 0) throw_invalid(op, input_name, " ", input.shape().str(), " have no classes");
+}
+
+// The per-sample shape of a [N, C] or [C] score tensor.
+Shape sample_shape(const Tensor& scores) { return scores.dim() == 2 ? Shape{scores.shape(0)} : Shape{}; }
+
+// squared error under either name (mse_loss, sse_loss).
+Tensor squared_error(const Tensor& prediction, const Tensor& target, Reduction reduction, OpInfo info) {
+  check_elementwise_pair(info.name, "prediction", prediction, target);
+  Tensor losses = empty(prediction.shape(), prediction.dtype());
+  dispatch_float(prediction.dtype(), info.name, [&](auto tag) {
+    using T = decltype(tag);
+    const T* p = prediction.data<T>();
+    const T* t = target.data<T>();
+    T* out = losses.data<T>();
+    for (std::int64_t k = 0; k < losses.numel(); ++k) {
+      const double d = static_cast<double>(p[k]) - t[k];
+      out[k] = static_cast<T>(d * d);
+    }
+  });
+  Tensor y = reduce_losses(losses, reduction);
+  if (!any_requires_grad({&prediction, &target})) return y;
+  return record_op(
+      info, y, {&prediction, &target},
+      [ps = saved(prediction), ts = saved(target), reduction, name = info.name](const Tensor& g, InputGrads& grads) {
+        // d/dŷ (ŷ - y)² = 2(ŷ - y) = -d/dy.
+        Tensor gp = empty(ps.shape(), ps.dtype());
+        dispatch_float(ps.dtype(), name, [&](auto tag) {
+          using T = decltype(tag);
+          const T* p = ps.data<T>();
+          const T* t = ts.data<T>();
+          T* out = gp.data<T>();
+          const LossGrad<T> w(g, reduction, ps.numel());
+          for (std::int64_t k = 0; k < ps.numel(); ++k) {
+            out[k] = static_cast<T>(2 * (static_cast<double>(p[k]) - t[k]) * w[k]);
+          }
+        });
+        if (grads.needs(1)) {
+          Tensor gt = empty(ps.shape(), ps.dtype());
+          dispatch_float(ps.dtype(), name, [&](auto tag) {
+            using T = decltype(tag);
+            const T* in = gp.data<T>();
+            T* out = gt.data<T>();
+            for (std::int64_t k = 0; k < gt.numel(); ++k) out[k] = -in[k];
+          });
+          grads.add(1, std::move(gt));
+        }
+        if (grads.needs(0)) grads.add(0, std::move(gp));
+      });
+}
+
+}  // namespace
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduction) {
+  constexpr const char* op = "cross_entropy";
+  check_scores(op, "logits", logits);
+  detail::check_defined(op, target);
+  const bool indexed = target.dtype() == DType::Int64;
+  if (indexed) {
+    check_class_targets(op, "logits", logits, target);
+  } else {
+    check_elementwise_pair(op, "logits", logits, target);
+  }
+  const std::int64_t classes = logits.shape().back();
+  const std::int64_t samples = logits.numel() / classes;
+  Tensor losses = empty(sample_shape(logits), logits.dtype());
+  // ln Σ_c e^(z_c) per sample, kept for backward: softmax = e^(z - lse).
+  Tensor lse = empty(Shape{samples}, DType::Float64);
+  dispatch_float(logits.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    const T* z = logits.data<T>();
+    T* out = losses.data<T>();
+    double* lse_v = lse.data<double>();
+    const std::int64_t* classes_of = indexed ? target.data<std::int64_t>() : nullptr;
+    for (std::int64_t n = 0; n < samples; ++n) {
+      const T* row = z + n * classes;
+      // Shifting by the row maximum keeps every e^(z - max) <= 1 and the
+      // sum >= 1: no overflow for logits of 1000, no log of 0.
+      const double top = *std::max_element(row, row + classes);
+      double total = 0;
+      for (std::int64_t c = 0; c < classes; ++c) total += std::exp(row[c] - top);
+      const double log_norm = top + std::log(total);
+      lse_v[n] = log_norm;
+      double loss = 0;
+      if (indexed) {
+        loss = log_norm - row[classes_of[n]];
+      } else {
+        const T* y = target.data<T>() + n * classes;
+        for (std::int64_t c = 0; c < classes; ++c) {
+          // Skipping y = 0 keeps a -inf logit from turning 0·∞ into NaN.
+          if (y[c] != 0) loss += y[c] * (log_norm - row[c]);
+        }
+      }
+      out[n] = static_cast<T>(loss);
+    }
+  });
+  Tensor result = reduce_losses(losses, reduction);
+  if (!any_requires_grad({&logits, &target})) return result;
+  return record_op({op, "loss = -Σ y · log_softmax(z); dz = softmax(z) - y"}, result, {&logits, &target},
+                   [zs = saved(logits), ts = saved(target), lse, indexed, reduction, samples, classes](
+                       const Tensor& g, InputGrads& grads) {
+                     Tensor gz = grads.needs(0) ? empty(zs.shape(), zs.dtype()) : Tensor();
+                     Tensor gt = grads.needs(1) ? empty(zs.shape(), zs.dtype()) : Tensor();
+                     dispatch_float(zs.dtype(), op, [&](auto tag) {
+                       using T = decltype(tag);
+                       const T* z = zs.data<T>();
+                       const double* lse_v = lse.data<double>();
+                       const LossGrad<T> w(g, reduction, samples);
+                       for (std::int64_t n = 0; n < samples; ++n) {
+                         const T* row = z + n * classes;
+                         const double wn = w[n];
+                         if (gz.defined()) {
+                           T* out = gz.data<T>() + n * classes;
+                           if (indexed) {
+                             for (std::int64_t c = 0; c < classes; ++c)
+                               out[c] = static_cast<T>(wn * std::exp(row[c] - lse_v[n]));
+                             const std::int64_t t = ts.data<std::int64_t>()[n];
+                             out[t] = static_cast<T>(out[t] - wn);
+                           } else {
+                             // d/dz_c Σ_k y_k (lse - z_k) = (Σ_k y_k) p_c - y_c: softmax - y
+                             // for proper distributions, and still exact when rows do not sum to 1.
+                             const T* y = ts.data<T>() + n * classes;
+                             double mass = 0;
+                             for (std::int64_t c = 0; c < classes; ++c) mass += y[c];
+                             for (std::int64_t c = 0; c < classes; ++c) {
+                               out[c] = static_cast<T>(wn * (mass * std::exp(row[c] - lse_v[n]) - y[c]));
+                             }
+                           }
+                         }
+                         if (gt.defined()) {
+                           // Soft targets: d loss / d y_c = lse - z_c = -log_softmax(z)_c.
+                           T* out = gt.data<T>() + n * classes;
+                           for (std::int64_t c = 0; c < classes; ++c) out[c] = static_cast<T>(wn * (lse_v[n] - row[c]));
+                         }
+                       }
+                     });
+                     if (gz.defined()) grads.add(0, std::move(gz));
+                     if (gt.defined()) grads.add(1, std::move(gt));
+                   });
+}
+
+Tensor nll_loss(const Tensor& log_probs, const Tensor& target, Reduction reduction) {
+  constexpr const char* op = "nll_loss";
+  check_scores(op, "log_probs", log_probs);
+  detail::check_defined(op, target);
+  if (target.dtype() != DType::Int64) {
+    throw_invalid(op, "expects int64 class indices, got ", dtype_name(target.dtype()), " ", target.shape().str());
+  }
+  check_class_targets(op, "log_probs", log_probs, target);
+  const std::int64_t classes = log_probs.shape().back();
+  const std::int64_t samples = log_probs.numel() / classes;
+  Tensor losses = empty(sample_shape(log_probs), log_probs.dtype());
+  dispatch_float(log_probs.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    const T* lp = log_probs.data<T>();
+    const std::int64_t* t = target.data<std::int64_t>();
+    T* out = losses.data<T>();
+    for (std::int64_t n = 0; n < samples; ++n) out[n] = -lp[n * classes + t[n]];
+  });
+  Tensor result = reduce_losses(losses, reduction);
+  if (!any_requires_grad({&log_probs})) return result;
+  return record_op(
+      {op, "loss = -logp[t]"}, result, {&log_probs, &target},
+      [shape = log_probs.shape(), ts = saved(target), reduction, samples, classes](const Tensor& g, InputGrads& grads) {
+        Tensor gx = zeros(shape, g.dtype());
+        dispatch_float(g.dtype(), op, [&](auto tag) {
+          using T = decltype(tag);
+          const std::int64_t* t = ts.data<std::int64_t>();
+          T* out = gx.data<T>();
+          const LossGrad<T> w(g, reduction, samples);
+          for (std::int64_t n = 0; n < samples; ++n) out[n * classes + t[n]] = static_cast<T>(-w[n]);
+        });
+        grads.add(0, std::move(gx));
+      });
+}
+
+Tensor mse_loss(const Tensor& prediction, const Tensor& target, Reduction reduction) {
+  return squared_error(prediction, target, reduction, {"mse_loss", "loss = mean((ŷ - y)²)"});
+}
+
+Tensor sse_loss(const Tensor& prediction, const Tensor& target) {
+  return squared_error(prediction, target, Reduction::Sum, {"sse_loss", "loss = Σ (ŷ - y)²"});
+}
+
+Tensor binary_cross_entropy(const Tensor& probs, const Tensor& target, Reduction reduction) {
+  constexpr const char* op = "binary_cross_entropy";
+  check_elementwise_pair(op, "probs", probs, target);
+  // ln p and ln(1 - p), each clamped at -100 as PyTorch does: p = 0 or 1
+  // then costs at most 100 instead of ∞. log1p keeps ln(1 - p) exact for tiny p.
+  auto clamped_logs = [](double p) {
+    return std::pair{std::max(std::log(p), -100.0), std::max(std::log1p(-p), -100.0)};
+  };
+  Tensor losses = empty(probs.shape(), probs.dtype());
+  dispatch_float(probs.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    const T* p = probs.data<T>();
+    const T* y = target.data<T>();
+    T* out = losses.data<T>();
+    for (std::int64_t k = 0; k < losses.numel(); ++k) {
+      if (!(p[k] >= 0 && p[k] <= 1)) {
+        throw_invalid(op, "probabilities must lie in [0, 1], got ", p[k], " at index ", k, " of ", probs.shape().str());
+      }
+      const auto [log_p, log_q] = clamped_logs(p[k]);
+      out[k] = static_cast<T>(-(y[k] * log_p + (1 - static_cast<double>(y[k])) * log_q));
+    }
+  });
+  Tensor result = reduce_losses(losses, reduction);
+  if (!any_requires_grad({&probs, &target})) return result;
+  return record_op(
+      {op, "loss = -(y ln p + (1 - y) ln(1 - p)), logs clamped at -100"}, result, {&probs, &target},
+      [ps = saved(probs), ys = saved(target), reduction, clamped_logs](const Tensor& g, InputGrads& grads) {
+        Tensor gp = grads.needs(0) ? empty(ps.shape(), ps.dtype()) : Tensor();
+        Tensor gy = grads.needs(1) ? empty(ps.shape(), ps.dtype()) : Tensor();
+        dispatch_float(ps.dtype(), op, [&](auto tag) {
+          using T = decltype(tag);
+          const T* p = ps.data<T>();
+          const T* y = ys.data<T>();
+          T* gpv = gp.defined() ? gp.data<T>() : nullptr;
+          T* gyv = gy.defined() ? gy.data<T>() : nullptr;
+          const LossGrad<T> w(g, reduction, ps.numel());
+          for (std::int64_t k = 0; k < ps.numel(); ++k) {
+            const double pk = p[k], yk = y[k];
+            const auto [log_p, log_q] = clamped_logs(pk);
+            if (gpv) {
+              // The derivative of the clamped loss: a clamped log is flat,
+              // so its 1/p (or 1/(1 - p)) term drops out exactly where it
+              // would be infinite, and the gradient stays finite at 0 and 1.
+              const double d_log_p = log_p > -100 ? -yk / pk : 0.0;
+              const double d_log_q = log_q > -100 ? (1 - yk) / (1 - pk) : 0.0;
+              gpv[k] = static_cast<T>(w[k] * (d_log_p + d_log_q));
+            }
+            if (gyv) gyv[k] = static_cast<T>(w[k] * (log_q - log_p));
+          }
+        });
+        if (gp.defined()) grads.add(0, std::move(gp));
+        if (gy.defined()) grads.add(1, std::move(gy));
+      });
+}
+
+Tensor bce_with_logits(const Tensor& logits, const Tensor& target, Reduction reduction) {
+  constexpr const char* op = "bce_with_logits";
+  check_elementwise_pair(op, "logits", logits, target);
+  Tensor losses = empty(logits.shape(), logits.dtype());
+  dispatch_float(logits.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    const T* z = logits.data<T>();
+    const T* y = target.data<T>();
+    T* out = losses.data<T>();
+    for (std::int64_t k = 0; k < losses.numel(); ++k) {
+      // -(y ln σ(z) + (1 - y) ln(1 - σ(z))) rewritten so the only exponent,
+      // -|z|, is never positive: no overflow, and no ln of an underflowed σ.
+      const double zk = z[k];
+      out[k] = static_cast<T>(std::max(zk, 0.0) - zk * y[k] + std::log1p(std::exp(-std::abs(zk))));
+    }
+  });
+  Tensor result = reduce_losses(losses, reduction);
+  if (!any_requires_grad({&logits, &target})) return result;
+  return record_op({op, "loss = max(z, 0) - z·y + ln(1 + e^-|z|); dz = σ(z) - y"}, result, {&logits, &target},
+                   [zs = saved(logits), ys = saved(target), reduction](const Tensor& g, InputGrads& grads) {
+                     Tensor gz = grads.needs(0) ? empty(zs.shape(), zs.dtype()) : Tensor();
+                     Tensor gy = grads.needs(1) ? empty(zs.shape(), zs.dtype()) : Tensor();
+                     dispatch_float(zs.dtype(), op, [&](auto tag) {
+                       using T = decltype(tag);
+                       const T* z = zs.data<T>();
+                       const T* y = ys.data<T>();
+                       T* gzv = gz.defined() ? gz.data<T>() : nullptr;
+                       T* gyv = gy.defined() ? gy.data<T>() : nullptr;
+                       const LossGrad<T> w(g, reduction, zs.numel());
+                       for (std::int64_t k = 0; k < zs.numel(); ++k) {
+                         const double zk = z[k];
+                         if (gzv) {
+                           // σ(z) evaluated on the side where e^(-|z|) cannot overflow.
+                           const double e = std::exp(-std::abs(zk));
+                           const double sigma = zk >= 0 ? 1 / (1 + e) : e / (1 + e);
+                           gzv[k] = static_cast<T>(w[k] * (sigma - y[k]));
+                         }
+                         if (gyv) gyv[k] = static_cast<T>(-w[k] * zk);
+                       }
+                     });
+                     if (gz.defined()) grads.add(0, std::move(gz));
+                     if (gy.defined()) grads.add(1, std::move(gy));
+                   });
+}
+
+}  // namespace tapegrad

@@ -30,10 +30,15 @@ ReducePlan plan_reduction(const Tensor& x, const Axes& axes, bool keepdim, const
   detail::check_floating(op, x);
   const Shape& in = x.shape();
   std::vector<bool> reduced(in.rank(), axes.empty());
+  std::vector<std::int64_t> spelled(in.rank());  // as the caller wrote each axis, for the message
   for (std::int64_t axis : axes) {
     const std::size_t a = normalize_axis(axis, in.rank(), op);
-    if (reduced[a]) throw_invalid(op, "axis ", axis, " is listed twice for a tensor ", in.str());
+    if (reduced[a]) {
+      if (spelled[a] == axis) throw_invalid(op, "axis ", axis, " is listed twice for a tensor ", in.str());
+      throw_invalid(op, "axes ", spelled[a], " and ", axis, " both name axis ", a, " of a tensor ", in.str());
+    }
     reduced[a] = true;
+    spelled[a] = axis;
   }
   ReducePlan plan;
   for (std::size_t a = 0; a < in.rank(); ++a) {
@@ -96,7 +101,12 @@ Tensor scaled_sum(const Tensor& x, const ReducePlan& plan, double scale, OpInfo 
 // gradient evenly: max(x, x) then has gradient 1/2 per copy, as the
 // derivative of the symmetric function would suggest.
 Tensor extremum(const Tensor& x, const ReducePlan& plan, bool is_max, OpInfo info) {
-  if (x.numel() == 0) throw_invalid(info.name, "cannot reduce an empty tensor ", x.shape().str());
+  // Only an empty reduction has no extremum: max over axis 1 of a [0x3]
+  // tensor is simply an empty [0] result, as for sum.
+  if (plan.count == 0) {
+    if (plan.kept.numel() == 1) throw_invalid(info.name, "cannot reduce an empty tensor ", x.shape().str());
+    throw_invalid(info.name, "cannot reduce over an empty axis of ", x.shape().str());
+  }
   Tensor y = full(plan.kept, is_max ? -INFINITY : INFINITY, x.dtype());
   dispatch_float(x.dtype(), info.name, [&](auto tag) {
     using T = decltype(tag);
@@ -160,14 +170,17 @@ Tensor min(const Tensor& x, const Axes& axes, bool keepdim) {
   return extremum(x, plan_reduction(x, axes, keepdim, "min"), false, {"min", "y = min x"});
 }
 
-Tensor var(const Tensor& x, bool unbiased) { return var(x, {}, unbiased, false); }
+Tensor var(const Tensor& x) { return var(x, Axes{}, true, false); }
 
 Tensor var(const Tensor& x, const Axes& axes, bool unbiased, bool keepdim) {
   const ReducePlan plan = plan_reduction(x, axes, keepdim, "var");
   const std::int64_t divisor = plan.count - (unbiased ? 1 : 0);
   if (divisor <= 0) {
-    throw_invalid("var", "needs more than ", unbiased ? 1 : 0, " elements per reduction, got ", plan.count, " in ",
-                  x.shape().str());
+    if (unbiased) {
+      throw_invalid("var", "the unbiased estimate needs at least 2 elements per reduction, got ", plan.count, " in ",
+                    x.shape().str());
+    }
+    throw_invalid("var", "needs at least 1 element per reduction, got ", plan.count, " in ", x.shape().str());
   }
   // Composed from primitives: its gradient, 2(x - mean)/divisor, comes free.
   const Tensor centered = x - mean(x, axes, true);
@@ -199,7 +212,10 @@ Tensor argmax(const Tensor& x, std::int64_t axis, bool keepdim) {
         const T* base = xv + o * n * inner + i;
         std::int64_t best = 0;
         for (std::int64_t j = 1; j < n; ++j) {
-          if (base[j * inner] > base[best * inner]) best = j;  // first index wins ties
+          // First index wins ties; a NaN wins over numbers, as it does in max().
+          const T candidate = base[j * inner];
+          const T incumbent = base[best * inner];
+          if (candidate > incumbent || (std::isnan(candidate) && !std::isnan(incumbent))) best = j;
         }
         ov[o * inner + i] = best;
       }
@@ -210,6 +226,7 @@ Tensor argmax(const Tensor& x, std::int64_t axis, bool keepdim) {
 
 Tensor argmax(const Tensor& x) {
   detail::check_floating("argmax", x);
+  if (x.numel() == 0) throw_invalid("argmax", "cannot reduce an empty tensor ", x.shape().str());
   return argmax(reshape(x.detach(), {-1}), 0, false);
 }
 

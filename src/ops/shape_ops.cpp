@@ -1,9 +1,10 @@
 // Shape ops. reshape, flatten, squeeze and unsqueeze only relabel the
 // extents: the output shares the input's buffer and backward relabels the
 // gradient back. concat, slice, index_select and gather copy: they see each
-// tensor as [outer x extent x inner] around their axis, so that what moves
-// is whole contiguous inner blocks (one memcpy each), never single elements
-// found through strides.
+// tensor as [outer x extent x inner] around their axis, so that concat,
+// slice and index_select move whole contiguous inner blocks (one memcpy
+// each) instead of single elements found through n-d strides; gather, which
+// picks per element, still walks the inner run contiguously.
 #include "tapegrad/ops/shape_ops.hpp"
 
 #include <cstring>
@@ -28,6 +29,82 @@ Tensor relabel_op(const Tensor& x, const Shape& shape, OpInfo info) {
   return record_op(info, relabel(x, shape), {&x}, [in_shape = x.shape()](const Tensor& g, InputGrads& grads) {
     grads.add(0, relabel(g, in_shape));
   });
+}
+
+// A shape seen as [outer x extent x inner] around one axis.
+struct AxisSplit {
+  std::int64_t outer = 1;
+  std::int64_t extent = 1;
+  std::int64_t inner = 1;
+};
+
+AxisSplit split_at(const Shape& shape, std::size_t axis) {
+  AxisSplit s;
+  for (std::size_t a = 0; a < axis; ++a) s.outer *= shape[a];
+  s.extent = shape[axis];
+  for (std::size_t a = axis + 1; a < shape.rank(); ++a) s.inner *= shape[a];
+  return s;
+}
+
+// Copies `count` blocks of `block` elements; block b starts at
+// src + b * src_step and lands at dst + b * dst_step.
+template <class T>
+void copy_blocks(const T* src, std::int64_t src_step, T* dst, std::int64_t dst_step, std::int64_t count,
+                 std::int64_t block) {
+  if (count == 0 || block == 0) return;
+  if (src_step == block && dst_step == block) {  // back-to-back blocks: one copy
+    std::memcpy(dst, src, sizeof(T) * static_cast<std::size_t>(count * block));
+  } else if (block == 1) {
+    for (std::int64_t b = 0; b < count; ++b) dst[b * dst_step] = src[b * src_step];
+  } else {
+    for (std::int64_t b = 0; b < count; ++b) {
+      std::memcpy(dst + b * dst_step, src + b * src_step, sizeof(T) * static_cast<std::size_t>(block));
+    }
+  }
+}
+
+// Entries [start, start + length) of src along `axis`, as a new tensor
+// (concat's backward hands each input its part of dy this way).
+Tensor extract_range(const Tensor& src, std::size_t axis, std::int64_t start, std::int64_t length) {
+  const AxisSplit s = split_at(src.shape(), axis);
+  Shape out_shape = src.shape();
+  out_shape[axis] = length;
+  Tensor out = empty(out_shape, src.dtype());
+  detail::dispatch_any(src.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    copy_blocks(src.data<T>() + start * s.inner, s.extent * s.inner, out.data<T>(), length * s.inner, s.outer,
+                length * s.inner);
+  });
+  return out;
+}
+
+// "[2x?x4]": the shape with the free axis marked, for concat's messages.
+std::string with_free_axis(const Shape& shape, std::size_t axis) {
+  std::string out = "[";
+  for (std::size_t a = 0; a < shape.rank(); ++a) {
+    if (a) out += "x";
+    out += a == axis ? "?" : std::to_string(shape[a]);
+  }
+  return out + "]";
+}
+
+// "[1,0]": a flat position in `shape` as a multi-index, for gather's messages.
+std::string index_string(std::int64_t flat, const Shape& shape) {
+  std::vector<std::int64_t> index(shape.rank());
+  for (std::size_t a = shape.rank(); a-- > 0;) {
+    index[a] = flat % shape[a];
+    flat /= shape[a];
+  }
+  std::string out = "[";
+  for (std::size_t i = 0; i < index.size(); ++i) out += (i ? "," : "") + std::to_string(index[i]);
+  return out + "]";
+}
+
+void check_indices_dtype(const char* op, const char* what, const Tensor& indices) {
+  detail::check_defined(op, indices);
+  if (indices.dtype() != DType::Int64) {
+    throw_invalid(op, what, " must be int64, got ", dtype_name(indices.dtype()), " ", indices.shape().str());
+  }
 }
 
 }  // namespace
@@ -107,11 +184,236 @@ Tensor squeeze(const Tensor& x) {
 
 Tensor unsqueeze(const Tensor& x, std::int64_t axis) {
   detail::check_defined("unsqueeze", x);
-  // Valid positions run from 0 to rank inclusive; -1 appends.
-  const std::size_t a = normalize_axis(axis, x.dim() + 1, "unsqueeze");
+  // Valid positions run from 0 to rank inclusive; -1 appends. Checked here
+  // rather than by normalize_axis, whose message would name rank + 1.
+  const auto rank = static_cast<std::int64_t>(x.dim());
+  if (axis < -(rank + 1) || axis > rank) {
+    throw_out_of_range("unsqueeze", "axis ", axis, " is out of range for a tensor of rank ", rank, " (valid: ",
+                       -(rank + 1), " to ", rank, ")");
+  }
   Shape target = x.shape();
-  target.insert(a, 1);
+  target.insert(static_cast<std::size_t>(axis < 0 ? axis + rank + 1 : axis), 1);
   return relabel_op(x, target, {"unsqueeze", "y = x with a new axis of extent 1"});
+}
+
+Tensor concat(const std::vector<Tensor>& tensors, std::int64_t axis) {
+  if (tensors.empty()) throw_invalid("concat", "needs at least one tensor");
+  for (const Tensor& t : tensors) detail::check_defined("concat", t);
+  const Tensor& first = tensors[0];
+  const std::size_t a = normalize_axis(axis, first.dim(), "concat");
+  std::int64_t total = 0;
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const Shape& s = tensors[i].shape();
+    if (tensors[i].dtype() != first.dtype()) {
+      throw_invalid("concat", "tensor ", i, " is ", dtype_name(tensors[i].dtype()), ", expected ",
+                    dtype_name(first.dtype()), " like tensor 0");
+    }
+    bool fits = s.rank() == first.dim();
+    for (std::size_t d = 0; fits && d < s.rank(); ++d) fits = d == a || s[d] == first.shape()[d];
+    if (!fits) {
+      throw_invalid("concat", "tensor ", i, " has shape ", s.str(), ", expected ", with_free_axis(first.shape(), a),
+                    " matching ", first.shape().str(), " except on axis ", axis);
+    }
+    total += s[a];
+  }
+  Shape out_shape = first.shape();
+  out_shape[a] = total;
+  Tensor y = empty(out_shape, first.dtype());
+  const AxisSplit out_split = split_at(out_shape, a);
+  std::vector<std::int64_t> offsets(tensors.size());
+  detail::dispatch_any(first.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    std::int64_t offset = 0;
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+      const std::int64_t block = tensors[i].shape()[a] * out_split.inner;
+      copy_blocks(tensors[i].data<T>(), block, y.data<T>() + offset * out_split.inner, total * out_split.inner,
+                  out_split.outer, block);
+      offsets[i] = offset;
+      offset += tensors[i].shape()[a];
+    }
+  });
+
+  std::vector<const Tensor*> inputs;
+  std::vector<std::int64_t> lengths;
+  for (const Tensor& t : tensors) {
+    inputs.push_back(&t);
+    lengths.push_back(t.shape()[a]);
+  }
+  return record_op({"concat", "y = [x_0, x_1, ...] along an axis; dx_i = dy[offset_i : offset_i + n_i]"}, y, inputs,
+                   [a, offsets, lengths](const Tensor& g, InputGrads& grads) {
+                     for (std::size_t i = 0; i < offsets.size(); ++i) {
+                       if (grads.needs(i)) grads.add(i, extract_range(g, a, offsets[i], lengths[i]));
+                     }
+                   });
+}
+
+Tensor stack(const std::vector<Tensor>& tensors, std::int64_t axis) {
+  if (tensors.empty()) throw_invalid("stack", "needs at least one tensor");
+  for (const Tensor& t : tensors) detail::check_defined("stack", t);
+  const Tensor& first = tensors[0];
+  for (std::size_t i = 1; i < tensors.size(); ++i) {
+    if (tensors[i].dtype() != first.dtype()) {
+      throw_invalid("stack", "tensor ", i, " is ", dtype_name(tensors[i].dtype()), ", expected ",
+                    dtype_name(first.dtype()), " like tensor 0");
+    }
+    if (tensors[i].shape() != first.shape()) {
+      throw_invalid("stack", "tensor ", i, " has shape ", tensors[i].shape().str(), ", expected ",
+                    first.shape().str(), " like tensor 0");
+    }
+  }
+  const auto rank = static_cast<std::int64_t>(first.dim());
+  if (axis < -(rank + 1) || axis > rank) {
+    throw_out_of_range("stack", "axis ", axis, " is out of range for stacking tensors of rank ", rank, " (valid: ",
+                       -(rank + 1), " to ", rank, ")");
+  }
+  std::vector<Tensor> expanded;
+  expanded.reserve(tensors.size());
+  for (const Tensor& t : tensors) expanded.push_back(unsqueeze(t, axis));
+  return concat(expanded, axis);
+}
+
+Tensor slice(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64_t end, std::int64_t step) {
+  detail::check_defined("slice", x);
+  const std::size_t a = normalize_axis(axis, x.dim(), "slice");
+  if (step <= 0) throw_invalid("slice", "step must be >= 1, got ", step);
+  const AxisSplit s = split_at(x.shape(), a);
+  // Python's clipping: negative bounds count from the end, then both are
+  // clamped to [0, extent], so out-of-range bounds give a shorter (or
+  // empty) slice rather than an error.
+  auto clip = [n = s.extent](std::int64_t bound) {
+    if (bound < 0) bound += n;
+    return bound < 0 ? std::int64_t{0} : (bound > n ? n : bound);
+  };
+  const std::int64_t first = clip(start);
+  const std::int64_t last = clip(end);
+  const std::int64_t length = last > first ? (last - first + step - 1) / step : 0;
+  Shape out_shape = x.shape();
+  out_shape[a] = length;
+  Tensor y = empty(out_shape, x.dtype());
+  detail::dispatch_any(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    for (std::int64_t o = 0; o < s.outer; ++o) {
+      copy_blocks(x.data<T>() + (o * s.extent + first) * s.inner, step * s.inner, y.data<T>() + o * length * s.inner,
+                  s.inner, length, s.inner);
+    }
+  });
+  return record_op({"slice", "y = x[start:end:step] along an axis; dx = dy placed back, 0 elsewhere"}, y, {&x},
+                   [in_shape = x.shape(), s, first, length, step](const Tensor& g, InputGrads& grads) {
+                     // The picked rows are distinct, so placing dy needs no accumulation.
+                     Tensor gx = zeros(in_shape, g.dtype());
+                     detail::dispatch_any(g.dtype(), [&](auto tag) {
+                       using T = decltype(tag);
+                       for (std::int64_t o = 0; o < s.outer; ++o) {
+                         copy_blocks(g.data<T>() + o * length * s.inner, s.inner,
+                                     gx.data<T>() + (o * s.extent + first) * s.inner, step * s.inner, length, s.inner);
+                       }
+                     });
+                     grads.add(0, std::move(gx));
+                   });
+}
+
+Tensor index_select(const Tensor& x, std::int64_t axis, const Tensor& indices) {
+  detail::check_defined("index_select", x);
+  check_indices_dtype("index_select", "indices", indices);
+  if (indices.dim() != 1) throw_invalid("index_select", "indices must be 1-D, got shape ", indices.shape().str());
+  const std::size_t a = normalize_axis(axis, x.dim(), "index_select");
+  const AxisSplit s = split_at(x.shape(), a);
+  const std::int64_t* idx = indices.data<std::int64_t>();
+  const std::int64_t count = indices.numel();
+  // Checked once here, so the loops below (and backward) trust every index.
+  for (std::int64_t j = 0; j < count; ++j) {
+    if (idx[j] < 0 || idx[j] >= s.extent) {
+      throw_out_of_range("index_select", "indices[", j, "] = ", idx[j], " is out of range for axis ", axis, " of ",
+                         x.shape().str(), " (extent ", s.extent, ")");
+    }
+  }
+  Shape out_shape = x.shape();
+  out_shape[a] = count;
+  Tensor y = empty(out_shape, x.dtype());
+  detail::dispatch_any(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* xv = x.data<T>();
+    T* yv = y.data<T>();
+    for (std::int64_t o = 0; o < s.outer; ++o) {
+      for (std::int64_t j = 0; j < count; ++j) {
+        copy_blocks(xv + (o * s.extent + idx[j]) * s.inner, s.inner, yv + (o * count + j) * s.inner, s.inner, 1,
+                    s.inner);
+      }
+    }
+  });
+  return record_op({"index_select", "y = x[..., idx, ...]; dx[..., idx[j], ...] += dy[..., j, ...]"}, y, {&x},
+                   [in_shape = x.shape(), s, idx_saved = saved(indices)](const Tensor& g, InputGrads& grads) {
+                     Tensor gx = zeros(in_shape, g.dtype());
+                     detail::dispatch_float(g.dtype(), "index_select", [&](auto tag) {
+                       using T = decltype(tag);
+                       const std::int64_t* ids = idx_saved.data<std::int64_t>();
+                       const std::int64_t n = idx_saved.numel();
+                       const T* gv = g.data<T>();
+                       T* out = gx.data<T>();
+                       // Repeated indices pick the same row twice: their gradients add up.
+                       for (std::int64_t o = 0; o < s.outer; ++o) {
+                         for (std::int64_t j = 0; j < n; ++j) {
+                           const T* from = gv + (o * n + j) * s.inner;
+                           T* to = out + (o * s.extent + ids[j]) * s.inner;
+                           for (std::int64_t i = 0; i < s.inner; ++i) to[i] += from[i];
+                         }
+                       }
+                     });
+                     grads.add(0, std::move(gx));
+                   });
+}
+
+Tensor gather(const Tensor& x, std::int64_t axis, const Tensor& indices) {
+  detail::check_defined("gather", x);
+  check_indices_dtype("gather", "index", indices);
+  const std::size_t a = normalize_axis(axis, x.dim(), "gather");
+  const Shape& is = indices.shape();
+  bool fits = is.rank() == x.dim();
+  for (std::size_t d = 0; fits && d < is.rank(); ++d) fits = d == a || is[d] == x.shape()[d];
+  if (!fits) {
+    throw_invalid("gather", "index has shape ", is.str(), ", expected ", with_free_axis(x.shape(), a),
+                  " matching x ", x.shape().str(), " except on axis ", axis);
+  }
+  const AxisSplit s = split_at(x.shape(), a);
+  const std::int64_t picks = is[a];  // entries taken along the axis per (outer, inner) pair
+  const std::int64_t* idx = indices.data<std::int64_t>();
+  for (std::int64_t k = 0; k < indices.numel(); ++k) {
+    if (idx[k] < 0 || idx[k] >= s.extent) {
+      throw_out_of_range("gather", "index", index_string(k, is), " = ", idx[k], " is out of range for axis ", axis,
+                         " of ", x.shape().str(), " (extent ", s.extent, ")");
+    }
+  }
+  Tensor y = empty(is, x.dtype());
+  detail::dispatch_any(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* xv = x.data<T>();
+    T* yv = y.data<T>();
+    for (std::int64_t o = 0; o < s.outer; ++o) {
+      for (std::int64_t j = 0; j < picks; ++j) {
+        const std::int64_t row = (o * picks + j) * s.inner;
+        for (std::int64_t i = 0; i < s.inner; ++i) yv[row + i] = xv[(o * s.extent + idx[row + i]) * s.inner + i];
+      }
+    }
+  });
+  return record_op({"gather", "y[.., j, ..] = x[.., index[.., j, ..], ..]; dx scatter-adds dy"}, y, {&x},
+                   [in_shape = x.shape(), s, picks, idx_saved = saved(indices)](const Tensor& g, InputGrads& grads) {
+                     Tensor gx = zeros(in_shape, g.dtype());
+                     detail::dispatch_float(g.dtype(), "gather", [&](auto tag) {
+                       using T = decltype(tag);
+                       const std::int64_t* ids = idx_saved.data<std::int64_t>();
+                       const T* gv = g.data<T>();
+                       T* out = gx.data<T>();
+                       for (std::int64_t o = 0; o < s.outer; ++o) {
+                         for (std::int64_t j = 0; j < picks; ++j) {
+                           const std::int64_t row = (o * picks + j) * s.inner;
+                           for (std::int64_t i = 0; i < s.inner; ++i) {
+                             out[(o * s.extent + ids[row + i]) * s.inner + i] += gv[row + i];
+                           }
+                         }
+                       }
+                     });
+                     grads.add(0, std::move(gx));
+                   });
 }
 
 }  // namespace tapegrad

@@ -26,9 +26,10 @@ Tensor max(const Tensor& x, const Axes& axes, bool keepdim = false);
 Tensor min(const Tensor& x);
 /// min over `axes` (ties split evenly, as max).
 Tensor min(const Tensor& x, const Axes& axes, bool keepdim = false);
-/// Variance over all elements: Σ (x - mean)² / (n - 1) if unbiased, else / n.
-Tensor var(const Tensor& x, bool unbiased = true);
-/// Variance over `axes` (composed from mean, sub, mul and sum).
+/// Unbiased variance over all elements: Σ (x - mean)² / (n - 1).
+Tensor var(const Tensor& x);
+/// Variance over `axes` (all axes when empty): Σ (x - mean)² / (n - 1) if
+/// unbiased, else / n. Composed from mean, sub, mul and sum.
 Tensor var(const Tensor& x, const Axes& axes, bool unbiased = true, bool keepdim = false);
 /// Index of the largest element along `axis` (first on ties); int64, no gradient.
 Tensor argmax(const Tensor& x, std::int64_t axis, bool keepdim = false);
