@@ -13,3 +13,4 @@
 #include "tapegrad/random.hpp"
 #include "tapegrad/shape.hpp"
 #include "tapegrad/tensor.hpp"
+#include "tapegrad/nn/module.hpp"
