@@ -42,7 +42,7 @@ TEST_CASE("a handle to .grad is not changed behind the user's back", "[autograd]
   CHECK(x.grad().item() == 4);
 }
 
-TEST_CASE("retain_graph allows a second backward; without it the graph is freed", "[autograd][errors]") {
+TEST_CASE("retain_graph allows a second backward, without it the graph is freed", "[autograd][errors]") {
   Tensor x = leaf({1, 2});
   Tensor y = sum(exp(x));
   y.backward(/*retain_graph=*/true);

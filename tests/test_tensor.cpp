@@ -62,7 +62,7 @@ TEST_CASE("element access checks bounds and dtype", "[tensor][errors]") {
   CHECK(a.shape(-1) == 4);
 }
 
-TEST_CASE("to() converts dtypes; clone copies", "[tensor]") {
+TEST_CASE("to() converts dtypes and clone copies", "[tensor]") {
   Tensor a({1.5, -2.25});
   Tensor b = a.to(DType::Float64);
   CHECK(b.dtype() == DType::Float64);
