@@ -1,0 +1,35 @@
+// tapegrad_bench [workload ...]: runs the named workloads (all by default)
+// and prints one line per result: "<workload> seconds=<median> key=value ...".
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <string>
+
+#include <tapegrad/tapegrad.hpp>
+
+#include "workloads.hpp"
+
+int main(int argc, char** argv) {
+  using namespace tapegrad::bench;
+  const std::map<std::string, std::function<void()>> workloads = {
+      {"tape", bench_tape_overhead},
+      {"matmul", bench_matmul},
+  };
+  tapegrad::manual_seed(0);
+  if (argc == 1) {
+    for (const auto& [name, run] : workloads) run();
+    return 0;
+  }
+  for (int i = 1; i < argc; ++i) {
+    auto it = workloads.find(argv[i]);
+    if (it == workloads.end()) {
+      std::fprintf(stderr, "unknown workload '%s'; known:", argv[i]);
+      for (const auto& [name, run] : workloads) std::fprintf(stderr, " %s", name.c_str());
+      std::fprintf(stderr, "\n");
+      return 2;
+    }
+    it->second();
+  }
+  return 0;
+}
