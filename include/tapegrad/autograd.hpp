@@ -8,8 +8,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
+#include "tapegrad/detail/pool.hpp"
 #include "tapegrad/tensor.hpp"
 
 namespace tapegrad {
@@ -48,10 +50,13 @@ class InputGrads {
 
 using BackwardFn = std::function<void(const Tensor& grad_output, InputGrads& grads)>;
 
+// A recorded op. The backward computation lives in a subclass (one per
+// closure type, see detail::ClosureNode), stored inline in the node, so
+// recording costs one allocation.
 class Node {
  public:
-  Node(OpInfo info, std::vector<Edge> inputs, BackwardFn backward);
-  ~Node();  // iterative: a 100,000-node chain must not overflow the stack
+  Node(OpInfo info, std::vector<Edge> inputs);
+  virtual ~Node();  // iterative: a 100,000-node chain must not overflow the stack
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
@@ -61,24 +66,53 @@ class Node {
   // Creation order; a node's inputs always have smaller numbers.
   std::uint64_t sequence() const { return sequence_; }
   const std::vector<Edge>& inputs() const { return inputs_; }
-  bool released() const { return !backward_; }
+  // True once backward has run without retain_graph: saved tensors are gone.
+  bool released() const { return released_; }
   const Shape& output_shape() const { return output_shape_; }
   DType output_dtype() const { return output_dtype_; }
   std::shared_ptr<TensorImpl> output() const { return output_.lock(); }
 
+ protected:
+  // Computes input gradients from the output gradient.
+  virtual void apply(const Tensor& grad_output, InputGrads& grads) = 0;
+  // Drops the saved tensors.
+  virtual void release_saved() = 0;
+
  private:
   friend class Engine;
-  friend Tensor record_op(OpInfo, Tensor, const std::vector<const Tensor*>&, BackwardFn);
+  friend void detail_attach(Tensor& output, std::shared_ptr<Node> node);
 
   OpInfo info_;
   std::uint64_t sequence_;
   std::vector<Edge> inputs_;
-  BackwardFn backward_;
+  bool released_ = false;
   Shape output_shape_;
   DType output_dtype_ = kDefaultDType;
   std::weak_ptr<TensorImpl> output_;
   Tensor pending_grad_;  // sum of gradients reaching the output during a pass
 };
+
+namespace detail {
+
+template <class F>
+class ClosureNode final : public Node {
+ public:
+  ClosureNode(OpInfo info, std::vector<Edge> inputs, F backward)
+      : Node(info, std::move(inputs)), backward_(std::move(backward)) {}
+
+ private:
+  void apply(const Tensor& grad_output, InputGrads& grads) override { (*backward_)(grad_output, grads); }
+  void release_saved() override { backward_.reset(); }
+  std::optional<F> backward_;
+};
+
+// Edges to the producers of `inputs`.
+std::vector<Edge> make_edges(const Tensor* const* inputs, std::size_t count);
+
+}  // namespace detail
+
+// Makes `node` the grad_fn of `output`.
+void detail_attach(Tensor& output, std::shared_ptr<Node> node);
 
 // Whether ops record nodes (thread-local; true by default).
 bool grad_enabled();
@@ -101,12 +135,28 @@ using no_grad = NoGradGuard;
 bool any_requires_grad(std::initializer_list<const Tensor*> inputs);
 
 // Attaches a node to `output` if any input requires grad (and grad mode is
-// on); returns `output`. Saved tensors captured by `backward` must be
-// detached (saved()) so the node does not own its own output.
-Tensor record_op(OpInfo info, Tensor output, std::initializer_list<const Tensor*> inputs,
-                 BackwardFn backward);
+// on); returns `output`. `backward(const Tensor& grad_output, InputGrads&)`
+// computes the input gradients. Saved tensors it captures must be detached
+// (saved()) so the node does not own its own output.
+template <class F>
+Tensor record_op(OpInfo info, Tensor output, std::initializer_list<const Tensor*> inputs, F&& backward) {
+  if (!any_requires_grad(inputs)) return output;
+  detail_attach(output, detail::make_pooled<detail::ClosureNode<std::decay_t<F>>>(
+                            info, detail::make_edges(inputs.begin(), inputs.size()), std::forward<F>(backward)));
+  return output;
+}
+
 // The same for a number of inputs known only at run time (concat, stack).
-Tensor record_op(OpInfo info, Tensor output, const std::vector<const Tensor*>& inputs, BackwardFn backward);
+template <class F>
+Tensor record_op(OpInfo info, Tensor output, const std::vector<const Tensor*>& inputs, F&& backward) {
+  if (!grad_enabled()) return output;
+  bool any = false;
+  for (const Tensor* input : inputs) any = any || input->requires_grad();
+  if (!any) return output;
+  detail_attach(output, detail::make_pooled<detail::ClosureNode<std::decay_t<F>>>(
+                            info, detail::make_edges(inputs.data(), inputs.size()), std::forward<F>(backward)));
+  return output;
+}
 
 // A tensor to capture in a backward closure: same data, no graph.
 inline Tensor saved(const Tensor& tensor) { return tensor.detach(); }

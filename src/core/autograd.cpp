@@ -27,11 +27,8 @@ bool any_requires_grad(std::initializer_list<const Tensor*> inputs) {
   return false;
 }
 
-Node::Node(OpInfo info, std::vector<Edge> inputs, BackwardFn backward)
-    : info_(info),
-      sequence_(g_next_sequence.fetch_add(1, std::memory_order_relaxed)),
-      inputs_(std::move(inputs)),
-      backward_(std::move(backward)) {}
+Node::Node(OpInfo info, std::vector<Edge> inputs)
+    : info_(info), sequence_(g_next_sequence.fetch_add(1, std::memory_order_relaxed)), inputs_(std::move(inputs)) {}
 
 Node::~Node() {
   // Destroying the head of a long chain would otherwise recurse once per
@@ -67,38 +64,34 @@ void InputGrads::add(std::size_t input, Tensor gradient) {
   detail::accumulate_into(grads_[input], std::move(gradient));
 }
 
-Tensor record_op(OpInfo info, Tensor output, std::initializer_list<const Tensor*> inputs, BackwardFn backward) {
-  if (!any_requires_grad(inputs)) return output;
-  return record_op(info, std::move(output), std::vector<const Tensor*>(inputs), std::move(backward));
-}
+namespace detail {
 
-Tensor record_op(OpInfo info, Tensor output, const std::vector<const Tensor*>& inputs, BackwardFn backward) {
-  if (!grad_enabled()) return output;
-  bool any = false;
-  for (const Tensor* input : inputs) any = any || input->requires_grad();
-  if (!any) return output;
-  std::vector<Edge> edges;
-  edges.reserve(inputs.size());
-  for (const Tensor* input : inputs) {
-    Edge edge;
-    edge.shape = input->shape();
-    edge.dtype = input->dtype();
-    if (input->requires_grad()) {
-      if (input->grad_fn()) {
-        edge.node = input->grad_fn();
+std::vector<Edge> make_edges(const Tensor* const* inputs, std::size_t count) {
+  std::vector<Edge> edges(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    const Tensor& input = *inputs[i];
+    Edge& edge = edges[i];
+    edge.shape = input.shape();
+    edge.dtype = input.dtype();
+    if (input.requires_grad()) {
+      if (input.grad_fn()) {
+        edge.node = input.grad_fn();
       } else {
-        edge.leaf = input->impl_ptr();
+        edge.leaf = input.impl_ptr();
       }
     }
-    edges.push_back(std::move(edge));
   }
-  auto node = std::make_shared<Node>(info, std::move(edges), std::move(backward));
+  return edges;
+}
+
+}  // namespace detail
+
+void detail_attach(Tensor& output, std::shared_ptr<Node> node) {
   node->output_shape_ = output.shape();
   node->output_dtype_ = output.dtype();
   node->output_ = output.impl_ptr();
   output.impl()->grad_fn = std::move(node);
   output.impl()->requires_grad = true;
-  return output;
 }
 
 void accumulate_grad(TensorImpl& leaf, Tensor gradient, const char* op) {
@@ -158,12 +151,10 @@ void Engine::run(const Tensor& root, const Tensor& seed, bool retain_graph) {
     }
 
     InputGrads grads(*node);
-    if (retain_graph) {
-      node->backward_(grad_output, grads);
-    } else {
-      BackwardFn backward = std::move(node->backward_);
-      node->backward_ = nullptr;  // frees the saved tensors once this call returns
-      backward(grad_output, grads);
+    node->apply(grad_output, grads);
+    if (!retain_graph) {
+      node->release_saved();
+      node->released_ = true;
     }
 
     auto& collected = grads.collected();

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/dispatch.hpp"
+#include "tapegrad/detail/pool.hpp"
 #include "tapegrad/autograd.hpp"
 #include "tapegrad/error.hpp"
 #include "tapegrad/storage.hpp"
@@ -18,10 +19,10 @@ const std::string kEmptyName{};
 const std::shared_ptr<Node> kNoNode{};
 
 std::shared_ptr<TensorImpl> make_impl(const Shape& shape, DType dtype) {
-  auto impl = std::make_shared<TensorImpl>();
+  auto impl = detail::make_pooled<TensorImpl>();
   impl->shape = shape;
   impl->dtype = dtype;
-  impl->storage = std::make_shared<Storage>(static_cast<std::size_t>(shape.numel()) * dtype_size(dtype));
+  impl->storage = detail::make_pooled<Storage>(static_cast<std::size_t>(shape.numel()) * dtype_size(dtype));
   return impl;
 }
 
@@ -197,7 +198,7 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
 
 Tensor Tensor::detach() const {
   detail::check_defined("detach", *this);
-  auto impl = std::make_shared<TensorImpl>();
+  auto impl = detail::make_pooled<TensorImpl>();
   impl->shape = impl_->shape;
   impl->dtype = impl_->dtype;
   impl->storage = impl_->storage;

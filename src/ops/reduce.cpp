@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "core/dispatch.hpp"
+#include "tapegrad/detail/pool.hpp"
 #include "ops/strided.hpp"
 #include "tapegrad/autograd.hpp"
 #include "tapegrad/ops/elementwise.hpp"
@@ -57,7 +58,7 @@ ReducePlan plan_reduction(const Tensor& x, const Axes& axes, bool keepdim, const
 
 // Reshapes a result buffer laid out as `kept` to the user-facing shape.
 Tensor with_shape(Tensor t, const Shape& shape) {
-  auto impl = std::make_shared<TensorImpl>(*t.impl());
+  auto impl = detail::make_pooled<TensorImpl>(*t.impl());
   impl->shape = shape;
   return Tensor(std::move(impl));
 }

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "core/dispatch.hpp"
+#include "tapegrad/detail/pool.hpp"
 #include "tapegrad/autograd.hpp"
 
 namespace tapegrad {
@@ -18,7 +19,7 @@ namespace {
 
 // A new tensor over the same buffer with another shape (no graph).
 Tensor relabel(const Tensor& x, const Shape& shape) {
-  auto impl = std::make_shared<TensorImpl>();
+  auto impl = detail::make_pooled<TensorImpl>();
   impl->shape = shape;
   impl->dtype = x.dtype();
   impl->storage = x.impl()->storage;

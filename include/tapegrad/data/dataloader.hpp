@@ -1,0 +1,91 @@
+#pragma once
+// DataLoader: iterates a Dataset in batches, one epoch per begin().
+//
+//   DataLoader loader(train, {.batch_size = 64, .shuffle = true, .seed = 1});
+//   for (int epoch = 0; epoch < 10; ++epoch)
+//     for (const auto& [x, y] : loader) { ... }
+//
+// batch_size 1 is pattern mode (online SGD), N > 1 mini-batches, and
+// kFullBatch (0) the whole data set as one batch (full-batch gradient descent).
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "tapegrad/data/dataset.hpp"
+
+namespace tapegrad::data {
+
+inline constexpr std::int64_t kFullBatch = 0;
+
+struct DataLoaderOptions {
+  std::int64_t batch_size = 32;  // 1: pattern mode; kFullBatch (0): everything at once
+  bool shuffle = false;          // a new permutation every epoch
+  std::uint64_t seed = 0;        // epoch e uses a permutation derived from (seed, e)
+  bool drop_last = false;        // skip a last batch smaller than batch_size
+};
+
+// "all" or "full" -> kFullBatch, otherwise a non-negative integer; for
+// command-line flags. Throws std::invalid_argument naming the text.
+std::int64_t parse_batch_size(const std::string& text);
+
+class DataLoader {
+ public:
+  class Iterator {
+   public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = Batch;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const Batch*;
+    using reference = const Batch&;
+
+    Iterator() = default;
+    Iterator(const DataLoader* loader, std::int64_t index) : loader_(loader), index_(index) {}
+    // The batch is built on first access and kept until the iterator moves.
+    const Batch& operator*() const;
+    const Batch* operator->() const { return &**this; }
+    Iterator& operator++();
+    void operator++(int) { ++*this; }
+    bool operator==(const Iterator& other) const { return index_ == other.index_; }
+    std::int64_t index() const { return index_; }
+
+   private:
+    const DataLoader* loader_ = nullptr;
+    std::int64_t index_ = 0;
+    mutable Batch batch_;
+    mutable bool loaded_ = false;
+  };
+
+  // Throws std::invalid_argument for a negative batch size.
+  explicit DataLoader(Dataset dataset, DataLoaderOptions options = {});
+
+  // Starts a new epoch (a fresh order when shuffling) and returns its first batch.
+  Iterator begin();
+  Iterator end() const { return Iterator(this, num_batches()); }
+
+  // Batches per epoch.
+  std::int64_t num_batches() const;
+  std::int64_t size() const { return num_batches(); }
+  // The effective batch size: the data set's size in full-batch mode.
+  std::int64_t batch_size() const;
+  // Samples per epoch (fewer than the data set's size with drop_last).
+  std::int64_t num_samples() const;
+  // Epochs started so far (calls to begin()).
+  std::int64_t epoch() const { return epoch_; }
+  // Batch `index` of the current epoch (a copy of its rows).
+  Batch batch(std::int64_t index) const;
+  // The sample order of the current epoch.
+  const std::vector<std::int64_t>& order() const { return order_; }
+
+  const Dataset& dataset() const { return dataset_; }
+  const DataLoaderOptions& options() const { return options_; }
+
+ private:
+  Dataset dataset_;
+  DataLoaderOptions options_;
+  std::vector<std::int64_t> order_;
+  std::int64_t epoch_ = 0;
+};
+
+}  // namespace tapegrad::data

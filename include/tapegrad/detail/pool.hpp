@@ -1,0 +1,41 @@
+#pragma once
+// Implementation detail (public only because record_op is a template that
+// allocates nodes): a thread-local cache of freed blocks, by size class.
+//
+// A recorded graph keeps thousands of small blocks alive (tensors, nodes,
+// buffers) and frees them together after backward; glibc's malloc then
+// leaves its fast path and allocation dominated the per-op cost (measured:
+// 0.48 µs per tanh node, 0.28 µs with the same code on jemalloc). Reusing
+// blocks of the same class makes allocation a vector pop.
+#include <cstddef>
+#include <memory>
+#include <utility>
+
+namespace tapegrad::detail {
+
+// A 64-byte aligned block of at least `bytes` bytes.
+void* pool_allocate(std::size_t bytes);
+// Returns a block from pool_allocate; `bytes` must be the size asked for.
+void pool_free(void* block, std::size_t bytes) noexcept;
+
+// Allocator for std::allocate_shared, so that a shared object and its
+// control block come from the pool too.
+template <class T>
+struct PoolAllocator {
+  using value_type = T;
+  PoolAllocator() = default;
+  template <class U>
+  PoolAllocator(const PoolAllocator<U>&) noexcept {}
+  T* allocate(std::size_t n) { return static_cast<T*>(pool_allocate(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t n) noexcept { pool_free(p, n * sizeof(T)); }
+  template <class U>
+  bool operator==(const PoolAllocator<U>&) const noexcept { return true; }
+};
+
+// make_shared from the pool: object and control block in one pooled block.
+template <class T, class... Args>
+std::shared_ptr<T> make_pooled(Args&&... args) {
+  return std::allocate_shared<T>(PoolAllocator<T>{}, std::forward<Args>(args)...);
+}
+
+}  // namespace tapegrad::detail

@@ -1,0 +1,37 @@
+#pragma once
+// .npz files, NumPy's format for named arrays: a ZIP archive holding one .npy
+// file per tensor, stored uncompressed. numpy.load opens what save_npz writes
+// (np.load(path)[name]) and load_npz reads what numpy.savez writes.
+//
+// Each tensor becomes the member "<name>.npy": a .npy 1.0 header
+// ('<f4' float32, '<f8' float64 or '<i8' int64, fortran_order False, the
+// shape tuple) padded so the data starts 64-byte aligned, then the row-major
+// data. Names may contain '/' ("model/fc.weight"); numpy keeps it in the key.
+// Archives carry a fixed timestamp (1980-01-01), so equal tensors give
+// byte-identical files.
+#include <string>
+
+#include "tapegrad/nn/module.hpp"
+
+namespace tapegrad::io {
+
+// Writes the tensors, in order, atomically: into a temporary file next to
+// `path` ("<path>.tmp-<pid>-<n>"), flushed to disk with fsync, then renamed
+// over `path`. A failed save leaves any previous file at `path` untouched and
+// removes its temporary file; a crash mid-save can leave that temporary file
+// behind, never a half-written `path`. Names must be non-empty and unique.
+// Throws std::invalid_argument for undefined tensors and bad names (before
+// touching the disk), std::runtime_error for I/O failures; messages name the
+// file.
+void save_npz(const std::string& path, const nn::NamedTensors& tensors);
+
+// Reads every array of an .npz archive, in archive order, names without their
+// ".npy" suffix. Every offset and size is bounds-checked and every member's
+// CRC-32 verified. Reads stored (uncompressed) members holding .npy 1.0, 2.0
+// or 3.0 arrays of dtype '<f4', '<f8' or '<i8' in C order; refuses compressed
+// (np.savez_compressed), encrypted and ZIP64 archives, Fortran-order arrays
+// and other dtypes. Any problem throws std::runtime_error whose message names
+// the file and, where there is one, the member.
+nn::NamedTensors load_npz(const std::string& path);
+
+}  // namespace tapegrad::io

@@ -1,0 +1,94 @@
+#include "tapegrad/detail/pool.hpp"
+
+#include <bit>
+#include <cstdlib>
+#include <new>
+#include <vector>
+
+namespace tapegrad::detail {
+
+namespace {
+
+constexpr std::size_t kAlignment = 64;              // a cache line; enough for AVX-512 loads
+#if defined(__SANITIZE_ADDRESS__)
+// Under AddressSanitizer every block goes back to the system at once, so
+// that a use after free is reported instead of hidden by reuse.
+constexpr std::size_t kLargestCached = 0;
+#else
+constexpr std::size_t kLargestCached = 1u << 20;  // bigger blocks go straight to the system
+#endif
+constexpr std::size_t kMaxCachedBytes = 256u << 20;  // per thread
+constexpr int kClasses = 28;
+
+// Classes: 64, 128, 192, 256, then two per power of two (3/4·2^k and 2^k)
+// up to 1 MiB, so at most a third of a block is slack.
+int size_class(std::size_t bytes, std::size_t& rounded) {
+  if (bytes <= 256) {
+    rounded = bytes <= 64 ? 64 : (bytes + 63) / 64 * 64;
+    return static_cast<int>(rounded / 64) - 1;
+  }
+  const std::size_t power = std::bit_ceil(bytes);
+  const std::size_t three_quarters = power / 4 * 3;
+  rounded = bytes <= three_quarters ? three_quarters : power;
+  const int k = std::countr_zero(power);
+  return 4 + 2 * (k - 9) + (rounded == power ? 1 : 0);
+}
+
+void* system_allocate(std::size_t rounded) {
+  void* block = std::aligned_alloc(kAlignment, rounded);
+  if (block == nullptr) throw std::bad_alloc();
+  return block;
+}
+
+struct Cache {
+  std::vector<void*> free_blocks[kClasses];
+  std::size_t cached_bytes = 0;
+  ~Cache() {
+    alive = false;
+    for (auto& list : free_blocks)
+      for (void* block : list) std::free(block);
+  }
+  static thread_local bool alive;
+};
+thread_local bool Cache::alive = true;
+thread_local Cache t_cache;
+
+}  // namespace
+
+void* pool_allocate(std::size_t bytes) {
+  if (bytes > kLargestCached) return system_allocate((bytes + kAlignment - 1) / kAlignment * kAlignment);
+  std::size_t rounded = 0;
+  const int cls = size_class(bytes, rounded);
+  if (Cache::alive) {
+    auto& list = t_cache.free_blocks[cls];
+    if (!list.empty()) {
+      void* block = list.back();
+      list.pop_back();
+      t_cache.cached_bytes -= rounded;
+      return block;
+    }
+  }
+  return system_allocate(rounded);
+}
+
+void pool_free(void* block, std::size_t bytes) noexcept {
+  if (block == nullptr) return;
+  if (bytes > kLargestCached || !Cache::alive) {
+    std::free(block);
+    return;
+  }
+  std::size_t rounded = 0;
+  const int cls = size_class(bytes, rounded);
+  if (t_cache.cached_bytes + rounded > kMaxCachedBytes) {
+    std::free(block);
+    return;
+  }
+  try {
+    t_cache.free_blocks[cls].push_back(block);
+    t_cache.cached_bytes += rounded;
+  } catch (...) {
+    std::free(block);  // the cache could not grow: just give the block back
+  }
+}
+
+}  // namespace tapegrad::detail

@@ -1,0 +1,89 @@
+#include "tapegrad/data/dataloader.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <utility>
+
+#include "tapegrad/error.hpp"
+
+namespace tapegrad::data {
+
+namespace {
+
+// splitmix64: decorrelates the seeds of consecutive epochs.
+std::uint64_t mix(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
+std::int64_t parse_batch_size(const std::string& text) {
+  if (text == "all" || text == "full") return kFullBatch;
+  std::int64_t value = -1;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc() || ptr != end || value < 0 || text.empty()) {
+    throw_invalid("parse_batch_size", "'", text, "' is not a batch size (a non-negative integer, or 'all')");
+  }
+  return value;
+}
+
+DataLoader::DataLoader(Dataset dataset, DataLoaderOptions options)
+    : dataset_(std::move(dataset)), options_(options) {
+  if (options_.batch_size < 0) {
+    throw_invalid("DataLoader", "batch_size must be positive, or kFullBatch (0) for the whole data set; got ",
+                  options_.batch_size);
+  }
+  order_.resize(static_cast<std::size_t>(dataset_.size()));
+  for (std::size_t i = 0; i < order_.size(); ++i) order_[i] = static_cast<std::int64_t>(i);
+}
+
+std::int64_t DataLoader::batch_size() const {
+  return options_.batch_size == kFullBatch ? dataset_.size() : options_.batch_size;
+}
+
+std::int64_t DataLoader::num_batches() const {
+  const std::int64_t n = dataset_.size();
+  const std::int64_t b = batch_size();
+  if (n == 0 || b == 0) return 0;
+  return options_.drop_last ? n / b : (n + b - 1) / b;
+}
+
+std::int64_t DataLoader::num_samples() const {
+  return std::min(dataset_.size(), num_batches() * batch_size());
+}
+
+DataLoader::Iterator DataLoader::begin() {
+  if (options_.shuffle) order_ = random_permutation(dataset_.size(), mix(options_.seed ^ mix(static_cast<std::uint64_t>(epoch_))));
+  ++epoch_;
+  return Iterator(this, 0);
+}
+
+Batch DataLoader::batch(std::int64_t index) const {
+  if (index < 0 || index >= num_batches()) {
+    throw_out_of_range("DataLoader::batch", "batch ", index, " is out of range for ", num_batches(), " batches");
+  }
+  const std::int64_t start = index * batch_size();
+  const std::int64_t count = std::min(batch_size(), dataset_.size() - start);
+  return dataset_.gather(order_.data() + start, count);
+}
+
+const Batch& DataLoader::Iterator::operator*() const {
+  if (!loaded_) {
+    batch_ = loader_->batch(index_);
+    loaded_ = true;
+  }
+  return batch_;
+}
+
+DataLoader::Iterator& DataLoader::Iterator::operator++() {
+  ++index_;
+  loaded_ = false;
+  batch_ = Batch{};
+  return *this;
+}
+
+}  // namespace tapegrad::data

@@ -1,0 +1,221 @@
+#include "tapegrad/train/curves.hpp"
+
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <limits>
+
+#include "tapegrad/error.hpp"
+
+extern char** environ;
+
+namespace tapegrad::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string number(double value) {
+  if (std::isnan(value)) return "nan";
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%.9g", value);
+  return buffer;
+}
+
+// A gnuplot single-quoted string: '' stands for one quote inside.
+std::string quoted(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) out += c == '\'' ? std::string("''") : std::string(1, c);
+  return out + "'";
+}
+
+std::ofstream open_for_writing(const std::string& path) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw_runtime("save_curves", "cannot write '", path, "': ", std::strerror(errno));
+  return out;
+}
+
+bool looks_like_png(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char signature[8] = {};
+  return in.read(signature, 8) && std::memcmp(signature, "\x89PNG\r\n\x1a\n", 8) == 0;
+}
+
+// Runs argv[0] with the given arguments and waits; the exit status, or -1
+// when it could not be started or did not exit normally.
+int run(const std::string& program, const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  argv.push_back(const_cast<char*>(program.c_str()));
+  for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  if (::posix_spawn(&pid, program.c_str(), nullptr, nullptr, argv.data(), environ) != 0) return -1;
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return -1;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+void plot_panel(std::ostream& gp, const std::string& csv, const std::string& title,
+                const std::vector<std::pair<std::string, int>>& series, const char* key) {
+  gp << "set title " << quoted(title) << "\n";
+  gp << "set key " << key << "\n";
+  gp << "plot ";
+  for (std::size_t i = 0; i < series.size(); ++i) {
+    gp << (i == 0 ? quoted(csv) : std::string("''")) << " skip 1 using 1:" << series[i].second
+       << " with linespoints pointsize 0.6 title " << quoted(series[i].first) << (i + 1 < series.size() ? ", \\\n     " : "\n");
+  }
+}
+
+}  // namespace
+
+void History::add(std::int64_t epoch, const std::vector<std::pair<std::string, double>>& values) {
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const std::string& name = values[i].first;
+    if (name.empty() || name == "epoch" || name.find_first_of(",\"\r\n") != std::string::npos) {
+      throw_invalid("History::add", "column name '", name, "' must be non-empty, not 'epoch', and hold no comma, quote or line break");
+    }
+    for (std::size_t j = 0; j < i; ++j) {
+      if (values[j].first == name) throw_invalid("History::add", "column '", name, "' appears twice");
+    }
+  }
+  std::vector<double> row(columns_.size(), std::numeric_limits<double>::quiet_NaN());
+  for (const auto& [name, value] : values) {
+    auto it = std::find(columns_.begin(), columns_.end(), name);
+    if (it == columns_.end()) {
+      columns_.push_back(name);
+      for (auto& earlier : rows_) earlier.push_back(std::numeric_limits<double>::quiet_NaN());
+      row.push_back(value);
+    } else {
+      row[static_cast<std::size_t>(it - columns_.begin())] = value;
+    }
+  }
+  epochs_.push_back(epoch);
+  rows_.push_back(std::move(row));
+}
+
+std::vector<double> History::column(const std::string& name) const {
+  auto it = std::find(columns_.begin(), columns_.end(), name);
+  if (it == columns_.end()) throw_invalid("History::column", "no column '", name, "'");
+  const auto index = static_cast<std::size_t>(it - columns_.begin());
+  std::vector<double> out;
+  for (const auto& row : rows_) out.push_back(row[index]);
+  return out;
+}
+
+void History::write_csv(const std::string& path) const {
+  std::ofstream out = open_for_writing(path);
+  out << "epoch";
+  for (const std::string& name : columns_) out << ',' << name;
+  out << '\n';
+  for (std::size_t r = 0; r < rows_.size(); ++r) {
+    out << epochs_[r];
+    for (double value : rows_[r]) out << ',' << number(value);
+    out << '\n';
+  }
+  if (!out.flush()) throw_runtime("save_curves", "cannot write '", path, "'");
+}
+
+std::string find_program(const std::string& program) {
+  if (program.empty()) return "";
+  if (program.find('/') != std::string::npos) return ::access(program.c_str(), X_OK) == 0 ? program : "";
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/bin:/bin";
+  std::size_t start = 0;
+  for (;;) {
+    const std::size_t stop = dirs.find(':', start);
+    std::string dir = dirs.substr(start, stop == std::string::npos ? std::string::npos : stop - start);
+    if (dir.empty()) dir = ".";
+    const std::string candidate = dir + "/" + program;
+    std::error_code ignored;
+    if (::access(candidate.c_str(), X_OK) == 0 && !fs::is_directory(candidate, ignored)) return candidate;
+    if (stop == std::string::npos) return "";
+    start = stop + 1;
+  }
+}
+
+CurvesResult save_curves(const History& history, const std::string& stem, const CurvesOptions& options) {
+  std::ostream& warn = options.warnings ? *options.warnings : std::cerr;
+  CurvesResult result;
+  result.csv_path = stem + ".csv";
+  result.script_path = stem + ".gp";
+  result.png_path = stem + ".png";
+  const fs::path parent = fs::path(stem).parent_path();
+  if (!parent.empty()) {
+    std::error_code error;
+    fs::create_directories(parent, error);
+    if (error) throw_runtime("save_curves", "cannot create directory '", parent.string(), "': ", error.message());
+  }
+  history.write_csv(result.csv_path);
+
+  // The script names files by absolute path, so it runs from any directory.
+  const std::string csv = fs::absolute(result.csv_path).string();
+  const std::string png = fs::absolute(result.png_path).string();
+  std::vector<std::pair<std::string, int>> losses, others;
+  for (std::size_t i = 0; i < history.columns().size(); ++i) {
+    const std::string& name = history.columns()[i];
+    std::string lower = name;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    (lower.find("loss") != std::string::npos ? losses : others).emplace_back(name, static_cast<int>(i) + 2);
+  }
+  bool all_accuracies = !others.empty();
+  for (const auto& [name, column] : others) all_accuracies = all_accuracies && name.find("acc") != std::string::npos;
+  {
+    std::ofstream gp = open_for_writing(result.script_path);
+    gp << "# Training curves written by tapegrad::train::save_curves. Redraw with: gnuplot " << quoted(result.script_path) << "\n"
+       << "set datafile separator ','\n"
+       << "set datafile missing 'nan'\n"
+       << "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
+       << "  set terminal pngcairo size " << options.width << "," << options.height << " font ',10'\n"
+       << "} else {\n"
+       << "  set terminal png size " << options.width << "," << options.height << "\n"
+       << "}\n"
+       << "set termoption noenhanced\n"
+       << "set output " << quoted(png) << "\n"
+       << "set grid\n"
+       << "set xlabel 'epoch'\n";
+    const bool two_panels = !losses.empty() && !others.empty();
+    if (two_panels) gp << "set multiplot layout 1,2 title " << quoted(options.title) << "\n";
+    if (!losses.empty()) plot_panel(gp, csv, two_panels ? "loss" : options.title, losses, "top right");
+    if (!others.empty()) {
+      plot_panel(gp, csv, two_panels ? (all_accuracies ? "accuracy" : "metrics") : options.title, others, "bottom right");
+    }
+    if (two_panels) gp << "unset multiplot\n";
+    gp << "set output\n";
+    if (!gp.flush()) throw_runtime("save_curves", "cannot write '", result.script_path, "'");
+  }
+
+  std::error_code ignored;
+  fs::remove(result.png_path, ignored);  // a stale picture must not pass for a new one
+  if (history.size() == 0 || history.columns().empty()) {
+    result.message = "no epochs to plot";
+  } else if (const std::string gnuplot = find_program(options.gnuplot); gnuplot.empty()) {
+    result.message = "'" + options.gnuplot + "' not found on PATH (Debian package gnuplot-nox)";
+  } else {
+    const int status = run(gnuplot, {result.script_path});
+    if (status == 0 && looks_like_png(result.png_path)) {
+      result.png_written = true;
+    } else {
+      result.message = gnuplot + (status < 0 ? std::string(" could not be run") : " exited with status " + std::to_string(status)) +
+                       " and wrote no PNG";
+    }
+  }
+  if (!result.png_written) {
+    warn << "save_curves: warning: " << result.message << "; wrote " << result.csv_path << " and " << result.script_path
+         << " but no PNG (draw it with: gnuplot " << result.script_path << ")\n";
+  }
+  return result;
+}
+
+}  // namespace tapegrad::train
