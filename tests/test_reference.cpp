@@ -7,133 +7,14 @@
 // scripts/make_reference_fixtures.py; this test needs no PyTorch. Each case
 // below rebuilds the expression documented in its fixture's header: change
 // both together, then rerun the script.
-#include <algorithm>
-#include <cmath>
-#include <cstdlib>
-#include <fstream>
-#include <iomanip>
-#include <map>
-#include <sstream>
 #include <string>
-#include <vector>
 
-#include "support.hpp"
+#include "fixture.hpp"
 
 using namespace tapegrad;
 using namespace tapegrad::testing;
 
 namespace {
-
-// Both sides compute in float64 and every recorded value is O(1) (the largest
-// magnitude in the fixtures is below 10), so agreement is limited only by
-// summation order and libm differences: ~1e-15. 1e-9 leaves six orders of
-// margin for those while catching any wrong derivative (a wrong term shows up
-// at 1e-3 or above). The error is scaled by max(1, |reference|), i.e. absolute
-// for values up to 1 and relative beyond, so the check stays meaningful if
-// a fixture ever holds larger numbers.
-constexpr double kTolerance = 1e-9;
-
-struct Recorded {
-  Shape shape;
-  std::vector<double> values;
-};
-
-// One fixture file: tensors by name, each line "name rank d0 .. d(rank-1) values".
-class Fixture {
- public:
-  explicit Fixture(const std::string& case_name) : case_(case_name) {
-    const std::string path = std::string(TAPEGRAD_TEST_DATA_DIR) + "/reference_" + case_name + ".txt";
-    std::ifstream in(path);
-    INFO("fixture " << path);
-    REQUIRE(in.good());
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.empty() || line[0] == '#') continue;
-      std::istringstream fields(line);
-      std::string name;
-      std::size_t rank = 0;
-      fields >> name >> rank;
-      std::vector<std::int64_t> dims(rank);
-      for (auto& d : dims) fields >> d;
-      Recorded entry{Shape(dims), {}};
-      std::string token;
-      while (fields >> token) {
-        char* end = nullptr;
-        entry.values.push_back(std::strtod(token.c_str(), &end));  // correctly rounded: repr reads back exactly
-        INFO("tensor " << name << ", token '" << token << "'");
-        REQUIRE(*end == '\0');
-      }
-      INFO("tensor " << name << " of shape " << entry.shape.str());
-      REQUIRE(!fields.bad());
-      REQUIRE(static_cast<std::int64_t>(entry.values.size()) == entry.shape.numel());
-      tensors_[name] = std::move(entry);
-    }
-    REQUIRE(!tensors_.empty());
-  }
-
-  const std::string& name() const { return case_; }
-
-  const Recorded& get(const std::string& name) const {
-    const auto found = tensors_.find(name);
-    INFO("fixture " << case_ << " has no tensor '" << name << "' (rerun scripts/make_reference_fixtures.py?)");
-    REQUIRE(found != tensors_.end());
-    return found->second;
-  }
-
-  // A float64 leaf requiring grad, from the recorded values.
-  Tensor input(const std::string& name) const {
-    const Recorded& r = get(name);
-    Tensor t = from_vector(r.values, r.shape, DType::Float64);
-    t.requires_grad_();
-    return t;
-  }
-
-  // A float64 constant (no gradient).
-  Tensor constant(const std::string& name) const {
-    const Recorded& r = get(name);
-    return from_vector(r.values, r.shape, DType::Float64);
-  }
-
-  // Int64 class indices.
-  Tensor indices(const std::string& name) const {
-    const Recorded& r = get(name);
-    std::vector<std::int64_t> values;
-    for (double v : r.values) values.push_back(static_cast<std::int64_t>(v));
-    return from_indices(values, r.shape);
-  }
-
- private:
-  std::string case_;
-  std::map<std::string, Recorded> tensors_;
-};
-
-// Every element of `got` within kTolerance · max(1, |reference|) of the
-// recorded tensor `name`; on failure, names the first offending element.
-void check_matches(const Fixture& fixture, const std::string& name, const Tensor& got) {
-  const Recorded& want = fixture.get(name);
-  INFO(fixture.name() << ": " << name);
-  REQUIRE(got.defined());
-  REQUIRE(got.dtype() == DType::Float64);
-  REQUIRE(got.shape().str() == want.shape.str());
-  const std::vector<double> values = got.to_vector();
-  double worst = 0;
-  std::size_t bad = 0;
-  std::size_t first_bad = 0;
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    const double error = std::abs(values[i] - want.values[i]) / std::max(1.0, std::abs(want.values[i]));
-    if (!(error <= kTolerance) && bad++ == 0) first_bad = i;  // a NaN counts as bad
-    if (error > worst) worst = error;
-  }
-  std::ostringstream detail;
-  detail << std::setprecision(17);
-  if (bad > 0) {
-    detail << bad << " of " << values.size() << " elements differ; first at flat index " << first_bad
-           << ": tapegrad " << values[first_bad] << ", PyTorch " << want.values[first_bad];
-  }
-  INFO(detail.str());
-  CHECK(bad == 0);
-  CHECK(worst <= kTolerance);
-}
 
 void check_grad(const Fixture& fixture, const std::string& name, const Tensor& leaf_tensor) {
   check_matches(fixture, "grad_" + name, leaf_tensor.grad());
@@ -142,7 +23,7 @@ void check_grad(const Fixture& fixture, const std::string& name, const Tensor& l
 }  // namespace
 
 TEST_CASE("2-layer MLP with softmax-cross-entropy matches PyTorch", "[reference]") {
-  const Fixture fx("mlp");
+  const Fixture fx("reference_mlp.txt");
   Tensor x = fx.input("x");
   Tensor W1 = fx.input("W1");
   Tensor b1 = fx.input("b1");
@@ -165,7 +46,7 @@ TEST_CASE("2-layer MLP with softmax-cross-entropy matches PyTorch", "[reference]
 }
 
 TEST_CASE("LSTM cell step from primitives matches PyTorch", "[reference]") {
-  const Fixture fx("lstm");
+  const Fixture fx("reference_lstm.txt");
   Tensor x = fx.input("x");
   Tensor h0 = fx.input("h0");
   Tensor c0 = fx.input("c0");
@@ -197,7 +78,7 @@ TEST_CASE("LSTM cell step from primitives matches PyTorch", "[reference]") {
 }
 
 TEST_CASE("broadcasting-heavy expression with reductions matches PyTorch", "[reference]") {
-  const Fixture fx("broadcast");
+  const Fixture fx("reference_broadcast.txt");
   Tensor a = fx.input("a");  // [2x3x4]
   Tensor b = fx.input("b");  // [3x1]
   Tensor c = fx.input("c");  // [4]

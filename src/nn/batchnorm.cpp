@@ -26,19 +26,18 @@ std::string BatchNorm1d::str() const {
 }
 
 Tensor BatchNorm1d::forward(const Tensor& input) {
-  const std::string name = str();
-  detail::check_input_dtype(name, input, running_mean().dtype());
+  detail::check_input_dtype(*this, input, running_mean().dtype());
   if (input.dim() != 2 && input.dim() != 3) {
-    throw_invalid(name.c_str(), "expects input [N x ", features_, "] or [N x ", features_, " x L], got ",
-                  input.shape().str());
+    detail::throw_layer(*this, "expects input [N x ", features_, "] or [N x ", features_, " x L], got ",
+                        input.shape().str());
   }
   if (input.shape(1) != features_) {
-    throw_invalid(name.c_str(), "input ", input.shape().str(), " has ", input.shape(1), " features, expected ",
-                  features_);
+    detail::throw_layer(*this, "input ", input.shape().str(), " has ", input.shape(1), " features, expected ",
+                        features_);
   }
   if (is_training() && input.numel() / features_ < 2) {
-    throw_invalid(name.c_str(), "training needs more than one value per feature, got input ", input.shape().str(),
-                  " (call eval() to use the running statistics)");
+    detail::throw_layer(*this, "training needs more than one value per feature, got input ", input.shape().str(),
+                        " (call eval() to use the running statistics)");
   }
   return batch_norm(input, running_mean(), running_var(), weight(), bias(), is_training(), options_.momentum,
                     options_.eps);

@@ -1,6 +1,6 @@
 #include "tapegrad/nn/dropout.hpp"
 
-#include "core/dispatch.hpp"
+#include "nn/checks.hpp"
 #include "tapegrad/error.hpp"
 #include "tapegrad/nn/linear.hpp"
 #include "tapegrad/ops/nn.hpp"
@@ -12,7 +12,10 @@ Dropout::Dropout(double p) : Module("Dropout"), p_(p) {
 }
 
 Tensor Dropout::forward(const Tensor& input) {
-  tapegrad::detail::check_floating(str().c_str(), input);
+  if (!input.defined() || !is_floating(input.dtype())) {
+    detail::throw_layer(*this, "expects a floating-point tensor, got ",
+                        input.defined() ? dtype_name(input.dtype()) : "an undefined tensor");
+  }
   if (!active()) return input;
   last_mask_ = dropout_mask(input.shape(), p_, input.dtype());
   return dropout(input, last_mask_);

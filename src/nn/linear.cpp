@@ -10,8 +10,7 @@ namespace tapegrad::nn {
 Linear::Linear(std::int64_t in_features, std::int64_t out_features, const LinearOptions& options)
     : Linear("Linear", in_features, out_features, options) {}
 
-Linear::Linear(std::string type_name, std::int64_t in_features, std::int64_t out_features,
-               const LinearOptions& options)
+Linear::Linear(std::string type_name, std::int64_t in_features, std::int64_t out_features, const LinearOptions& options)
     : Module(std::move(type_name)), in_(in_features), out_(out_features), has_bias_(options.bias) {
   if (in_features <= 0 || out_features <= 0) {
     throw_invalid(this->type_name().c_str(), "sizes must be positive, got ", in_features, " -> ", out_features);
@@ -39,9 +38,8 @@ std::string Linear::str() const {
 }
 
 void Linear::check_input(const Tensor& input) const {
-  const std::string name = str();
-  detail::check_input_dtype(name, input, weight().dtype());
-  detail::check_last_axis_features(name, input, in_);
+  detail::check_input_dtype(*this, input, weight().dtype());
+  detail::check_last_axis_features(*this, input, in_);
 }
 
 Tensor Linear::forward(const Tensor& input) {

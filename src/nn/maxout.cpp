@@ -36,9 +36,8 @@ std::string Maxout::str() const {
 }
 
 Tensor Maxout::forward(const Tensor& input) {
-  const std::string name = str();
-  detail::check_input_dtype(name, input, weight().dtype());
-  detail::check_last_axis_features(name, input, in_);
+  detail::check_input_dtype(*this, input, weight().dtype());
+  detail::check_last_axis_features(*this, input, in_);
   const Tensor z = linear(input, weight(), bias());  // [..., out·k]
   std::vector<std::int64_t> grouped(z.shape().begin(), z.shape().end() - 1);
   grouped.push_back(out_);

@@ -130,7 +130,8 @@ void Module::load_state_dict(const NamedTensors& state) {
   for (const auto& [name, tensor] : state) by_name[name] = &tensor;
   for (const auto& [name, tensor] : own) {
     const Tensor& value = *by_name[name];
-    std::memcpy(tensor.raw_data(), value.raw_data(), static_cast<std::size_t>(tensor.numel()) * dtype_size(tensor.dtype()));
+    std::memcpy(tensor.raw_data(), value.raw_data(),
+                static_cast<std::size_t>(tensor.numel()) * dtype_size(tensor.dtype()));
   }
 }
 
@@ -153,8 +154,7 @@ NamedTensors Module::replace_parameters(const NamedTensors& replacements) {
     const Tensor& own = *it->second;
     if (!value.defined() || value.shape() != own.shape() || value.dtype() != own.dtype()) {
       throw_invalid("replace_parameters", "'", name, "' is ", value.defined() ? dtype_name(value.dtype()) : "undefined",
-                    " ", value.shape().str(), ", the module expects ", dtype_name(own.dtype()), " ",
-                    own.shape().str());
+                    " ", value.shape().str(), ", the module expects ", dtype_name(own.dtype()), " ", own.shape().str());
     }
     targets.push_back(it->second);
   }
@@ -177,7 +177,9 @@ const Tensor& find_local(const NamedTensors& tensors, const std::string& name, c
 
 }  // namespace
 
-const Tensor& Module::parameter(const std::string& name) const { return find_local(parameters_, name, *this, "parameter"); }
+const Tensor& Module::parameter(const std::string& name) const {
+  return find_local(parameters_, name, *this, "parameter");
+}
 
 const Tensor& Module::buffer(const std::string& name) const { return find_local(buffers_, name, *this, "buffer"); }
 

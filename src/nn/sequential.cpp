@@ -23,7 +23,8 @@ std::shared_ptr<Module> Sequential::operator[](std::size_t index) const {
 }
 
 void Sequential::throw_wrong_type(std::size_t index) const {
-  throw_invalid("Sequential::at", "module ", index, " is ", children()[index].second->str(), ", not the type asked for");
+  throw_invalid("Sequential::at", "module ", index, " is ", children()[index].second->str(),
+                ", not the type asked for");
 }
 
 }  // namespace tapegrad::nn

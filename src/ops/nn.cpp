@@ -181,8 +181,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
       Tensor gw = affine ? empty(Shape{dims.c}, hs.dtype()) : Tensor();
       Tensor gb = affine ? empty(Shape{dims.c}, hs.dtype()) : Tensor();
       for (std::int64_t ch = 0; ch < dims.c; ++ch) {
-        double sum_g = 0;     // Σ dy   = dβ
-        double sum_g_h = 0;   // Σ dy·x̂ = dγ
+        double sum_g = 0;    // Σ dy   = dβ
+        double sum_g_h = 0;  // Σ dy·x̂ = dγ
         dims.for_each(ch, [&](std::int64_t i) {
           sum_g += gv[i];
           sum_g_h += gv[i] * hv[i];
@@ -195,7 +195,9 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
         const double scale = (affine ? ws.data<T>()[ch] : 1.0) * invstd[ch];
         T* out = gx.data<T>();
         if (training) {
-          dims.for_each(ch, [&](std::int64_t i) { out[i] = static_cast<T>(scale * (gv[i] - (sum_g + hv[i] * sum_g_h) / count)); });
+          dims.for_each(ch, [&](std::int64_t i) {
+            out[i] = static_cast<T>(scale * (gv[i] - (sum_g + hv[i] * sum_g_h) / count));
+          });
         } else {
           dims.for_each(ch, [&](std::int64_t i) { out[i] = static_cast<T>(scale * gv[i]); });
         }

@@ -1,5 +1,6 @@
 #include "tapegrad/train/progress.hpp"
 
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,12 +27,26 @@ std::string metric_list(const Metrics& metrics) {
   return out;
 }
 
+// The file descriptor behind the standard streams; -1 for any other.
+int stream_fd(const std::ostream& out) {
+  if (&out == &std::cout) return STDOUT_FILENO;
+  if (&out == &std::cerr || &out == &std::clog) return STDERR_FILENO;
+  return -1;
+}
+
+// The terminal's width in columns, 0 when unknown.
+std::size_t terminal_columns(const std::ostream& out) {
+  const int fd = stream_fd(out);
+  winsize size{};
+  if (fd < 0 || ::ioctl(fd, TIOCGWINSZ, &size) != 0) return 0;
+  return size.ws_col;
+}
+
 }  // namespace
 
 bool is_terminal(const std::ostream& out) {
-  if (&out == &std::cout) return ::isatty(STDOUT_FILENO) == 1;
-  if (&out == &std::cerr || &out == &std::clog) return ::isatty(STDERR_FILENO) == 1;
-  return false;
+  const int fd = stream_fd(out);
+  return fd >= 0 && ::isatty(fd) == 1;
 }
 
 std::string format_duration(double seconds) {
@@ -78,6 +93,7 @@ void Progress::begin_epoch(std::int64_t epoch, std::int64_t epochs, std::int64_t
   start_ = now();
   last_draw_ = start_;
   drawn_width_ = 0;
+  columns_ = terminal_columns(*out_);
   if (mode_ == ProgressMode::Bar) draw_bar(true);
 }
 
@@ -91,20 +107,32 @@ void Progress::draw_bar(bool force) {
   const double t = now();
   if (!force && t - last_draw_ < options_.refresh_seconds && done_ != batches_) return;
   last_draw_ = t;
-  std::string line = prefix() + " ";
-  if (batches_ > 0) {
-    const auto width = static_cast<std::int64_t>(options_.bar_width);
-    const std::int64_t filled = std::min(width, done_ * width / batches_);
-    line += "[" + std::string(static_cast<std::size_t>(filled), '=');
-    if (filled < width) line += ">" + std::string(static_cast<std::size_t>(width - filled - 1), ' ');
-    line += "] " + std::to_string(done_) + "/" + std::to_string(batches_);
-  } else {
-    line += std::to_string(done_) + " batches";
-  }
-  if (samples() > 0) line += " loss " + fixed(running_loss(), 4) + " " + fixed(samples_per_second(), 0) + " samples/s";
+  std::string stats;
+  if (samples() > 0) stats += " loss " + fixed(running_loss(), 4) + " " + fixed(samples_per_second(), 0) + " samples/s";
   if (batches_ > 0 && done_ > 0 && done_ < batches_) {
     const double per_batch = (t - start_) / static_cast<double>(done_);
-    line += " ETA " + format_duration(per_batch * static_cast<double>(batches_ - done_));
+    stats += " ETA " + format_duration(per_batch * static_cast<double>(batches_ - done_));
+  }
+  auto build = [&](std::int64_t bar) {
+    std::string line = prefix() + " ";
+    if (batches_ > 0) {
+      const std::int64_t filled = std::min(bar, done_ * bar / batches_);
+      line += "[" + std::string(static_cast<std::size_t>(filled), '=');
+      if (filled < bar) line += ">" + std::string(static_cast<std::size_t>(bar - filled - 1), ' ');
+      line += "] " + std::to_string(done_) + "/" + std::to_string(batches_);
+    } else {
+      line += std::to_string(done_) + " batches";
+    }
+    return line + stats;
+  };
+  std::int64_t bar = options_.bar_width;
+  std::string line = build(bar);
+  // A line wider than the terminal wraps, and '\r' would then redraw only
+  // its last row: narrow the bar first (down to 10), then cut the line.
+  if (columns_ > 1 && line.size() > columns_ - 1) {
+    const auto excess = static_cast<std::int64_t>(line.size() - (columns_ - 1));
+    if (bar > 10) line = build(std::max<std::int64_t>(10, bar - excess));
+    if (line.size() > columns_ - 1) line.resize(columns_ - 1);
   }
   const std::size_t width = line.size();
   // Pad with spaces so that a shorter line hides the end of the previous one.

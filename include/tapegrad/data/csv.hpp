@@ -31,7 +31,7 @@ struct CsvOptions {
   // 0-based; negative counts from the end (-1: the last column).
   std::int64_t target_column = -1;
   // When set, the target is the header column of this name (needs has_header).
-  std::string target_name;
+  std::string target_name{};
   CsvTarget target = CsvTarget::ClassIndex;
   // ClassIndex / OneHot: labels must lie in [0, num_classes); 0 infers
   // num_classes as the largest label + 1.

@@ -20,8 +20,9 @@ namespace tapegrad::io {
 // over `path`. A failed save leaves any previous file at `path` untouched and
 // removes its temporary file; a crash mid-save can leave that temporary file
 // behind, never a half-written `path`. Names must be non-empty and unique.
-// Throws std::invalid_argument for undefined tensors and bad names (before
-// touching the disk), std::runtime_error for I/O failures; messages name the
+// Throws std::invalid_argument for undefined tensors, bad names and archives
+// that would need ZIP64 (4 GiB or more, 65535 or more tensors), all before
+// touching the disk; std::runtime_error for I/O failures. Messages name the
 // file.
 void save_npz(const std::string& path, const nn::NamedTensors& tensors);
 

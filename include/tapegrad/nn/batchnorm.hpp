@@ -8,9 +8,9 @@
 namespace tapegrad::nn {
 
 struct BatchNormOptions {
-  double eps = 1e-5;       // > 0, added to the variance
-  double momentum = 0.1;   // in [0, 1]: weight of the new batch in the running statistics
-  bool affine = true;      // learnable γ ("weight", init 1) and β ("bias", init 0)
+  double eps = 1e-5;      // > 0, added to the variance
+  double momentum = 0.1;  // in [0, 1]: weight of the new batch in the running statistics
+  bool affine = true;     // learnable γ ("weight", init 1) and β ("bias", init 0)
 };
 
 /// BatchNorm1d over the feature axis 1 (op: tapegrad::batch_norm).

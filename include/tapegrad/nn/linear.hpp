@@ -13,8 +13,8 @@ struct LinearOptions {
   bool bias = true;
   // Empty: the default below. Otherwise called on the [out, in] weight / the
   // [out] bias right after they are created.
-  Initializer weight_init;
-  Initializer bias_init;
+  Initializer weight_init{};
+  Initializer bias_init{};
 };
 
 /// y = x·Wᵀ + b for x [..., in]; parameters "weight" [out, in] and "bias" [out].

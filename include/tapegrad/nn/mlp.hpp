@@ -20,16 +20,16 @@ struct MLPOptions {
   // After every hidden layer.
   ModuleFactory activation = [] { return std::make_shared<ReLU>(); };
   // After the last layer; empty (the default): none, the model returns logits.
-  ModuleFactory output_activation;
+  ModuleFactory output_activation{};
   // p of a Dropout after each hidden activation; 0: none.
   double dropout = 0;
   // A BatchNorm1d between each hidden Linear and its activation: φ(BN(Wx + b)).
   // b is then redundant with β (BN subtracts it again; its gradient is 0 in
   // training); it is kept to match the lectures, linear.bias = false drops it.
   bool batch_norm = false;
-  BatchNormOptions batch_norm_options;
+  BatchNormOptions batch_norm_options{};
   // Bias and initialisers of every Linear (default: Linear's).
-  LinearOptions linear;
+  LinearOptions linear{};
 };
 
 /// sizes = {n_in, h_1, ..., h_k, n_out}: for each hidden size

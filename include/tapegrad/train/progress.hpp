@@ -37,7 +37,7 @@ struct ProgressOptions {
   std::ostream* out = nullptr;            // nullptr: std::cout
   int bar_width = 30;
   double refresh_seconds = 0.1;           // the bar is redrawn at most this often (and at the end)
-  std::function<double()> clock;          // seconds; default: steady_clock (tests inject one)
+  std::function<double()> clock{};        // seconds; default: steady_clock (tests inject one)
 };
 
 // True when `out` is std::cout, std::cerr or std::clog and that stream's
@@ -80,6 +80,7 @@ class Progress {
   double start_ = 0;
   double last_draw_ = 0;
   std::size_t drawn_width_ = 0;
+  std::size_t columns_ = 0;  // the terminal's width, 0 when unknown
 };
 
 // "1:05", "1:02:03": minutes and seconds, hours when needed.

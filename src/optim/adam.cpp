@@ -1,0 +1,90 @@
+#include "tapegrad/optim/adam.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/dispatch.hpp"
+#include "optim/checks.hpp"
+
+namespace tapegrad::optim {
+
+template class BasicOptimizer<AdamOptions, AdamState>;
+template class BasicOptimizer<AdamWOptions, AdamState>;
+
+namespace {
+
+template <class Options>
+void check_adam(const char* who, const Options& o) {
+  detail::check_nonnegative(who, "lr", o.lr);
+  detail::check_rate(who, "beta1", o.beta1);
+  detail::check_rate(who, "beta2", o.beta2);
+  detail::check_positive(who, "eps", o.eps);
+  detail::check_nonnegative(who, "weight_decay", o.weight_decay);
+}
+
+// Adam's update; `decoupled` selects AdamW's decay (shrink p) over L2 decay
+// through the gradient.
+template <class Options>
+void adam_update(const char* who, const Options& o, bool decoupled, Tensor& parameter, const Tensor& grad,
+                 AdamState& state) {
+  detail::prepare_buffer(state.exp_avg, parameter);
+  detail::prepare_buffer(state.exp_avg_sq, parameter);
+  if (o.amsgrad) detail::prepare_buffer(state.max_exp_avg_sq, parameter);
+  // Bias corrections in double whatever the dtype, as PyTorch computes them
+  // in Python floats: beta^t underflows gracefully instead of rounding early.
+  const double t = static_cast<double>(state.step);
+  const double step_size = o.lr / (1 - std::pow(o.beta1, t));
+  const double correction2_sqrt = std::sqrt(1 - std::pow(o.beta2, t));
+  tapegrad::detail::dispatch_float(parameter.dtype(), who, [&](auto tag) {
+    using T = decltype(tag);
+    T* p = parameter.data<T>();
+    const T* g = grad.data<T>();
+    T* m = state.exp_avg.data<T>();
+    T* v = state.exp_avg_sq.data<T>();
+    T* v_max = o.amsgrad ? state.max_exp_avg_sq.data<T>() : nullptr;
+    const T beta1 = static_cast<T>(o.beta1);
+    const T beta2 = static_cast<T>(o.beta2);
+    const T rest1 = static_cast<T>(1 - o.beta1);
+    const T rest2 = static_cast<T>(1 - o.beta2);
+    const T eps = static_cast<T>(o.eps);
+    const T size = static_cast<T>(step_size);
+    const T root = static_cast<T>(correction2_sqrt);
+    const T l2 = decoupled ? T(0) : static_cast<T>(o.weight_decay);
+    const T shrink = static_cast<T>(decoupled ? 1 - o.lr * o.weight_decay : 1);
+    const std::int64_t n = parameter.numel();
+    for (std::int64_t i = 0; i < n; ++i) {
+      T d = g[i];
+      if (decoupled) {
+        p[i] *= shrink;
+      } else if (l2 != 0) {
+        d += l2 * p[i];
+      }
+      m[i] = beta1 * m[i] + rest1 * d;
+      v[i] = beta2 * v[i] + rest2 * (d * d);
+      T second = v[i];
+      if (v_max) second = v_max[i] = std::max(v_max[i], v[i]);
+      p[i] -= size * (m[i] / (std::sqrt(second) / root + eps));
+    }
+  });
+}
+
+}  // namespace
+
+void validate(const AdamOptions& o) { check_adam("Adam", o); }
+void validate(const AdamWOptions& o) { check_adam("AdamW", o); }
+
+Adam::Adam(std::vector<Tensor> parameters, const AdamOptions& options)
+    : BasicOptimizer("Adam", std::move(parameters), options) {}
+
+void Adam::update(const AdamOptions& o, Tensor& parameter, const Tensor& grad, AdamState& state) {
+  adam_update("Adam", o, /*decoupled=*/false, parameter, grad, state);
+}
+
+AdamW::AdamW(std::vector<Tensor> parameters, const AdamWOptions& options)
+    : BasicOptimizer("AdamW", std::move(parameters), options) {}
+
+void AdamW::update(const AdamWOptions& o, Tensor& parameter, const Tensor& grad, AdamState& state) {
+  adam_update("AdamW", o, /*decoupled=*/true, parameter, grad, state);
+}
+
+}  // namespace tapegrad::optim
