@@ -192,3 +192,25 @@ TEST_CASE("a 100,000-op chain runs forward, backward and destruction without rec
   y = Tensor();
   SUCCEED("no stack overflow");
 }
+
+TEST_CASE("a backward observer sees each node's upstream and input gradients in visiting order", "[autograd]") {
+  Tensor x = leaf({1, 2});
+  Tensor h = x * 3.0;
+  Tensor y = sum(exp(h));
+  std::vector<std::string> names;
+  std::vector<std::vector<double>> upstream;
+  std::vector<std::size_t> indices;
+  BackwardObserver observer = [&](const BackwardStep& step) {
+    names.emplace_back(step.node.name());
+    upstream.push_back(step.grad_output.to_vector());
+    indices.push_back(step.index);
+    REQUIRE(step.input_grads.size() == step.node.inputs().size());
+  };
+  run_backward(y, ones_like(y), false, &observer);
+  CHECK(names == std::vector<std::string>{"sum", "exp", "mul"});
+  CHECK(indices == std::vector<std::size_t>{0, 1, 2});
+  CHECK(upstream[0] == std::vector<double>{1});
+  CHECK(upstream[1] == std::vector<double>{1, 1});
+  CHECK(upstream[2][0] == Approx(std::exp(3.0)));
+  CHECK(x.grad().at({1}) == Approx(3 * std::exp(6.0)));
+}

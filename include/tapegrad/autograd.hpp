@@ -161,8 +161,22 @@ Tensor record_op(OpInfo info, Tensor output, const std::vector<const Tensor*>& i
 // A tensor to capture in a backward closure: same data, no graph.
 inline Tensor saved(const Tensor& tensor) { return tensor.detach(); }
 
-// Runs backward from `root` seeded with `seed`.
-void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph);
+// One node's step of a backward pass, as the engine visits it: the
+// gradient reaching the node's output and the gradient it sends to each
+// input (undefined where an input needs none). For teaching tools, traces
+// and debugging; observers must not keep references past the call.
+struct BackwardStep {
+  const Node& node;
+  std::size_t index;  // 0 for the first node visited
+  const Tensor& grad_output;
+  const std::vector<Tensor>& input_grads;
+};
+using BackwardObserver = std::function<void(const BackwardStep&)>;
+
+// Runs backward from `root` seeded with `seed`; `observer` (may be null)
+// is called after each node computed its input gradients.
+void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph,
+                  const BackwardObserver* observer = nullptr);
 
 // Accumulates `gradient` into the .grad of a leaf, checking shape and dtype.
 void accumulate_grad(TensorImpl& leaf, Tensor gradient, const char* op);

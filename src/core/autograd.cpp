@@ -107,10 +107,10 @@ void accumulate_grad(TensorImpl& leaf, Tensor gradient, const char* op) {
 
 class Engine {
  public:
-  static void run(const Tensor& root, const Tensor& seed, bool retain_graph);
+  static void run(const Tensor& root, const Tensor& seed, bool retain_graph, const BackwardObserver* observer);
 };
 
-void Engine::run(const Tensor& root, const Tensor& seed, bool retain_graph) {
+void Engine::run(const Tensor& root, const Tensor& seed, bool retain_graph, const BackwardObserver* observer) {
   TensorImpl& impl = *root.impl();
   if (!impl.requires_grad) {
     throw_runtime("backward", "the tensor ", root.shape().str(),
@@ -136,6 +136,7 @@ void Engine::run(const Tensor& root, const Tensor& seed, bool retain_graph) {
   ready.push(keep_alive.get());
 
   NoGradGuard no_recording;  // backward closures compute plain values
+  std::size_t visited = 0;
   while (!ready.empty()) {
     Node* node = ready.top();
     ready.pop();
@@ -158,6 +159,11 @@ void Engine::run(const Tensor& root, const Tensor& seed, bool retain_graph) {
     }
 
     auto& collected = grads.collected();
+    if (observer != nullptr && *observer) {
+      collected.resize(node->inputs_.size());
+      (*observer)(BackwardStep{*node, visited, grad_output, collected});
+    }
+    ++visited;
     for (std::size_t i = 0; i < collected.size(); ++i) {
       if (!collected[i].defined()) continue;
       Edge& edge = node->inputs_[i];
@@ -172,6 +178,8 @@ void Engine::run(const Tensor& root, const Tensor& seed, bool retain_graph) {
   }
 }
 
-void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph) { Engine::run(root, seed, retain_graph); }
+void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph, const BackwardObserver* observer) {
+  Engine::run(root, seed, retain_graph, observer);
+}
 
 }  // namespace tapegrad
