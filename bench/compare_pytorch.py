@@ -73,7 +73,83 @@ def torch_matmul():
     return {"matmul_1024_fwd_bwd": measure(run, 2, 5, 2.0)}
 
 
-TORCH_WORKLOADS = {"tape": torch_tape, "matmul": torch_matmul}
+def torch_mlp_model():
+    import torch
+    model = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 128),
+                                torch.nn.ReLU(), torch.nn.Linear(128, 10))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step(x, y):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def torch_mlp():
+    import torch
+    results = {}
+    for batch in (64, 512):
+        step = torch_mlp_model()
+        x = torch.randn(batch, 784)
+        y = torch.arange(batch) * 7 % 10
+        results[f"mlp_step_batch{batch}"] = measure(lambda: step(x, y), 5, 20, 1.0)
+    return results
+
+
+def read_idx(path):
+    import numpy as np
+    with open(path, "rb") as f:
+        data = f.read()
+    rank = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(rank)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * rank).reshape(dims)
+
+
+def torch_mnist():
+    import torch
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "mnist")
+    images = torch.tensor(read_idx(os.path.join(root, "train-images-idx3-ubyte")).reshape(-1, 784),
+                          dtype=torch.float32) / 255
+    labels = torch.tensor(read_idx(os.path.join(root, "train-labels-idx1-ubyte")).astype("int64"))
+    step = torch_mlp_model()
+    generator = torch.Generator().manual_seed(1)
+
+    def epoch():
+        order = torch.randperm(len(labels), generator=generator)
+        for start in range(0, len(labels), 64):
+            index = order[start:start + 64]
+            step(images[index], labels[index])
+
+    return {"mnist_epoch_batch64": measure(epoch, 1, 3, 2.0)}
+
+
+def rss_kb(field):
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return -1
+
+
+def memory_child():
+    """Runs in a fresh process: 1,000 MLP steps at batch 64, then prints RSS facts."""
+    import torch
+    torch.set_num_threads(1)
+    step = torch_mlp_model()
+    x = torch.randn(64, 784)
+    y = torch.arange(64) * 7 % 10
+    at_100 = 0
+    for i in range(1, 1001):
+        step(x, y)
+        if i == 100:
+            at_100 = rss_kb("VmRSS")
+    print(f"peak_rss_mb={rss_kb('VmHWM') / 1024:.1f} rss_growth_100_to_1000_kb={rss_kb('VmRSS') - at_100}")
+
+
+TORCH_WORKLOADS = {"tape": torch_tape, "matmul": torch_matmul, "mlp": torch_mlp, "mnist": torch_mnist}
 
 
 def run_tapegrad(bench, workloads):
@@ -91,9 +167,14 @@ def main():
     parser.add_argument("--bench", default=os.path.join(os.path.dirname(__file__), "..", "build-bench", "bench",
                                                         "tapegrad_bench"))
     parser.add_argument("--workloads", default=",".join(TORCH_WORKLOADS))
+    parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     ensure_torch()
     import torch
+
+    if args.memory_child:
+        memory_child()
+        return
 
     workloads = args.workloads.split(",")
     ours = run_tapegrad(args.bench, workloads)
@@ -109,6 +190,15 @@ def main():
             line += f" pytorch={theirs[name]:.6g} speedup={theirs[name] / float(values['seconds']):.2f}"
         extras = " ".join(f"{k}={v}" for k, v in values.items() if k != "seconds")
         print(line + (" " + extras if extras else ""))
+
+    # Memory: each engine in a fresh process, so that peak RSS is its own.
+    ours = run_tapegrad(args.bench, ["memory"])
+    for name, values in ours.items():
+        print(f"memory tapegrad peak_rss_mb={float(values['peak_rss_mb']):.1f} "
+              f"rss_growth_100_to_1000_kb={values['rss_growth_100_to_1000_kb']}")
+    child = subprocess.run([sys.executable, os.path.abspath(__file__), "--memory-child"], check=True,
+                           capture_output=True, text=True).stdout.strip()
+    print(f"memory pytorch {child}")
 
 
 if __name__ == "__main__":

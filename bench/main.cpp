@@ -1,4 +1,4 @@
-// tapegrad_bench [workload ...]: runs the named workloads (all by default)
+// tapegrad_bench [workload ...]: runs the named workloads (all but memory by default)
 // and prints one line per result: "<workload> seconds=<median> key=value ...".
 #include <cstdio>
 #include <cstring>
@@ -15,10 +15,16 @@ int main(int argc, char** argv) {
   const std::map<std::string, std::function<void()>> workloads = {
       {"tape", bench_tape_overhead},
       {"matmul", bench_matmul},
+      {"mlp", bench_mlp_step},
+      {"mnist", bench_mnist_epoch},
+      // Run alone in its own process: it reports the process's peak memory.
+      {"memory", bench_memory},
   };
   tapegrad::manual_seed(0);
   if (argc == 1) {
-    for (const auto& [name, run] : workloads) run();
+    for (const auto& [name, run] : workloads) {
+      if (name != "memory") run();
+    }
     return 0;
   }
   for (int i = 1; i < argc; ++i) {

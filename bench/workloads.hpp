@@ -4,5 +4,8 @@ namespace tapegrad::bench {
 
 void bench_tape_overhead();
 void bench_matmul();
+void bench_mlp_step();
+void bench_mnist_epoch();
+void bench_memory();
 
 }  // namespace tapegrad::bench

@@ -105,3 +105,20 @@ TEST_CASE("linear algebra errors name the op and the shapes", "[linalg][errors]"
                          "permute: order (0, 0) repeats an axis");
   REQUIRE_THROWS_MESSAGE(transpose(zeros({3})), std::invalid_argument, "transpose: needs at least 2 axes, got [3]");
 }
+
+TEST_CASE("the thread setting is validated and products stay correct at any setting", "[linalg]") {
+  const int before = num_threads();
+  CHECK(before >= 1);
+  REQUIRE_THROWS_MESSAGE(set_num_threads(0), std::invalid_argument, "set_num_threads: needs at least 1 thread, got 0");
+  manual_seed(9);
+  // Big enough to run threaded (>= kParallelGemmWork multiply-adds).
+  Tensor a = randn({256, 256}, DType::Float64);
+  Tensor b = randn({256, 256}, DType::Float64);
+  set_num_threads(1);
+  const std::vector<double> one_thread = matmul(a, b).to_vector();
+  set_num_threads(2);
+  const std::vector<double> two_threads = matmul(a, b).to_vector();
+  set_num_threads(before);
+  REQUIRE(one_thread.size() == two_threads.size());
+  for (std::size_t i = 0; i < one_thread.size(); i += 97) CHECK(one_thread[i] == Approx(two_threads[i]).epsilon(1e-12));
+}

@@ -24,6 +24,16 @@ struct OpInfo {
 
 class Node;
 
+// What debugging tools record about a node when it is created (see
+// tools/anomaly.hpp): the call stack in anomaly mode, the values of its
+// output and inputs while values are captured. Null for nodes recorded
+// with those tools off.
+struct NodeDebugInfo {
+  std::vector<void*> stack;          // return addresses, innermost first
+  Tensor value;                      // the output (detached)
+  std::vector<Tensor> input_values;  // the inputs (detached), in input order
+};
+
 // Where an input's gradient goes: the node that produced it, or the leaf
 // that owns a .grad, or nowhere (input needs no gradient).
 struct Edge {
@@ -71,6 +81,7 @@ class Node {
   const Shape& output_shape() const { return output_shape_; }
   DType output_dtype() const { return output_dtype_; }
   std::shared_ptr<TensorImpl> output() const { return output_.lock(); }
+  const NodeDebugInfo* debug_info() const { return debug_.get(); }
 
  protected:
   // Computes input gradients from the output gradient.
@@ -90,6 +101,7 @@ class Node {
   DType output_dtype_ = kDefaultDType;
   std::weak_ptr<TensorImpl> output_;
   Tensor pending_grad_;  // sum of gradients reaching the output during a pass
+  std::unique_ptr<NodeDebugInfo> debug_;
 };
 
 namespace detail {

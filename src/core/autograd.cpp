@@ -6,6 +6,7 @@
 #include "core/accumulate.hpp"
 #include "tapegrad/error.hpp"
 #include "tapegrad/storage.hpp"
+#include "tapegrad/tools/anomaly.hpp"
 
 namespace tapegrad {
 
@@ -81,6 +82,7 @@ std::vector<Edge> make_edges(const Tensor* const* inputs, std::size_t count) {
       }
     }
   }
+  if (g_debug_hooks.load(std::memory_order_relaxed)) debug_note_inputs(inputs, count);
   return edges;
 }
 
@@ -90,6 +92,8 @@ void detail_attach(Tensor& output, std::shared_ptr<Node> node) {
   node->output_shape_ = output.shape();
   node->output_dtype_ = output.dtype();
   node->output_ = output.impl_ptr();
+  // Anomaly mode and value capture (tools/anomaly.hpp); may throw.
+  if (detail::g_debug_hooks.load(std::memory_order_relaxed)) node->debug_ = detail::debug_on_record(*node, output);
   output.impl()->grad_fn = std::move(node);
   output.impl()->requires_grad = true;
 }
@@ -137,44 +141,55 @@ void Engine::run(const Tensor& root, const Tensor& seed, bool retain_graph, cons
 
   NoGradGuard no_recording;  // backward closures compute plain values
   std::size_t visited = 0;
-  while (!ready.empty()) {
-    Node* node = ready.top();
-    ready.pop();
-    Tensor grad_output = std::move(node->pending_grad_);
-    node->pending_grad_ = Tensor();
-    if (node->released()) {
-      throw_runtime("backward", "the graph through '", node->name(),
-                    "' was already freed by an earlier backward; pass retain_graph=true to the first backward "
-                    "to run backward twice");
-    }
-    if (auto output = node->output_.lock(); output && output->retains_grad) {
-      accumulate_grad(*output, grad_output, node->name());
-    }
+  try {
+    while (!ready.empty()) {
+      Node* node = ready.top();
+      ready.pop();
+      Tensor grad_output = std::move(node->pending_grad_);
+      node->pending_grad_ = Tensor();
+      if (node->released()) {
+        throw_runtime("backward", "the graph through '", node->name(),
+                      "' was already freed by an earlier backward; pass retain_graph=true to the first backward "
+                      "to run backward twice");
+      }
+      if (auto output = node->output_.lock(); output && output->retains_grad) {
+        accumulate_grad(*output, grad_output, node->name());
+      }
 
-    InputGrads grads(*node);
-    node->apply(grad_output, grads);
-    if (!retain_graph) {
-      node->release_saved();
-      node->released_ = true;
-    }
+      InputGrads grads(*node);
+      node->apply(grad_output, grads);
+      if (!retain_graph) {
+        node->release_saved();
+        node->released_ = true;
+      }
 
-    auto& collected = grads.collected();
-    if (observer != nullptr && *observer) {
-      collected.resize(node->inputs_.size());
-      (*observer)(BackwardStep{*node, visited, grad_output, collected});
-    }
-    ++visited;
-    for (std::size_t i = 0; i < collected.size(); ++i) {
-      if (!collected[i].defined()) continue;
-      Edge& edge = node->inputs_[i];
-      if (edge.node) {
-        const bool first = !edge.node->pending_grad_.defined();
-        detail::accumulate_into(edge.node->pending_grad_, std::move(collected[i]));
-        if (first) ready.push(edge.node.get());
-      } else if (edge.leaf) {
-        accumulate_grad(*edge.leaf, std::move(collected[i]), node->name());
+      auto& collected = grads.collected();
+      if (detail::g_debug_hooks.load(std::memory_order_relaxed)) detail::debug_on_backward(*node, collected);
+      if (observer != nullptr && *observer) {
+        collected.resize(node->inputs_.size());
+        (*observer)(BackwardStep{*node, visited, grad_output, collected});
+      }
+      ++visited;
+      for (std::size_t i = 0; i < collected.size(); ++i) {
+        if (!collected[i].defined()) continue;
+        Edge& edge = node->inputs_[i];
+        if (edge.node) {
+          const bool first = !edge.node->pending_grad_.defined();
+          detail::accumulate_into(edge.node->pending_grad_, std::move(collected[i]));
+          if (first) ready.push(edge.node.get());
+        } else if (edge.leaf) {
+          accumulate_grad(*edge.leaf, std::move(collected[i]), node->name());
+        }
       }
     }
+  } catch (...) {
+    // An op's backward threw (a shape bug, anomaly mode): leave no partial
+    // sums in the nodes still queued, or a later backward would skip them.
+    while (!ready.empty()) {
+      ready.top()->pending_grad_ = Tensor();
+      ready.pop();
+    }
+    throw;
   }
 }
 

@@ -1,0 +1,84 @@
+// Training-step benchmarks: the MLP step of the main job (784-256-128-10
+// ReLU, softmax-cross-entropy, Adam) at batch 64 and 512, one MNIST epoch,
+// and the memory of 1,000 steps.
+#include <fstream>
+#include <string>
+
+#include <tapegrad/tapegrad.hpp>
+
+#include "harness.hpp"
+#include "workloads.hpp"
+
+namespace tapegrad::bench {
+
+namespace {
+
+struct MlpSetup {
+  std::shared_ptr<nn::Sequential> model = nn::mlp({784, 256, 128, 10});
+  optim::Adam optimizer{model->parameters(), {.lr = 1e-3}};
+
+  void step(const Tensor& x, const Tensor& y) {
+    const Tensor loss = cross_entropy((*model)(x), y);
+    optimizer.zero_grad();
+    loss.backward();
+    optimizer.step();
+  }
+};
+
+Tensor random_labels(std::int64_t n) {
+  std::vector<std::int64_t> labels(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) labels[static_cast<std::size_t>(i)] = (i * 7) % 10;
+  return from_indices(labels, {n});
+}
+
+// Kilobytes of a /proc/self/status field (VmRSS: now, VmHWM: peak).
+long status_kb(const std::string& field) {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
+  }
+  return -1;
+}
+
+}  // namespace
+
+void bench_mlp_step() {
+  for (std::int64_t batch : {64, 512}) {
+    MlpSetup setup;
+    const Tensor x = randn({batch, 784});
+    const Tensor y = random_labels(batch);
+    const Timing t = measure([&] { setup.step(x, y); }, 5, 20, 1.0);
+    report("mlp_step_batch" + std::to_string(batch), t.median);
+  }
+}
+
+void bench_mnist_epoch() {
+  const std::string directory = TAPEGRAD_SOURCE_DIR "/data/mnist";
+  data::MnistData mnist = data::load_mnist(directory, {.flatten = true});
+  MlpSetup setup;
+  data::DataLoader loader(mnist.train, {.batch_size = 64, .shuffle = true, .seed = 1});
+  const Timing t = measure(
+      [&] {
+        for (const auto& [x, y] : loader) setup.step(x, y);
+      },
+      1, 3, 2.0);
+  report("mnist_epoch_batch64", t.median, "samples=" + std::to_string(mnist.train.size()));
+}
+
+void bench_memory() {
+  MlpSetup setup;
+  const Tensor x = randn({64, 784});
+  const Tensor y = random_labels(64);
+  long rss_at_100 = 0;
+  for (int step = 1; step <= 1000; ++step) {
+    setup.step(x, y);
+    if (step == 100) rss_at_100 = status_kb("VmRSS");
+  }
+  const long rss_at_1000 = status_kb("VmRSS");
+  report("memory_mlp_batch64_1000_steps", 0,
+         "peak_rss_mb=" + std::to_string(status_kb("VmHWM") / 1024.0) +
+             " rss_growth_100_to_1000_kb=" + std::to_string(rss_at_1000 - rss_at_100));
+}
+
+}  // namespace tapegrad::bench

@@ -1,0 +1,304 @@
+// Binary classification of the "two moons": two interleaved half circles
+// with Gaussian noise, a 2-D data set no straight line separates. A small
+// tanh MLP outputs one logit z per point, P(class 1) = σ(z), and is trained
+// with binary cross-entropy on the logits (bce_with_logits, which never
+// forms σ(z) and so stays exact where σ saturates).
+//
+// It prints train and test accuracy and draws the learned decision
+// boundary: the predicted probability over the plane as a heat map, the
+// p = 0.5 contour, the training points and the misclassified test points.
+//
+// Usage: two_moons [--short] [--epochs N] [--noise S] [--hidden N] [--lr X]
+//                  [--seed N] [--out DIR] [--min-accuracy A] [--quiet]
+// Exits 1 if the test accuracy is below --min-accuracy (default 0.95).
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <numbers>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <tapegrad/tapegrad.hpp>
+
+#include "example_support.hpp"
+
+extern char** environ;
+
+using namespace tapegrad;
+
+namespace {
+
+const char* kUsage = R"(usage: two_moons [options]
+  --epochs N        passes over the training set (default 150)
+  --short           50 epochs unless --epochs says otherwise (the test suite's mode)
+  --train N         training points (default 1000)
+  --test N          test points, drawn independently (default 1000)
+  --noise S         standard deviation of the Gaussian noise on each coordinate (default 0.2)
+  --hidden N        units in each of the two hidden tanh layers (default 16)
+  --lr X            Adam learning rate (default 0.01)
+  --batch-size N    mini-batch size (default 32)
+  --seed N          random seed for data, weights and batch order (default 1)
+  --out DIR         data files, gnuplot script and PNGs go here (default two_moons_out)
+  --min-accuracy A  exit 1 unless the test accuracy is at least A (default 0.95)
+  --quiet           print only the result lines
+)";
+
+constexpr double kPi = std::numbers::pi;
+
+// Two moons as in scikit-learn's make_moons: class 0 on the upper half
+// circle (cos t, sin t), class 1 on the lower one (1 − cos t, 0.5 − sin t),
+// t uniform in [0, π], plus N(0, noise²) on each coordinate. The draws use
+// only the 64-bit Mersenne twister's raw output (uniforms from its top 53
+// bits, normals by Box–Muller), so a seed gives the same points with any
+// standard library.
+data::Dataset make_moons(std::int64_t n, double noise, std::uint64_t seed) {
+  std::mt19937_64 generator(seed);
+  auto uniform = [&] { return static_cast<double>(generator() >> 11) * 0x1.0p-53; };
+  auto normal = [&] {
+    const double u = 1.0 - uniform();  // in (0, 1]: log(u) is finite
+    return std::sqrt(-2.0 * std::log(u)) * std::cos(2.0 * kPi * uniform());
+  };
+  std::vector<double> points(static_cast<std::size_t>(2 * n));
+  std::vector<double> labels(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) {
+    const int label = static_cast<int>(i % 2);  // alternate: exactly half of each class
+    const double t = kPi * uniform();
+    const double x = label == 0 ? std::cos(t) : 1.0 - std::cos(t);
+    const double y = label == 0 ? std::sin(t) : 0.5 - std::sin(t);
+    points[static_cast<std::size_t>(2 * i)] = x + noise * normal();
+    points[static_cast<std::size_t>(2 * i + 1)] = y + noise * normal();
+    labels[static_cast<std::size_t>(i)] = label;
+  }
+  // Float targets [N, 1], the logits' shape: bce_with_logits wants 0/1 values.
+  return data::Dataset(from_vector(points, {n, 2}), from_vector(labels, {n, 1}));
+}
+
+// Fraction of points where the logit's sign matches the label (z > 0 ⇔ p > 0.5).
+double accuracy(nn::Module& model, const data::Dataset& set) {
+  NoGradGuard no_grad;
+  const Tensor logits = model(set.features());
+  std::int64_t correct = 0;
+  for (std::int64_t i = 0; i < set.size(); ++i) {
+    correct += (logits.at({i, 0}) > 0) == (set.targets().at({i, 0}) > 0.5) ? 1 : 0;
+  }
+  return static_cast<double>(correct) / static_cast<double>(set.size());
+}
+
+// Runs gnuplot on `script`; "" on success, else why there is no picture.
+std::string run_gnuplot(const std::string& script) {
+  const std::string gnuplot = train::find_program("gnuplot");
+  if (gnuplot.empty()) return "gnuplot not found on PATH (Debian package gnuplot-nox)";
+  std::vector<char*> argv{const_cast<char*>(gnuplot.c_str()), const_cast<char*>(script.c_str()), nullptr};
+  pid_t pid = 0;
+  if (::posix_spawn(&pid, gnuplot.c_str(), nullptr, nullptr, argv.data(), environ) != 0) return gnuplot + " could not be run";
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return gnuplot + " could not be waited for";
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return gnuplot + " failed on " + script;
+  return "";
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+  if (!out.flush()) throw std::runtime_error("cannot write '" + path + "'");
+}
+
+int run(int argc, char** argv) {
+  examples::Flags flags(argc, argv);
+  if (flags.flag("help")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  // --short: fewer epochs, for the test suite; still enough for the
+  // default accuracy bound.
+  const bool short_mode = flags.flag("short");
+  const auto epochs = static_cast<std::int64_t>(flags.number("epochs", short_mode ? 50 : 150));
+  const auto train_size = static_cast<std::int64_t>(flags.number("train", 1000));
+  const auto test_size = static_cast<std::int64_t>(flags.number("test", 1000));
+  const double noise = flags.number("noise", 0.2);
+  const auto hidden = static_cast<std::int64_t>(flags.number("hidden", 16));
+  const double lr = flags.number("lr", 0.01);
+  const auto batch_size = static_cast<std::int64_t>(flags.number("batch-size", 32));
+  const auto seed = static_cast<std::uint64_t>(flags.number("seed", 1));
+  const std::string out_dir = flags.get("out", "two_moons_out");
+  const double min_accuracy = flags.number("min-accuracy", 0.95);
+  const bool quiet = flags.flag("quiet");
+  flags.finish();
+
+  manual_seed(seed);
+  // The test set comes from the same distribution but a different seed: it
+  // measures how well the boundary generalises, not how well it memorised.
+  const data::Dataset train_set = make_moons(train_size, noise, seed);
+  const data::Dataset test_set = make_moons(test_size, noise, seed + 1000);
+
+  auto model = nn::mlp({2, hidden, hidden, 1}, {.activation = [] { return std::make_shared<nn::Tanh>(); },
+                                                .linear = {.weight_init = nn::init::xavier_uniform()}});
+  optim::Adam optimizer(model->parameters(), {.lr = lr});
+  optim::CosineAnnealingLR schedule(optimizer, epochs);
+  data::DataLoader loader(train_set, {.batch_size = batch_size, .shuffle = true, .seed = seed});
+
+  if (!quiet) {
+    std::printf("two moons: %lld training and %lld test points, noise σ = %g\n", static_cast<long long>(train_size),
+                static_cast<long long>(test_size), noise);
+    std::printf("model 2-%lld-%lld-1 tanh -> one logit; loss: BCE with logits; Adam (lr %g, cosine), batches of %lld\n\n",
+                static_cast<long long>(hidden), static_cast<long long>(hidden), lr, static_cast<long long>(batch_size));
+  }
+  train::History history;
+  const std::int64_t report_every = std::max<std::int64_t>(1, epochs / 10);
+  for (std::int64_t epoch = 1; epoch <= epochs; ++epoch) {
+    train::RunningMean train_loss;
+    for (const auto& [x, y] : loader) {
+      const Tensor loss = bce_with_logits((*model)(x), y);
+      optimizer.zero_grad();
+      loss.backward();
+      optimizer.step();
+      train_loss.add(loss.item(), x.shape(0));
+    }
+    schedule.step();
+    {
+      const double train_acc = accuracy(*model, train_set);
+      const double test_acc = accuracy(*model, test_set);
+      history.add(epoch, {{"train_loss", train_loss.mean()}, {"train_acc", train_acc}, {"test_acc", test_acc}});
+      if (!quiet && (epoch == 1 || epoch % report_every == 0 || epoch == epochs)) {
+        std::printf("epoch %4lld  train BCE %.4f  train acc %.4f  test acc %.4f\n", static_cast<long long>(epoch),
+                    train_loss.mean(), train_acc, test_acc);
+      }
+    }
+  }
+  const double train_acc = accuracy(*model, train_set);
+  const double test_acc = accuracy(*model, test_set);
+
+  // The picture's data: the probability on a grid, the training points and
+  // the test points the model gets wrong, as whitespace-separated columns
+  // (gnuplot's native format: its contour tables are written that way, and
+  // one plot command cannot mix separators).
+  namespace fs = std::filesystem;
+  fs::create_directories(out_dir);
+  const std::string dir = fs::absolute(out_dir).string();
+  constexpr double kX0 = -1.7, kX1 = 2.7, kY0 = -1.3, kY1 = 1.8;
+  constexpr std::int64_t kNx = 221, kNy = 156;
+  {
+    NoGradGuard no_grad;
+    std::vector<double> grid_points;
+    grid_points.reserve(static_cast<std::size_t>(2 * kNx * kNy));
+    for (std::int64_t j = 0; j < kNy; ++j) {
+      for (std::int64_t i = 0; i < kNx; ++i) {
+        grid_points.push_back(kX0 + (kX1 - kX0) * static_cast<double>(i) / (kNx - 1));
+        grid_points.push_back(kY0 + (kY1 - kY0) * static_cast<double>(j) / (kNy - 1));
+      }
+    }
+    const Tensor grid = from_vector(grid_points, {kNx * kNy, 2});
+    const Tensor probability = sigmoid((*model)(grid));
+    std::ostringstream grid_text;
+    grid_text << "# x y p(class 1)\n";
+    for (std::int64_t j = 0; j < kNy; ++j) {
+      for (std::int64_t i = 0; i < kNx; ++i) {
+        const std::int64_t k = j * kNx + i;
+        grid_text << grid.at({k, 0}) << ' ' << grid.at({k, 1}) << ' ' << probability.at({k, 0}) << '\n';
+      }
+      grid_text << '\n';  // a blank line ends a grid row (gnuplot's scan separator)
+    }
+    write_file(dir + "/probability_grid.dat", grid_text.str());
+
+    std::ostringstream train_text;
+    train_text << "# x y label\n";
+    for (std::int64_t i = 0; i < train_set.size(); ++i) {
+      train_text << train_set.features().at({i, 0}) << ' ' << train_set.features().at({i, 1}) << ' '
+                 << train_set.targets().at({i, 0}) << '\n';
+    }
+    write_file(dir + "/train_points.dat", train_text.str());
+
+    const Tensor test_logits = (*model)(test_set.features());
+    std::ostringstream wrong_text;
+    wrong_text << "# x y label: the test points the model misclassifies\n";
+    for (std::int64_t i = 0; i < test_set.size(); ++i) {
+      if ((test_logits.at({i, 0}) > 0) != (test_set.targets().at({i, 0}) > 0.5)) {
+        wrong_text << test_set.features().at({i, 0}) << ' ' << test_set.features().at({i, 1}) << ' '
+                   << test_set.targets().at({i, 0}) << '\n';
+      }
+    }
+    // A dummy row far off the plot: gnuplot fails on a file without data
+    // points, which is what a perfect test score would give.
+    wrong_text << "1e9 1e9 0\n";
+    write_file(dir + "/test_errors.dat", wrong_text.str());
+  }
+  const std::string png = dir + "/two_moons.png";
+  std::ostringstream gp;
+  gp << "# Drawn by the two_moons example. Redraw with: gnuplot two_moons.gp\n"
+     << "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
+     << "  set terminal pngcairo size 1000,720 font ',10'\n"
+     << "} else {\n"
+     << "  set terminal png size 1000,720\n"
+     << "}\n"
+     << "set output '" << png << "'\n"
+     // The p = 0.5 contour, traced by gnuplot's contouring into a datablock.
+     << "set contour base\nset cntrparam levels discrete 0.5\nunset surface\n"
+     << "set table $boundary\n"
+     << "splot '" << dir << "/probability_grid.dat' using 1:2:3 with lines\n"
+     << "unset table\nunset contour\nset surface\n"
+     << "set xrange [" << kX0 << ":" << kX1 << "]\nset yrange [" << kY0 << ":" << kY1 << "]\n"
+     << "set size ratio -1\n"
+     // Pale colours for the probabilities, so that the points stand out.
+     << "set palette defined (0 '#7fb2e0', 0.5 '#ffffff', 1 '#f4a08a')\n"
+     << "set cbrange [0:1]\nset cblabel 'P(class 1)'\n"
+     << "set key outside bottom center horizontal\n"
+     << "set title sprintf('two moons (noise %g): 2-" << hidden << "-" << hidden
+     << "-1 tanh MLP, train acc %.3f, test acc %.3f', " << noise << ", " << train_acc << ", " << test_acc << ")\n"
+     << "plot '" << dir << "/probability_grid.dat' using 1:2:3 with image notitle, \\\n"
+     << "     $boundary using 1:2 with lines lw 2.5 lc rgb 'black' title 'decision boundary p = 0.5', \\\n"
+     << "     '" << dir << "/train_points.dat' using 1:($3 == 0 ? $2 : 1/0) with points pt 7 ps 0.6 lc rgb '#08519c' title 'train: class 0', \\\n"
+     << "     '' using 1:($3 == 1 ? $2 : 1/0) with points pt 7 ps 0.6 lc rgb '#a50f15' title 'train: class 1', \\\n"
+     << "     '" << dir << "/test_errors.dat' using 1:2 with points pt 6 ps 1.8 lw 2 lc rgb '#000000' title 'misclassified test points'\n"
+     << "set output\n";
+  write_file(dir + "/two_moons.gp", gp.str());
+  std::error_code ignored;
+  fs::remove(png, ignored);  // a stale picture must not pass for a new one
+  const std::string plot_problem = run_gnuplot(dir + "/two_moons.gp");
+  std::ostringstream curve_warnings;
+  const train::CurvesResult curves =
+      train::save_curves(history, out_dir + "/two_moons_curves", {.title = "two moons", .warnings = &curve_warnings});
+
+  if (!quiet) {
+    if (plot_problem.empty()) {
+      std::printf("\ndecision boundary: %s (learning curves: %s)\n", png.c_str(),
+                  curves.png_written ? curves.png_path.c_str() : curves.csv_path.c_str());
+    } else {
+      std::printf("\nnote: no picture of the decision boundary: %s.\n"
+                  "      The data are in %s/*.dat and the script in %s/two_moons.gp; the test does not need them.\n",
+                  plot_problem.c_str(), out_dir.c_str(), out_dir.c_str());
+    }
+    std::printf(
+        "\nNo straight line separates the moons; the hidden tanh layers bend the boundary\n"
+        "around the tips of each moon. With noise the classes overlap, so even the best\n"
+        "boundary misclassifies a few points; a network that got every training point\n"
+        "right would be fitting the noise, and its test accuracy would show it.\n\n");
+  }
+  std::printf("train_accuracy=%.4f\n", train_acc);
+  std::printf("test_accuracy=%.4f (bound %g)\n", test_acc, min_accuracy);
+  const bool ok = test_acc >= min_accuracy;
+  if (!ok) std::printf("FAILED: test accuracy below the bound\n");
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "two_moons: %s\n", error.what());
+    return 2;
+  }
+}

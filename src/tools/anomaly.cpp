@@ -1,0 +1,425 @@
+#include "tapegrad/tools/anomaly.hpp"
+
+#include <cxxabi.h>
+#include <dlfcn.h>
+#include <execinfo.h>
+#include <fcntl.h>
+#include <link.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <sstream>
+
+#include "core/dispatch.hpp"
+#include "tapegrad/autograd.hpp"
+#include "tapegrad/train/curves.hpp"
+
+extern char** environ;
+
+namespace tapegrad {
+
+namespace detail {
+std::atomic<bool> g_debug_hooks{false};
+}  // namespace detail
+
+namespace tools {
+
+namespace {
+
+std::atomic<bool> g_anomaly{false};
+std::atomic<int> g_capture_values{0};
+std::mutex g_flags_mutex;
+
+void update_debug_hooks() {
+  detail::g_debug_hooks.store(g_anomaly.load() || g_capture_values.load() > 0);
+}
+
+// The inputs make_edges saw last, for the node detail_attach is about to
+// record (the two run back to back inside record_op, on one thread).
+thread_local std::vector<Tensor> t_pending_inputs;
+
+constexpr int kMaxFrames = 48;
+
+// The tapegrad source tree this file was compiled in: frames whose file is
+// under its src/ (or any include/tapegrad/) are the library's own.
+std::string source_root() {
+  std::string file = __FILE__;
+  const std::string tail = "src/tools/anomaly.cpp";
+  if (file.size() >= tail.size() && file.compare(file.size() - tail.size(), tail.size(), tail) == 0) {
+    return file.substr(0, file.size() - tail.size());
+  }
+  return "";
+}
+
+bool starts_with(const std::string& text, const char* prefix) { return text.rfind(prefix, 0) == 0; }
+
+bool internal_file(const std::string& file) {
+  static const std::string root = source_root();
+  if (file.empty()) return false;
+  if (!root.empty() && starts_with(file, (root + "src/").c_str())) return true;
+  return file.find("/include/tapegrad/") != std::string::npos || file.find("/include/c++/") != std::string::npos ||
+         starts_with(file, "/usr/include/");
+}
+
+// Without debug information only the (mangled) symbol tells: tapegrad's
+// namespace, or the standard library's.
+bool internal_symbol(const std::string& mangled) {
+  for (const char* prefix : {"_ZN8tapegrad", "_ZNK8tapegrad", "_ZZN8tapegrad", "_ZZNK8tapegrad", "_ZNSt", "_ZNKSt",
+                             "_ZSt", "_ZNSt3__", "_ZN9__gnu_cxx", "__"}) {
+    if (starts_with(mangled, prefix)) return true;
+  }
+  return false;
+}
+
+bool system_module(const std::string& module) {
+  const std::size_t slash = module.rfind('/');
+  const std::string base = slash == std::string::npos ? module : module.substr(slash + 1);
+  if (starts_with(base, "libtapegrad")) return true;
+  return starts_with(module, "/lib/") || starts_with(module, "/lib64/") || starts_with(module, "/usr/lib/") ||
+         starts_with(base, "linux-vdso");
+}
+
+std::string demangle(const std::string& mangled) {
+  int status = 0;
+  char* out = abi::__cxa_demangle(mangled.c_str(), nullptr, nullptr, &status);
+  if (status != 0 || out == nullptr) return mangled;
+  std::string result = out;
+  std::free(out);
+  return result;
+}
+
+struct Module {
+  std::string path;
+  std::uintptr_t bias = 0;
+};
+
+// The running program's own file (the main program has no name in the
+// list of loaded objects; a child process must not read /proc/self/exe).
+std::string executable_path() {
+  char buffer[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", buffer, sizeof buffer - 1);
+  return n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : std::string();
+}
+
+// The loaded object holding `address`, and its load bias (what addr2line's
+// addresses are relative to).
+Module find_module(void* address) {
+  struct Search {
+    std::uintptr_t address;
+    Module found;
+    bool ok = false;
+  } search{reinterpret_cast<std::uintptr_t>(address), {}};
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, std::size_t, void* data) -> int {
+        auto* s = static_cast<Search*>(data);
+        for (int i = 0; i < info->dlpi_phnum; ++i) {
+          const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+          if (ph.p_type != PT_LOAD) continue;
+          const std::uintptr_t start = info->dlpi_addr + ph.p_vaddr;
+          if (s->address >= start && s->address < start + ph.p_memsz) {
+            s->found.path = info->dlpi_name && info->dlpi_name[0] ? info->dlpi_name : executable_path();
+            s->found.bias = info->dlpi_addr;
+            s->ok = true;
+            return 1;
+          }
+        }
+        return 0;
+      },
+      &search);
+  return search.ok ? search.found : Module{};
+}
+
+// Runs addr2line on `module` for the given (relative) addresses; its
+// standard output, or "" if it could not be run.
+std::string run_addr2line(const std::string& module, const std::vector<std::uintptr_t>& addresses) {
+  const std::string program = train::find_program("addr2line");
+  if (program.empty()) return "";
+  std::vector<std::string> args = {program, "-a", "-f", "-i", "-e", module};
+  for (std::uintptr_t a : addresses) {
+    char buffer[32];
+    std::snprintf(buffer, sizeof buffer, "0x%jx", static_cast<std::uintmax_t>(a));
+    args.emplace_back(buffer);
+  }
+  std::vector<char*> argv;
+  for (std::string& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  int out[2];
+  if (::pipe(out) != 0) return "";
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addclose(&actions, out[0]);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  const int spawned = ::posix_spawn(&pid, program.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(out[1]);
+  std::string text;
+  if (spawned == 0) {
+    char buffer[4096];
+    for (;;) {
+      const ssize_t n = ::read(out[0], buffer, sizeof buffer);
+      if (n > 0) {
+        text.append(buffer, static_cast<std::size_t>(n));
+      } else if (n == 0 || errno != EINTR) {
+        break;
+      }
+    }
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) text.clear();
+  }
+  ::close(out[0]);
+  return text;
+}
+
+// "file:line" or "file:line (discriminator n)". "??:0" means unknown, and so
+// does "name.cpp:?": without debug information addr2line still finds the
+// source's base name in the symbol table, but no line and no directory.
+void parse_location(const std::string& text, StackFrame& frame) {
+  std::string location = text.substr(0, text.find(" ("));
+  const std::size_t colon = location.rfind(':');
+  if (colon == std::string::npos) return;
+  std::string file = location.substr(0, colon);
+  const int line = std::atoi(location.c_str() + colon + 1);
+  if (file == "??" || file.empty() || line <= 0) return;
+  frame.file = file;
+  frame.line = line;
+}
+
+std::string index_str(const Shape& shape, std::int64_t flat) {
+  std::vector<std::int64_t> index(shape.rank());
+  for (std::size_t d = shape.rank(); d-- > 0;) {
+    index[d] = flat % shape[d];
+    flat /= shape[d];
+  }
+  std::string out = "[";
+  for (std::size_t d = 0; d < index.size(); ++d) out += (d ? "," : "") + std::to_string(index[d]);
+  return out + "]";
+}
+
+// The first NaN or infinity of a floating tensor: its flat index and
+// "NaN"/"Inf"/"-Inf"; index -1 when every value is finite.
+std::pair<std::int64_t, const char*> first_non_finite(const Tensor& t) {
+  if (!t.defined() || !is_floating(t.dtype())) return {-1, ""};
+  std::pair<std::int64_t, const char*> found{-1, ""};
+  detail::dispatch_float(t.dtype(), "anomaly", [&](auto tag) {
+    using T = decltype(tag);
+    const T* v = t.data<T>();
+    const std::int64_t n = t.numel();
+    for (std::int64_t i = 0; i < n; ++i) {
+      if (!std::isfinite(v[i])) {
+        found = {i, std::isnan(v[i]) ? "NaN" : (v[i] > 0 ? "Inf" : "-Inf")};
+        return;
+      }
+    }
+  });
+  return found;
+}
+
+std::string described(const Tensor& t) { return std::string(dtype_name(t.dtype())) + " " + t.shape().str(); }
+
+std::string inputs_str(const Node& node) {
+  std::string out;
+  for (std::size_t i = 0; i < node.inputs().size(); ++i) {
+    const Edge& edge = node.inputs()[i];
+    out += (i ? ", " : "") + std::string(dtype_name(edge.dtype)) + " " + edge.shape.str();
+  }
+  return out.empty() ? "none" : out;
+}
+
+std::vector<Shape> input_shapes(const Node& node) {
+  std::vector<Shape> shapes;
+  for (const Edge& edge : node.inputs()) shapes.push_back(edge.shape);
+  return shapes;
+}
+
+StackFrame site_of(const std::vector<void*>& stack) {
+  for (const StackFrame& frame : symbolize(stack)) {
+    if (!frame.internal) return frame;
+  }
+  return {};
+}
+
+std::string site_str(const NodeDebugInfo* info, const StackFrame& site) {
+  if (info == nullptr || info->stack.empty()) return "created outside anomaly mode (no call site recorded)";
+  if (site.function.empty() && site.file.empty()) return "call site unknown (no frame outside tapegrad could be symbolised)";
+  return "created at " + site.str();
+}
+
+[[noreturn]] void report(const Node& node, const NodeDebugInfo* info, const std::string& what, const char* phase) {
+  const StackFrame site = info ? site_of(info->stack) : StackFrame{};
+  const std::string message = std::string(node.name()) + ": anomaly mode: " + what + "; inputs: " + inputs_str(node) +
+                              "; " + site_str(info, site);
+  throw AnomalyError(message, node.name(), phase, site, input_shapes(node));
+}
+
+}  // namespace
+
+bool anomaly_enabled() { return g_anomaly.load(std::memory_order_relaxed); }
+
+void set_anomaly_enabled(bool enabled) {
+  std::lock_guard<std::mutex> lock(g_flags_mutex);
+  g_anomaly.store(enabled);
+  update_debug_hooks();
+}
+
+AnomalyGuard::AnomalyGuard(bool enabled) : previous_(anomaly_enabled()) { set_anomaly_enabled(enabled); }
+AnomalyGuard::~AnomalyGuard() { set_anomaly_enabled(previous_); }
+
+CaptureValuesGuard::CaptureValuesGuard() {
+  std::lock_guard<std::mutex> lock(g_flags_mutex);
+  g_capture_values.fetch_add(1);
+  update_debug_hooks();
+}
+
+CaptureValuesGuard::~CaptureValuesGuard() {
+  std::lock_guard<std::mutex> lock(g_flags_mutex);
+  g_capture_values.fetch_sub(1);
+  update_debug_hooks();
+}
+
+std::string StackFrame::str() const {
+  if (!file.empty()) {
+    std::string out = file + ":" + std::to_string(line);
+    return function.empty() ? out : out + " in " + function;
+  }
+  if (!function.empty()) return function;
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%p", address);
+  return module.empty() ? std::string(buffer) : module + " at " + buffer;
+}
+
+std::vector<StackFrame> symbolize(const std::vector<void*>& stack) {
+  // One addr2line run per loaded object, its frames in stack order.
+  std::vector<Module> modules(stack.size());
+  std::map<std::string, std::vector<std::size_t>> by_module;
+  for (std::size_t i = 0; i < stack.size(); ++i) {
+    modules[i] = find_module(stack[i]);
+    if (!modules[i].path.empty()) by_module[modules[i].path].push_back(i);
+  }
+  std::vector<std::vector<StackFrame>> expanded(stack.size());
+  for (const auto& [path, indices] : by_module) {
+    std::vector<std::uintptr_t> addresses;
+    for (std::size_t i : indices) {
+      // A return address points after the call: look up the call itself.
+      addresses.push_back(reinterpret_cast<std::uintptr_t>(stack[i]) - 1 - modules[i].bias);
+    }
+    std::istringstream out(run_addr2line(path, addresses));
+    std::string line;
+    std::size_t k = 0;  // which of `indices` the current "0x..." block belongs to
+    bool started = false;
+    std::string mangled;
+    while (std::getline(out, line)) {
+      if (starts_with(line, "0x")) {
+        if (started) ++k;
+        started = true;
+        mangled.clear();
+        continue;
+      }
+      if (!started || k >= indices.size()) break;
+      if (mangled.empty()) {
+        mangled = line;
+        continue;
+      }
+      StackFrame frame;
+      frame.address = stack[indices[k]];
+      frame.module = path;
+      if (mangled != "??") frame.function = demangle(mangled);
+      parse_location(line, frame);
+      frame.internal = system_module(path) || (frame.file.empty() ? internal_symbol(mangled) : internal_file(frame.file));
+      expanded[indices[k]].push_back(std::move(frame));
+      mangled.clear();
+    }
+  }
+  std::vector<StackFrame> frames;
+  for (std::size_t i = 0; i < stack.size(); ++i) {
+    if (expanded[i].empty()) {
+      // Not symbolised (no addr2line, or an unknown object): keep the address.
+      StackFrame frame;
+      frame.address = stack[i];
+      frame.module = modules[i].path;
+      Dl_info dl{};
+      if (::dladdr(stack[i], &dl) != 0 && dl.dli_sname != nullptr) {
+        frame.function = demangle(dl.dli_sname);
+        frame.internal = internal_symbol(dl.dli_sname);
+      }
+      frame.internal = frame.internal || system_module(frame.module);
+      frames.push_back(std::move(frame));
+    } else {
+      for (StackFrame& frame : expanded[i]) frames.push_back(std::move(frame));
+    }
+  }
+  return frames;
+}
+
+StackFrame creation_site(const Node& node) {
+  const NodeDebugInfo* info = node.debug_info();
+  if (info == nullptr || info->stack.empty()) return {};
+  return site_of(info->stack);
+}
+
+}  // namespace tools
+
+namespace detail {
+
+void debug_note_inputs(const Tensor* const* inputs, std::size_t count) {
+  tools::t_pending_inputs.clear();
+  if (tools::g_capture_values.load(std::memory_order_relaxed) == 0) return;
+  for (std::size_t i = 0; i < count; ++i) {
+    Tensor value;
+    if (inputs[i]->defined()) {
+      value = inputs[i]->detach();
+      if (!inputs[i]->name().empty()) value.set_name(inputs[i]->name());  // data and targets keep their names
+    }
+    tools::t_pending_inputs.push_back(std::move(value));
+  }
+}
+
+std::unique_ptr<NodeDebugInfo> debug_on_record(const Node& node, const Tensor& output) {
+  auto info = std::make_unique<NodeDebugInfo>();
+  if (tools::g_capture_values.load(std::memory_order_relaxed) > 0) {
+    info->value = output.detach();
+    if (tools::t_pending_inputs.size() == node.inputs().size()) info->input_values = std::move(tools::t_pending_inputs);
+  }
+  tools::t_pending_inputs.clear();
+  if (tools::g_anomaly.load(std::memory_order_relaxed)) {
+    void* frames[tools::kMaxFrames];
+    const int n = ::backtrace(frames, tools::kMaxFrames);
+    info->stack.assign(frames, frames + (n > 0 ? n : 0));
+    const auto [index, kind] = tools::first_non_finite(output);
+    if (index >= 0) {
+      tools::report(node, info.get(),
+                    std::string(kind) + " in the forward output (" + tools::described(output) + ", first at " +
+                        tools::index_str(output.shape(), index) + ") of " + node.formula(),
+                    "forward");
+    }
+  }
+  return info;
+}
+
+void debug_on_backward(const Node& node, const std::vector<Tensor>& input_grads) {
+  if (!tools::g_anomaly.load(std::memory_order_relaxed)) return;
+  for (std::size_t i = 0; i < input_grads.size(); ++i) {
+    const auto [index, kind] = tools::first_non_finite(input_grads[i]);
+    if (index < 0) continue;
+    tools::report(node, node.debug_info(),
+                  std::string(kind) + " in the gradient sent to input " + std::to_string(i) + " (" +
+                      tools::described(input_grads[i]) + ", first at " + tools::index_str(input_grads[i].shape(), index) +
+                      ") by the backward of " + node.formula(),
+                  "backward");
+  }
+}
+
+}  // namespace detail
+}  // namespace tapegrad
