@@ -1,13 +1,27 @@
 #pragma once
-// Small helpers shared by the examples: command-line flags and choosing an
-// optimizer by name.
+// Small helpers shared by the examples: command-line flags, main()'s error
+// handling, choosing an optimizer by name, evaluation mode, and the files and
+// the gnuplot run behind the pictures.
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <exception>
+#include <filesystem>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include <tapegrad/tapegrad.hpp>
+
+extern char** environ;
 
 namespace examples {
 
@@ -15,6 +29,15 @@ namespace examples {
 class Flags {
  public:
   Flags(int argc, char** argv) : args_(argv + 1, argv + argc), program_(argv[0]) {}
+
+  // Every example checks --help before reading any other flag, so that it
+  // works whatever else is on the line: true (after printing `usage` to
+  // stdout) means the caller should return 0 at once.
+  bool help(const char* usage) {
+    if (!flag("help")) return false;
+    std::fputs(usage, stdout);
+    return true;
+  }
 
   // The value after --name, or `fallback` when absent.
   std::string get(const std::string& name, const std::string& fallback) {
@@ -81,6 +104,188 @@ inline std::unique_ptr<tapegrad::optim::Optimizer> make_optimizer(const std::str
   }
   throw std::invalid_argument("unknown optimizer '" + name +
                               "' (sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw)");
+}
+
+// main() of every example that uses Flags: 0 means its checks passed and 1
+// that one failed, so an exception (a bad flag, missing data, an unwritable
+// file) must not look like either. It becomes "<name>: <what>" on stderr and
+// exit status 2.
+inline int run_example(const char* name, int argc, char** argv, int (*run)(int, char**)) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "%s: %s\n", name, error.what());
+    return 2;
+  }
+}
+
+// Mean loss and accuracy of a model over a data set.
+struct Evaluation {
+  double loss = 0;
+  double accuracy = 0;
+};
+
+// For one scope: no tape, and `model` in evaluation mode (dropout off, batch
+// norm on its running statistics), so that measured numbers describe the net
+// itself. The mode the model had comes back at the end of the scope, so an
+// evaluation in the middle of training does not switch dropout off for the
+// epochs after it.
+class EvaluationMode {
+ public:
+  explicit EvaluationMode(tapegrad::nn::Module& model) : model_(model), was_training_(model.is_training()) {
+    model_.eval();
+  }
+  ~EvaluationMode() { model_.train(was_training_); }
+  EvaluationMode(const EvaluationMode&) = delete;
+  EvaluationMode& operator=(const EvaluationMode&) = delete;
+
+ private:
+  tapegrad::NoGradGuard no_grad_;  // first: on for the whole scope
+  tapegrad::nn::Module& model_;
+  bool was_training_;
+};
+
+// Writes `text` to `path`, replacing it; throws if that fails, so that a
+// full disk is an error and not a silently truncated data file.
+inline void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+  if (!out.flush()) throw std::runtime_error("cannot write '" + path + "'");
+}
+
+// A picture's files: the data, the gnuplot script and the PNG it draws.
+struct PlotFiles {
+  std::string data;
+  std::string script;
+  std::string png;
+};
+
+// <out_dir>/<stem>.<data_extension>, <stem>.gp and <stem>.png, with out_dir
+// created. The paths are absolute because the script names the data and the
+// PNG, and must still find them when run by hand from another directory.
+inline PlotFiles plot_files(const std::string& out_dir, const std::string& stem,
+                            const std::string& data_extension = "csv") {
+  namespace fs = std::filesystem;
+  fs::create_directories(out_dir);
+  return {fs::absolute(out_dir + "/" + stem + "." + data_extension).string(),
+          fs::absolute(out_dir + "/" + stem + ".gp").string(), fs::absolute(out_dir + "/" + stem + ".png").string()};
+}
+
+// The start of a script drawing a width x height PNG: pngcairo (antialiased)
+// where this gnuplot has it, else the plain png terminal, which every build
+// with PNG support has.
+inline std::string png_terminal(int width, int height, const std::string& png) {
+  std::ostringstream gp;
+  gp << "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
+     << "  set terminal pngcairo size " << width << ',' << height << " font ',10'\n"
+     << "} else {\n"
+     << "  set terminal png size " << width << ',' << height << "\n"
+     << "}\n"
+     << "set output '" << png << "'\n";
+  return gp.str();
+}
+
+// What running gnuplot on a script came to.
+struct GnuplotRun {
+  bool drawn = false;          // gnuplot ran and exited with status 0
+  bool gnuplot_found = false;  // false: no gnuplot on PATH, nothing was run
+  std::string problem;         // when not drawn: why, to finish "no picture: ..."
+};
+
+// Runs gnuplot on `script`, which draws `png`. The old `png` goes first: a
+// stale picture must not pass for a new one. A missing or failing gnuplot
+// does not throw: the pictures are extras (the tests do not need them), and
+// the result says why there is none. gnuplot is spawned directly, not
+// through a shell, so paths need no quoting.
+inline GnuplotRun run_gnuplot(const std::string& script, const std::string& png) {
+  std::error_code ignored;
+  std::filesystem::remove(png, ignored);
+  GnuplotRun result;
+  const std::string gnuplot = tapegrad::train::find_program("gnuplot");
+  if (gnuplot.empty()) {
+    result.problem = "gnuplot not found on PATH (Debian package gnuplot-nox)";
+    return result;
+  }
+  result.gnuplot_found = true;
+  std::vector<char*> argv{const_cast<char*>(gnuplot.c_str()), const_cast<char*>(script.c_str()), nullptr};
+  pid_t pid = 0;
+  if (::posix_spawn(&pid, gnuplot.c_str(), nullptr, nullptr, argv.data(), environ) != 0) {
+    result.problem = gnuplot + " could not be run";
+    return result;
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) {
+      result.problem = gnuplot + " could not be waited for";
+      return result;
+    }
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    result.problem = gnuplot + " failed on " + script;
+    return result;
+  }
+  result.drawn = true;
+  return result;
+}
+
+// run_gnuplot for examples that print no message of their own when the
+// picture is missing: a one-line note on stdout, in parentheses, saying how
+// to get it; true when there is a picture.
+inline bool run_gnuplot_or_note(const std::string& script, const std::string& png) {
+  const GnuplotRun run = run_gnuplot(script, png);
+  if (!run.gnuplot_found) {
+    std::printf("(gnuplot not found: no picture; install gnuplot-nox and run gnuplot %s)\n", script.c_str());
+  } else if (!run.drawn) {
+    std::printf("(gnuplot failed on %s)\n", script.c_str());
+  }
+  return run.drawn;
+}
+
+// A chart of curves over one x axis (loss per step, variance per layer, ...)
+// for comparing a few runs in one picture.
+struct CurvesChart {
+  std::string x_name = "x";                      // the CSV's first column
+  std::int64_t first_x = 0;                      // x of the first point; then +1 per point
+  std::vector<std::string> names = {};           // the CSV's other columns, one per curve
+  std::vector<std::string> titles = {};          // the legend, one per curve
+  std::vector<std::vector<double>> curves = {};  // every curve as long as the first
+  int width = 900, height = 600;                 // of the PNG, in pixels
+  std::string settings = {};                     // script lines between output and plot: title, axes, key
+  std::string style = "lines";                   // how each curve is drawn: "lines linewidth 2", ...
+};
+
+// Writes the chart's data as <out_dir>/<stem>.csv and its script as
+// <stem>.gp, draws <stem>.png with gnuplot and says on stdout where the
+// picture is (or, by run_gnuplot_or_note, why there is none). The picture is
+// an extra, so a failed write is not an error here: it shows as that note.
+inline void draw_curves(const std::string& out_dir, const std::string& stem, const CurvesChart& chart) {
+  const PlotFiles files = plot_files(out_dir, stem);
+  {
+    std::ofstream csv(files.data);
+    csv << chart.x_name;
+    for (const std::string& name : chart.names) csv << ',' << name;
+    csv << '\n';
+    for (std::size_t i = 0; i < chart.curves.front().size(); ++i) {
+      csv << chart.first_x + static_cast<std::int64_t>(i);
+      for (const std::vector<double>& curve : chart.curves) csv << ',' << curve[i];
+      csv << '\n';
+    }
+  }
+  {
+    std::ofstream gp(files.script);
+    gp << "set datafile separator ','\n"
+       << "set terminal pngcairo size " << chart.width << ',' << chart.height << " font ',11'\n"
+       << "set output '" << files.png << "'\n"
+       << chart.settings << "plot ";
+    for (std::size_t i = 0; i < chart.titles.size(); ++i) {
+      gp << (i == 0 ? "'" + files.data + "'" : std::string("''")) << " skip 1 using 1:" << i + 2 << " with "
+         << chart.style << " title '" << chart.titles[i] << "'" << (i + 1 < chart.titles.size() ? ", \\\n     " : "\n");
+    }
+    gp << "set output\n";
+  }
+  if (run_gnuplot_or_note(files.script, files.png)) {
+    std::printf("picture: %s (data %s)\n", files.png.c_str(), files.data.c_str());
+  }
 }
 
 }  // namespace examples

@@ -12,7 +12,6 @@
 // squared error over the four patterns is below --max-error (default 0.05).
 #include <cmath>
 #include <cstdio>
-#include <exception>
 #include <iostream>
 #include <string>
 
@@ -44,10 +43,7 @@ const char* gate_name(int pattern) {
 
 int run(int argc, char** argv) {
   examples::Flags flags(argc, argv);
-  if (flags.flag("help")) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
+  if (flags.help(kUsage)) return 0;
   // --short: a third of the epochs, for the test suite; enough to get below
   // the default error bound.
   const bool short_mode = flags.flag("short");
@@ -144,11 +140,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "half_adder: %s\n", error.what());
-    return 2;
-  }
-}
+int main(int argc, char** argv) { return examples::run_example("half_adder", argc, argv, run); }

@@ -25,9 +25,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <memory>
 #include <random>
 #include <string>
@@ -45,24 +42,6 @@ const char* kUsage = R"(usage: initialisation [options]
   --short      the quick test: a smaller batch and fewer training steps
   --out DIR    CSV, gnuplot script and PNG go here (default initialisation_out)
 )";
-
-std::string shell_quoted(const std::string& text) {
-  std::string out = "'";
-  for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-// Runs gnuplot on `script`; false (and a note) when it is missing or fails.
-bool run_gnuplot(const std::string& script) {
-  const std::string gnuplot = train::find_program("gnuplot");
-  if (gnuplot.empty()) {
-    std::printf("(gnuplot not found: no picture; install gnuplot-nox and run gnuplot %s)\n", script.c_str());
-    return false;
-  }
-  const bool ok = std::system((shell_quoted(gnuplot) + " " + shell_quoted(script)).c_str()) == 0;
-  if (!ok) std::printf("(gnuplot failed on %s)\n", script.c_str());
-  return ok;
-}
 
 // ---------------------------------------------------------------------------
 // Experiment 1: symmetry.
@@ -182,50 +161,28 @@ DepthResult depth_run(const std::string& name, const nn::Initializer& init, doub
 }
 
 void draw(const std::vector<DepthResult>& results, const std::string& out_dir) {
-  namespace fs = std::filesystem;
-  fs::create_directories(out_dir);
-  const std::string csv = fs::absolute(out_dir + "/activation_variance.csv").string();
-  const std::string script = fs::absolute(out_dir + "/activation_variance.gp").string();
-  const std::string png = fs::absolute(out_dir + "/activation_variance.png").string();
-  {
-    std::ofstream out(csv);
-    out << "layer";
-    for (const DepthResult& r : results) out << ',' << r.name;
-    out << '\n';
-    for (std::size_t l = 0; l < results.front().variance.size(); ++l) {
-      out << l + 1;
-      for (const DepthResult& r : results) out << ',' << r.variance[l];
-      out << '\n';
-    }
+  examples::CurvesChart chart{
+      .x_name = "layer",
+      .first_x = 1,
+      .width = 900,
+      .height = 600,
+      .settings = "set termoption noenhanced\n"
+                  "set title 'Activation variance through a 10-layer ReLU net (width 256), by initialisation'\n"
+                  "set xlabel 'layer'\nset ylabel 'Var(ReLU output), log scale'\n"
+                  "set logscale y\nset format y '1e%T'\nset grid\nset key top left\nset xtics 1\n",
+      .style = "linespoints linewidth 2 pointtype 7",
+  };
+  for (const DepthResult& r : results) {
+    chart.names.push_back(r.name);
+    chart.titles.push_back(r.name);
+    chart.curves.push_back(r.variance);
   }
-  {
-    std::ofstream gp(script);
-    gp << "set datafile separator ','\n"
-       << "set terminal pngcairo size 900,600 font ',11'\n"
-       << "set output '" << png << "'\n"
-       << "set termoption noenhanced\n"
-       << "set title 'Activation variance through a 10-layer ReLU net (width 256), by initialisation'\n"
-       << "set xlabel 'layer'\nset ylabel 'Var(ReLU output), log scale'\n"
-       << "set logscale y\nset format y '1e%T'\nset grid\nset key top left\nset xtics 1\n"
-       << "plot ";
-    for (std::size_t i = 0; i < results.size(); ++i) {
-      gp << (i == 0 ? "'" + csv + "'" : std::string("''")) << " skip 1 using 1:" << i + 2
-         << " with linespoints linewidth 2 pointtype 7 title '" << results[i].name << "'"
-         << (i + 1 < results.size() ? ", \\\n     " : "\n");
-    }
-    gp << "set output\n";
-  }
-  std::error_code ignored;
-  fs::remove(png, ignored);
-  if (run_gnuplot(script)) std::printf("picture: %s (data %s)\n", png.c_str(), csv.c_str());
+  examples::draw_curves(out_dir, "activation_variance", chart);
 }
 
 int run(int argc, char** argv) {
   examples::Flags flags(argc, argv);
-  if (flags.flag("help")) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
+  if (flags.help(kUsage)) return 0;
   const bool short_mode = flags.flag("short");
   const std::string out_dir = flags.get("out", "initialisation_out");
   flags.finish();
@@ -338,11 +295,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "initialisation: %s\n", error.what());
-    return 2;
-  }
-}
+int main(int argc, char** argv) { return examples::run_example("initialisation", argc, argv, run); }

@@ -22,8 +22,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <numeric>
@@ -50,24 +48,6 @@ const char* kUsage = R"(usage: mc_dropout [options]
 
 constexpr std::int64_t kSide = 28;
 constexpr std::int64_t kClasses = 10;
-
-std::string shell_quoted(const std::string& text) {
-  std::string out = "'";
-  for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-// Runs gnuplot on `script`; false (and a note) when it is missing or fails.
-bool run_gnuplot(const std::string& script) {
-  const std::string gnuplot = train::find_program("gnuplot");
-  if (gnuplot.empty()) {
-    std::printf("(gnuplot not found: no picture; install gnuplot-nox and run gnuplot %s)\n", script.c_str());
-    return false;
-  }
-  const bool ok = std::system((shell_quoted(gnuplot) + " " + shell_quoted(script)).c_str()) == 0;
-  if (!ok) std::printf("(gnuplot failed on %s)\n", script.c_str());
-  return ok;
-}
 
 // What T stochastic passes said about each test digit.
 struct McPrediction {
@@ -196,17 +176,13 @@ void print_digits(const data::Dataset& test, const McPrediction& mc, const std::
 // label, the prediction and its mean probability ± standard deviation.
 void draw(const data::Dataset& test, const McPrediction& mc, const std::vector<std::int64_t>& chosen,
           const std::string& out_dir, int passes) {
-  namespace fs = std::filesystem;
-  fs::create_directories(out_dir);
-  const std::string dat = fs::absolute(out_dir + "/most_uncertain.dat").string();
-  const std::string script = fs::absolute(out_dir + "/most_uncertain.gp").string();
-  const std::string png = fs::absolute(out_dir + "/most_uncertain.png").string();
+  const examples::PlotFiles files = examples::plot_files(out_dir, "most_uncertain", "dat");
   const float* images = test.features().data<float>();
   const std::int64_t* labels = test.targets().data<std::int64_t>();
   {
     // One 28x28 matrix per digit, separated by two blank lines: gnuplot's
     // "index" then picks each one.
-    std::ofstream out(dat);
+    std::ofstream out(files.data);
     for (std::int64_t i : chosen) {
       for (std::int64_t y = 0; y < kSide; ++y) {
         for (std::int64_t x = 0; x < kSide; ++x) out << (x ? " " : "") << images[i * kSide * kSide + y * kSide + x];
@@ -216,9 +192,9 @@ void draw(const data::Dataset& test, const McPrediction& mc, const std::vector<s
     }
   }
   {
-    std::ofstream gp(script);
+    std::ofstream gp(files.script);
     gp << "set terminal pngcairo size 900,1000 font ',10'\n"
-       << "set output '" << png << "'\n"
+       << "set output '" << files.png << "'\n"
        << "set termoption noenhanced\n"
        << "set multiplot layout 4,4 title 'The 16 most uncertain test digits under MC dropout (" << passes
        << " passes): true -> predicted (errors in red), p +- std'\n"
@@ -232,21 +208,16 @@ void draw(const data::Dataset& test, const McPrediction& mc, const std::vector<s
                     static_cast<long long>(p), labels[i] == p ? "" : " (wrong)",
                     mc.mean[i * kClasses + static_cast<std::size_t>(p)], mc.uncertainty[i]);
       gp << "set title '" << title << "' textcolor rgb '" << (labels[i] == p ? "black" : "red") << "'\n"
-         << "plot '" << dat << "' index " << k << " matrix with image\n";
+         << "plot '" << files.data << "' index " << k << " matrix with image\n";
     }
     gp << "unset multiplot\nset output\n";
   }
-  std::error_code ignored;
-  fs::remove(png, ignored);
-  if (run_gnuplot(script)) std::printf("picture: %s\n", png.c_str());
+  if (examples::run_gnuplot_or_note(files.script, files.png)) std::printf("picture: %s\n", files.png.c_str());
 }
 
 int run(int argc, char** argv) {
   examples::Flags flags(argc, argv);
-  if (flags.flag("help")) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
+  if (flags.help(kUsage)) return 0;
   const std::string data_dir = flags.get("data", TAPEGRAD_SOURCE_DIR "/data/mnist");
   const bool short_mode = flags.flag("short");
   const auto epochs = static_cast<std::int64_t>(flags.number("epochs", short_mode ? 5 : 10));
@@ -378,11 +349,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "mc_dropout: %s\n", error.what());
-    return 2;
-  }
-}
+int main(int argc, char** argv) { return examples::run_example("mc_dropout", argc, argv, run); }

@@ -81,16 +81,12 @@ Tensor random_shifts(const Tensor& images, std::int64_t side, int max_shift, std
   return shifted;
 }
 
-struct Evaluation {
-  double loss = 0;
-  double accuracy = 0;
-};
+using examples::Evaluation;
 
-// Loss and accuracy over a whole data set, in evaluation mode, in batches.
+// Loss and accuracy over a whole data set, in evaluation mode, in batches
+// (of 1,000: memory stays bounded on the full 60,000-image MNIST).
 Evaluation evaluate(nn::Module& model, const data::Dataset& dataset) {
-  NoGradGuard no_grad;
-  const bool was_training = model.is_training();
-  model.eval();
+  const examples::EvaluationMode evaluating(model);
   data::DataLoader loader(dataset, {.batch_size = 1000});
   double loss_sum = 0;
   std::int64_t correct = 0;
@@ -99,17 +95,13 @@ Evaluation evaluate(nn::Module& model, const data::Dataset& dataset) {
     loss_sum += cross_entropy(logits, y, Reduction::Sum).item();
     correct += train::count_correct(logits, y);
   }
-  model.train(was_training);
   const auto n = static_cast<double>(dataset.size());
   return {loss_sum / n, static_cast<double>(correct) / n};
 }
 
 int run(int argc, char** argv) {
   examples::Flags flags(argc, argv);
-  if (flags.flag("help")) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
+  if (flags.help(kUsage)) return 0;
   const std::string data_dir = flags.get("data", TAPEGRAD_SOURCE_DIR "/data/mnist");
   const auto epochs = static_cast<std::int64_t>(flags.number("epochs", 15));
   const std::int64_t batch_size = data::parse_batch_size(flags.get("batch-size", "64"));
@@ -219,11 +211,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "mnist_mlp: %s\n", error.what());
-    return 2;
-  }
-}
+int main(int argc, char** argv) { return examples::run_example("mnist_mlp", argc, argv, run); }

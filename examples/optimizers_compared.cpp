@@ -18,9 +18,6 @@
 // Usage: optimizers_compared [--steps N] [--short] [--out DIR]
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <limits>
 #include <memory>
 #include <random>
@@ -112,74 +109,35 @@ Run train_run(nn::Module& model, const data::Dataset& data, const std::string& o
   return run;
 }
 
-std::string shell_quoted(const std::string& text) {
-  std::string out = "'";
-  for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-// Runs gnuplot on `script`; false (and a note) when it is missing or fails.
-bool run_gnuplot(const std::string& script) {
-  const std::string gnuplot = train::find_program("gnuplot");
-  if (gnuplot.empty()) {
-    std::printf("(gnuplot not found: no picture; install gnuplot-nox and run gnuplot %s)\n", script.c_str());
-    return false;
-  }
-  const bool ok = std::system((shell_quoted(gnuplot) + " " + shell_quoted(script)).c_str()) == 0;
-  if (!ok) std::printf("(gnuplot failed on %s)\n", script.c_str());
-  return ok;
-}
-
 // One CSV (step, one loss column per optimizer) and a log-scale plot: on a
 // linear axis every curve looks flat once it is below a tenth of the start,
 // and the differences that matter are ratios.
-void draw(const std::vector<Contender>& contenders, const std::vector<Run>& runs, const std::string& out_dir,
-          std::int64_t steps) {
-  namespace fs = std::filesystem;
-  fs::create_directories(out_dir);
-  const std::string csv = fs::absolute(out_dir + "/optimizers.csv").string();
-  const std::string script = fs::absolute(out_dir + "/optimizers.gp").string();
-  const std::string png = fs::absolute(out_dir + "/optimizers.png").string();
-  {
-    std::ofstream out(csv);
-    out << "step";
-    for (const Contender& c : contenders) out << ',' << c.label;
-    out << '\n';
-    for (std::int64_t s = 0; s <= steps; ++s) {
-      out << s;
-      for (const Run& r : runs) out << ',' << r.losses[static_cast<std::size_t>(s)];
-      out << '\n';
-    }
+void draw(const std::vector<Contender>& contenders, const std::vector<Run>& runs, const std::string& out_dir) {
+  examples::CurvesChart chart{
+      .x_name = "step",
+      .first_x = 0,
+      .width = 1000,
+      .height = 620,
+      .settings = "set title 'Six optimizers, one MLP, same initial weights (two spirals, full batch, best lr of a "
+                  "grid each)'\n"
+                  "set termoption noenhanced\n"
+                  "set xlabel 'step'\nset ylabel 'training loss (cross-entropy, log scale)'\n"
+                  "set logscale y\nset format y '%g'\nset grid\nset key top right\n",
+      .style = "lines linewidth 2",
+  };
+  for (std::size_t i = 0; i < contenders.size(); ++i) {
+    chart.names.push_back(contenders[i].label);
+    char title[96];
+    std::snprintf(title, sizeof title, "%s (lr %g)", contenders[i].label.c_str(), runs[i].lr);
+    chart.titles.emplace_back(title);
+    chart.curves.push_back(runs[i].losses);  // steps + 1 each: a diverged run is padded with inf
   }
-  {
-    std::ofstream gp(script);
-    gp << "set datafile separator ','\n"
-       << "set terminal pngcairo size 1000,620 font ',11'\n"
-       << "set output '" << png << "'\n"
-       << "set title 'Six optimizers, one MLP, same initial weights (two spirals, full batch, best lr of a grid each)'\n"
-       << "set termoption noenhanced\n"
-       << "set xlabel 'step'\nset ylabel 'training loss (cross-entropy, log scale)'\n"
-       << "set logscale y\nset format y '%g'\nset grid\nset key top right\n"
-       << "plot ";
-    for (std::size_t i = 0; i < contenders.size(); ++i) {
-      char title[96];
-      std::snprintf(title, sizeof title, "%s (lr %g)", contenders[i].label.c_str(), runs[i].lr);
-      gp << (i == 0 ? "'" + csv + "'" : std::string("''")) << " skip 1 using 1:" << i + 2
-         << " with lines linewidth 2 title '" << title << "'" << (i + 1 < contenders.size() ? ", \\\n     " : "\n");
-    }
-    gp << "set output\n";
-  }
-  std::error_code ignored;
-  fs::remove(png, ignored);
-  if (run_gnuplot(script)) std::printf("picture: %s (data %s)\n", png.c_str(), csv.c_str());
+  examples::draw_curves(out_dir, "optimizers", chart);
 }
 
 int run(int argc, char** argv) {
   examples::Flags flags(argc, argv);
-  if (flags.flag("help")) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
+  if (flags.help(kUsage)) return 0;
   const bool short_mode = flags.flag("short");
   const auto steps = static_cast<std::int64_t>(flags.number("steps", short_mode ? 500 : 1000));
   const std::string out_dir = flags.get("out", "optimizers_compared_out");
@@ -267,7 +225,7 @@ int run(int argc, char** argv) {
       "Spikes in a curve are steps that overshot into a steep wall (the fastest rates live near the\n"
       "edge of stability); the large gradient there throws the weights back and the descent resumes.\n\n");
 
-  draw(contenders, best_runs, out_dir, steps);
+  draw(contenders, best_runs, out_dir);
 
   // The checks. Every optimizer must learn; the momentum and adaptive
   // methods must beat plain SGD at equal steps. AdaGrad is only required to
@@ -298,11 +256,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "optimizers_compared: %s\n", error.what());
-    return 2;
-  }
-}
+int main(int argc, char** argv) { return examples::run_example("optimizers_compared", argc, argv, run); }

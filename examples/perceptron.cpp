@@ -17,7 +17,6 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
-#include <exception>
 #include <string>
 #include <vector>
 
@@ -165,10 +164,7 @@ void print_table(const Result& r, const Gate& gate) {
 
 int run(int argc, char** argv) {
   examples::Flags flags(argc, argv);
-  if (flags.flag("help")) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
+  if (flags.help(kUsage)) return 0;
   const int epochs = static_cast<int>(flags.number("epochs", 50));
   const double lr = flags.number("lr", 0.1);
   const bool quiet = flags.flag("quiet");
@@ -232,11 +228,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "perceptron: %s\n", error.what());
-    return 2;
-  }
-}
+int main(int argc, char** argv) { return examples::run_example("perceptron", argc, argv, run); }

@@ -24,8 +24,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <memory>
@@ -52,40 +50,15 @@ const char* kUsage = R"(usage: regularisation [options]
   --out DIR       CSV, gnuplot script and PNG go here (default regularisation_out)
 )";
 
-std::string shell_quoted(const std::string& text) {
-  std::string out = "'";
-  for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
+using examples::Evaluation;
 
-// Runs gnuplot on `script`; false (and a note) when it is missing or fails.
-bool run_gnuplot(const std::string& script) {
-  const std::string gnuplot = train::find_program("gnuplot");
-  if (gnuplot.empty()) {
-    std::printf("(gnuplot not found: no picture; install gnuplot-nox and run gnuplot %s)\n", script.c_str());
-    return false;
-  }
-  const bool ok = std::system((shell_quoted(gnuplot) + " " + shell_quoted(script)).c_str()) == 0;
-  if (!ok) std::printf("(gnuplot failed on %s)\n", script.c_str());
-  return ok;
-}
-
-struct Evaluation {
-  double loss = 0;
-  double accuracy = 0;
-};
-
-// Mean loss and accuracy over a whole data set, in evaluation mode (dropout
-// off): the numbers describe the net itself, not one random thinning of it.
+// Mean loss and accuracy over a whole data set at once, in evaluation mode
+// (dropout off): the numbers describe the net itself, not one random
+// thinning of it.
 Evaluation evaluate(nn::Module& model, const data::Dataset& dataset) {
-  NoGradGuard no_grad;
-  const bool was_training = model.is_training();
-  model.eval();
+  const examples::EvaluationMode evaluating(model);
   const Tensor logits = model(dataset.features());
-  const Evaluation result{cross_entropy(logits, dataset.targets()).item(),
-                          train::accuracy(logits, dataset.targets())};
-  model.train(was_training);
-  return result;
+  return {cross_entropy(logits, dataset.targets()).item(), train::accuracy(logits, dataset.targets())};
 }
 
 struct Method {
@@ -167,11 +140,9 @@ Outcome train_method(const Method& method, const Settings& settings, const data:
 // below, the same axes everywhere so that the panels compare at a glance.
 void draw(const std::vector<Method>& methods, const std::vector<Outcome>& outcomes, const train::History& history,
           const std::string& out_dir, std::int64_t epochs, std::int64_t train_size) {
-  namespace fs = std::filesystem;
-  fs::create_directories(out_dir);
-  const std::string csv = fs::absolute(out_dir + "/regularisation.csv").string();
-  const std::string script = fs::absolute(out_dir + "/regularisation.gp").string();
-  const std::string png = fs::absolute(out_dir + "/regularisation.png").string();
+  const examples::PlotFiles files = examples::plot_files(out_dir, "regularisation");
+  const std::string& csv = files.data;
+  const std::string& png = files.png;
   history.write_csv(csv);
   double max_loss = 0;
   for (const Method& m : methods) {
@@ -188,7 +159,7 @@ void draw(const std::vector<Method>& methods, const std::vector<Outcome>& outcom
     const auto& columns = history.columns();
     return static_cast<int>(std::find(columns.begin(), columns.end(), name) - columns.begin()) + 2;
   };
-  std::ofstream gp(script);
+  std::ofstream gp(files.script);
   gp << "set datafile separator ','\nset datafile missing 'nan'\n"
      << "set terminal pngcairo size 1600,760 font ',10'\n"
      << "set output '" << png << "'\n"
@@ -225,17 +196,12 @@ void draw(const std::vector<Method>& methods, const std::vector<Outcome>& outcom
   }
   gp << "unset multiplot\nset output\n";
   gp.close();
-  std::error_code ignored;
-  fs::remove(png, ignored);
-  if (run_gnuplot(script)) std::printf("picture: %s (data %s)\n", png.c_str(), csv.c_str());
+  if (examples::run_gnuplot_or_note(files.script, png)) std::printf("picture: %s (data %s)\n", png.c_str(), csv.c_str());
 }
 
 int run(int argc, char** argv) {
   examples::Flags flags(argc, argv);
-  if (flags.flag("help")) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
+  if (flags.help(kUsage)) return 0;
   const std::string data_dir = flags.get("data", TAPEGRAD_SOURCE_DIR "/data/mnist");
   const bool short_mode = flags.flag("short");
   const auto train_size = static_cast<std::int64_t>(flags.number("train", 500));
@@ -352,11 +318,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "regularisation: %s\n", error.what());
-    return 2;
-  }
-}
+int main(int argc, char** argv) { return examples::run_example("regularisation", argc, argv, run); }

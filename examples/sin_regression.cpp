@@ -12,16 +12,10 @@
 //                       [--seed N] [--out DIR] [--max-error E] [--quiet]
 // Exits 1 if the largest error on the grid is not below --max-error
 // (default 0.05): the test suite runs it as a convergence check.
-#include <spawn.h>
-#include <sys/wait.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <exception>
 #include <filesystem>
-#include <fstream>
 #include <numbers>
 #include <sstream>
 #include <string>
@@ -30,8 +24,6 @@
 #include <tapegrad/tapegrad.hpp>
 
 #include "example_support.hpp"
-
-extern char** environ;
 
 using namespace tapegrad;
 
@@ -52,28 +44,6 @@ const char* kUsage = R"(usage: sin_regression [options]
 
 constexpr double kPi = std::numbers::pi;
 
-// Runs gnuplot on `script`; "" on success, else why there is no picture.
-std::string run_gnuplot(const std::string& script) {
-  const std::string gnuplot = train::find_program("gnuplot");
-  if (gnuplot.empty()) return "gnuplot not found on PATH (Debian package gnuplot-nox)";
-  std::vector<char*> argv{const_cast<char*>(gnuplot.c_str()), const_cast<char*>(script.c_str()), nullptr};
-  pid_t pid = 0;
-  if (::posix_spawn(&pid, gnuplot.c_str(), nullptr, nullptr, argv.data(), environ) != 0) return gnuplot + " could not be run";
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return gnuplot + " could not be waited for";
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return gnuplot + " failed on " + script;
-  return "";
-}
-
-// Writes `text` to `path`, throwing if that fails.
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::trunc);
-  out << text;
-  if (!out.flush()) throw std::runtime_error("cannot write '" + path + "'");
-}
-
 // n evenly spaced points from a to b inclusive, as an [n, 1] column.
 Tensor grid(double a, double b, std::int64_t n) {
   std::vector<double> xs(static_cast<std::size_t>(n));
@@ -83,10 +53,7 @@ Tensor grid(double a, double b, std::int64_t n) {
 
 int run(int argc, char** argv) {
   examples::Flags flags(argc, argv);
-  if (flags.flag("help")) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
+  if (flags.help(kUsage)) return 0;
   // --short: fewer epochs, for the test suite; still enough for the
   // default error bound.
   const bool short_mode = flags.flag("short");
@@ -173,7 +140,7 @@ int run(int argc, char** argv) {
       csv << x << ',' << target << ',' << predicted << ',' << predicted - target << '\n';
       if (std::abs(predicted - target) > max_error) max_error = std::abs(predicted - target), worst_x = x;
     }
-    write_file(out_dir + "/sin_fit.csv", csv.str());
+    examples::write_file(out_dir + "/sin_fit.csv", csv.str());
   }
   {
     const Tensor x_wide = grid(-2 * kPi, 2 * kPi, 401);
@@ -183,7 +150,7 @@ int run(int argc, char** argv) {
     for (std::int64_t i = 0; i < x_wide.shape(0); ++i) {
       csv << x_wide.at({i, 0}) << ',' << std::sin(x_wide.at({i, 0})) << ',' << y_wide.at({i, 0}) << '\n';
     }
-    write_file(out_dir + "/sin_wide.csv", csv.str());
+    examples::write_file(out_dir + "/sin_wide.csv", csv.str());
   }
 
   // Three panels: target and prediction on [−2π, 2π] with the training
@@ -197,12 +164,7 @@ int run(int argc, char** argv) {
   std::ostringstream gp;
   gp << "# Drawn by the sin_regression example. Redraw with: gnuplot sin_fit.gp\n"
      << "set datafile separator ','\n"
-     << "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
-     << "  set terminal pngcairo size 1800,520 font ',10'\n"
-     << "} else {\n"
-     << "  set terminal png size 1800,520\n"
-     << "}\n"
-     << "set output '" << png << "'\n"
+     << examples::png_terminal(1800, 520, png)
      << "set multiplot layout 1,3 title 'sin(x) fitted by a 1-" << hidden << "-1 tanh network'\n"
      << "set grid\nset key bottom center\nset xlabel 'x'\n"
      << "set title 'target and prediction (trained on [-pi, pi], shaded)'\n"
@@ -220,18 +182,16 @@ int run(int argc, char** argv) {
      << "plot '" << curves_csv << "' skip 1 using 1:2 with lines lw 2 lc rgb '#9467bd' title 'training MSE', \\\n"
      << "     '' skip 1 using 1:3 with lines lw 2 lc rgb '#2ca02c' title 'max |error| on the grid'\n"
      << "unset multiplot\nset output\n";
-  write_file(out_dir + "/sin_fit.gp", gp.str());
-  std::error_code ignored;
-  fs::remove(png, ignored);  // a stale picture must not pass for a new one
-  const std::string plot_problem = run_gnuplot(fs::absolute(out_dir + "/sin_fit.gp").string());
+  examples::write_file(out_dir + "/sin_fit.gp", gp.str());
+  const examples::GnuplotRun plot = examples::run_gnuplot(fs::absolute(out_dir + "/sin_fit.gp").string(), png);
 
   if (!quiet) {
     std::printf("\nfiles: %s/sin_fit.csv (the grid), sin_wide.csv (x in [-2π, 2π]), sin_curves.csv (per epoch)\n",
                 out_dir.c_str());
-    if (plot_problem.empty()) {
+    if (plot.drawn) {
       std::printf("picture: %s/sin_fit.png (fit, error, learning curves)\n", out_dir.c_str());
     } else {
-      std::printf("note: no picture: %s (the CSV files and sin_fit.gp are written)\n", plot_problem.c_str());
+      std::printf("note: no picture: %s (the CSV files and sin_fit.gp are written)\n", plot.problem.c_str());
     }
     std::printf(
         "\nInside [-π, π] the network matches sin closely; the error is usually largest at\n"
@@ -249,11 +209,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "sin_regression: %s\n", error.what());
-    return 2;
-  }
-}
+int main(int argc, char** argv) { return examples::run_example("sin_regression", argc, argv, run); }

@@ -11,17 +11,11 @@
 // Usage: two_moons [--short] [--epochs N] [--noise S] [--hidden N] [--lr X]
 //                  [--seed N] [--out DIR] [--min-accuracy A] [--quiet]
 // Exits 1 if the test accuracy is below --min-accuracy (default 0.95).
-#include <spawn.h>
-#include <sys/wait.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <exception>
 #include <filesystem>
-#include <fstream>
 #include <numbers>
 #include <random>
 #include <sstream>
@@ -31,8 +25,6 @@
 #include <tapegrad/tapegrad.hpp>
 
 #include "example_support.hpp"
-
-extern char** environ;
 
 using namespace tapegrad;
 
@@ -94,33 +86,9 @@ double accuracy(nn::Module& model, const data::Dataset& set) {
   return static_cast<double>(correct) / static_cast<double>(set.size());
 }
 
-// Runs gnuplot on `script`; "" on success, else why there is no picture.
-std::string run_gnuplot(const std::string& script) {
-  const std::string gnuplot = train::find_program("gnuplot");
-  if (gnuplot.empty()) return "gnuplot not found on PATH (Debian package gnuplot-nox)";
-  std::vector<char*> argv{const_cast<char*>(gnuplot.c_str()), const_cast<char*>(script.c_str()), nullptr};
-  pid_t pid = 0;
-  if (::posix_spawn(&pid, gnuplot.c_str(), nullptr, nullptr, argv.data(), environ) != 0) return gnuplot + " could not be run";
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return gnuplot + " could not be waited for";
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return gnuplot + " failed on " + script;
-  return "";
-}
-
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::trunc);
-  out << text;
-  if (!out.flush()) throw std::runtime_error("cannot write '" + path + "'");
-}
-
 int run(int argc, char** argv) {
   examples::Flags flags(argc, argv);
-  if (flags.flag("help")) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
+  if (flags.help(kUsage)) return 0;
   // --short: fewer epochs, for the test suite; still enough for the
   // default accuracy bound.
   const bool short_mode = flags.flag("short");
@@ -210,7 +178,7 @@ int run(int argc, char** argv) {
       }
       grid_text << '\n';  // a blank line ends a grid row (gnuplot's scan separator)
     }
-    write_file(dir + "/probability_grid.dat", grid_text.str());
+    examples::write_file(dir + "/probability_grid.dat", grid_text.str());
 
     std::ostringstream train_text;
     train_text << "# x y label\n";
@@ -218,7 +186,7 @@ int run(int argc, char** argv) {
       train_text << train_set.features().at({i, 0}) << ' ' << train_set.features().at({i, 1}) << ' '
                  << train_set.targets().at({i, 0}) << '\n';
     }
-    write_file(dir + "/train_points.dat", train_text.str());
+    examples::write_file(dir + "/train_points.dat", train_text.str());
 
     const Tensor test_logits = (*model)(test_set.features());
     std::ostringstream wrong_text;
@@ -232,17 +200,12 @@ int run(int argc, char** argv) {
     // A dummy row far off the plot: gnuplot fails on a file without data
     // points, which is what a perfect test score would give.
     wrong_text << "1e9 1e9 0\n";
-    write_file(dir + "/test_errors.dat", wrong_text.str());
+    examples::write_file(dir + "/test_errors.dat", wrong_text.str());
   }
   const std::string png = dir + "/two_moons.png";
   std::ostringstream gp;
   gp << "# Drawn by the two_moons example. Redraw with: gnuplot two_moons.gp\n"
-     << "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
-     << "  set terminal pngcairo size 1000,720 font ',10'\n"
-     << "} else {\n"
-     << "  set terminal png size 1000,720\n"
-     << "}\n"
-     << "set output '" << png << "'\n"
+     << examples::png_terminal(1000, 720, png)
      // The p = 0.5 contour, traced by gnuplot's contouring into a datablock.
      << "set contour base\nset cntrparam levels discrete 0.5\nunset surface\n"
      << "set table $boundary\n"
@@ -262,22 +225,20 @@ int run(int argc, char** argv) {
      << "     '' using 1:($3 == 1 ? $2 : 1/0) with points pt 7 ps 0.6 lc rgb '#a50f15' title 'train: class 1', \\\n"
      << "     '" << dir << "/test_errors.dat' using 1:2 with points pt 6 ps 1.8 lw 2 lc rgb '#000000' title 'misclassified test points'\n"
      << "set output\n";
-  write_file(dir + "/two_moons.gp", gp.str());
-  std::error_code ignored;
-  fs::remove(png, ignored);  // a stale picture must not pass for a new one
-  const std::string plot_problem = run_gnuplot(dir + "/two_moons.gp");
+  examples::write_file(dir + "/two_moons.gp", gp.str());
+  const examples::GnuplotRun plot = examples::run_gnuplot(dir + "/two_moons.gp", png);
   std::ostringstream curve_warnings;
   const train::CurvesResult curves =
       train::save_curves(history, out_dir + "/two_moons_curves", {.title = "two moons", .warnings = &curve_warnings});
 
   if (!quiet) {
-    if (plot_problem.empty()) {
+    if (plot.drawn) {
       std::printf("\ndecision boundary: %s (learning curves: %s)\n", png.c_str(),
                   curves.png_written ? curves.png_path.c_str() : curves.csv_path.c_str());
     } else {
       std::printf("\nnote: no picture of the decision boundary: %s.\n"
                   "      The data are in %s/*.dat and the script in %s/two_moons.gp; the test does not need them.\n",
-                  plot_problem.c_str(), out_dir.c_str(), out_dir.c_str());
+                  plot.problem.c_str(), out_dir.c_str(), out_dir.c_str());
     }
     std::printf(
         "\nNo straight line separates the moons; the hidden tanh layers bend the boundary\n"
@@ -294,11 +255,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "two_moons: %s\n", error.what());
-    return 2;
-  }
-}
+int main(int argc, char** argv) { return examples::run_example("two_moons", argc, argv, run); }
