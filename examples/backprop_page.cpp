@@ -53,12 +53,12 @@ Tensor parameter(Tensor value, const char* name) {
 
 // The page, the graph's DOT and its SVG and PNG pictures.
 void save(const std::string& out, const std::string& network, const BackwardTrace& trace, const PageOptions& page,
-          bool quiet) {
+          const std::string& graph_title, bool quiet) {
   const std::string html = out + "/backprop_" + network + ".html";
   write_backprop_page(html, trace, page);
   DotOptions dot;
   dot.precision = 4;
-  dot.title = page.title;
+  dot.title = graph_title;
   std::ostringstream warnings;
   const std::string stem = out + "/" + network + "_graph";
   const RenderResult svg = save_dot(to_dot(trace.graph(), dot), stem, {.format = "svg", .warnings = &warnings});
@@ -93,6 +93,7 @@ void xor_page(const std::string& out, bool quiet) {
        {.title = "XOR network: the backward pass, step by step",
         .description = "2-4-1 network, tanh hidden layer, sigmoid output, mean squared error over the four patterns "
                        "(initial weights). Step with \u2190 / \u2192; click an op to jump to its step."},
+       "XOR network 2-4-1 (tanh, sigmoid, MSE) at its initial weights: values and gradients after one backward pass",
        quiet);
 }
 
@@ -125,7 +126,7 @@ void worked_page(const std::string& out, bool quiet) {
        {.title = "Worked example (a): backpropagation, step by step",
         .description = "x = (\u22123, 5); ReLU hidden units 3 and 4 (z = W1\u00B7x + b1); sigmoid output unit 5; "
                        "binary cross-entropy against y = 0. Step with \u2190 / \u2192; click an op to jump to its step."},
-       quiet);
+       "Worked example (a): values and gradients after one backward pass", quiet);
 }
 
 // The same example on the blackboard: one scalar leaf per weight.
@@ -147,13 +148,14 @@ void blackboard_page(const std::string& out, bool quiet) {
   Tensor loss = binary_cross_entropy(y_hat, y).set_name("L");
   const BackwardTrace trace = trace_backward(loss);
   const double s = 1.0 / (1.0 + std::exp(-23.0));
+  if (!quiet) std::printf("the same on the blackboard (one scalar per weight):\n");
   check("dL/dw2,3", w23.grad().item(), 10 * s, quiet);
   check("dL/dw2,4", w24.grad().item(), 0, quiet);
   save(out, "blackboard", trace,
        {.title = "Worked example (a) on the blackboard: every weight a scalar",
         .description = "x1 = \u22123, x2 = 5; ReLU units 3 and 4; sigmoid unit 5; binary cross-entropy against y = 0. "
                        "Watch h4 = ReLU(\u22128) = 0 stop the gradient of unit 4's weights."},
-       quiet);
+       "Worked example (a), one scalar per weight: values and gradients after one backward pass", quiet);
 }
 
 int run(int argc, char** argv) {

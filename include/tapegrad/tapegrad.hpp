@@ -45,6 +45,7 @@
 #include "tapegrad/train/progress.hpp"
 #include "tapegrad/train/split.hpp"
 #include "tapegrad/tools/anomaly.hpp"
+#include "tapegrad/tools/backprop_page.hpp"
 #include "tapegrad/tools/grad_flow.hpp"
 #include "tapegrad/tools/graph.hpp"
 #include "tapegrad/tools/trace.hpp"
