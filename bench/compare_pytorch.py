@@ -152,10 +152,18 @@ def memory_child():
 TORCH_WORKLOADS = {"tape": torch_tape, "matmul": torch_matmul, "mlp": torch_mlp, "mnist": torch_mnist}
 
 
+SEEN_COMMENTS = set()
+
+
 def run_tapegrad(bench, workloads):
     out = subprocess.run([bench] + workloads, check=True, capture_output=True, text=True).stdout
     results = {}
     for line in out.splitlines():
+        if line.startswith("#"):
+            if line not in SEEN_COMMENTS:
+                SEEN_COMMENTS.add(line)
+                print(f"# tapegrad {line[1:].strip()}")
+            continue
         name, *fields = line.split()
         values = dict(field.split("=", 1) for field in fields)
         results[name] = values
@@ -177,6 +185,9 @@ def main():
         return
 
     workloads = args.workloads.split(",")
+    import platform
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    print(f"# machine: {cpu}, {os.cpu_count()} cores; PyTorch {torch.__version__}, best of 1 and 2 threads")
     ours = run_tapegrad(args.bench, workloads)
     theirs = {}
     for threads in (1, 2):

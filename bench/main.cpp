@@ -21,6 +21,9 @@ int main(int argc, char** argv) {
       {"memory", bench_memory},
   };
   tapegrad::manual_seed(0);
+  // The setting every result below ran with (see tapegrad/threads.hpp).
+  std::printf("# threads=%d parallel_gemm_work=%lld\n", tapegrad::num_threads(),
+              static_cast<long long>(tapegrad::kParallelGemmWork));
   if (argc == 1) {
     for (const auto& [name, run] : workloads) {
       if (name != "memory") run();

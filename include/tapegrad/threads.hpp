@@ -1,10 +1,11 @@
 #pragma once
 // Threads. tapegrad's own loops are single-threaded; OpenBLAS runs matrix
 // products on up to num_threads() threads, but only for products big enough
-// to gain from it (at least kParallelGemmWork multiply-adds). Small products
-// run on one thread: OpenBLAS's threads spin-wait between calls, and on a
-// busy machine a two-thread 64x784x256 product was measured 100x slower
-// than a one-thread one.
+// to gain from it (at least kParallelGemmWork = 2^22 multiply-adds; on this
+// project's 2-core machine 2^22 beat 2^20 and 2^24 for the MNIST MLP step).
+// Smaller products run on one thread: OpenBLAS's threads spin-wait between
+// calls, and on a busy machine a two-thread product of a few thousand
+// multiply-adds per thread costs far more than it saves.
 //
 // The default is the TAPEGRAD_NUM_THREADS environment variable if set, else
 // OpenBLAS's own default (OPENBLAS_NUM_THREADS, else one per core), so the
@@ -13,7 +14,7 @@
 
 namespace tapegrad {
 
-inline constexpr std::int64_t kParallelGemmWork = std::int64_t{1} << 24;
+inline constexpr std::int64_t kParallelGemmWork = std::int64_t{1} << 22;
 
 // The most threads a matrix product may use (>= 1).
 int num_threads();

@@ -26,7 +26,10 @@ int g_blas_threads = -1;   // what OpenBLAS was last told
 // Tells OpenBLAS how many threads the next product may use, only when that
 // changes (the call is cheap but not free).
 void use_threads_for(std::int64_t m, std::int64_t n, std::int64_t k) {
-  const int wanted = m * n * k >= kParallelGemmWork ? num_threads() : 1;
+  // num_threads() first: it reads OpenBLAS's default, which the first
+  // openblas_set_num_threads call would overwrite.
+  const int most = num_threads();
+  const int wanted = m * n * k >= kParallelGemmWork ? most : 1;
   if (wanted != g_blas_threads) {
     openblas_set_num_threads(wanted);
     g_blas_threads = wanted;

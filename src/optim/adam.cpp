@@ -37,11 +37,11 @@ void adam_update(const char* who, const Options& o, bool decoupled, Tensor& para
   const double correction2_sqrt = std::sqrt(1 - std::pow(o.beta2, t));
   tapegrad::detail::dispatch_float(parameter.dtype(), who, [&](auto tag) {
     using T = decltype(tag);
-    T* p = parameter.data<T>();
-    const T* g = grad.data<T>();
-    T* m = state.exp_avg.data<T>();
-    T* v = state.exp_avg_sq.data<T>();
-    T* v_max = o.amsgrad ? state.max_exp_avg_sq.data<T>() : nullptr;
+    T* __restrict p = parameter.data<T>();
+    const T* __restrict g = grad.data<T>();
+    T* __restrict m = state.exp_avg.data<T>();
+    T* __restrict v = state.exp_avg_sq.data<T>();
+    T* __restrict v_max = o.amsgrad ? state.max_exp_avg_sq.data<T>() : nullptr;
     const T beta1 = static_cast<T>(o.beta1);
     const T beta2 = static_cast<T>(o.beta2);
     const T rest1 = static_cast<T>(1 - o.beta1);
@@ -52,18 +52,28 @@ void adam_update(const char* who, const Options& o, bool decoupled, Tensor& para
     const T l2 = decoupled ? T(0) : static_cast<T>(o.weight_decay);
     const T shrink = static_cast<T>(decoupled ? 1 - o.lr * o.weight_decay : 1);
     const std::int64_t n = parameter.numel();
-    for (std::int64_t i = 0; i < n; ++i) {
-      T d = g[i];
-      if (decoupled) {
-        p[i] *= shrink;
-      } else if (l2 != 0) {
-        d += l2 * p[i];
-      }
+    // The options are tested once, outside the loops, so that each loop is
+    // branch-free and the compiler vectorises it (this update was more than
+    // half of an MNIST training step while it was not).
+    if (decoupled) {
+      for (std::int64_t i = 0; i < n; ++i) p[i] *= shrink;
+    }
+    auto moments = [&](std::int64_t i) {
+      const T d = g[i] + l2 * p[i];
       m[i] = beta1 * m[i] + rest1 * d;
       v[i] = beta2 * v[i] + rest2 * (d * d);
-      T second = v[i];
-      if (v_max) second = v_max[i] = std::max(v_max[i], v[i]);
-      p[i] -= size * (m[i] / (std::sqrt(second) / root + eps));
+    };
+    if (v_max != nullptr) {
+      for (std::int64_t i = 0; i < n; ++i) {
+        moments(i);
+        v_max[i] = std::max(v_max[i], v[i]);
+        p[i] -= size * (m[i] / (std::sqrt(v_max[i]) / root + eps));
+      }
+    } else {
+      for (std::int64_t i = 0; i < n; ++i) {
+        moments(i);
+        p[i] -= size * (m[i] / (std::sqrt(v[i]) / root + eps));
+      }
     }
   });
 }
