@@ -48,7 +48,9 @@ void adam_update(const char* who, const Options& o, bool decoupled, Tensor& para
     const T rest2 = static_cast<T>(1 - o.beta2);
     const T eps = static_cast<T>(o.eps);
     const T size = static_cast<T>(step_size);
-    const T root = static_cast<T>(correction2_sqrt);
+    // A multiplication by 1/√(1 - beta2^t) instead of a division: one of the
+    // two divisions per element gone (the loop is bound by divisions).
+    const T inverse_root = static_cast<T>(1 / correction2_sqrt);
     const T l2 = decoupled ? T(0) : static_cast<T>(o.weight_decay);
     const T shrink = static_cast<T>(decoupled ? 1 - o.lr * o.weight_decay : 1);
     const std::int64_t n = parameter.numel();
@@ -67,12 +69,12 @@ void adam_update(const char* who, const Options& o, bool decoupled, Tensor& para
       for (std::int64_t i = 0; i < n; ++i) {
         moments(i);
         v_max[i] = std::max(v_max[i], v[i]);
-        p[i] -= size * (m[i] / (std::sqrt(v_max[i]) / root + eps));
+        p[i] -= size * (m[i] / (std::sqrt(v_max[i]) * inverse_root + eps));
       }
     } else {
       for (std::int64_t i = 0; i < n; ++i) {
         moments(i);
-        p[i] -= size * (m[i] / (std::sqrt(v[i]) / root + eps));
+        p[i] -= size * (m[i] / (std::sqrt(v[i]) * inverse_root + eps));
       }
     }
   });
