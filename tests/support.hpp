@@ -1,8 +1,19 @@
 #pragma once
-// Shared test helpers: float64 inputs and a gradcheck assertion that prints
-// the checker's verdict on failure.
+// Shared test helpers: float64 inputs, a gradcheck assertion that prints
+// the checker's verdict on failure, and a scratch directory with small file
+// and text helpers for the tests that write files.
+#include <stdlib.h>
+
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <system_error>
 #include <tapegrad/tapegrad.hpp>
+#include <vector>
 
 namespace tapegrad::testing {
 
@@ -30,5 +41,55 @@ inline void require_gradcheck(const GradcheckFn& f, const std::vector<Tensor>& i
 // Asserts that `expression` throws E with exactly `message`.
 #define REQUIRE_THROWS_MESSAGE(expression, exception_type, message) \
   REQUIRE_THROWS_MATCHES(expression, exception_type, Catch::Matchers::Message(message))
+
+// A fresh directory under the system's temporary directory, removed with
+// everything in it when the test ends. mkdtemp makes the name unique, so
+// test binaries run in parallel (ctest -j) never share one.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "tapegrad-test-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;  // a destructor must not throw; a leftover directory is harmless
+    std::filesystem::remove_all(path_, ignored);
+  }
+  // Owns the directory: a copy would remove it twice.
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  // The full path of `name` inside the directory (which need not exist yet).
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+  // The names directly inside the directory, sorted.
+  std::vector<std::string> entries() const {
+    std::vector<std::string> names;
+    for (const auto& entry : std::filesystem::directory_iterator(path_)) names.push_back(entry.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// The whole file as bytes ("" when it cannot be opened).
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// Occurrences of `part` in `text`, overlapping ones included.
+inline std::size_t count(const std::string& text, const std::string& part) {
+  std::size_t n = 0;
+  for (std::size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
+  return n;
+}
 
 }  // namespace tapegrad::testing

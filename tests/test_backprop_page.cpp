@@ -22,35 +22,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "tapegrad-page-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
-std::size_t count(const std::string& text, const std::string& part) {
-  std::size_t n = 0;
-  for (std::size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
-  return n;
-}
-
 std::size_t count_matches(const std::string& text, const std::string& pattern) {
   const std::regex re(pattern);
   return static_cast<std::size_t>(std::distance(std::sregex_iterator(text.begin(), text.end(), re), std::sregex_iterator()));
@@ -104,7 +75,7 @@ std::string run_chromium(const TempDir& dir, const std::string& arguments, const
   char buffer[8192];
   for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) out.append(buffer, n);
   const int status = ::pclose(pipe);
-  const std::string errors = read_text(log);
+  const std::string errors = read_file(log);
   INFO("command: " << command << "\nits stderr ends with: " << errors.substr(errors.size() > 2000 ? errors.size() - 2000 : 0));
   REQUIRE(WIFEXITED(status));
   REQUIRE(WEXITSTATUS(status) == 0);  // 124: timed out
@@ -241,7 +212,7 @@ TEST_CASE("write_backprop_page writes the page and creates its directory, bad op
   TempDir dir;
   const std::string path = dir.file("out/pages/worked.html");
   write_backprop_page(path, trace);
-  CHECK(read_text(path) == backprop_page_html(trace));
+  CHECK(read_file(path) == backprop_page_html(trace));
 
   REQUIRE_THROWS_MESSAGE(backprop_page_html(trace, {.precision = 0}), std::invalid_argument,
                          "backprop_page_html: precision must be in [1, 17], got 0");
@@ -383,7 +354,7 @@ TEST_CASE("in headless chromium: a screenshot of the page", "[page][chromium]") 
   run_chromium(dir, "--screenshot=" + png + " --window-size=1280,800 --virtual-time-budget=5000",
                "file://" + page + "?step=3");
   REQUIRE(fs::exists(png));
-  const std::string bytes = read_text(png);
+  const std::string bytes = read_file(png);
   CHECK(bytes.size() > 20000);  // a real picture, not a blank page
   REQUIRE(bytes.size() > 24);
   CHECK(bytes.substr(0, 8) == "\x89PNG\r\n\x1a\n");

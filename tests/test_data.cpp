@@ -21,22 +21,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory under the system's temporary directory, removed with
-// everything in it at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "tapegrad-test-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
 using Bytes = std::vector<std::uint8_t>;
 
 std::string write_file(const std::string& path, const Bytes& bytes) {
@@ -124,7 +108,7 @@ TEST_CASE("load_mnist reads the four standard files of a directory", "[data][idx
   write_file(dir.file("train-labels-idx1-ubyte"), idx_bytes({3}, kLabels));
   write_file(dir.file("t10k-images-idx3-ubyte"), idx_bytes({1, 2, 3}, {1, 2, 3, 4, 5, 6}));
   write_file(dir.file("t10k-labels-idx1-ubyte"), idx_bytes({1}, {4}));
-  MnistData mnist = load_mnist(dir.path.string());
+  MnistData mnist = load_mnist(dir.path().string());
   CHECK(mnist.train.features().shape() == Shape{3, 2, 3});
   CHECK(mnist.test.features().shape() == Shape{1, 2, 3});
   CHECK(as_indices(mnist.test.targets()) == std::vector<std::int64_t>{4});
@@ -143,8 +127,8 @@ TEST_CASE("bad IDX files throw, naming the file and the byte offset", "[data][id
     REQUIRE_THROWS_MESSAGE(read_idx_images(missing), std::runtime_error,
                            "read_idx_images: cannot open '" + missing + "': No such file or directory (found '" +
                                missing + ".gz': decompress it with gunzip)");
-    REQUIRE_THROWS_MESSAGE(read_idx_labels(dir.path.string()), std::runtime_error,
-                           "read_idx_labels: cannot open '" + dir.path.string() + "': it is a directory");
+    REQUIRE_THROWS_MESSAGE(read_idx_labels(dir.path().string()), std::runtime_error,
+                           "read_idx_labels: cannot open '" + dir.path().string() + "': it is a directory");
   }
   SECTION("truncated in the magic number") {
     const std::string bad = write_file(dir.file("bad"), {0, 0, 8});

@@ -43,41 +43,6 @@ namespace {
 
 // ------------------------------------------------------------------ helpers
 
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    path_ = fs::temp_directory_path() /
-            ("tapegrad_test_io_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    for (const auto& entry : fs::directory_iterator(path_)) names.push_back(entry.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-
- private:
-  fs::path path_;
-};
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << bytes;
@@ -181,7 +146,7 @@ bool run_python(const TempDir& dir, const std::string& script, const std::string
   const std::string command =
       python_with_numpy() + " '" + script_path + "' " + arguments + " >'" + output_path + "' 2>&1";
   const int status = std::system(command.c_str());
-  output = read_bytes(output_path);
+  output = read_file(output_path);
   fs::remove(script_path);
   fs::remove(output_path);
   return status == 0;
@@ -401,10 +366,10 @@ TEST_CASE("save_npz lays out a stored ZIP archive, the same bytes every time", "
   const nn::NamedTensors tensors = {{"w", from_vector({1, 2, 3, 4, 5, 6}, {2, 3})}, {"b", zeros({3})}};
   const std::string path = dir.file("plain.npz");
   io::save_npz(path, tensors);
-  const std::string bytes = read_bytes(path);
+  const std::string bytes = read_file(path);
   CHECK(bytes == io::detail::encode_npz(tensors));
   io::save_npz(path, tensors);
-  CHECK(read_bytes(path) == bytes);  // fixed timestamps: content alone decides
+  CHECK(read_file(path) == bytes);  // fixed timestamps: content alone decides
   // Local header of the first member: signature, stored (method 0), name.
   CHECK(bytes.substr(0, 4) == "PK\x03\x04");
   CHECK(bytes[8] == 0);
@@ -544,14 +509,14 @@ TEST_CASE("a failed save leaves no temporary file and keeps the previous file", 
   SECTION("the disk fills up mid-write: the old checkpoint survives") {
     const std::string path = dir.file("model.npz");
     io::save_npz(path, good);
-    const std::string before = read_bytes(path);
+    const std::string before = read_file(path);
     const nn::NamedTensors big = {{"small", zeros({4})}, {"big", zeros({1 << 18})}};  // 1 MiB
     {
       const FileSizeLimit limit(64 * 1024);
       REQUIRE_THROWS_MESSAGE(io::save_npz(path, big), std::runtime_error,
                              "save_npz: '" + path + "': write failed: File too large");
     }
-    CHECK(read_bytes(path) == before);
+    CHECK(read_file(path) == before);
     CHECK(dir.entries() == std::vector<std::string>{"model.npz"});
     CHECK(bit_equal(io::load_npz(path), good));
   }
@@ -994,7 +959,7 @@ TEST_CASE("a bad checkpoint throws a clear error and leaves the model unchanged"
   }
   SECTION("a corrupt file") {
     io::save_checkpoint(path, Net());
-    std::string bytes = read_bytes(path);
+    std::string bytes = read_file(path);
     bytes[central_directory(bytes) - 1] ^= 1;  // the last byte of the last member, model/fc.steps
     write_bytes(path, bytes);
     REQUIRE_THROWS_MESSAGE(io::load_checkpoint(path, model), std::runtime_error,
@@ -1004,7 +969,7 @@ TEST_CASE("a bad checkpoint throws a clear error and leaves the model unchanged"
   }
   SECTION("a truncated file") {
     io::save_checkpoint(path, Net());
-    const std::string bytes = read_bytes(path);
+    const std::string bytes = read_file(path);
     write_bytes(path, bytes.substr(0, bytes.size() - 1));
     REQUIRE_THROWS_MESSAGE(
         io::load_checkpoint(path, model), std::runtime_error,

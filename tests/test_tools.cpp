@@ -22,35 +22,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "tapegrad-test-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
-std::size_t count(const std::string& text, const std::string& part) {
-  std::size_t n = 0;
-  for (std::size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
-  return n;
-}
-
 double sigmoid_of(double z) { return 1.0 / (1.0 + std::exp(-z)); }
 
 // The XOR network of examples/xor.cpp as a Sequential: 2-4-1, tanh, sigmoid.
@@ -123,14 +94,14 @@ TEST_CASE("the graph of the XOR network: ops with formulas, tensors with shapes,
   TempDir dir;
   std::ostringstream warnings;
   const RenderResult r = save_dot(dot, dir.file("xor/graph"), {.warnings = &warnings});
-  CHECK(read_text(r.dot_path) == dot);
+  CHECK(read_file(r.dot_path) == dot);
   if (train::find_program("dot").empty()) {
     CHECK_FALSE(r.rendered);
     WARN("graphviz (dot) is not installed: the SVG is not checked (scripts/setup installs it)");
   } else {
     INFO(r.message);
     REQUIRE(r.rendered);
-    const std::string svg = read_text(r.image_path);
+    const std::string svg = read_file(r.image_path);
     CHECK(contains(svg, "<svg"));
     CHECK(contains(svg, "0.weight"));
     CHECK(contains(svg, "mse_loss"));
@@ -636,12 +607,12 @@ TEST_CASE("gradient flow: 10 sigmoid layers starve the first layer, ReLU does no
   GradFlowPlotOptions plot;
   plot.warnings = &warnings;
   const GradFlowPlotResult files = sigmoid_flow.save(dir.file("flow"), plot);
-  const std::string parameters = read_text(files.parameters_csv);
+  const std::string parameters = read_file(files.parameters_csv);
   CHECK(parameters.rfind("index,parameter,shape,grad_norm_step_0\n0,0.weight,[32x16],", 0) == 0);
   CHECK(count(parameters, "\n") == 23);
-  const std::string activations = read_text(files.activations_csv);
+  const std::string activations = read_file(files.activations_csv);
   CHECK(activations.rfind("index,layer,module,label,grad_norm_step_0,std_step_0\n0,0,Linear(16 -> 32),0 Linear,", 0) == 0);
-  CHECK(contains(read_text(files.script_path), "set logscale y"));
+  CHECK(contains(read_file(files.script_path), "set logscale y"));
   if (train::find_program("gnuplot").empty()) {
     WARN("gnuplot is not installed: the PNG is not checked");
   } else {

@@ -20,27 +20,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "tapegrad-test-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // y = x·Wᵀ + b with a step counter buffer: enough state for early stopping
 // to save and restore.
 class TinyLinear : public nn::Module {
@@ -198,7 +177,7 @@ TEST_CASE("History writes a CSV; columns that appear later are NaN before", "[tr
   CHECK(history.size() == 2);
   CHECK(std::isnan(history.column("val_acc")[0]));
   history.write_csv(dir.file("h.csv"));
-  CHECK(read_text(dir.file("h.csv")) ==
+  CHECK(read_file(dir.file("h.csv")) ==
         "epoch,train_loss,val_loss,val_acc\n"
         "1,0.5,0.625,nan\n"
         "2,0.25,0.375,0.875\n");
@@ -221,7 +200,7 @@ TEST_CASE("save_curves writes CSV and a gnuplot script, and a PNG when gnuplot e
     CurvesResult r = save_curves(history, stem, {.warnings = &warnings});
     CHECK(r.csv_path == stem + ".csv");
     CHECK(fs::exists(r.csv_path));
-    CHECK(read_text(r.script_path).find("set multiplot layout 1,2") != std::string::npos);
+    CHECK(read_file(r.script_path).find("set multiplot layout 1,2") != std::string::npos);
     if (find_program("gnuplot").empty()) {
       WARN("gnuplot is not installed: the PNG is not checked");
       CHECK_FALSE(r.png_written);
@@ -229,7 +208,7 @@ TEST_CASE("save_curves writes CSV and a gnuplot script, and a PNG when gnuplot e
       INFO(warnings.str());
       CHECK(r.png_written);
       CHECK(warnings.str().empty());
-      const std::string png = read_text(r.png_path);
+      const std::string png = read_file(r.png_path);
       CHECK(png.substr(0, 8) == "\x89PNG\r\n\x1a\n");
       CHECK(png.size() > 1000);
     }

@@ -1,10 +1,8 @@
 #include "tapegrad/tools/grad_flow.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -12,6 +10,7 @@
 #include "tapegrad/error.hpp"
 #include "tapegrad/tools/graph.hpp"
 #include "tapegrad/train/curves.hpp"
+#include "train/gnuplot.hpp"
 
 namespace tapegrad::tools {
 
@@ -32,22 +31,13 @@ double norm(const std::vector<double>& v) {
   return std::sqrt(squares);
 }
 
-// A gnuplot single-quoted string: '' stands for one quote inside.
-std::string quoted(const std::string& text) {
-  std::string out = "'";
-  for (char c : text) out += c == '\'' ? std::string("''") : std::string(1, c);
-  return out + "'";
-}
+using train::gnuplot::quoted;
 
-std::ofstream open_for_writing(const std::string& path) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw_runtime("GradFlow::save", "cannot write '", path, "': ", std::strerror(errno));
-  return out;
-}
+constexpr const char* kOp = "GradFlow::save";
 
-void finish(std::ofstream& out, const std::string& path) {
-  if (!out.flush()) throw_runtime("GradFlow::save", "cannot write '", path, "'");
-}
+std::ofstream open_for_writing(const std::string& path) { return train::gnuplot::open_for_writing(kOp, path); }
+
+void finish(std::ofstream& out, const std::string& path) { train::gnuplot::finish(kOp, out, path); }
 
 // A CSV field: quoted when it holds a comma or a quote (module descriptions do).
 std::string field(const std::string& text) {
@@ -57,10 +47,9 @@ std::string field(const std::string& text) {
   return out + "\"";
 }
 
-bool looks_like_png(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  char signature[8] = {};
-  return in.read(signature, 8) && std::memcmp(signature, "\x89PNG\r\n\x1a\n", 8) == 0;
+// gnuplot's output is discarded here (stdout to /dev/null, stderr read and dropped).
+int run_quietly(const std::string& program, const std::string& script) {
+  return detail::run_program({program, script});
 }
 
 }  // namespace
@@ -176,12 +165,7 @@ GradFlowPlotResult GradFlow::save(const std::string& stem, const GradFlowPlotOpt
   result.activations_csv = stem + "_activations.csv";
   result.script_path = stem + ".gp";
   result.png_path = stem + ".png";
-  const fs::path parent = fs::path(stem).parent_path();
-  if (!parent.empty()) {
-    std::error_code error;
-    fs::create_directories(parent, error);
-    if (error) throw_runtime("GradFlow::save", "cannot create directory '", parent.string(), "': ", error.message());
-  }
+  train::gnuplot::create_parent_directory(kOp, stem);
 
   // Wide tables: one row per parameter (per layer), one column per step.
   const GradFlowRecord& last = records_.back();
@@ -234,18 +218,9 @@ GradFlowPlotResult GradFlow::save(const std::string& stem, const GradFlowPlotOpt
   {
     std::ofstream gp = open_for_writing(result.script_path);
     gp << "# Gradient flow written by tapegrad::tools::GradFlow::save. Redraw with: gnuplot " << quoted(result.script_path)
-       << "\n"
-       << "set datafile separator ','\n"
-       << "set datafile missing 'nan'\n"
-       << "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
-       << "  set terminal pngcairo size " << options.width << "," << options.height << " font ',10'\n"
-       << "} else {\n"
-       << "  set terminal png size " << options.width << "," << options.height << "\n"
-       << "}\n"
-       << "set termoption noenhanced\n"
-       << "set output " << quoted(png) << "\n"
-       << "set grid\n"
-       << "set logscale y\n"
+       << "\n";
+    train::gnuplot::write_preamble(gp, options.width, options.height, png);
+    gp << "set logscale y\n"
        << "set format y '%.0e'\n"
        << "set key outside bottom center horizontal\n"
        << "set xtics rotate by -45\n"
@@ -268,17 +243,9 @@ GradFlowPlotResult GradFlow::save(const std::string& stem, const GradFlowPlotOpt
 
   std::error_code ignored;
   fs::remove(result.png_path, ignored);
-  if (const std::string gnuplot = train::find_program(options.gnuplot); gnuplot.empty()) {
-    result.message = "'" + options.gnuplot + "' not found on PATH (Debian package gnuplot-nox)";
-  } else {
-    const int status = detail::run_program({gnuplot, result.script_path});
-    if (status == 0 && looks_like_png(result.png_path)) {
-      result.png_written = true;
-    } else {
-      result.message = gnuplot + (status < 0 ? std::string(" could not be run") : " exited with status " + std::to_string(status)) +
-                       " and wrote no PNG";
-    }
-  }
+  train::gnuplot::Drawn drawn = train::gnuplot::draw(options.gnuplot, result.script_path, result.png_path, run_quietly);
+  result.png_written = drawn.png_written;
+  result.message = std::move(drawn.message);
   if (!result.png_written) {
     warn << "GradFlow::save: warning: " << result.message << "; wrote " << result.parameters_csv << ", "
          << result.activations_csv << " and " << result.script_path << " but no PNG\n";

@@ -9,13 +9,13 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <limits>
 
 #include "tapegrad/error.hpp"
+#include "train/gnuplot.hpp"
 
 extern char** environ;
 
@@ -32,31 +32,17 @@ std::string number(double value) {
   return buffer;
 }
 
-// A gnuplot single-quoted string: '' stands for one quote inside.
-std::string quoted(const std::string& text) {
-  std::string out = "'";
-  for (char c : text) out += c == '\'' ? std::string("''") : std::string(1, c);
-  return out + "'";
-}
+using gnuplot::quoted;
 
-std::ofstream open_for_writing(const std::string& path) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw_runtime("save_curves", "cannot write '", path, "': ", std::strerror(errno));
-  return out;
-}
+constexpr const char* kOp = "save_curves";
 
-bool looks_like_png(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  char signature[8] = {};
-  return in.read(signature, 8) && std::memcmp(signature, "\x89PNG\r\n\x1a\n", 8) == 0;
-}
-
-// Runs argv[0] with the given arguments and waits; the exit status, or -1
-// when it could not be started or did not exit normally.
-int run(const std::string& program, const std::vector<std::string>& args) {
+// Runs `program` on `script` and waits; the exit status, or -1 when it could
+// not be started or did not exit normally. gnuplot's own output is not
+// redirected: its warnings reach the user's terminal.
+int run(const std::string& program, const std::string& script) {
   std::vector<char*> argv;
   argv.push_back(const_cast<char*>(program.c_str()));
-  for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(const_cast<char*>(script.c_str()));
   argv.push_back(nullptr);
   pid_t pid = 0;
   if (::posix_spawn(&pid, program.c_str(), nullptr, nullptr, argv.data(), environ) != 0) return -1;
@@ -115,7 +101,7 @@ std::vector<double> History::column(const std::string& name) const {
 }
 
 void History::write_csv(const std::string& path) const {
-  std::ofstream out = open_for_writing(path);
+  std::ofstream out = gnuplot::open_for_writing(kOp, path);
   out << "epoch";
   for (const std::string& name : columns_) out << ',' << name;
   out << '\n';
@@ -124,7 +110,7 @@ void History::write_csv(const std::string& path) const {
     for (double value : rows_[r]) out << ',' << number(value);
     out << '\n';
   }
-  if (!out.flush()) throw_runtime("save_curves", "cannot write '", path, "'");
+  gnuplot::finish(kOp, out, path);
 }
 
 std::string find_program(const std::string& program) {
@@ -151,12 +137,7 @@ CurvesResult save_curves(const History& history, const std::string& stem, const 
   result.csv_path = stem + ".csv";
   result.script_path = stem + ".gp";
   result.png_path = stem + ".png";
-  const fs::path parent = fs::path(stem).parent_path();
-  if (!parent.empty()) {
-    std::error_code error;
-    fs::create_directories(parent, error);
-    if (error) throw_runtime("save_curves", "cannot create directory '", parent.string(), "': ", error.message());
-  }
+  gnuplot::create_parent_directory(kOp, stem);
   history.write_csv(result.csv_path);
 
   // The script names files by absolute path, so it runs from any directory.
@@ -172,19 +153,10 @@ CurvesResult save_curves(const History& history, const std::string& stem, const 
   bool all_accuracies = !others.empty();
   for (const auto& [name, column] : others) all_accuracies = all_accuracies && name.find("acc") != std::string::npos;
   {
-    std::ofstream gp = open_for_writing(result.script_path);
-    gp << "# Training curves written by tapegrad::train::save_curves. Redraw with: gnuplot " << quoted(result.script_path) << "\n"
-       << "set datafile separator ','\n"
-       << "set datafile missing 'nan'\n"
-       << "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
-       << "  set terminal pngcairo size " << options.width << "," << options.height << " font ',10'\n"
-       << "} else {\n"
-       << "  set terminal png size " << options.width << "," << options.height << "\n"
-       << "}\n"
-       << "set termoption noenhanced\n"
-       << "set output " << quoted(png) << "\n"
-       << "set grid\n"
-       << "set xlabel 'epoch'\n";
+    std::ofstream gp = gnuplot::open_for_writing(kOp, result.script_path);
+    gp << "# Training curves written by tapegrad::train::save_curves. Redraw with: gnuplot " << quoted(result.script_path) << "\n";
+    gnuplot::write_preamble(gp, options.width, options.height, png);
+    gp << "set xlabel 'epoch'\n";
     const bool two_panels = !losses.empty() && !others.empty();
     if (two_panels) gp << "set multiplot layout 1,2 title " << quoted(options.title) << "\n";
     if (!losses.empty()) plot_panel(gp, csv, two_panels ? "loss" : options.title, losses, "top right");
@@ -193,23 +165,17 @@ CurvesResult save_curves(const History& history, const std::string& stem, const 
     }
     if (two_panels) gp << "unset multiplot\n";
     gp << "set output\n";
-    if (!gp.flush()) throw_runtime("save_curves", "cannot write '", result.script_path, "'");
+    gnuplot::finish(kOp, gp, result.script_path);
   }
 
   std::error_code ignored;
   fs::remove(result.png_path, ignored);  // a stale picture must not pass for a new one
   if (history.size() == 0 || history.columns().empty()) {
     result.message = "no epochs to plot";
-  } else if (const std::string gnuplot = find_program(options.gnuplot); gnuplot.empty()) {
-    result.message = "'" + options.gnuplot + "' not found on PATH (Debian package gnuplot-nox)";
   } else {
-    const int status = run(gnuplot, {result.script_path});
-    if (status == 0 && looks_like_png(result.png_path)) {
-      result.png_written = true;
-    } else {
-      result.message = gnuplot + (status < 0 ? std::string(" could not be run") : " exited with status " + std::to_string(status)) +
-                       " and wrote no PNG";
-    }
+    gnuplot::Drawn drawn = gnuplot::draw(options.gnuplot, result.script_path, result.png_path, run);
+    result.png_written = drawn.png_written;
+    result.message = std::move(drawn.message);
   }
   if (!result.png_written) {
     warn << "save_curves: warning: " << result.message << "; wrote " << result.csv_path << " and " << result.script_path
