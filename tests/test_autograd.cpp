@@ -214,3 +214,24 @@ TEST_CASE("a backward observer sees each node's upstream and input gradients in 
   CHECK(upstream[2][0] == Approx(std::exp(3.0)));
   CHECK(x.grad().at({1}) == Approx(3 * std::exp(6.0)));
 }
+
+TEST_CASE("backward after an in-place write to a saved tensor throws instead of using new values", "[autograd][errors]") {
+  Tensor w = leaf({1, 2});
+  Tensor x = leaf({3, 4});
+  optim::SGD optimizer({w}, {.lr = 0.1});
+  sum(w * x).backward();  // gives w a gradient
+  Tensor loss = sum(w * x);  // mul saves w (and x)
+  optimizer.step();          // writes w in place: the saved w is stale
+  REQUIRE_THROWS_MESSAGE(loss.backward(), std::runtime_error,
+                         "mul: a float64 [2] tensor saved for backward was modified in place after it was saved "
+                         "(version 0, now 1), e.g. by an optimizer step or load_state_dict between forward and "
+                         "backward; run backward first");
+  // The usual order, forward -> backward -> step, is untouched.
+  w.zero_grad();
+  Tensor again = sum(w * x);
+  again.backward();
+  optimizer.step();
+  // dL/dx = w, accumulated: 1 from the first backward, then w = 1 - 0.1·3 = 0.7
+  // after the first step (the failed backward added nothing).
+  CHECK(x.grad().at({0}) == Approx(1.0 + 0.7));
+}

@@ -170,8 +170,10 @@ Tensor record_op(OpInfo info, Tensor output, const std::vector<const Tensor*>& i
   return output;
 }
 
-// A tensor to capture in a backward closure: same data, no graph.
-inline Tensor saved(const Tensor& tensor) { return tensor.detach(); }
+// A tensor to capture in a backward closure: same data, no graph, and the
+// storage version it saw, so that reading it after an in-place write (an
+// optimizer step between forward and backward) throws.
+Tensor saved(const Tensor& tensor);
 
 // One node's step of a backward pass, as the engine visits it: the
 // gradient reaching the node's output and the gradient it sends to each

@@ -16,6 +16,15 @@ std::string concat(const Parts&... parts) {
 }
 }  // namespace detail
 
+namespace detail {
+// Thrown when backward reads a saved tensor that was written in place after
+// it was saved; the engine prefixes the name of the op whose backward read it.
+class SavedTensorModified : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+}  // namespace detail
+
 // Shape, dtype or argument errors.
 template <class... Parts>
 [[noreturn]] void throw_invalid(const char* op, const Parts&... parts) {

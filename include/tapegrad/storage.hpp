@@ -16,9 +16,17 @@ class Storage {
   void* data() const { return data_; }
   std::size_t bytes() const { return bytes_; }
 
+  // Counts in-place writes by the library (optimizer steps,
+  // load_state_dict). A tensor saved for backward remembers the version it
+  // saw; reading it after a write throws instead of giving backward values
+  // that are not the ones the forward pass used.
+  std::uint64_t version() const { return version_; }
+  void bump_version() { ++version_; }
+
  private:
   void* data_;
   std::size_t bytes_;
+  std::uint64_t version_ = 0;
 };
 
 }  // namespace tapegrad

@@ -113,6 +113,10 @@ struct TensorImpl {
   std::shared_ptr<TensorImpl> grad;
   std::shared_ptr<Node> grad_fn;
   std::string name;
+  // For tensors saved for backward (autograd.hpp's saved()): the storage
+  // version when saved; kNotSaved otherwise.
+  static constexpr std::uint64_t kNotSaved = ~std::uint64_t{0};
+  std::uint64_t saved_version = kNotSaved;
 };
 
 // An uninitialised tensor of the given shape: ops fill it.

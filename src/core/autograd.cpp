@@ -48,6 +48,12 @@ Node::~Node() {
   }
 }
 
+Tensor saved(const Tensor& tensor) {
+  Tensor copy = tensor.detach();
+  copy.impl()->saved_version = copy.impl()->storage->version();
+  return copy;
+}
+
 bool InputGrads::needs(std::size_t input) const {
   return input < node_.inputs().size() && node_.inputs()[input].needs_grad();
 }
@@ -157,7 +163,11 @@ void Engine::run(const Tensor& root, const Tensor& seed, bool retain_graph, cons
       }
 
       InputGrads grads(*node);
-      node->apply(grad_output, grads);
+      try {
+        node->apply(grad_output, grads);
+      } catch (const detail::SavedTensorModified& modified) {
+        throw detail::SavedTensorModified(detail::concat(node->name(), ": ", modified.what()));
+      }
       if (!retain_graph) {
         node->release_saved();
         node->released_ = true;

@@ -18,6 +18,15 @@ const Shape kEmptyShape{};
 const std::string kEmptyName{};
 const std::shared_ptr<Node> kNoNode{};
 
+void check_not_modified_since_saved(const TensorImpl& impl) {
+  if (impl.saved_version != TensorImpl::kNotSaved && impl.saved_version != impl.storage->version()) {
+    throw detail::SavedTensorModified(detail::concat(
+        "a ", dtype_name(impl.dtype), " ", impl.shape.str(), " tensor saved for backward was modified in place after it "
+        "was saved (version ", impl.saved_version, ", now ", impl.storage->version(),
+        "), e.g. by an optimizer step or load_state_dict between forward and backward; run backward first"));
+  }
+}
+
 std::shared_ptr<TensorImpl> make_impl(const Shape& shape, DType dtype) {
   auto impl = detail::make_pooled<TensorImpl>();
   impl->shape = shape;
@@ -85,12 +94,15 @@ DType Tensor::dtype() const {
 
 void* Tensor::raw_data() const {
   detail::check_defined("data", *this);
+  check_not_modified_since_saved(*impl_);
   return impl_->storage->data();
 }
+
 
 template <class T>
 T* Tensor::data() {
   detail::check_defined("data", *this);
+  check_not_modified_since_saved(*impl_);
   if (impl_->dtype != dtype_of<T>()) {
     throw_invalid("data", "tensor holds ", dtype_name(impl_->dtype), ", asked for ", dtype_name(dtype_of<T>()));
   }

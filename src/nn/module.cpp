@@ -130,6 +130,7 @@ void Module::load_state_dict(const NamedTensors& state) {
   for (const auto& [name, tensor] : state) by_name[name] = &tensor;
   for (const auto& [name, tensor] : own) {
     const Tensor& value = *by_name[name];
+    tensor.impl()->storage->bump_version();
     std::memcpy(tensor.raw_data(), value.raw_data(),
                 static_cast<std::size_t>(tensor.numel()) * dtype_size(tensor.dtype()));
   }

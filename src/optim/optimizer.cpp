@@ -5,6 +5,7 @@
 #include "tapegrad/autograd.hpp"
 #include "tapegrad/error.hpp"
 #include "tapegrad/optim/basic_optimizer.hpp"
+#include "tapegrad/storage.hpp"
 
 namespace tapegrad::optim {
 
@@ -33,6 +34,7 @@ void Optimizer::step() {
                         ", the parameter is ", describe(parameter));
         }
         step_parameter(g, parameter, grad);
+        parameter.impl()->storage->bump_version();
       }
       ++index;
     }
