@@ -7,8 +7,11 @@
 #include <string_view>
 
 #include "tapegrad/error.hpp"
+#include "tools/json.hpp"
 
 namespace tapegrad::tools {
+
+using detail::json_string;
 
 namespace {
 
@@ -1010,28 +1013,6 @@ std::string html_escape(std::string_view text) {
   return out;
 }
 
-void json_string(std::string& out, std::string_view text) {
-  out += '"';
-  for (const char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          static constexpr char kHex[] = "0123456789abcdef";
-          out += "\\u00";
-          out += kHex[(c >> 4) & 0xF];
-          out += kHex[c & 0xF];
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-}
 
 // JSON inside <script>: the HTML parser ends the element at the first
 // "</script" whatever the quotes, and "<!--" changes how it scans. In JSON,
