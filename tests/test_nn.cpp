@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "fixture.hpp"
 #include "support.hpp"
 
 using namespace tapegrad;
@@ -443,45 +444,6 @@ TEST_CASE("BatchNorm1d errors name the layer and the shapes", "[nn][batchnorm][e
 
 namespace {
 
-// The committed PyTorch fixture: tensors by name, each line
-// "name rank d0 .. d(rank-1) values" (format of scripts/make_reference_fixtures.py).
-class Fixture {
- public:
-  explicit Fixture(const std::string& file) {
-    const std::string path = std::string(TAPEGRAD_TEST_DATA_DIR) + "/" + file;
-    std::ifstream in(path);
-    INFO("fixture " << path);
-    REQUIRE(in.good());
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.empty() || line[0] == '#') continue;
-      std::istringstream fields(line);
-      std::string name;
-      std::size_t rank = 0;
-      fields >> name >> rank;
-      std::vector<std::int64_t> dims(rank);
-      for (auto& d : dims) fields >> d;
-      std::vector<double> values;
-      std::string token;
-      while (fields >> token) values.push_back(std::strtod(token.c_str(), nullptr));
-      const Shape shape(dims);
-      INFO("tensor " << name);
-      REQUIRE(static_cast<std::int64_t>(values.size()) == shape.numel());
-      tensors_[name] = from_vector(values, shape, DType::Float64);
-    }
-  }
-
-  Tensor operator[](const std::string& name) const {
-    const auto found = tensors_.find(name);
-    INFO("the fixture has no tensor '" << name << "' (rerun scripts/make_batchnorm_fixture.py?)");
-    REQUIRE(found != tensors_.end());
-    return found->second;
-  }
-
- private:
-  std::map<std::string, Tensor> tensors_;
-};
-
 // PyTorch and tapegrad both compute in float64 from the same inputs; values
 // are O(1) (below 10 here), so they differ by summation order only, ~1e-15.
 // 1e-9, relative above 1, leaves six orders of margin and still catches any
@@ -501,34 +463,34 @@ void check_reference(const Tensor& got, const Tensor& want, const std::string& w
 void replay_batchnorm(const Fixture& fx, const std::string& prefix, std::int64_t channels, int steps) {
   nn::BatchNorm1d bn(channels);  // PyTorch's defaults: eps 1e-5, momentum 0.1
   bn.to(DType::Float64);
-  bn.load_state_dict({{"weight", fx[prefix + "weight"]},
-                      {"bias", fx[prefix + "bias"]},
+  bn.load_state_dict({{"weight", fx.constant(prefix + "weight")},
+                      {"bias", fx.constant(prefix + "bias")},
                       {"running_mean", zeros({channels}, DType::Float64)},
                       {"running_var", ones({channels}, DType::Float64)}});
   for (int step = 0; step < steps; ++step) {
     const std::string k = std::to_string(step);
-    Tensor x = fx[prefix + "x" + k].requires_grad_();
+    Tensor x = fx.constant(prefix + "x" + k).requires_grad_();
     const Tensor y = bn(x);
-    check_reference(y, fx[prefix + "y" + k], prefix + "y" + k);
-    check_reference(bn.running_mean(), fx[prefix + "running_mean" + k], prefix + "running_mean" + k);
-    check_reference(bn.running_var(), fx[prefix + "running_var" + k], prefix + "running_var" + k);
+    check_reference(y, fx.constant(prefix + "y" + k), prefix + "y" + k);
+    check_reference(bn.running_mean(), fx.constant(prefix + "running_mean" + k), prefix + "running_mean" + k);
+    check_reference(bn.running_var(), fx.constant(prefix + "running_var" + k), prefix + "running_var" + k);
     if (step == 0) {
       bn.zero_grad();
-      sum(y * fx[prefix + "train_R"]).backward();
-      check_reference(x.grad(), fx[prefix + "train_grad_x"], "training dx");
-      check_reference(bn.weight().grad(), fx[prefix + "train_grad_weight"], "training dγ");
-      check_reference(bn.bias().grad(), fx[prefix + "train_grad_bias"], "training dβ");
+      sum(y * fx.constant(prefix + "train_R")).backward();
+      check_reference(x.grad(), fx.constant(prefix + "train_grad_x"), "training dx");
+      check_reference(bn.weight().grad(), fx.constant(prefix + "train_grad_weight"), "training dγ");
+      check_reference(bn.bias().grad(), fx.constant(prefix + "train_grad_bias"), "training dβ");
     }
   }
   bn.eval();
   bn.zero_grad();
-  Tensor x = fx[prefix + "eval_x"].requires_grad_();
+  Tensor x = fx.constant(prefix + "eval_x").requires_grad_();
   const Tensor y = bn(x);
-  check_reference(y, fx[prefix + "eval_y"], "eval y");
-  sum(y * fx[prefix + "eval_R"]).backward();
-  check_reference(x.grad(), fx[prefix + "eval_grad_x"], "eval dx");
-  check_reference(bn.weight().grad(), fx[prefix + "eval_grad_weight"], "eval dγ");
-  check_reference(bn.bias().grad(), fx[prefix + "eval_grad_bias"], "eval dβ");
+  check_reference(y, fx.constant(prefix + "eval_y"), "eval y");
+  sum(y * fx.constant(prefix + "eval_R")).backward();
+  check_reference(x.grad(), fx.constant(prefix + "eval_grad_x"), "eval dx");
+  check_reference(bn.weight().grad(), fx.constant(prefix + "eval_grad_weight"), "eval dγ");
+  check_reference(bn.bias().grad(), fx.constant(prefix + "eval_grad_bias"), "eval dβ");
 }
 
 }  // namespace
