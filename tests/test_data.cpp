@@ -1,6 +1,9 @@
 // Readers (IDX, CSV) on small files written into a temporary directory,
 // every bad-file case with its exact message, Dataset, DataLoader, and the
 // train/validation and K-fold splits.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -175,11 +178,48 @@ TEST_CASE("bad IDX files throw, naming the file and the byte offset", "[data][id
                            "read_idx_images: " + bad +
                                ": truncated at byte offset 30: extents [3x2x3] need 18 bytes of data after the "
                                "16-byte header");
+    const std::string labels_huge = write_file(dir.file("labels-huge"), idx_bytes({0xffffffffu}, {1, 2}));
+    REQUIRE_THROWS_MESSAGE(read_idx_labels(labels_huge), std::runtime_error,
+                           "read_idx_labels: " + labels_huge +
+                               ": truncated at byte offset 10: extents [4294967295] need 4294967295 bytes of data "
+                               "after the 8-byte header");
+  }
+  SECTION("extents whose product overflows, even when one of them is zero") {
+    // 16 bytes that once made a dataset of 4160749567 empty images whose
+    // strides overflowed.
+    const std::string zero = write_file(dir.file("zero"), idx_bytes({4160749567u, 4294901760u, 0}, {}));
+    REQUIRE(fs::file_size(zero) == 16);
+    REQUIRE_THROWS_MESSAGE(read_idx_images(zero), std::runtime_error,
+                           "read_idx_images: " + zero +
+                               ": extents [4160749567x4294901760x0] are too large: their product exceeds 2^63 - 1");
+    REQUIRE_THROWS_MESSAGE(read_idx(zero, 3), std::runtime_error,
+                           "read_idx: " + zero +
+                               ": extents [4160749567x4294901760x0] are too large: their product exceeds 2^63 - 1");
     const std::string huge = write_file(dir.file("huge"), idx_bytes({0xffffffffu, 0xffffffffu, 0xffffffffu}, {1}));
     REQUIRE_THROWS_MESSAGE(read_idx_images(huge), std::runtime_error,
                            "read_idx_images: " + huge +
-                               ": truncated at byte offset 17: extents [4294967295x4294967295x4294967295] need more "
-                               "bytes of data after the 16-byte header");
+                               ": extents [4294967295x4294967295x4294967295] are too large: their product exceeds "
+                               "2^63 - 1");
+    // Just representable: 2^31 x 2^31 x 1 extents, but the file is 17 bytes.
+    const std::string big = write_file(dir.file("big"), idx_bytes({1u << 31, 1u << 31, 1}, {1}));
+    REQUIRE_THROWS_MESSAGE(read_idx_images(big), std::runtime_error,
+                           "read_idx_images: " + big +
+                               ": truncated at byte offset 17: extents [2147483648x2147483648x1] need "
+                               "4611686018427387904 bytes of data after the 16-byte header");
+  }
+  SECTION("images without pixels") {
+    const std::string empty_images = write_file(dir.file("empty"), idx_bytes({5, 0, 28}, {}));
+    REQUIRE_THROWS_MESSAGE(read_idx_images(empty_images), std::runtime_error,
+                           "read_idx_images: " + empty_images +
+                               ": extents [5x0x28] declare 5 images of 0x28 pixels: images without pixels hold no data");
+    // No images at all is a valid (empty) file.
+    const std::string none = write_file(dir.file("none"), idx_bytes({0, 28, 28}, {}));
+    CHECK(read_idx_images(none).shape() == Shape{0, 28, 28});
+  }
+  SECTION("the reason a file cannot be opened is the real one") {
+    const std::string under_file = images + "/inside";
+    REQUIRE_THROWS_MESSAGE(read_idx_images(under_file), std::runtime_error,
+                           "read_idx_images: cannot open '" + under_file + "': Not a directory");
   }
   SECTION("bytes after the data") {
     Bytes bytes = idx_bytes({3}, kLabels);
@@ -204,6 +244,28 @@ TEST_CASE("bad IDX files throw, naming the file and the byte offset", "[data][id
     REQUIRE_THROWS_MESSAGE(read_idx_labels(bad, 0), std::invalid_argument,
                            "read_idx_labels: num_classes must be in [1, 256], got 0");
   }
+}
+
+TEST_CASE("IDX files are read from pipes too (<(gunzip -c labels.gz))", "[data][idx]") {
+  // A stream that opened with std::ios::ate failed on a pipe with the stale
+  // reason "Illegal seek"; the reader now reads any file to its end.
+  TempDir dir;
+  const std::string fifo = dir.file("fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const Bytes bytes = idx_bytes({3}, kLabels);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    const int fd = ::open(fifo.c_str(), O_WRONLY);
+    const bool ok = fd >= 0 && ::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size());
+    ::_exit(ok ? 0 : 1);
+  }
+  const Tensor labels = read_idx_labels(fifo);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(as_indices(labels) == std::vector<std::int64_t>{7, 0, 9});
 }
 
 TEST_CASE("the MNIST files made by scripts/get-data hold 8000 + 2000 real digits", "[data][idx][mnist]") {
@@ -317,6 +379,109 @@ TEST_CASE("bad CSV files throw, naming the file, the line and the column", "[dat
   const std::string missing = dir.file("missing.csv");
   REQUIRE_THROWS_MESSAGE(read_csv(missing), std::runtime_error,
                          "read_csv: cannot open '" + missing + "': No such file or directory");
+}
+
+TEST_CASE("CSV: values beyond float32 or float64 are out of range, not infinite or 'not a number'", "[data][csv][errors]") {
+  TempDir dir;
+  auto csv = [&](const std::string& text) { return write_text(dir.file("range.csv"), text); };
+  std::string p = csv("1,2,0\n1e39,2,1\n");
+  REQUIRE_THROWS_MESSAGE(read_csv(p), std::runtime_error,
+                         "read_csv: " + p +
+                             ":2:1: 1e+39 is out of range for float32 (largest finite value 3.4028235e+38); read it "
+                             "as float64");
+  CHECK(read_csv(p, {.dtype = DType::Float64}).features().at({1, 0}) == 1e39);
+  p = csv("1,2,0.5\n3,4,-3.5e38\n");  // a regression target, as float32
+  REQUIRE_THROWS_MESSAGE(read_csv(p, {.target = CsvTarget::Value}), std::runtime_error,
+                         "read_csv: " + p +
+                             ":2:3: -3.5e+38 is out of range for float32 (largest finite value 3.4028235e+38); read "
+                             "it as float64");
+  // The largest float32 itself, and values that round to it, are fine.
+  p = csv("3.4028235e38,0\n3.40282356e38,1\n");
+  CHECK(read_csv(p).features().at({1, 0}) == Approx(3.4028235e38));
+  p = csv("1,2,0\n3,1e400,1\n");
+  REQUIRE_THROWS_MESSAGE(read_csv(p), std::runtime_error, "read_csv: " + p + ":2:2: '1e400' is out of range for float64");
+  p = csv("-1e400,2,0\n");
+  REQUIRE_THROWS_MESSAGE(read_csv(p, {.dtype = DType::Float64}), std::runtime_error,
+                         "read_csv: " + p + ":1:1: '-1e400' is out of range for float64");
+  // Below the smallest float64 a value rounds to zero, as strtod and numpy read it.
+  p = csv("1e-400,-2e-324,0\n");
+  CHECK(read_csv(p, {.dtype = DType::Float64}).features().to_vector() == std::vector<double>{0, 0});
+  // A huge broken cell is quoted in part, control bytes escaped.
+  p = csv("1," + std::string(100, 'z') + "\x01,0\n");
+  REQUIRE_THROWS_MESSAGE(read_csv(p), std::runtime_error,
+                         "read_csv: " + p + ":1:2: '" + std::string(60, 'z') + "...' is not a number");
+  p = csv("1,a\x01,0\n");
+  REQUIRE_THROWS_MESSAGE(read_csv(p), std::runtime_error, "read_csv: " + p + ":1:2: 'a\\x01' is not a number");
+  p = csv("1,2,1e16\n");
+  REQUIRE_THROWS_MESSAGE(read_csv(p), std::runtime_error,
+                         "read_csv: " + p + ":1:3: label 1e+16 is too large for a class label (at most 1e+15)");
+}
+
+TEST_CASE("CSV: header names must be unique and quotes closed", "[data][csv][errors]") {
+  TempDir dir;
+  const std::string p = write_text(dir.file("dup.csv"), "x,label,y,x\n1,0,2,3\n");
+  REQUIRE_THROWS_MESSAGE(read_csv(p, {.has_header = true, .target_name = "x"}), std::runtime_error,
+                         "read_csv: " + p + ":1: columns 1 and 4 are both named 'x': header names must be unique");
+  REQUIRE_THROWS_MESSAGE(read_csv_table(p, true), std::runtime_error,
+                         "read_csv: " + p + ":1: columns 1 and 4 are both named 'x': header names must be unique");
+  // Names compare after trimming and unquoting.
+  const std::string q = write_text(dir.file("quoted.csv"), "\n\"a b\",c, a b \n1,2,3\n");
+  REQUIRE_THROWS_MESSAGE(read_csv_table(q, true), std::runtime_error,
+                         "read_csv: " + q + ":2: columns 1 and 3 are both named 'a b': header names must be unique");
+  const std::string open_quote = write_text(dir.file("open.csv"), "a,\"b,c\n1,2\n");
+  REQUIRE_THROWS_MESSAGE(read_csv_table(open_quote, true), std::runtime_error,
+                         "read_csv: " + open_quote + ":1:2: unterminated quote in the header");
+  // Without a header the same text is data: a non-number.
+  REQUIRE_THROWS_MESSAGE(read_csv_table(p), std::runtime_error, "read_csv: " + p + ":1:1: 'x' is not a number");
+}
+
+TEST_CASE("CSV: an inferred one-hot width is bounded by the file", "[data][csv][errors]") {
+  TempDir dir;
+  // 8 KB: 2000 rows of "0,0" and one label of 98303 once asked for
+  // 2001 x 98304 float32 = 787 MB.
+  std::string text;
+  for (int i = 0; i < 2000; ++i) text += "0,0\n";
+  const std::string small = write_text(dir.file("small.csv"), text + "0,98303\n");
+  REQUIRE(fs::file_size(small) < 8200);
+  REQUIRE_THROWS_MESSAGE(read_csv(small, {.target = CsvTarget::OneHot}), std::runtime_error,
+                         "read_csv: " + small +
+                             ":2001:2: label 98303 makes 98304 one-hot classes, more than the 2001 data rows; is this "
+                             "the label column? Set num_classes to allow it");
+  // As many classes as rows, but 5000 x 5000 float32 (100 MB) from a 20 KB file.
+  text.clear();
+  for (int i = 0; i < 4999; ++i) text += "0,0\n";
+  const std::string square = write_text(dir.file("square.csv"), text + "0,4999\n");
+  REQUIRE_THROWS_MESSAGE(read_csv(square, {.target = CsvTarget::OneHot}), std::runtime_error,
+                         "read_csv: " + square +
+                             ":5000:2: label 4999 makes one-hot targets of 5000 rows x 5000 classes (100000000 "
+                             "bytes), more than 64 times the file's size; set num_classes to allow it");
+  // Class indices need no such bound: they are one integer per row.
+  CHECK(read_csv(square).targets().shape() == Shape{5000});
+  // An explicit class count is the caller's decision, even beyond the rows.
+  const std::string few = write_text(dir.file("few.csv"), "0.5,3\n0.25,1\n");
+  Dataset wide = read_csv(few, {.target = CsvTarget::OneHot, .num_classes = 50});
+  CHECK(wide.targets().shape() == Shape{2, 50});
+  CHECK(wide.targets().at({0, 3}) == 1.0);
+  REQUIRE_THROWS_MESSAGE(read_csv(few, {.target = CsvTarget::OneHot}), std::runtime_error,
+                         "read_csv: " + few +
+                             ":1:2: label 3 makes 4 one-hot classes, more than the 2 data rows; is this the label "
+                             "column? Set num_classes to allow it");
+  REQUIRE_THROWS_MESSAGE(read_csv(few, {.target = CsvTarget::OneHot, .num_classes = std::int64_t{1} << 62}),
+                         std::runtime_error,
+                         "read_csv: " + few + ": one-hot targets of 2 rows x 4611686018427387904 classes overflow a "
+                                              "64-bit size");
+}
+
+TEST_CASE("CSV: the reason a file cannot be opened is the real one", "[data][csv][errors]") {
+  TempDir dir;
+  const std::string file = write_text(dir.file("f.csv"), "1,0\n");
+  REQUIRE_THROWS_MESSAGE(read_csv(file + "/inside"), std::runtime_error,
+                         "read_csv: cannot open '" + file + "/inside': Not a directory");
+  REQUIRE_THROWS_MESSAGE(read_csv(dir.path().string()), std::runtime_error,
+                         "read_csv: cannot open '" + dir.path().string() + "': it is a directory");
+  errno = EACCES;  // a stale value from earlier must not leak into the message
+  REQUIRE_THROWS_MESSAGE(read_csv(dir.file("missing.csv")), std::runtime_error,
+                         "read_csv: cannot open '" + dir.file("missing.csv") + "': No such file or directory");
 }
 
 // --- Dataset and DataLoader ---

@@ -1,13 +1,19 @@
 #include "tapegrad/data/csv.hpp"
 
+#include <fcntl.h>
+#include <locale.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
+#include <limits>
+#include <map>
 #include <string_view>
 
 #include "tapegrad/error.hpp"
@@ -17,15 +23,72 @@ namespace tapegrad::data {
 namespace {
 
 constexpr const char* kOp = "read_csv";
+// Labels are integers held exactly in a double, and bounded well below that.
+constexpr double kMaxLabel = 1e15;
+// An inferred one-hot width may make targets of at most this many bytes, or
+// this many times the file's size if larger (see csv.hpp).
+constexpr std::uint64_t kOneHotFloorBytes = std::uint64_t{64} << 20;
+constexpr std::uint64_t kOneHotPerFileByte = 64;
 
+// The whole file. POSIX calls rather than a stream: errno is read right
+// after the call that failed, so the message gives the real reason.
 std::string read_text(const std::string& path) {
-  std::error_code ignored;
-  if (std::filesystem::is_directory(path, ignored)) throw_runtime(kOp, "cannot open '", path, "': it is a directory");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_runtime(kOp, "cannot open '", path, "': ", std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int error = errno;
+    throw_runtime(kOp, "cannot open '", path, "': ", std::strerror(error));
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) {
+    const int error = errno;
+    throw_runtime(kOp, "cannot stat '", path, "': ", std::strerror(error));
+  }
+  if (S_ISDIR(info.st_mode)) throw_runtime(kOp, "cannot open '", path, "': it is a directory");
+  std::string text;
+  if (S_ISREG(info.st_mode)) text.reserve(static_cast<std::size_t>(info.st_size));
+  char chunk[1 << 16];
+  for (;;) {
+    const ssize_t got = ::read(fd, chunk, sizeof chunk);
+    if (got < 0) {
+      const int error = errno;
+      if (error == EINTR) continue;
+      throw_runtime(kOp, "cannot read '", path, "': ", std::strerror(error));
+    }
+    if (got == 0) break;
+    text.append(chunk, static_cast<std::size_t>(got));
+  }
+  return text;
+}
+
+// Text from a file, fit for a message: quoted, control bytes escaped, capped
+// in length (a broken file may hold a megabyte-long "cell").
+std::string quoted(std::string_view text) {
+  constexpr std::size_t kMaxShown = 60;
+  std::string out = "'";
+  for (std::size_t i = 0; i < text.size() && i < kMaxShown; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7F) {
+      char escaped[5];
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
+      out += escaped;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (text.size() > kMaxShown) out += "...";
+  return out + "'";
+}
+
+// The shortest text that reads back as `value` ("1e+39", "0.1").
+template <class Real>
+std::string number_text(Real value) {
+  char buffer[32];
+  const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
+  return std::string(buffer, result.ptr);
 }
 
 std::string_view trim(std::string_view s) {
@@ -36,43 +99,70 @@ std::string_view trim(std::string_view s) {
 }
 
 // Header cells may be quoted ("a,b" is one name; "" inside quotes is a quote).
-std::vector<std::string> split_header(std::string_view line, char delimiter) {
+std::vector<std::string> split_header(std::string_view line, char delimiter, const std::string& path,
+                                      std::int64_t line_number) {
   std::vector<std::string> names(1);
-  bool quoted = false;
+  bool in_quotes = false;
   for (std::size_t i = 0; i < line.size(); ++i) {
     const char c = line[i];
-    if (quoted) {
+    if (in_quotes) {
       if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
         names.back() += '"';
         ++i;
       } else if (c == '"') {
-        quoted = false;
+        in_quotes = false;
       } else {
         names.back() += c;
       }
     } else if (c == '"' && trim(names.back()).empty()) {
       names.back().clear();
-      quoted = true;
+      in_quotes = true;
     } else if (c == delimiter) {
       names.emplace_back();
     } else {
       names.back() += c;
     }
   }
+  if (in_quotes) {
+    throw_runtime(kOp, path, ":", line_number, ":", names.size(), ": unterminated quote in the header");
+  }
   for (std::string& name : names) name = std::string(trim(name));
+  // A repeated name would make target_name pick one of them silently.
+  std::map<std::string_view, std::size_t> first;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const auto [it, inserted] = first.emplace(names[i], i);
+    if (!inserted) {
+      throw_runtime(kOp, path, ":", line_number, ": columns ", it->second + 1, " and ", i + 1, " are both named ",
+                    quoted(names[i]), ": header names must be unique");
+    }
+  }
   return names;
 }
 
-// Numbers as strtod reads them (a leading '+' too), but never NaN or infinity:
-// a training set with those is broken.
-bool parse_number(std::string_view cell, double& value) {
+enum class Parsed { Number, NotANumber, OutOfRange };
+
+// Numbers as strtod reads them (a leading '+' too). Infinity and NaN parse
+// here and are refused by the caller: a training set with those is broken.
+Parsed parse_number(std::string_view cell, double& value) {
   if (!cell.empty() && cell.front() == '+') {
     cell.remove_prefix(1);
-    if (cell.empty() || cell.front() == '-') return false;  // "+-1"
+    if (cell.empty() || cell.front() == '-') return Parsed::NotANumber;  // "+-1"
   }
   const char* end = cell.data() + cell.size();
   auto [ptr, ec] = std::from_chars(cell.data(), end, value);
-  return ec == std::errc() && ptr == end;
+  if (ptr != end) return Parsed::NotANumber;
+  if (ec == std::errc::result_out_of_range) {
+    // Well-formed but beyond float64: from_chars does not say which way.
+    // strtod in the C locale does: +-HUGE_VAL for "1e400", which is an error,
+    // and a signed zero for "1e-400", which rounds to it like any reader.
+    static const locale_t c_locale = ::newlocale(LC_ALL_MASK, "C", locale_t{});
+    const std::string copy(cell);
+    const double rounded = ::strtod_l(copy.c_str(), nullptr, c_locale);
+    if (std::isinf(rounded)) return Parsed::OutOfRange;
+    value = rounded;
+    return Parsed::Number;
+  }
+  return ec == std::errc() ? Parsed::Number : Parsed::NotANumber;
 }
 
 std::string join(const std::vector<std::string>& names) {
@@ -88,10 +178,11 @@ CsvTable read_csv_table(const std::string& path, bool has_header, char delimiter
     throw_invalid(kOp, "the delimiter cannot be a quote or a line break");
   }
   const std::string text = read_text(path);
+  CsvTable table;
+  table.file_bytes = text.size();
   std::string_view rest(text);
   if (rest.substr(0, 3) == "\xEF\xBB\xBF") rest.remove_prefix(3);  // UTF-8 byte-order mark
 
-  CsvTable table;
   std::int64_t line_number = 0;
   std::int64_t columns_line = 0;  // the line that fixed the column count
   while (!rest.empty()) {
@@ -103,7 +194,7 @@ CsvTable read_csv_table(const std::string& path, bool has_header, char delimiter
     if (trim(line).empty()) continue;
 
     if (has_header && columns_line == 0) {
-      table.header = split_header(line, delimiter);
+      table.header = split_header(line, delimiter, path, line_number);
       table.cols = static_cast<std::int64_t>(table.header.size());
       columns_line = line_number;
       continue;
@@ -117,8 +208,16 @@ CsvTable read_csv_table(const std::string& path, bool has_header, char delimiter
       ++column;
       double value = 0;
       if (cell.empty()) throw_runtime(kOp, path, ":", line_number, ":", column, ": empty cell");
-      if (!parse_number(cell, value)) throw_runtime(kOp, path, ":", line_number, ":", column, ": '", cell, "' is not a number");
-      if (!std::isfinite(value)) throw_runtime(kOp, path, ":", line_number, ":", column, ": '", cell, "' is not a finite number");
+      const Parsed parsed = parse_number(cell, value);
+      if (parsed == Parsed::OutOfRange) {
+        throw_runtime(kOp, path, ":", line_number, ":", column, ": ", quoted(cell), " is out of range for float64");
+      }
+      if (parsed == Parsed::NotANumber) {
+        throw_runtime(kOp, path, ":", line_number, ":", column, ": ", quoted(cell), " is not a number");
+      }
+      if (!std::isfinite(value)) {
+        throw_runtime(kOp, path, ":", line_number, ":", column, ": ", quoted(cell), " is not a finite number");
+      }
       table.values.push_back(value);
       if (stop == std::string_view::npos) break;
       start = stop + 1;
@@ -164,6 +263,21 @@ Dataset read_csv(const std::string& path, const CsvOptions& options) {
   const std::int64_t n = table.rows;
   const std::int64_t f = table.cols - 1;
   auto cell = [&](std::int64_t row, std::int64_t col) { return table.values[static_cast<std::size_t>(row * table.cols + col)]; };
+  auto line_of = [&](std::int64_t row) { return table.lines[static_cast<std::size_t>(row)]; };
+
+  // A float64 cell stored as float32 must stay finite: 1e39 would become inf.
+  if (options.dtype == DType::Float32) {
+    for (std::int64_t r = 0; r < n; ++r) {
+      for (std::int64_t c = 0; c < table.cols; ++c) {
+        if (c == target && options.target != CsvTarget::Value) continue;  // labels stay integers
+        if (std::isinf(static_cast<float>(cell(r, c)))) {
+          throw_runtime(kOp, path, ":", line_of(r), ":", c + 1, ": ", number_text(cell(r, c)),
+                        " is out of range for float32 (largest finite value ",
+                        number_text(std::numeric_limits<float>::max()), "); read it as float64");
+        }
+      }
+    }
+  }
 
   Tensor features = empty(Shape{n, f}, options.dtype);
   auto fill_features = [&](auto* out) {
@@ -187,24 +301,49 @@ Dataset read_csv(const std::string& path, const CsvOptions& options) {
 
   std::vector<std::int64_t> labels(static_cast<std::size_t>(n));
   std::int64_t largest = 0;
+  std::int64_t largest_row = 0;
   for (std::int64_t r = 0; r < n; ++r) {
     const double value = cell(r, target);
-    const std::int64_t line = table.lines[static_cast<std::size_t>(r)];
-    if (value < 0 || value != std::floor(value) || value > 1e15) {
-      throw_runtime(kOp, path, ":", line, ":", target + 1, ": label ", value, " is not a non-negative integer");
+    if (value < 0 || value != std::floor(value)) {
+      throw_runtime(kOp, path, ":", line_of(r), ":", target + 1, ": label ", number_text(value),
+                    " is not a non-negative integer");
+    }
+    if (value > kMaxLabel) {
+      throw_runtime(kOp, path, ":", line_of(r), ":", target + 1, ": label ", number_text(value),
+                    " is too large for a class label (at most ", kMaxLabel, ")");
     }
     const auto label = static_cast<std::int64_t>(value);
     if (options.num_classes > 0 && label >= options.num_classes) {
-      throw_runtime(kOp, path, ":", line, ":", target + 1, ": label ", label, " is out of range [0, ",
+      throw_runtime(kOp, path, ":", line_of(r), ":", target + 1, ": label ", label, " is out of range [0, ",
                     options.num_classes, ")");
     }
     labels[static_cast<std::size_t>(r)] = label;
-    largest = std::max(largest, label);
+    if (label > largest) largest = label, largest_row = r;
   }
   if (options.target == CsvTarget::ClassIndex) return Dataset(features, from_indices(labels, Shape{n}));
 
   const std::int64_t classes = options.num_classes > 0 ? options.num_classes : largest + 1;
-  if (classes > 100000) throw_runtime(kOp, path, ": one-hot targets for ", classes, " classes: is this really the label column?");
+  const std::int64_t element = static_cast<std::int64_t>(dtype_size(options.dtype));
+  std::int64_t cells = 0, bytes = 0;
+  if (__builtin_mul_overflow(n, classes, &cells) || __builtin_mul_overflow(cells, element, &bytes)) {
+    throw_runtime(kOp, path, ": one-hot targets of ", n, " rows x ", classes, " classes overflow a 64-bit size");
+  }
+  if (options.num_classes == 0) {
+    // The width comes from the file: bound it by the file, so that a few
+    // kilobytes cannot ask for gigabytes. A given num_classes is the caller's
+    // decision and is honoured.
+    const std::string where = path + ":" + std::to_string(line_of(largest_row)) + ":" + std::to_string(target + 1);
+    if (classes > n) {
+      throw_runtime(kOp, where, ": label ", largest, " makes ", classes, " one-hot classes, more than the ", n,
+                    " data rows; is this the label column? Set num_classes to allow it");
+    }
+    const std::uint64_t limit = std::max<std::uint64_t>(kOneHotFloorBytes, kOneHotPerFileByte * table.file_bytes);
+    if (static_cast<std::uint64_t>(bytes) > limit) {
+      throw_runtime(kOp, where, ": label ", largest, " makes one-hot targets of ", n, " rows x ", classes,
+                    " classes (", bytes, " bytes), more than ", kOneHotPerFileByte,
+                    " times the file's size; set num_classes to allow it");
+    }
+  }
   Tensor one_hot = zeros(Shape{n, classes}, options.dtype);
   for (std::int64_t r = 0; r < n; ++r) {
     const std::int64_t at = r * classes + labels[static_cast<std::size_t>(r)];

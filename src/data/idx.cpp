@@ -1,9 +1,14 @@
 #include "tapegrad/data/idx.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
+#include <system_error>
 #include <utility>
 
 #include "tapegrad/error.hpp"
@@ -15,22 +20,52 @@ namespace {
 
 constexpr std::uint8_t kUnsignedByte = 0x08;
 
+// The whole file. POSIX calls rather than a stream: errno is read right
+// after the call that failed, so the message gives the real reason.
 std::vector<std::uint8_t> read_file(const std::string& path, const char* op) {
-  std::error_code ignored;
-  if (std::filesystem::is_directory(path, ignored)) throw_runtime(op, "cannot open '", path, "': it is a directory");
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) {
-    const std::string reason = std::strerror(errno);
-    if (std::filesystem::exists(path + ".gz")) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int error = errno;
+    const std::string reason = std::strerror(error);
+    std::error_code ignored;
+    if (error == ENOENT && std::filesystem::exists(path + ".gz", ignored)) {
       throw_runtime(op, "cannot open '", path, "': ", reason, " (found '", path, ".gz': decompress it with gunzip)");
     }
     throw_runtime(op, "cannot open '", path, "': ", reason);
   }
-  const std::streamoff size = in.tellg();
-  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
-  in.seekg(0);
-  if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size)) throw_runtime(op, "cannot read '", path, "'");
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) {
+    const int error = errno;
+    throw_runtime(op, "cannot stat '", path, "': ", std::strerror(error));
+  }
+  if (S_ISDIR(info.st_mode)) throw_runtime(op, "cannot open '", path, "': it is a directory");
+  std::vector<std::uint8_t> bytes;
+  // A regular file's size is known; a pipe (<(gunzip -c ...)) is read to its end.
+  if (S_ISREG(info.st_mode)) bytes.reserve(static_cast<std::size_t>(info.st_size));
+  std::uint8_t chunk[1 << 16];
+  for (;;) {
+    const ssize_t got = ::read(fd, chunk, sizeof chunk);
+    if (got < 0) {
+      const int error = errno;
+      if (error == EINTR) continue;
+      throw_runtime(op, "cannot read '", path, "': ", std::strerror(error));
+    }
+    if (got == 0) break;
+    bytes.insert(bytes.end(), chunk, chunk + got);
+  }
   return bytes;
+}
+
+// "[4160749567x4294901760x0]", as Shape::str() writes it, without building a
+// Shape from extents that may not make a valid one.
+std::string extents_text(const std::vector<std::int64_t>& dims) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < dims.size(); ++i) out += (i > 0 ? "x" : "") + std::to_string(dims[i]);
+  return out + "]";
 }
 
 std::uint32_t big_endian_u32(const std::uint8_t* p) {
@@ -66,21 +101,32 @@ IdxArray read_idx(const std::string& path, std::size_t expected_rank, const char
                   " needs ", header, " bytes");
   }
   IdxArray out;
+  for (std::size_t axis = 0; axis < expected_rank; ++axis) out.dims.push_back(big_endian_u32(bytes.data() + 4 + 4 * axis));
+  const std::string extents = extents_text(out.dims);
+  // Every size computation is checked. First the product of the extents with
+  // zeros counted as ones: a tensor's strides are products of its extents, so
+  // [4160749567x4294901760x0], though it holds 0 bytes, has no valid strides.
+  std::int64_t strides = 1;
+  for (std::int64_t extent : out.dims) {
+    if (__builtin_mul_overflow(strides, std::max<std::int64_t>(extent, 1), &strides)) {
+      throw_runtime(op, path, ": extents ", extents, " are too large: their product exceeds 2^63 - 1");
+    }
+  }
+  // Then the byte count they declare, against the bytes the file really has.
   std::uint64_t count = 1;
-  bool overflow = false;
-  for (std::size_t axis = 0; axis < expected_rank; ++axis) {
-    const std::uint32_t extent = big_endian_u32(bytes.data() + 4 + 4 * axis);
-    out.dims.push_back(extent);
-    overflow = overflow || __builtin_mul_overflow(count, std::uint64_t{extent}, &count);
+  for (std::int64_t extent : out.dims) {
+    // Cannot overflow once the product above fits; checked all the same.
+    if (__builtin_mul_overflow(count, static_cast<std::uint64_t>(extent), &count)) {
+      throw_runtime(op, path, ": extents ", extents, " are too large: their product exceeds 2^64 - 1");
+    }
   }
-  const std::string extents = Shape(out.dims).str();
-  if (overflow || count > size - header) {
-    throw_runtime(op, path, ": truncated at byte offset ", size, ": extents ", extents, " need ",
-                  overflow ? std::string("more") : std::to_string(count), " bytes of data after the ", header,
-                  "-byte header");
+  const std::uint64_t available = size - header;
+  if (count > available) {
+    throw_runtime(op, path, ": truncated at byte offset ", size, ": extents ", extents, " need ", count,
+                  " bytes of data after the ", header, "-byte header");
   }
-  if (count < size - header) {
-    throw_runtime(op, path, ": ", size - header - count, " unexpected bytes at byte offset ", header + count,
+  if (count < available) {
+    throw_runtime(op, path, ": ", available - count, " unexpected bytes at byte offset ", header + count,
                   ", after the data of extents ", extents);
   }
   bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(header));
@@ -90,6 +136,10 @@ IdxArray read_idx(const std::string& path, std::size_t expected_rank, const char
 
 Tensor read_idx_images(const std::string& path, bool scale) {
   const IdxArray idx = read_idx(path, 3, "read_idx_images");
+  if (idx.dims[0] > 0 && (idx.dims[1] == 0 || idx.dims[2] == 0)) {
+    throw_runtime("read_idx_images", path, ": extents ", extents_text(idx.dims), " declare ", idx.dims[0],
+                  " images of ", idx.dims[1], "x", idx.dims[2], " pixels: images without pixels hold no data");
+  }
   Tensor out = empty(Shape(idx.dims), DType::Float32);
   float table[256];
   for (int v = 0; v < 256; ++v) table[v] = scale ? static_cast<float>(v) / 255.0f : static_cast<float>(v);

@@ -6,9 +6,19 @@
 //
 // Cells are trimmed of spaces; blank lines are skipped; CRLF line ends and a
 // UTF-8 byte-order mark are accepted. Quoting is supported in the header only
-// (column names); data cells must be numbers. A bad cell, a ragged row or a
-// label out of range throws std::runtime_error naming the file, the line
-// and the column ("read_csv: iris.csv:7:3: 'abc' is not a number").
+// (column names, which must be unique); data cells must be finite numbers
+// within range of the dtype they are stored as (1e39 is refused for
+// float32, 1e400 for any dtype; values below a dtype's smallest magnitude
+// round towards zero as usual). A bad cell, a ragged row, a repeated header
+// name or a label out of range throws std::runtime_error naming the file, the
+// line and the column ("read_csv: iris.csv:7:3: 'abc' is not a number").
+//
+// One-hot targets are rows x classes: a small file with a large label could
+// ask for gigabytes. When num_classes is inferred (0), the inferred class
+// count may not exceed the number of data rows, and the one-hot array may
+// not exceed 64 times the file's size (or 64 MiB, whichever is larger);
+// beyond that read_csv throws, and setting num_classes explicitly allows any
+// width (it is then the caller's decision).
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -46,6 +56,7 @@ struct CsvTable {
   std::int64_t cols = 0;
   std::vector<double> values;       // rows * cols, row-major
   std::vector<std::int64_t> lines;  // the 1-based file line of each row
+  std::uint64_t file_bytes = 0;     // the size of the file read
 };
 
 CsvTable read_csv_table(const std::string& path, bool has_header = false, char delimiter = ',');

@@ -6,10 +6,14 @@
 // <rank> big-endian uint32 extents, then the bytes row-major. Images have
 // rank 3 (magic 0x00000803), labels rank 1 (0x00000801).
 //
-// A bad file (missing, truncated, wrong magic number, extra bytes, image and
+// A bad file (missing, truncated, wrong magic number, extra bytes, extents
+// whose product overflows 64 bits, images of zero rows or columns, image and
 // label counts that disagree, a label out of range) throws an exception whose
-// message names the reader, the file and the byte offset. Gzipped downloads
-// are recognised and the message says to gunzip them.
+// message names the reader, the file and the byte offset or the extents.
+// Every size is computed with overflow checks and compared with the file's
+// real size before anything is allocated for the data, so a file never asks
+// for more memory than about four times its own size. Gzipped downloads are
+// recognised and the message says to gunzip them.
 #include <cstdint>
 #include <string>
 #include <vector>
