@@ -11,10 +11,12 @@
 // what tapegrad writes.
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <bit>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -532,6 +534,72 @@ TEST_CASE("a failed save leaves no temporary file and keeps the previous file", 
                            "save_npz: '" + path + "': name 'a\\x00b' contains a NUL byte");
     CHECK(dir.entries().empty());
   }
+}
+
+// A file named as save_npz names its temporaries, written `age` ago.
+void fake_temporary(const std::string& path, const std::string& contents, std::chrono::seconds age) {
+  std::ofstream(path, std::ios::binary) << contents;
+  fs::last_write_time(path, fs::file_time_type::clock::now() - age);
+}
+
+TEST_CASE("a save removes the temporaries that saves killed mid-write left, and only those", "[io]") {
+  using namespace std::chrono_literals;
+  TempDir dir;
+  const std::string path = dir.file("model.npz");
+  const nn::NamedTensors good = {{"w", from_vector({1, 2, 3}, {3})}};
+  io::save_npz(path, good);
+
+  // A pid that is surely gone: a child that has exited and been reaped.
+  const pid_t dead = ::fork();
+  REQUIRE(dead >= 0);
+  if (dead == 0) ::_exit(0);
+  REQUIRE(::waitpid(dead, nullptr, 0) == dead);
+  // A pid that is surely alive while the test runs: a child waiting for a signal.
+  const pid_t live = ::fork();
+  REQUIRE(live >= 0);
+  if (live == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  const std::string d = std::to_string(dead), l = std::to_string(live), self = std::to_string(::getpid());
+  const std::string prefix = "model.npz.tmp-";
+
+  fake_temporary(dir.file(prefix + d + "-0"), "half a checkpoint", 10min);        // writer gone: removed
+  fake_temporary(dir.file(prefix + d + "-7"), "being written?", 1min);            // gone, but written recently: kept
+  fake_temporary(dir.file(prefix + l + "-0"), "another process writing", 10min);  // writer alive: kept
+  fake_temporary(dir.file(prefix + self + "-999"), "this process writing", 10min);  // this process: kept
+  fake_temporary(dir.file(prefix + l + "-1"), "abandoned for a day", 25h);        // too old, any pid: removed
+  fake_temporary(dir.file("other.npz.tmp-" + d + "-0"), "another target", 10min);  // not this path's: kept
+  fake_temporary(dir.file(prefix + d + "-0.bak"), "not the pattern", 10min);
+  fake_temporary(dir.file(prefix + "x-0"), "not the pattern", 10min);
+  fake_temporary(dir.file(prefix + d), "not the pattern", 10min);
+  fs::create_directory(dir.file(prefix + d + "-3"));  // a directory of that name is not ours
+  fs::last_write_time(dir.file(prefix + d + "-3"), fs::file_time_type::clock::now() - 10min);
+
+  io::save_npz(path, good);
+  ::kill(live, SIGKILL);
+  ::waitpid(live, nullptr, 0);
+
+  std::vector<std::string> expected = {"model.npz",
+                                       prefix + d,
+                                       prefix + d + "-0.bak",
+                                       prefix + d + "-3",
+                                       prefix + d + "-7",
+                                       prefix + l + "-0",
+                                       prefix + self + "-999",
+                                       prefix + "x-0",
+                                       "other.npz.tmp-" + d + "-0"};
+  std::sort(expected.begin(), expected.end());
+  CHECK(dir.entries() == expected);
+  CHECK(bit_equal(io::load_npz(path), good));
+
+  // save_checkpoint saves through save_npz: the same clean-up.
+  const std::string checkpoint = dir.file("ckpt.npz");
+  fake_temporary(dir.file("ckpt.npz.tmp-" + d + "-4"), "killed", 10min);
+  Net model;
+  io::save_checkpoint(checkpoint, model);
+  CHECK(!fs::exists(dir.file("ckpt.npz.tmp-" + d + "-4")));
+  CHECK(fs::exists(checkpoint));
 }
 
 TEST_CASE("an archive that would need ZIP64 is refused before writing", "[io]") {

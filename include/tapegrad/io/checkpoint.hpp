@@ -10,7 +10,8 @@
 //
 // In Python: np.load("ckpt.npz")["model/fc.weight"].
 //
-// Saving is atomic (see save_npz). Loading checks everything before changing
+// Saving is atomic and removes the temporary files that earlier saves killed
+// mid-write left behind (see save_npz). Loading checks everything before changing
 // anything: a file that is corrupt, is not a checkpoint, or whose names,
 // shapes or dtypes do not match the model (or the optimizer) throws and
 // leaves both as they were.

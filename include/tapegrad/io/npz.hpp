@@ -19,7 +19,13 @@ namespace tapegrad::io {
 // `path` ("<path>.tmp-<pid>-<n>"), flushed to disk with fsync, then renamed
 // over `path`. A failed save leaves any previous file at `path` untouched and
 // removes its temporary file; a crash mid-save can leave that temporary file
-// behind, never a half-written `path`. Names must be non-empty and unique.
+// behind, never a half-written `path`. Each save first removes the temporary
+// files of the same `path` that such crashes left: regular files named
+// exactly "<path>.tmp-<pid>-<n>" whose process is gone (kill(pid, 0) fails
+// with ESRCH) and that nothing has written for 5 minutes, or that nothing has
+// written for 24 hours whatever their pid. It never touches `path` itself,
+// other files, or a temporary that a live process (this one included) may
+// still be writing. Names must be non-empty and unique.
 // Throws std::invalid_argument for undefined tensors, bad names and archives
 // that would need ZIP64 (4 GiB or more, 65535 or more tensors), all before
 // touching the disk; std::runtime_error for I/O failures. Messages name the
