@@ -1,4 +1,5 @@
 #include <cmath>
+#include <limits>
 
 #include "support.hpp"
 
@@ -71,6 +72,68 @@ TEST_CASE("maximum and minimum split the gradient evenly on ties", "[elementwise
   sum(maximum(a, b)).backward();
   CHECK(a.grad().to_vector() == std::vector<double>{0, 0.5, 1});
   CHECK(b.grad().to_vector() == std::vector<double>{1, 0.5, 0});
+}
+
+// Forward values are PyTorch 1.13's torch.maximum / torch.minimum.
+TEST_CASE("maximum and minimum return NaN when either argument is NaN", "[elementwise][nan]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    INFO(dtype_name(dtype));
+    Tensor a = from_vector({nan, 1, nan, 2, 2}, {5}, dtype);
+    Tensor b = from_vector({0, nan, nan, 1, 2}, {5}, dtype);
+    const std::vector<double> hi = maximum(a, b).to_vector(), lo = minimum(a, b).to_vector();
+    for (std::size_t i = 0; i < 3; ++i) {
+      INFO("element " << i);
+      CHECK(std::isnan(hi[i]));
+      CHECK(std::isnan(lo[i]));
+    }
+    CHECK(hi[3] == 2);
+    CHECK(hi[4] == 2);
+    CHECK(lo[3] == 1);
+    CHECK(lo[4] == 2);
+    // Broadcast NaN, from either side.
+    Tensor row = from_vector({-1, 0, 5}, {3}, dtype);
+    Tensor one_nan = from_vector({nan}, {1}, dtype);
+    for (const Tensor& t : {maximum(row, one_nan), maximum(one_nan, row), minimum(row, one_nan), minimum(one_nan, row)}) {
+      for (double v : t.to_vector()) CHECK(std::isnan(v));
+    }
+  }
+}
+
+TEST_CASE("maximum and minimum send a NaN lane's gradient to its NaN inputs", "[elementwise][nan]") {
+  // The rule of max/min reductions: the NaN is the extremum, so it gets the
+  // gradient, and two NaNs are a tie that splits it; the number, which does
+  // not affect a NaN output, gets 0. PyTorch 1.13 instead passes the whole
+  // gradient to both inputs at a NaN lane (da = db = [1, 1, 1] below).
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  Tensor a = from_vector({nan, 1, nan, 2, 2}, {5}, DType::Float64).requires_grad_();
+  Tensor b = from_vector({0, nan, nan, 1, 2}, {5}, DType::Float64).requires_grad_();
+  sum(maximum(a, b)).backward();
+  CHECK(a.grad().to_vector() == std::vector<double>{1, 0, 0.5, 1, 0.5});
+  CHECK(b.grad().to_vector() == std::vector<double>{0, 1, 0.5, 0, 0.5});
+  a.zero_grad();
+  b.zero_grad();
+  sum(minimum(a, b)).backward();
+  CHECK(a.grad().to_vector() == std::vector<double>{1, 0, 0.5, 0, 0.5});
+  CHECK(b.grad().to_vector() == std::vector<double>{0, 1, 0.5, 1, 0.5});
+  // Consistent with the reduction: maximum(a, b) is max over stack({a, b}).
+  a.zero_grad();
+  b.zero_grad();
+  sum(max(stack({a, b}), {0})).backward();
+  CHECK(a.grad().to_vector() == std::vector<double>{1, 0, 0.5, 1, 0.5});
+  CHECK(b.grad().to_vector() == std::vector<double>{0, 1, 0.5, 0, 0.5});
+}
+
+TEST_CASE("clamp keeps NaN and gives it no gradient", "[elementwise][nan]") {
+  // PyTorch 1.13: torch.clamp([nan, -2, 0.5, 3], -1, 1) = [nan, -1, 0.5, 1], grad [0, 0, 1, 0].
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  Tensor x = from_vector({nan, -2, 0.5, 3}, {4}, DType::Float64).requires_grad_();
+  Tensor y = clamp(x, -1, 1);
+  const std::vector<double> v = y.to_vector();
+  CHECK(std::isnan(v[0]));
+  CHECK(std::vector<double>(v.begin() + 1, v.end()) == std::vector<double>{-1, 0.5, 1});
+  sum(y).backward();
+  CHECK(x.grad().to_vector() == std::vector<double>{0, 0, 1, 0});
 }
 
 TEST_CASE("abs and clamp have the documented gradients at the edges", "[elementwise]") {

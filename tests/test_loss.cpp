@@ -1,4 +1,5 @@
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "support.hpp"
@@ -264,6 +265,54 @@ TEST_CASE("binary_cross_entropy clamps its logs at -100 so p = 0 and p = 1 stay 
   Tensor y = Tensor({1, 0.3, 0}, DType::Float64);
   binary_cross_entropy(p, y, Reduction::Sum).backward();
   check_close(p.grad(), {(0.1 - 1) / (0.1 * 0.9), (0.5 - 0.3) / 0.25, 0.93 / (0.93 * 0.07)}, 1e-10);
+}
+
+TEST_CASE("bce_with_logits takes its exact limits at infinite logits", "[loss][stability][nan]") {
+  const double inf = std::numeric_limits<double>::infinity();
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    INFO(dtype_name(dtype));
+    Tensor z = from_vector({inf, -inf, inf, -inf, inf, -inf}, {6}, dtype).requires_grad_();
+    Tensor y = from_vector({0, 1, 1, 0, 0.25, 0.25}, {6}, dtype).requires_grad_();
+    // A certain and wrong logit costs +inf, a certain and right one 0, and a
+    // soft target +inf either way. PyTorch 1.13 gives [inf, nan, nan, nan,
+    // inf, nan] here: its (1 - y)·z term makes 0·∞ and its max-shift ∞ - ∞.
+    CHECK(bce_with_logits(z, y, Reduction::None).to_vector() == std::vector<double>{inf, inf, 0, 0, inf, inf});
+    CHECK(bce_with_logits(z, y, Reduction::Sum).item() == inf);
+    // The gradients are PyTorch 1.13's: dz = σ(z) - y (finite), dy = -z.
+    sum(bce_with_logits(z, y, Reduction::None)).backward();
+    CHECK(z.grad().to_vector() == std::vector<double>{1, -1, 0, 0, 0.75, -0.25});
+    CHECK(y.grad().to_vector() == std::vector<double>{-inf, inf, -inf, inf, -inf, inf});
+  }
+}
+
+TEST_CASE("bce_with_logits propagates a NaN logit or target", "[loss][nan]") {
+  // PyTorch 1.13: loss, dz and dy are all NaN for a NaN logit.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  Tensor z = from_vector({nan, 0, 2}, {3}, DType::Float64).requires_grad_();
+  Tensor y = from_vector({1, nan, 0}, {3}, DType::Float64);
+  const std::vector<double> losses = bce_with_logits(z, y, Reduction::None).to_vector();
+  CHECK(std::isnan(losses[0]));
+  CHECK(std::isnan(losses[1]));
+  CHECK(losses[2] == Approx(2 + std::log1p(std::exp(-2.0))));
+  bce_with_logits(z, y, Reduction::Sum).backward();
+  CHECK(std::isnan(z.grad().to_vector()[0]));
+  CHECK(std::isnan(z.grad().to_vector()[1]));
+}
+
+TEST_CASE("binary_cross_entropy's gradient is exact where PyTorch clamps p(1 - p) at 1e-12", "[loss][stability]") {
+  // Forward: the logs are clamped at -100 like PyTorch's, so the losses are
+  // PyTorch 1.13's. Backward: PyTorch computes (p - y) / max(p(1 - p), 1e-12),
+  // which gives [0, 0, -1.000000004e12, 1.000000004e12] at p = 0, 1 and
+  // -1.000000004e12 at p = 1e-13; this library differentiates the clamped loss
+  // exactly instead (documented in ops/loss.hpp).
+  Tensor p = leaf({0, 1, 0, 1, 1e-13});
+  Tensor y = Tensor({0, 1, 1, 0, 1}, DType::Float64);
+  y.requires_grad_();
+  check_close(binary_cross_entropy(p, y, Reduction::None), {0, 0, 100, 100, -std::log(1e-13)}, 1e-12);
+  binary_cross_entropy(p, y, Reduction::Sum).backward();
+  check_close(p.grad(), {1, -1, 0, 0, -1 / 1e-13}, 1e-12);
+  // d/dy = ln(1 - p) - ln p with clamped logs: ±100 at p = 0 and 1 (PyTorch: ±inf).
+  check_close(y.grad(), {100, -100, 100, -100, std::log1p(-1e-13) - std::log(1e-13)}, 1e-12);
 }
 
 TEST_CASE("bce_with_logits' gradient is sigmoid(z) - y", "[loss]") {

@@ -290,6 +290,85 @@ TEST_CASE("max and argmax let NaN win", "[reduce]") {
   CHECK(argmax(rows, 1).to_vector() == Values{1, 0});
 }
 
+// Expected values are PyTorch 1.13's (torch.max / torch.min / torch.argmax).
+TEST_CASE("max and min keep a NaN that is followed by numbers", "[reduce][nan]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    INFO(dtype_name(dtype));
+    Tensor x = from_vector({3, nan, 1}, {3}, dtype);
+    CHECK(std::isnan(max(x).item()));
+    CHECK(std::isnan(min(x).item()));
+    Tensor first = from_vector({nan, -5, 7}, {3}, dtype);
+    CHECK(std::isnan(max(first).item()));
+    CHECK(std::isnan(min(first).item()));
+  }
+  // Along an axis (and over several): each lane holding a NaN gives NaN.
+  Tensor rows = from_vector({3, nan, 1, 2, 5, 5, nan, nan, 0}, {3, 3}, DType::Float64);
+  const Values max_rows = max(rows, {1}).to_vector();
+  CHECK(std::isnan(max_rows[0]));
+  CHECK(max_rows[1] == 5);
+  CHECK(std::isnan(max_rows[2]));
+  const Values min_rows = min(rows, {1}).to_vector();
+  CHECK(std::isnan(min_rows[0]));
+  CHECK(min_rows[1] == 2);
+  CHECK(std::isnan(min_rows[2]));
+  // Columns: {3, 2, nan}, {nan, 5, nan}, {1, 5, 0}.
+  const Values max_cols = max(rows, {0}, true).to_vector();
+  CHECK(std::isnan(max_cols[0]));
+  CHECK(std::isnan(max_cols[1]));
+  CHECK(max_cols[2] == 5);
+  Tensor cube = from_vector({1, nan, 4, 2, 8, 3, 6, 5}, {2, 2, 2}, DType::Float64);
+  const Values over_02 = max(cube, {0, 2}).to_vector();  // lanes {1, nan, 8, 3} and {4, 2, 6, 5}
+  CHECK(std::isnan(over_02[0]));
+  CHECK(over_02[1] == 6);
+  CHECK(std::isnan(min(cube, {2, 0}).to_vector()[0]));
+}
+
+TEST_CASE("argmax points at the element max returns, the first NaN of a lane", "[reduce][nan]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  Tensor x = from_vector({3, nan, 1, nan}, {4}, DType::Float64);
+  CHECK(argmax(x).item() == 1);
+  Tensor rows = from_vector({3, nan, 1, 2, 5, 5, nan, nan, 0}, {3, 3}, DType::Float64);
+  CHECK(argmax(rows, 1).to_vector() == Values{1, 1, 0});
+  CHECK(argmax(rows, 0).to_vector() == Values{2, 0, 1});
+  // The value at each argmax is the max (NaN compared as NaN).
+  const Values values = rows.to_vector(), maxima = max(rows, {1}).to_vector(), index = argmax(rows, 1).to_vector();
+  for (std::size_t r = 0; r < 3; ++r) {
+    INFO("row " << r);
+    const double picked = values[r * 3 + static_cast<std::size_t>(index[r])];
+    CHECK((picked == maxima[r] || (std::isnan(picked) && std::isnan(maxima[r]))));
+  }
+}
+
+TEST_CASE("max and min send a NaN lane's gradient to its NaNs, split evenly", "[reduce][nan]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  // PyTorch 1.13's torch.max(x) / torch.min(x) over all elements: the same
+  // numbers ([0, 1, 0] and [0.5, 0, 0.5, 0]). Its dim form sends the whole
+  // gradient to the first NaN, and amax/amin give the whole lane NaN; this
+  // library applies the full-tensor rule to every lane, as it does for ties.
+  Tensor x = from_vector({3, nan, 1}, {3}, DType::Float64).requires_grad_();
+  max(x).backward();
+  CHECK(x.grad().to_vector() == Values{0, 1, 0});
+  x.zero_grad();
+  min(x).backward();
+  CHECK(x.grad().to_vector() == Values{0, 1, 0});
+
+  Tensor two = from_vector({nan, 3, nan, 1}, {4}, DType::Float64).requires_grad_();
+  max(two).backward();
+  CHECK(two.grad().to_vector() == Values{0.5, 0, 0.5, 0});
+
+  Tensor rows = from_vector({3, nan, 1, 2, 5, 5, nan, nan, 0}, {3, 3}, DType::Float64).requires_grad_();
+  max(rows, {1}).backward(Tensor({2.0, 4.0, 6.0}, DType::Float64));
+  CHECK(rows.grad().to_vector() == Values{0, 2, 0, 0, 2, 2, 3, 3, 0});
+  rows.zero_grad();
+  min(rows, {1}, true).backward(Tensor({{2.0}, {4.0}, {6.0}}, DType::Float64));
+  CHECK(rows.grad().to_vector() == Values{0, 2, 0, 4, 0, 0, 3, 3, 0});
+
+  Tensor f32 = from_vector({3, nan, 1}, {3}, DType::Float32).requires_grad_();
+  max(f32).backward();
+  CHECK(f32.grad().to_vector() == Values{0, 1, 0});
+}
+
 TEST_CASE("argmax returns int64 indices, first index on ties", "[reduce]") {
   Tensor x({{3, 1, 3}, {0, 2, 2}});
   Tensor rows = argmax(x, 1);

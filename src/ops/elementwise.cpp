@@ -3,6 +3,7 @@
 // record the node and sum gradients back to each input's shape.
 #include "tapegrad/ops/elementwise.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "ops/pointwise.hpp"
@@ -86,24 +87,47 @@ Tensor clamp(const Tensor& x, double low, double high) {
       x, {"clamp", "y = min(max(x, low), high)"},
       [low, high](auto v) {
         using T = decltype(v);
+        // v goes first: std::max and std::min return their first argument
+        // when a comparison is false, so a NaN v comes out NaN, as in PyTorch.
         return std::min(std::max(v, static_cast<T>(low)), static_cast<T>(high));
       },
       [low, high](auto v, auto) { return static_cast<decltype(v)>(v >= low && v <= high); });
 }
 
+// NaN in either argument gives NaN (std::max alone keeps only a NaN in its
+// first argument). Gradients follow the max/min reductions: the extremum
+// takes it, ties split it evenly, so maximum(x, x) has gradient 1; a NaN
+// is the extremum and two NaNs tie. PyTorch 1.13 sends the whole gradient
+// to both inputs of a NaN lane instead.
+namespace {
+
+template <class T>
+T nan_or(T other, T value) {
+  return std::isnan(other) ? other : value;
+}
+
+// The share of the gradient that goes to `x` in a lane with `y`, given
+// whether x beats y (x > y for maximum, x < y for minimum).
+template <class T>
+double extremum_share(T x, T y, bool x_wins) {
+  if (std::isnan(x) || std::isnan(y)) return std::isnan(x) ? (std::isnan(y) ? 0.5 : 1.0) : 0.0;
+  return x_wins ? 1.0 : (x == y ? 0.5 : 0.0);
+}
+
+}  // namespace
+
 Tensor maximum(const Tensor& a, const Tensor& b) {
-  // Ties split the gradient evenly, so that maximum(x, x) has gradient 1.
   return binary_pointwise(
-      a, b, {"maximum", "y = max(a, b)"}, [](auto x, auto y) { return std::max(x, y); },
-      [](auto x, auto y, auto) { return x > y ? 1.0 : (x == y ? 0.5 : 0.0); },
-      [](auto x, auto y, auto) { return y > x ? 1.0 : (x == y ? 0.5 : 0.0); });
+      a, b, {"maximum", "y = max(a, b), NaN if either is"}, [](auto x, auto y) { return nan_or(y, std::max(x, y)); },
+      [](auto x, auto y, auto) { return extremum_share(x, y, x > y); },
+      [](auto x, auto y, auto) { return extremum_share(y, x, y > x); });
 }
 
 Tensor minimum(const Tensor& a, const Tensor& b) {
   return binary_pointwise(
-      a, b, {"minimum", "y = min(a, b)"}, [](auto x, auto y) { return std::min(x, y); },
-      [](auto x, auto y, auto) { return x < y ? 1.0 : (x == y ? 0.5 : 0.0); },
-      [](auto x, auto y, auto) { return y < x ? 1.0 : (x == y ? 0.5 : 0.0); });
+      a, b, {"minimum", "y = min(a, b), NaN if either is"}, [](auto x, auto y) { return nan_or(y, std::min(x, y)); },
+      [](auto x, auto y, auto) { return extremum_share(x, y, x < y); },
+      [](auto x, auto y, auto) { return extremum_share(y, x, y < x); });
 }
 
 Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }

@@ -306,6 +306,8 @@ Tensor binary_cross_entropy(const Tensor& probs, const Tensor& target, Reduction
               // The derivative of the clamped loss: a clamped log is flat,
               // so its 1/p (or 1/(1 - p)) term drops out exactly where it
               // would be infinite, and the gradient stays finite at 0 and 1.
+              // PyTorch clamps differently, (p - y) / max(p(1 - p), 1e-12):
+              // the two differ near 0 and 1 (ops/loss.hpp says how).
               const double d_log_p = log_p > -100 ? -yk / pk : 0.0;
               const double d_log_q = log_q > -100 ? (1 - yk) / (1 - pk) : 0.0;
               gpv[k] = static_cast<T>(w[k] * (d_log_p + d_log_q));
@@ -328,15 +330,23 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& target, Reduction red
     const T* y = target.data<T>();
     T* out = losses.data<T>();
     for (std::int64_t k = 0; k < losses.numel(); ++k) {
-      // -(y ln σ(z) + (1 - y) ln(1 - σ(z))) rewritten so the only exponent,
-      // -|z|, is never positive: no overflow, and no ln of an underflowed σ.
-      const double zk = z[k];
-      out[k] = static_cast<T>(std::max(zk, 0.0) - zk * y[k] + std::log1p(std::exp(-std::abs(zk))));
+      // -(y ln σ(z) + (1 - y) ln(1 - σ(z))) = y·softplus(-z) + (1 - y)·softplus(z),
+      // with softplus(z) = max(z, 0) + ln(1 + e^-|z|): its only exponent, -|z|,
+      // is never positive, so nothing overflows and no σ underflows into a log.
+      // A term whose weight is 0 is skipped: at z = ±∞ one softplus is ∞, and
+      // 0·∞ would turn an exact 0 or ∞ loss into NaN (the form max(z, 0) - z·y
+      // + ... makes ∞ - ∞ at z = +∞ for any y).
+      const double zk = z[k], yk = y[k];
+      const double log_term = std::log1p(std::exp(-std::abs(zk)));
+      double loss = 0;
+      if (yk != 0) loss += yk * (std::max(-zk, 0.0) + log_term);
+      if (yk != 1) loss += (1 - yk) * (std::max(zk, 0.0) + log_term);
+      out[k] = static_cast<T>(loss);
     }
   });
   Tensor result = reduce_losses(losses, reduction);
   if (!any_requires_grad({&logits, &target})) return result;
-  return record_op({op, "loss = max(z, 0) - z·y + ln(1 + e^-|z|); dz = σ(z) - y"}, result, {&logits, &target},
+  return record_op({op, "loss = y·softplus(-z) + (1 - y)·softplus(z); dz = σ(z) - y"}, result, {&logits, &target},
                    [zs = saved(logits), ys = saved(target), reduction](const Tensor& g, InputGrads& grads) {
                      Tensor gz = grads.needs(0) ? empty(zs.shape(), zs.dtype()) : Tensor();
                      Tensor gy = grads.needs(1) ? empty(zs.shape(), zs.dtype()) : Tensor();

@@ -100,7 +100,10 @@ Tensor scaled_sum(const Tensor& x, const ReducePlan& plan, double scale, OpInfo 
 
 // max (sign = +1) or min (sign = -1) over the plan's axes. Ties share the
 // gradient evenly: max(x, x) then has gradient 1/2 per copy, as the
-// derivative of the symmetric function would suggest.
+// derivative of the symmetric function would suggest. A NaN is the
+// extremum of its lane, as in PyTorch, and the lane's NaNs count as its
+// ties: they share the gradient evenly, the numbers get 0 (PyTorch's
+// full-tensor max does the same; its amax gives the whole lane NaN).
 Tensor extremum(const Tensor& x, const ReducePlan& plan, bool is_max, OpInfo info) {
   // Only an empty reduction has no extremum: max over axis 1 of a [0x3]
   // tensor is simply an empty [0] result, as for sum.
@@ -116,8 +119,9 @@ Tensor extremum(const Tensor& x, const ReducePlan& plan, bool is_max, OpInfo inf
     for_each_strided<2>(x.shape(), {x.shape().strides(), plan.slot_strides}, [&](const std::array<std::int64_t, 2>& at) {
       const T v = xv[at[0]];
       T& best = yv[at[1]];
-      // Written so that a NaN input wins and propagates.
-      if (is_max ? !(best >= v) : !(best <= v)) best = v;
+      // Once a NaN is in, nothing replaces it; a plain comparison would let
+      // the next number overwrite it, since every comparison with NaN is false.
+      if (!std::isnan(best) && (std::isnan(v) || (is_max ? v > best : v < best))) best = v;
     });
   });
   return record_op(
@@ -132,11 +136,13 @@ Tensor extremum(const Tensor& x, const ReducePlan& plan, bool is_max, OpInfo inf
           T* out = gx.data<T>();
           std::vector<T> ties(static_cast<std::size_t>(plan.kept.numel()), T(0));
           const std::array<Shape, 2> strides{xs.shape().strides(), plan.slot_strides};
+          // NaN == NaN is false, so a NaN lane matches its NaNs explicitly.
+          auto wins = [](T v, T best) { return v == best || (std::isnan(v) && std::isnan(best)); };
           for_each_strided<2>(xs.shape(), strides, [&](const std::array<std::int64_t, 2>& at) {
-            if (xv[at[0]] == yv[at[1]]) ties[at[1]] += 1;
+            if (wins(xv[at[0]], yv[at[1]])) ties[at[1]] += 1;
           });
           for_each_strided<2>(xs.shape(), strides, [&](const std::array<std::int64_t, 2>& at) {
-            out[at[0]] = xv[at[0]] == yv[at[1]] ? gv[at[1]] / ties[at[1]] : T(0);
+            out[at[0]] = wins(xv[at[0]], yv[at[1]]) ? gv[at[1]] / ties[at[1]] : T(0);
           });
         });
         grads.add(0, std::move(gx));
@@ -213,7 +219,8 @@ Tensor argmax(const Tensor& x, std::int64_t axis, bool keepdim) {
         const T* base = xv + o * n * inner + i;
         std::int64_t best = 0;
         for (std::int64_t j = 1; j < n; ++j) {
-          // First index wins ties; a NaN wins over numbers, as it does in max().
+          // First index wins ties; the first NaN wins over everything, so the
+          // index always points at the value max() returns (PyTorch's rule).
           const T candidate = base[j * inner];
           const T incumbent = base[best * inner];
           if (candidate > incumbent || (std::isnan(candidate) && !std::isnan(incumbent))) best = j;

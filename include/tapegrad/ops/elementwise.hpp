@@ -28,11 +28,14 @@ Tensor log(const Tensor& x);
 Tensor sqrt(const Tensor& x);
 /// |x|; dx = dy * sign(x) (0 at 0, as PyTorch).
 Tensor abs(const Tensor& x);
-/// min(max(x, low), high); dx = dy where low <= x <= high, else 0.
+/// min(max(x, low), high), NaN for NaN; dx = dy where low <= x <= high, else 0 (also at NaN).
 Tensor clamp(const Tensor& x, double low, double high);
-/// max(a, b) with broadcasting; the gradient goes to the larger input, split evenly on ties.
+/// max(a, b) with broadcasting, NaN where either is NaN (as PyTorch); the gradient
+/// goes to the larger input, split evenly on ties. A NaN counts as the larger: it
+/// takes the gradient, and two NaNs split it (PyTorch gives it to both inputs).
 Tensor maximum(const Tensor& a, const Tensor& b);
-/// min(a, b) with broadcasting; the gradient goes to the smaller input, split evenly on ties.
+/// min(a, b) with broadcasting, NaN where either is NaN; the gradient goes to the
+/// smaller input, split evenly on ties, a NaN counting as the smaller (as maximum).
 Tensor minimum(const Tensor& a, const Tensor& b);
 
 Tensor operator+(const Tensor& a, const Tensor& b);
