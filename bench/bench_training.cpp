@@ -83,4 +83,31 @@ void bench_memory() {
              " rss_growth_100_to_1000_kb=" + std::to_string(rss_at_1000 - rss_at_100));
 }
 
+// What a recorded op costs in memory: a chain of one million tanh nodes on
+// a one-element tensor (so that the data is negligible and the bookkeeping
+// is what is measured), then what is left after the graph is freed and after
+// release_cached_memory().
+void bench_graph_memory() {
+  constexpr int kNodes = 1000000;
+  Tensor x = randn({1});
+  x.requires_grad_();
+  const long before = status_kb("VmRSS");
+  {
+    Tensor y = x;
+    for (int i = 0; i < kNodes; ++i) y = tanh(y);
+    const long recorded = status_kb("VmRSS");
+    report("graph_memory_tanh_chain", 0,
+           "nodes=" + std::to_string(kNodes) +
+               " bytes_per_node=" + std::to_string((recorded - before) * 1024.0 / kNodes));
+  }
+  const long freed = status_kb("VmRSS");
+  const std::size_t cached = cached_memory_bytes();
+  release_cached_memory();
+  const long released = status_kb("VmRSS");
+  report("graph_memory_after_free", 0,
+         "rss_above_start_mb=" + std::to_string((freed - before) / 1024.0) +
+             " pool_cached_mb=" + std::to_string(cached / 1048576.0) +
+             " rss_above_start_after_release_mb=" + std::to_string((released - before) / 1024.0));
+}
+
 }  // namespace tapegrad::bench

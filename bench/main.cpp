@@ -1,4 +1,4 @@
-// tapegrad_bench [workload ...]: runs the named workloads (all but memory by default)
+// tapegrad_bench [workload ...]: runs the named workloads (all but the memory ones by default)
 // and prints one line per result: "<workload> seconds=<median> key=value ...".
 #include <cstdio>
 #include <cstring>
@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
       {"mnist", bench_mnist_epoch},
       // Run alone in its own process: it reports the process's peak memory.
       {"memory", bench_memory},
+      {"graph_memory", bench_graph_memory},
   };
   tapegrad::manual_seed(0);
   // The setting every result below ran with (see tapegrad/threads.hpp).
@@ -26,7 +27,7 @@ int main(int argc, char** argv) {
               static_cast<long long>(tapegrad::kParallelGemmWork));
   if (argc == 1) {
     for (const auto& [name, run] : workloads) {
-      if (name != "memory") run();
+      if (name != "memory" && name != "graph_memory") run();
     }
     return 0;
   }

@@ -7,5 +7,6 @@ void bench_matmul();
 void bench_mlp_step();
 void bench_mnist_epoch();
 void bench_memory();
+void bench_graph_memory();
 
 }  // namespace tapegrad::bench

@@ -235,3 +235,38 @@ TEST_CASE("backward after an in-place write to a saved tensor throws instead of 
   // after the first step (the failed backward added nothing).
   CHECK(x.grad().at({0}) == Approx(1.0 + 0.7));
 }
+
+TEST_CASE("a custom op whose closure captures its own output is refused, naming the op", "[autograd][errors]") {
+  // [y] in the capture list: the node would own y, which owns the node, and
+  // neither would ever be freed (1,000 passes once grew 4 MB -> 527 MB).
+  auto leaky_square = [](const Tensor& x) {
+    Tensor y = x.detach() * x.detach();
+    return record_op({"leaky_square", "y = x²"}, y, {&x},
+                     [x, y](const Tensor& g, InputGrads& grads) { grads.add(0, g * y / x * 2.0); });
+  };
+  Tensor x = leaf({1.5, -2});
+  REQUIRE_THROWS_MESSAGE(leaky_square(x), std::invalid_argument,
+                         "leaky_square: the backward closure captures the op's own output tensor, a reference cycle "
+                         "that would never be freed; capture saved(output) instead");
+  // The fix the message names: a saved() copy shares the data, not the node.
+  auto square = [](const Tensor& x) {
+    Tensor y = x.detach() * x.detach();
+    return record_op({"square", "y = x²"}, y, {&x},
+                     [xs = saved(x)](const Tensor& g, InputGrads& grads) { grads.add(0, g * xs * 2.0); });
+  };
+  require_gradcheck([&](auto& in) { return square(in[0]); }, {x});
+}
+
+TEST_CASE("release_cached_memory hands the pool's blocks back after a large graph", "[autograd]") {
+  Tensor x = leaf({0.5});
+  {
+    Tensor y = x;
+    for (int i = 0; i < 20000; ++i) y = tanh(y);
+    y.backward();
+  }
+  // Sanitizer builds cache nothing, so that use-after-free is caught.
+  if (detail::pool_enabled()) CHECK(cached_memory_bytes() > 20000 * 64);
+  release_cached_memory();
+  CHECK(cached_memory_bytes() == 0);
+  CHECK(tanh(x).defined());  // and allocation carries on
+}

@@ -122,3 +122,17 @@ TEST_CASE("the thread setting is validated and products stay correct at any sett
   REQUIRE(one_thread.size() == two_threads.size());
   for (std::size_t i = 0; i < one_thread.size(); i += 97) CHECK(one_thread[i] == Approx(two_threads[i]).epsilon(1e-12));
 }
+
+TEST_CASE("linear over zero input features gives the bias, and empty products that would overflow are refused",
+          "[linalg][errors]") {
+  // Rows used to be counted as numel / in, which is 0 when in = 0: the
+  // output was left unwritten.
+  Tensor bias({1.5, -2}, DType::Float64);
+  Tensor y = linear(zeros({3, 0}, DType::Float64), zeros({2, 0}, DType::Float64), bias);
+  CHECK(y.shape() == Shape{3, 2});
+  CHECK(y.to_vector() == std::vector<double>{1.5, -2, 1.5, -2, 1.5, -2});
+  CHECK(matmul(zeros({3, 0}), zeros({0, 2})).to_vector() == std::vector<double>(6, 0.0));
+  const std::int64_t big = std::int64_t{1} << 40;
+  REQUIRE_THROWS_MESSAGE(matmul(zeros({big, 0}), zeros({0, big})), std::invalid_argument,
+                         "matmul: shape [1099511627776x1099511627776] has more elements than a 64-bit count can hold");
+}

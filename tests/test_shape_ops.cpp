@@ -423,3 +423,16 @@ TEST_CASE("index_select and gather errors name the bad index", "[shape_ops][erro
   REQUIRE_THROWS_MESSAGE(gather(x, -3, from_indices({0}, {1, 1})), std::out_of_range,
                          "gather: axis -3 is out of range for a tensor of rank 2");
 }
+
+TEST_CASE("reshape and concat refuse extents whose product or sum overflows", "[shape_ops][errors]") {
+  const std::int64_t half = std::int64_t{1} << 62;
+  // Empty tensors may carry huge extents; a wrapped product once matched numel 0.
+  Tensor empty_rows = zeros({half, 0});
+  REQUIRE_THROWS_MESSAGE(reshape(empty_rows, {half, 4, 0}), std::invalid_argument,
+                         "reshape: shape [4611686018427387904x4x0] has more elements than a 64-bit count can hold");
+  REQUIRE_THROWS_MESSAGE(reshape(zeros({0}), {half, 4, -1}), std::invalid_argument,
+                         "reshape: shape [4611686018427387904x4x1] has more elements than a 64-bit count can hold");
+  REQUIRE_THROWS_MESSAGE(concat({empty_rows, empty_rows}, 0), std::invalid_argument,
+                         "concat: the length of the joined axis overflows int64 (4611686018427387904 + "
+                         "4611686018427387904)");
+}

@@ -49,7 +49,7 @@ TEST_CASE("rand and randn are reproducible under manual_seed", "[tensor]") {
   CHECK(max(u).item() < 1);
   CHECK(min(u).item() >= -1);
   REQUIRE_THROWS_MESSAGE(rand({2}, DType::Float32, 1, 1), std::invalid_argument,
-                         "rand: needs low < high, got low=1 high=1");
+                         "rand: needs finite low < high, got low=1 high=1");
 }
 
 TEST_CASE("element access checks bounds and dtype", "[tensor][errors]") {
@@ -99,4 +99,41 @@ TEST_CASE("printing shows values, shape, dtype and grad_fn", "[tensor]") {
   std::ostringstream out3;
   out3 << Tensor();
   CHECK(out3.str() == "tensor(undefined)");
+}
+
+TEST_CASE("shapes whose element count overflows are refused, naming the op", "[tensor][errors]") {
+  constexpr std::int64_t k2Pow62 = std::int64_t{1} << 62;
+  constexpr std::int64_t k2Pow32 = std::int64_t{1} << 32;
+  // Wrapped products once gave numel 0 and let at() read outside the buffer.
+  REQUIRE_THROWS_MESSAGE(zeros(Shape{k2Pow62, 4}), std::invalid_argument,
+                         "zeros: shape [4611686018427387904x4] has more elements than a 64-bit count can hold");
+  REQUIRE_THROWS_MESSAGE(zeros(Shape{k2Pow32, k2Pow32}), std::invalid_argument,
+                         "zeros: shape [4294967296x4294967296] has more elements than a 64-bit count can hold");
+  // A zero extent does not excuse the others: the strides would overflow.
+  REQUIRE_THROWS_MESSAGE(empty(Shape{k2Pow62, 4, 0}), std::invalid_argument,
+                         "empty: shape [4611686018427387904x4x0] has more elements than a 64-bit count can hold");
+  CHECK(zeros(Shape{k2Pow62, 0}).numel() == 0);
+  // The count fits but the bytes do not.
+  REQUIRE_THROWS_MESSAGE(ones(Shape{k2Pow62}, DType::Float32), std::invalid_argument,
+                         "ones: a float32 tensor of shape [4611686018427387904] needs more than 2^62 bytes");
+  REQUIRE_THROWS_MESSAGE(Shape({k2Pow62, 2, 2}).numel("reshape"), std::invalid_argument,
+                         "reshape: shape [4611686018427387904x2x2] has more elements than a 64-bit count can hold");
+  REQUIRE_THROWS_MESSAGE(broadcast_shapes(Shape{k2Pow32, 1}, Shape{1, k2Pow32}, "add"), std::invalid_argument,
+                         "add: shape [4294967296x4294967296] has more elements than a 64-bit count can hold");
+  REQUIRE_THROWS_MESSAGE(arange(0, 1e300), std::invalid_argument,
+                         "arange: start=0 stop=1e+300 step=1 asks for 1e+300 elements");
+}
+
+TEST_CASE("an allocation that fails names the op and the bytes", "[tensor][errors]") {
+  // 2^42 floats = 16 TiB: more than any machine this runs on can give.
+  const Shape huge{std::int64_t{1} << 42};
+  try {
+    zeros(huge);
+    FAIL("a 16 TiB allocation succeeded");
+  } catch (const OutOfMemoryError& error) {
+    CHECK(std::string(error.what()) ==
+          "zeros: out of memory allocating 17592186044416 bytes (16.0 TiB) for a float32 tensor of shape "
+          "[4398046511104]");
+  }
+  REQUIRE_THROWS_AS(rand(huge, DType::Float64), std::bad_alloc);  // still a bad_alloc for generic handlers
 }

@@ -633,3 +633,33 @@ TEST_CASE("gradient flow errors", "[tools][grad_flow][errors]") {
   CHECK(contains(flow.table(), "  weight                 [1x2]                   -            -"));
   REQUIRE_THROWS_MESSAGE(flow.table(1), std::out_of_range, "GradFlow::table: record 1 does not exist (1 recorded)");
 }
+
+TEST_CASE("anomaly mode also checks ops that record no node", "[tools][anomaly]") {
+  // log(-1) on a constant: no input requires grad, so no node is recorded,
+  // but the README promises the first op whose output holds a NaN.
+  const Tensor constant({-1.0, 4.0}, DType::Float64);
+  AnomalyGuard anomaly;
+  try {
+    (void)log(constant);
+    FAIL("anomaly mode did not throw");
+  } catch (const AnomalyError& e) {
+    CHECK(e.op() == "log");
+    CHECK(e.phase() == "forward");
+    CHECK(e.input_shapes() == std::vector<Shape>{Shape{2}});
+    const std::string message = e.what();
+    INFO(message);
+    CHECK(message.rfind("log: anomaly mode: NaN in the forward output (float64 [2], first at [0]) of y = ln x (no "
+                        "input requires grad: no node was recorded); inputs: float64 [2]; created at ",
+                        0) == 0);
+  }
+  // The same under no_grad with an input that does require grad, and for a
+  // fused op that skips building its closure.
+  Tensor x = leaf({0.5, -0.5});
+  {
+    NoGradGuard no_grad;
+    REQUIRE_THROWS_AS(sqrt(x), AnomalyError);
+  }
+  const Tensor logits({{INFINITY, 0.0}}, DType::Float64);
+  REQUIRE_THROWS_WITH(softmax(logits), Catch::Contains("softmax: anomaly mode: NaN in the forward output"));
+  CHECK(log(Tensor({1.0, 2.0})).defined());  // finite outputs pass
+}

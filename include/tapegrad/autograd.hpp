@@ -6,6 +6,7 @@
 //
 // Users can define their own differentiable ops with record_op().
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -88,6 +89,10 @@ class Node {
   virtual void apply(const Tensor& grad_output, InputGrads& grads) = 0;
   // Drops the saved tensors.
   virtual void release_saved() = 0;
+  // True when the closure's own bytes hold `address` (a captured Tensor
+  // handle's pointer): how detail_attach spots a closure that captured the
+  // op's output, which would make a reference cycle.
+  virtual bool closure_holds(const void* address) const = 0;
 
  private:
   friend class Engine;
@@ -115,6 +120,16 @@ class ClosureNode final : public Node {
  private:
   void apply(const Tensor& grad_output, InputGrads& grads) override { (*backward_)(grad_output, grads); }
   void release_saved() override { backward_.reset(); }
+  bool closure_holds(const void* address) const override {
+    if (!backward_) return false;
+    const auto* bytes = reinterpret_cast<const unsigned char*>(&*backward_);
+    for (std::size_t at = 0; at + sizeof(void*) <= sizeof(F); at += alignof(void*)) {
+      const void* word = nullptr;
+      std::memcpy(&word, bytes + at, sizeof(void*));
+      if (word == address) return true;
+    }
+    return false;
+  }
   std::optional<F> backward_;
 };
 
@@ -146,13 +161,29 @@ using no_grad = NoGradGuard;
 // True when grad mode is on and any input requires a gradient.
 bool any_requires_grad(std::initializer_list<const Tensor*> inputs);
 
+namespace detail {
+// Anomaly mode's check (when on) of an op output that records no node.
+void check_unrecorded(const OpInfo& info, const Tensor* const* inputs, std::size_t count, const Tensor& output);
+}  // namespace detail
+
+// Returns the output of an op that records no node (no input requires
+// grad, or grad mode is off), after anomaly mode, when on, checked it. Ops
+// that skip building their closure in that case return through here.
+inline Tensor unrecorded(const OpInfo& info, Tensor output, std::initializer_list<const Tensor*> inputs) {
+  detail::check_unrecorded(info, inputs.begin(), inputs.size(), output);
+  return output;
+}
+
 // Attaches a node to `output` if any input requires grad (and grad mode is
 // on); returns `output`. `backward(const Tensor& grad_output, InputGrads&)`
-// computes the input gradients. Saved tensors it captures must be detached
-// (saved()) so the node does not own its own output.
+// computes the input gradients. Tensors it captures must be saved() copies:
+// a closure holding `output` itself would own the node that owns it, a
+// cycle that is never freed. A closure that captures `output` directly is
+// refused with an error naming the op (a Tensor hidden inside a captured
+// container is not seen: save it too).
 template <class F>
 Tensor record_op(OpInfo info, Tensor output, std::initializer_list<const Tensor*> inputs, F&& backward) {
-  if (!any_requires_grad(inputs)) return output;
+  if (!any_requires_grad(inputs)) return unrecorded(info, std::move(output), inputs);
   detail_attach(output, detail::make_pooled<detail::ClosureNode<std::decay_t<F>>>(
                             info, detail::make_edges(inputs.begin(), inputs.size()), std::forward<F>(backward)));
   return output;
@@ -161,10 +192,12 @@ Tensor record_op(OpInfo info, Tensor output, std::initializer_list<const Tensor*
 // The same for a number of inputs known only at run time (concat, stack).
 template <class F>
 Tensor record_op(OpInfo info, Tensor output, const std::vector<const Tensor*>& inputs, F&& backward) {
-  if (!grad_enabled()) return output;
   bool any = false;
   for (const Tensor* input : inputs) any = any || input->requires_grad();
-  if (!any) return output;
+  if (!grad_enabled() || !any) {
+    detail::check_unrecorded(info, inputs.data(), inputs.size(), output);
+    return output;
+  }
   detail_attach(output, detail::make_pooled<detail::ClosureNode<std::decay_t<F>>>(
                             info, detail::make_edges(inputs.data(), inputs.size()), std::forward<F>(backward)));
   return output;

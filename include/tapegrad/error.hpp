@@ -1,6 +1,7 @@
 #pragma once
 // Error helpers: every message starts with the op's name, then says what was
 // wrong with the shapes or values involved.
+#include <new>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -24,6 +25,17 @@ class SavedTensorModified : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 }  // namespace detail
+
+// Allocation failure, naming the op and the bytes asked for. A bad_alloc,
+// so that code catching std::bad_alloc still catches it.
+class OutOfMemoryError : public std::bad_alloc {
+ public:
+  explicit OutOfMemoryError(std::string message) : message_(std::move(message)) {}
+  const char* what() const noexcept override { return message_.c_str(); }
+
+ private:
+  std::string message_;
+};
 
 // Shape, dtype or argument errors.
 template <class... Parts>

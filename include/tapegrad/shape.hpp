@@ -30,9 +30,12 @@ class Shape {
   void insert(std::size_t axis, std::int64_t dim);
   void erase(std::size_t axis);
 
-  // Product of the extents; 1 for a 0-d (scalar) shape.
-  std::int64_t numel() const;
-  // Row-major element strides.
+  // Product of the extents; 1 for a 0-d (scalar) shape. Throws, naming
+  // `op` and the shape, when the product of the non-zero extents exceeds
+  // 2^63 - 1: such a shape has no representable element count or strides
+  // (a wrapped product once let a [2^62x4] tensor of 0 bytes be indexed).
+  std::int64_t numel(const char* op = "shape") const;
+  // Row-major element strides (representable for every shape numel accepts).
   Shape strides() const;
   std::vector<std::size_t> to_size_vector() const;
 
@@ -50,7 +53,13 @@ class Shape {
 // Resolves a possibly negative axis against a rank, naming the op on error.
 std::size_t normalize_axis(std::int64_t axis, std::size_t rank, const char* op);
 
-// NumPy broadcasting of two shapes; throws naming the op when incompatible.
+// NumPy broadcasting of two shapes; throws naming the op when incompatible
+// or when the result has more elements than a 64-bit count holds.
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
+
+// a * b and a + b for sizes, throwing naming the op when the result does
+// not fit in int64 (what overflowed is described by `what`).
+std::int64_t checked_mul(std::int64_t a, std::int64_t b, const char* op, const char* what);
+std::int64_t checked_add(std::int64_t a, std::int64_t b, const char* op, const char* what);
 
 }  // namespace tapegrad

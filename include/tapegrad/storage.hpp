@@ -1,6 +1,6 @@
 #pragma once
-// Storage: one 64-byte aligned, uninitialised buffer shared by tensors that
-// are views of each other (reshape, squeeze, detach).
+// Storage: one uninitialised buffer (64-byte aligned when above 256 bytes)
+// shared by tensors that are views of each other (reshape, squeeze, detach).
 #include <cstddef>
 #include <cstdint>
 

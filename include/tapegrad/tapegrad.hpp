@@ -4,6 +4,7 @@
 #include "tapegrad/dtype.hpp"
 #include "tapegrad/error.hpp"
 #include "tapegrad/gradcheck.hpp"
+#include "tapegrad/memory.hpp"
 #include "tapegrad/io/checkpoint.hpp"
 #include "tapegrad/io/npz.hpp"
 #include "tapegrad/ops/activation.hpp"

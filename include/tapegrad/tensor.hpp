@@ -16,6 +16,7 @@
 
 namespace tapegrad {
 
+class Generator;
 class Node;
 class Storage;
 struct TensorImpl;
@@ -119,8 +120,11 @@ struct TensorImpl {
   std::uint64_t saved_version = kNotSaved;
 };
 
-// An uninitialised tensor of the given shape: ops fill it.
+// An uninitialised tensor of the given shape: ops fill it. A shape whose
+// element count or byte size overflows, or an allocation that fails, throws
+// naming `op` (OutOfMemoryError, a std::bad_alloc, for the latter).
 Tensor empty(const Shape& shape, DType dtype = kDefaultDType);
+Tensor empty(const Shape& shape, DType dtype, const char* op);
 Tensor zeros(const Shape& shape, DType dtype = kDefaultDType);
 Tensor ones(const Shape& shape, DType dtype = kDefaultDType);
 Tensor full(const Shape& shape, double value, DType dtype = kDefaultDType);
@@ -134,12 +138,16 @@ inline Tensor arange(double stop, DType dtype = kDefaultDType) { return arange(0
 Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType dtype = kDefaultDType);
 Tensor from_indices(const std::vector<std::int64_t>& values, const Shape& shape);
 
-// Seedable global generator shared by rand/randn and the initialisers.
+// Seeds the default generator (random.hpp) behind rand/randn, dropout and
+// the initialisers.
 void manual_seed(std::uint64_t seed);
-// Uniform in [low, high).
-Tensor rand(const Shape& shape, DType dtype = kDefaultDType, double low = 0.0, double high = 1.0);
+// Uniform in [low, high), from `generator` or else the calling thread's
+// current generator (random.hpp).
+Tensor rand(const Shape& shape, DType dtype = kDefaultDType, double low = 0.0, double high = 1.0,
+            Generator* generator = nullptr);
 // Normal with the given mean and standard deviation.
-Tensor randn(const Shape& shape, DType dtype = kDefaultDType, double mean = 0.0, double stddev = 1.0);
+Tensor randn(const Shape& shape, DType dtype = kDefaultDType, double mean = 0.0, double stddev = 1.0,
+             Generator* generator = nullptr);
 
 std::ostream& operator<<(std::ostream& out, const Tensor& tensor);
 std::ostream& operator<<(std::ostream& out, const Shape& shape);

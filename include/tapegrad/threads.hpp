@@ -10,6 +10,11 @@
 // The default is the TAPEGRAD_NUM_THREADS environment variable if set, else
 // OpenBLAS's own default (OPENBLAS_NUM_THREADS, else one per core), so the
 // machine is never oversubscribed.
+//
+// The setting is process-wide and safe to read and change from any thread.
+// OpenBLAS has one thread count for the whole process: when several threads
+// run products at once (say, two models training side by side), call
+// set_num_threads(1) so that they do not fight over it and the cores.
 #include <cstdint>
 
 namespace tapegrad {

@@ -73,6 +73,10 @@ void InputGrads::add(std::size_t input, Tensor gradient) {
 
 namespace detail {
 
+void check_unrecorded(const OpInfo& info, const Tensor* const* inputs, std::size_t count, const Tensor& output) {
+  if (g_debug_hooks.load(std::memory_order_relaxed)) debug_on_unrecorded(info, inputs, count, output);
+}
+
 std::vector<Edge> make_edges(const Tensor* const* inputs, std::size_t count) {
   std::vector<Edge> edges(count);
   for (std::size_t i = 0; i < count; ++i) {
@@ -95,6 +99,10 @@ std::vector<Edge> make_edges(const Tensor* const* inputs, std::size_t count) {
 }  // namespace detail
 
 void detail_attach(Tensor& output, std::shared_ptr<Node> node) {
+  if (node->closure_holds(output.impl())) {
+    throw_invalid(node->name(), "the backward closure captures the op's own output tensor, a reference cycle that "
+                                "would never be freed; capture saved(output) instead");
+  }
   node->output_shape_ = output.shape();
   node->output_dtype_ = output.dtype();
   node->output_ = output.impl_ptr();

@@ -48,10 +48,31 @@ void Shape::erase(std::size_t axis) {
   --rank_;
 }
 
-std::int64_t Shape::numel() const {
-  std::int64_t n = 1;
-  for (std::size_t i = 0; i < rank_; ++i) n *= dims_[i];
-  return n;
+std::int64_t Shape::numel(const char* op) const {
+  // Zero extents are skipped rather than allowed to end the product early:
+  // [2^62x4x0] must be refused like [2^62x4], or its strides overflow.
+  std::int64_t product = 1;
+  bool has_zero = false;
+  for (std::size_t i = 0; i < rank_; ++i) {
+    if (dims_[i] == 0) {
+      has_zero = true;
+    } else if (__builtin_mul_overflow(product, dims_[i], &product)) {
+      throw_invalid(op, "shape ", str(), " has more elements than a 64-bit count can hold");
+    }
+  }
+  return has_zero ? 0 : product;
+}
+
+std::int64_t checked_mul(std::int64_t a, std::int64_t b, const char* op, const char* what) {
+  std::int64_t result = 0;
+  if (__builtin_mul_overflow(a, b, &result)) throw_invalid(op, what, " overflows int64 (", a, " x ", b, ")");
+  return result;
+}
+
+std::int64_t checked_add(std::int64_t a, std::int64_t b, const char* op, const char* what) {
+  std::int64_t result = 0;
+  if (__builtin_add_overflow(a, b, &result)) throw_invalid(op, what, " overflows int64 (", a, " + ", b, ")");
+  return result;
 }
 
 Shape Shape::strides() const {
@@ -101,6 +122,7 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
     }
     out.push_back(da == 1 ? db : da);
   }
+  out.numel(op);  // [2^40x1] + [1x2^40] is a valid pair with no valid result
   return out;
 }
 

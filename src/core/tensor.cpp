@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <iterator>
 
 #include "core/dispatch.hpp"
 #include "tapegrad/detail/pool.hpp"
@@ -27,11 +29,40 @@ void check_not_modified_since_saved(const TensorImpl& impl) {
   }
 }
 
-std::shared_ptr<TensorImpl> make_impl(const Shape& shape, DType dtype) {
+// "1.5 GiB", for messages.
+std::string readable_bytes(std::int64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  double value = static_cast<double>(bytes);
+  std::size_t unit = 0;
+  while (value >= 1024 && unit + 1 < std::size(units)) {
+    value /= 1024;
+    ++unit;
+  }
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f %s", value, units[unit]);
+  return text;
+}
+
+// The largest buffer asked of the system: beyond it, rounding the size up
+// to the pool's alignment could wrap, and no machine has that much memory.
+constexpr std::int64_t kMaxTensorBytes = std::int64_t{1} << 62;
+
+std::shared_ptr<TensorImpl> make_impl(const Shape& shape, DType dtype, const char* op) {
+  const std::int64_t elements = shape.numel(op);
+  const auto element_bytes = static_cast<std::int64_t>(dtype_size(dtype));
+  if (elements > kMaxTensorBytes / element_bytes) {
+    throw_invalid(op, "a ", dtype_name(dtype), " tensor of shape ", shape.str(), " needs more than 2^62 bytes");
+  }
+  const std::int64_t bytes = elements * element_bytes;
   auto impl = detail::make_pooled<TensorImpl>();
   impl->shape = shape;
   impl->dtype = dtype;
-  impl->storage = detail::make_pooled<Storage>(static_cast<std::size_t>(shape.numel()) * dtype_size(dtype));
+  try {
+    impl->storage = detail::make_pooled<Storage>(static_cast<std::size_t>(bytes));
+  } catch (const std::bad_alloc&) {
+    throw OutOfMemoryError(detail::concat(op, ": out of memory allocating ", bytes, " bytes (", readable_bytes(bytes),
+                                          ") for a ", dtype_name(dtype), " tensor of shape ", shape.str()));
+  }
   return impl;
 }
 
@@ -253,20 +284,24 @@ Tensor& Tensor::set_name(std::string name) {
 
 // --- creation ---
 
-Tensor empty(const Shape& shape, DType dtype) { return Tensor(make_impl(shape, dtype)); }
+Tensor empty(const Shape& shape, DType dtype) { return Tensor(make_impl(shape, dtype, "empty")); }
+Tensor empty(const Shape& shape, DType dtype, const char* op) { return Tensor(make_impl(shape, dtype, op)); }
 
-Tensor full(const Shape& shape, double value, DType dtype) {
-  Tensor t = empty(shape, dtype);
+namespace {
+Tensor filled(const Shape& shape, double value, DType dtype, const char* op) {
+  Tensor t = empty(shape, dtype, op);
   detail::dispatch_any(dtype, [&](auto tag) {
     using T = decltype(tag);
     std::fill_n(t.data<T>(), t.numel(), static_cast<T>(value));
   });
   return t;
 }
+}  // namespace
 
-Tensor zeros(const Shape& shape, DType dtype) { return full(shape, 0.0, dtype); }
-Tensor ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
-Tensor scalar(double value, DType dtype) { return full(Shape{}, value, dtype); }
+Tensor full(const Shape& shape, double value, DType dtype) { return filled(shape, value, dtype, "full"); }
+Tensor zeros(const Shape& shape, DType dtype) { return filled(shape, 0.0, dtype, "zeros"); }
+Tensor ones(const Shape& shape, DType dtype) { return filled(shape, 1.0, dtype, "ones"); }
+Tensor scalar(double value, DType dtype) { return filled(Shape{}, value, dtype, "scalar"); }
 Tensor zeros_like(const Tensor& like) { return zeros(like.shape(), like.dtype()); }
 Tensor ones_like(const Tensor& like) { return ones(like.shape(), like.dtype()); }
 
@@ -274,7 +309,10 @@ Tensor arange(double start, double stop, double step, DType dtype) {
   if (step == 0 || !std::isfinite(start) || !std::isfinite(stop) || !std::isfinite(step)) {
     throw_invalid("arange", "bad range start=", start, " stop=", stop, " step=", step);
   }
-  const auto n = static_cast<std::int64_t>(std::max(0.0, std::ceil((stop - start) / step)));
+  const double count = std::max(0.0, std::ceil((stop - start) / step));
+  // Converting a count beyond int64 is undefined; no tensor that long fits anyway.
+  if (!(count < 0x1p62)) throw_invalid("arange", "start=", start, " stop=", stop, " step=", step, " asks for ", count, " elements");
+  const auto n = static_cast<std::int64_t>(count);
   std::vector<double> values(static_cast<std::size_t>(n));
   for (std::int64_t i = 0; i < n; ++i) values[static_cast<std::size_t>(i)] = start + static_cast<double>(i) * step;
   return from_vector(values, Shape{n}, dtype);

@@ -1,25 +1,25 @@
 #include "tapegrad/nn/init.hpp"
 
+#include <algorithm>
 #include <cmath>
-#include <random>
+#include <type_traits>
 
 #include "core/dispatch.hpp"
+#include "core/sampling.hpp"
 #include "tapegrad/random.hpp"
 
 namespace tapegrad::nn::init {
 
 namespace {
 
-// Writes draw(generator) into every element, in place and off the tape
-// (an initialiser sets a leaf's value; it is not part of the model's function).
-template <class Draw>
-void fill(Tensor& w, const char* op, Draw draw) {
+// Initialisers set a leaf's value in place and off the tape: they are not
+// part of the model's function.
+template <class Sample>
+void fill(Tensor& w, const char* op, Sample sample) {
   detail::check_floating(op, w);
   detail::dispatch_float(w.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
-    T* out = static_cast<T*>(w.raw_data());
-    auto& generator = global_generator();
-    for (std::int64_t i = 0; i < w.numel(); ++i) out[i] = static_cast<T>(draw(generator));
+    sample(static_cast<T*>(w.raw_data()), w.numel());
   });
 }
 
@@ -38,16 +38,11 @@ void check_gain(const char* op, double gain) {
 }
 
 void uniform_unchecked(Tensor& w, double a, double b, const char* op) {
-  fill(w, op, std::uniform_real_distribution<double>(a, b));
+  fill(w, op, [&](auto* out, std::int64_t n) { detail::sample_uniform(current_generator(), out, n, a, b); });
 }
 
 void normal_unchecked(Tensor& w, double mean, double std, const char* op) {
-  // std = 0 is a valid (constant) request that std::normal_distribution rejects.
-  if (std == 0) {
-    fill(w, op, [mean](auto&) { return mean; });
-    return;
-  }
-  fill(w, op, std::normal_distribution<double>(mean, std));
+  fill(w, op, [&](auto* out, std::int64_t n) { detail::sample_normal(current_generator(), out, n, mean, std); });
 }
 
 }  // namespace
@@ -66,7 +61,9 @@ Fans fans(const Shape& shape, const char* op) {
 void zeros_(Tensor& w) { constant_(w, 0.0); }
 
 void constant_(Tensor& w, double value) {
-  fill(w, "init::constant_", [value](auto&) { return value; });
+  fill(w, "init::constant_", [value](auto* out, std::int64_t n) {
+    std::fill_n(out, n, static_cast<std::remove_pointer_t<decltype(out)>>(value));
+  });
 }
 
 void uniform_(Tensor& w, double a, double b) {

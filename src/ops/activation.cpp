@@ -184,8 +184,9 @@ Tensor soft_exponential(const Tensor& x, const Tensor& alpha) {
       out[i] = static_cast<T>(value);
     }
   });
-  if (!any_requires_grad({&x, &alpha})) return y;
-  return record_op({kOp, "y = (e^(αx) - 1)/α + α | x | -ln(1 - α(x + α))/α"}, y, {&x, &alpha},
+  constexpr OpInfo kInfo{kOp, "y = (e^(αx) - 1)/α + α | x | -ln(1 - α(x + α))/α"};
+  if (!any_requires_grad({&x, &alpha})) return unrecorded(kInfo, y, {&x, &alpha});
+  return record_op(kInfo, y, {&x, &alpha},
                    [xs = saved(x), alpha_shape = alpha.shape(), a](const Tensor& g, InputGrads& grads) {
                      const bool want_x = grads.needs(0);
                      const bool want_alpha = grads.needs(1);

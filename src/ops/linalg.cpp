@@ -65,7 +65,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   const MatmulShape s = matmul_shape(a, b);
   Shape out_shape = a.shape();
   out_shape[out_shape.rank() - 1] = s.n;
-  Tensor c = empty(out_shape, a.dtype());
+  Tensor c = empty(out_shape, a.dtype(), "matmul");
   dispatch_float(a.dtype(), "matmul", [&](auto tag) {
     using T = decltype(tag);
     for (std::int64_t i = 0; i < s.batch; ++i) {
@@ -115,12 +115,16 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
       throw_invalid("linear", "bias ", bias.shape().str(), " does not match weight ", ws.str(), " (expects [", ws[0], "])");
     }
   }
-  const std::int64_t rows = x.numel() / std::max<std::int64_t>(xs.back(), 1);
+  // Counted from the leading extents, not numel / in: with in = 0 the
+  // output still has rows (all bias), and must not be left unwritten.
+  Shape leading = xs;
+  leading.erase(leading.rank() - 1);
+  const std::int64_t rows = leading.numel("linear");
   const std::int64_t in = ws[1];
   const std::int64_t out = ws[0];
   Shape out_shape = xs;
   out_shape[out_shape.rank() - 1] = out;
-  Tensor y = empty(out_shape, x.dtype());
+  Tensor y = empty(out_shape, x.dtype(), "linear");
   dispatch_float(x.dtype(), "linear", [&](auto tag) {
     using T = decltype(tag);
     T* yv = y.data<T>();
@@ -171,7 +175,7 @@ Tensor permute_values(const Tensor& x, const std::vector<std::size_t>& dims) {
     out_shape.push_back(in[d]);
     source_strides.push_back(in_strides[d]);
   }
-  Tensor y = empty(out_shape, x.dtype());
+  Tensor y = empty(out_shape, x.dtype(), "permute");
   detail::dispatch_any(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* src = x.data<T>();

@@ -100,7 +100,7 @@ Tensor squared_error(const Tensor& prediction, const Tensor& target, Reduction r
     }
   });
   Tensor y = reduce_losses(losses, reduction);
-  if (!any_requires_grad({&prediction, &target})) return y;
+  if (!any_requires_grad({&prediction, &target})) return unrecorded(info, y, {&prediction, &target});
   return record_op(
       info, y, {&prediction, &target},
       [ps = saved(prediction), ts = saved(target), reduction, name = info.name](const Tensor& g, InputGrads& grads) {
@@ -176,8 +176,9 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduc
     }
   });
   Tensor result = reduce_losses(losses, reduction);
-  if (!any_requires_grad({&logits, &target})) return result;
-  return record_op({op, "loss = -Σ y · log_softmax(z); dz = softmax(z) - y"}, result, {&logits, &target},
+  const OpInfo info{op, "loss = -Σ y · log_softmax(z); dz = softmax(z) - y"};
+  if (!any_requires_grad({&logits, &target})) return unrecorded(info, result, {&logits, &target});
+  return record_op(info, result, {&logits, &target},
                    [zs = saved(logits), ts = saved(target), lse, indexed, reduction, samples, classes](
                        const Tensor& g, InputGrads& grads) {
                      Tensor gz = grads.needs(0) ? empty(zs.shape(), zs.dtype()) : Tensor();
@@ -239,9 +240,10 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& target, Reduction reducti
     for (std::int64_t n = 0; n < samples; ++n) out[n] = -lp[n * classes + t[n]];
   });
   Tensor result = reduce_losses(losses, reduction);
-  if (!any_requires_grad({&log_probs})) return result;
+  const OpInfo info{op, "loss = -logp[t]"};
+  if (!any_requires_grad({&log_probs})) return unrecorded(info, result, {&log_probs});
   return record_op(
-      {op, "loss = -logp[t]"}, result, {&log_probs, &target},
+      info, result, {&log_probs, &target},
       [shape = log_probs.shape(), ts = saved(target), reduction, samples, classes](const Tensor& g, InputGrads& grads) {
         Tensor gx = zeros(shape, g.dtype());
         dispatch_float(g.dtype(), op, [&](auto tag) {
@@ -286,9 +288,10 @@ Tensor binary_cross_entropy(const Tensor& probs, const Tensor& target, Reduction
     }
   });
   Tensor result = reduce_losses(losses, reduction);
-  if (!any_requires_grad({&probs, &target})) return result;
+  const OpInfo info{op, "loss = -(y ln p + (1 - y) ln(1 - p)), logs clamped at -100"};
+  if (!any_requires_grad({&probs, &target})) return unrecorded(info, result, {&probs, &target});
   return record_op(
-      {op, "loss = -(y ln p + (1 - y) ln(1 - p)), logs clamped at -100"}, result, {&probs, &target},
+      info, result, {&probs, &target},
       [ps = saved(probs), ys = saved(target), reduction, clamped_logs](const Tensor& g, InputGrads& grads) {
         Tensor gp = grads.needs(0) ? empty(ps.shape(), ps.dtype()) : Tensor();
         Tensor gy = grads.needs(1) ? empty(ps.shape(), ps.dtype()) : Tensor();
@@ -345,8 +348,9 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& target, Reduction red
     }
   });
   Tensor result = reduce_losses(losses, reduction);
-  if (!any_requires_grad({&logits, &target})) return result;
-  return record_op({op, "loss = y·softplus(-z) + (1 - y)·softplus(z); dz = σ(z) - y"}, result, {&logits, &target},
+  const OpInfo info{op, "loss = y·softplus(-z) + (1 - y)·softplus(z); dz = σ(z) - y"};
+  if (!any_requires_grad({&logits, &target})) return unrecorded(info, result, {&logits, &target});
+  return record_op(info, result, {&logits, &target},
                    [zs = saved(logits), ys = saved(target), reduction](const Tensor& g, InputGrads& grads) {
                      Tensor gz = grads.needs(0) ? empty(zs.shape(), zs.dtype()) : Tensor();
                      Tensor gy = grads.needs(1) ? empty(zs.shape(), zs.dtype()) : Tensor();

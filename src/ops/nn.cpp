@@ -8,11 +8,11 @@
 #include "tapegrad/ops/nn.hpp"
 
 #include <cmath>
-#include <random>
 #include <vector>
 
 #include "core/dispatch.hpp"
 #include "tapegrad/autograd.hpp"
+#include "core/sampling.hpp"
 #include "tapegrad/random.hpp"
 
 namespace tapegrad {
@@ -27,17 +27,15 @@ void check_probability(const char* op, double p) {
 
 }  // namespace
 
-Tensor dropout_mask(const Shape& shape, double p, DType dtype) {
+Tensor dropout_mask(const Shape& shape, double p, DType dtype, Generator* generator) {
   check_probability("dropout_mask", p);
   if (!is_floating(dtype)) throw_invalid("dropout_mask", "needs a floating-point dtype, got ", dtype_name(dtype));
-  Tensor mask = empty(shape, dtype);
+  Tensor mask = empty(shape, dtype, "dropout_mask");
   const double keep_scale = 1.0 / (1.0 - p);
   dispatch_float(dtype, "dropout_mask", [&](auto tag) {
     using T = decltype(tag);
-    T* out = mask.data<T>();
-    std::bernoulli_distribution drop(p);
-    auto& generator = global_generator();
-    for (std::int64_t i = 0; i < mask.numel(); ++i) out[i] = drop(generator) ? T(0) : static_cast<T>(keep_scale);
+    detail::sample_bernoulli(generator ? *generator : current_generator(), mask.data<T>(), mask.numel(), p, T(0),
+                             static_cast<T>(keep_scale));
   });
   return mask;
 }

@@ -19,7 +19,7 @@ Tensor unbroadcast(const Tensor& grad, const Shape& shape);
 template <class Forward, class Derivative>
 Tensor unary_pointwise(const Tensor& x, OpInfo info, Forward forward, Derivative derivative) {
   check_floating(info.name, x);
-  Tensor y = empty(x.shape(), x.dtype());
+  Tensor y = empty(x.shape(), x.dtype(), info.name);
   dispatch_float(x.dtype(), info.name, [&](auto tag) {
     using T = decltype(tag);
     const T* in = x.data<T>();
@@ -27,7 +27,7 @@ Tensor unary_pointwise(const Tensor& x, OpInfo info, Forward forward, Derivative
     const std::int64_t n = x.numel();
     for (std::int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(forward(in[i]));
   });
-  if (!any_requires_grad({&x})) return y;
+  if (!any_requires_grad({&x})) return unrecorded(info, y, {&x});
   return record_op(info, y, {&x},
                    [xs = saved(x), ys = saved(y), derivative, name = info.name](const Tensor& g, InputGrads& grads) {
                      Tensor gx = empty(xs.shape(), xs.dtype());
@@ -69,7 +69,7 @@ Tensor binary_pointwise(const Tensor& a, const Tensor& b, OpInfo info, Forward f
   check_same_dtype(info.name, a, b);
   check_floating(info.name, a);
   const Shape out_shape = broadcast_shapes(a.shape(), b.shape(), info.name);
-  Tensor y = empty(out_shape, a.dtype());
+  Tensor y = empty(out_shape, a.dtype(), info.name);
   dispatch_float(a.dtype(), info.name, [&](auto tag) {
     using T = decltype(tag);
     const T* av = a.data<T>();
@@ -78,7 +78,7 @@ Tensor binary_pointwise(const Tensor& a, const Tensor& b, OpInfo info, Forward f
     for_each_broadcast(a.shape(), b.shape(), out_shape,
                        [&](std::int64_t ia, std::int64_t ib, std::int64_t io) { out[io] = static_cast<T>(forward(av[ia], bv[ib])); });
   });
-  if (!any_requires_grad({&a, &b})) return y;
+  if (!any_requires_grad({&a, &b})) return unrecorded(info, y, {&a, &b});
   return record_op(
       info, y, {&a, &b},
       [as = saved(a), bs = saved(b), ys = saved(y), deriv_a, deriv_b, name = info.name](const Tensor& g,

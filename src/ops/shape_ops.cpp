@@ -118,7 +118,6 @@ Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape) {
     return s + "]";
   };
   Shape target;
-  std::int64_t known = 1;
   int inferred = -1;
   for (std::size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == -1) {
@@ -129,9 +128,10 @@ Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape) {
       throw_invalid("reshape", "negative extent in ", describe());
     } else {
       target.push_back(shape[i]);
-      known *= shape[i];
     }
   }
+  // The -1 slot holds 1 here, so this is the product of the given extents.
+  const std::int64_t known = target.numel("reshape");
   if (inferred >= 0) {
     if (known == 0 || x.numel() % known != 0) {
       throw_invalid("reshape", "cannot reshape ", x.shape().str(), " (", x.numel(), " elements) to ", describe());
@@ -215,11 +215,11 @@ Tensor concat(const std::vector<Tensor>& tensors, std::int64_t axis) {
       throw_invalid("concat", "tensor ", i, " has shape ", s.str(), ", expected ", with_free_axis(first.shape(), a),
                     " matching ", first.shape().str(), " except on axis ", axis);
     }
-    total += s[a];
+    total = checked_add(total, s[a], "concat", "the length of the joined axis");
   }
   Shape out_shape = first.shape();
   out_shape[a] = total;
-  Tensor y = empty(out_shape, first.dtype());
+  Tensor y = empty(out_shape, first.dtype(), "concat");
   const AxisSplit out_split = split_at(out_shape, a);
   std::vector<std::int64_t> offsets(tensors.size());
   detail::dispatch_any(first.dtype(), [&](auto tag) {
@@ -290,7 +290,7 @@ Tensor slice(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64_
   const std::int64_t length = last > first ? (last - first + step - 1) / step : 0;
   Shape out_shape = x.shape();
   out_shape[a] = length;
-  Tensor y = empty(out_shape, x.dtype());
+  Tensor y = empty(out_shape, x.dtype(), "slice");
   detail::dispatch_any(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     for (std::int64_t o = 0; o < s.outer; ++o) {
@@ -330,7 +330,7 @@ Tensor index_select(const Tensor& x, std::int64_t axis, const Tensor& indices) {
   }
   Shape out_shape = x.shape();
   out_shape[a] = count;
-  Tensor y = empty(out_shape, x.dtype());
+  Tensor y = empty(out_shape, x.dtype(), "index_select");
   detail::dispatch_any(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* xv = x.data<T>();
@@ -384,7 +384,7 @@ Tensor gather(const Tensor& x, std::int64_t axis, const Tensor& indices) {
                          " of ", x.shape().str(), " (extent ", s.extent, ")");
     }
   }
-  Tensor y = empty(is, x.dtype());
+  Tensor y = empty(is, x.dtype(), "gather");
   detail::dispatch_any(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* xv = x.data<T>();

@@ -72,8 +72,9 @@ Tensor softmax(const Tensor& x, std::int64_t axis) {
       }
     });
   });
-  if (!any_requires_grad({&x})) return y;
-  return record_op({"softmax", "y = e^(x - max) / Σ e^(x - max)"}, y, {&x},
+  constexpr OpInfo kInfo{"softmax", "y = e^(x - max) / Σ e^(x - max)"};
+  if (!any_requires_grad({&x})) return unrecorded(kInfo, y, {&x});
+  return record_op(kInfo, y, {&x},
                    [ys = saved(y), lanes](const Tensor& g, InputGrads& grads) {
                      // dx = y ⊙ (dy - Σ dy ⊙ y): the Jacobian diag(y) - y yᵀ applied lane by lane.
                      Tensor gx = empty(ys.shape(), ys.dtype());
@@ -113,8 +114,9 @@ Tensor log_softmax(const Tensor& x, std::int64_t axis) {
       }
     });
   });
-  if (!any_requires_grad({&x})) return y;
-  return record_op({"log_softmax", "y = x - max - ln Σ e^(x - max)"}, y, {&x},
+  constexpr OpInfo kInfo{"log_softmax", "y = x - max - ln Σ e^(x - max)"};
+  if (!any_requires_grad({&x})) return unrecorded(kInfo, y, {&x});
+  return record_op(kInfo, y, {&x},
                    [ys = saved(y), lanes](const Tensor& g, InputGrads& grads) {
                      // dx = dy - softmax(x) · Σ dy, with softmax(x) = e^y.
                      Tensor gx = empty(ys.shape(), ys.dtype());

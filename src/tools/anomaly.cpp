@@ -257,11 +257,31 @@ std::string site_str(const NodeDebugInfo* info, const StackFrame& site) {
   return "created at " + site.str();
 }
 
-[[noreturn]] void report(const Node& node, const NodeDebugInfo* info, const std::string& what, const char* phase) {
+[[noreturn]] void report(const char* op, const std::string& inputs, std::vector<Shape> shapes,
+                         const NodeDebugInfo* info, const std::string& what, const char* phase) {
   const StackFrame site = info ? site_of(info->stack) : StackFrame{};
-  const std::string message = std::string(node.name()) + ": anomaly mode: " + what + "; inputs: " + inputs_str(node) +
-                              "; " + site_str(info, site);
-  throw AnomalyError(message, node.name(), phase, site, input_shapes(node));
+  const std::string message = std::string(op) + ": anomaly mode: " + what + "; inputs: " + inputs + "; " +
+                              site_str(info, site);
+  throw AnomalyError(message, op, phase, site, std::move(shapes));
+}
+
+[[noreturn]] void report(const Node& node, const NodeDebugInfo* info, const std::string& what, const char* phase) {
+  report(node.name(), inputs_str(node), input_shapes(node), info, what, phase);
+}
+
+// "NaN in the forward output (float64 [4x3], first at [0,1]) of <formula>",
+// or empty when every value of `output` is finite.
+std::string forward_finding(const Tensor& output, const char* formula) {
+  const auto [index, kind] = first_non_finite(output);
+  if (index < 0) return {};
+  return std::string(kind) + " in the forward output (" + described(output) + ", first at " +
+         index_str(output.shape(), index) + ") of " + formula;
+}
+
+std::vector<void*> call_stack() {
+  void* frames[kMaxFrames];
+  const int n = ::backtrace(frames, kMaxFrames);
+  return std::vector<void*>(frames, frames + (n > 0 ? n : 0));
 }
 
 }  // namespace
@@ -394,18 +414,27 @@ std::unique_ptr<NodeDebugInfo> debug_on_record(const Node& node, const Tensor& o
   }
   tools::t_pending_inputs.clear();
   if (tools::g_anomaly.load(std::memory_order_relaxed)) {
-    void* frames[tools::kMaxFrames];
-    const int n = ::backtrace(frames, tools::kMaxFrames);
-    info->stack.assign(frames, frames + (n > 0 ? n : 0));
-    const auto [index, kind] = tools::first_non_finite(output);
-    if (index >= 0) {
-      tools::report(node, info.get(),
-                    std::string(kind) + " in the forward output (" + tools::described(output) + ", first at " +
-                        tools::index_str(output.shape(), index) + ") of " + node.formula(),
-                    "forward");
-    }
+    info->stack = tools::call_stack();
+    const std::string finding = tools::forward_finding(output, node.formula());
+    if (!finding.empty()) tools::report(node, info.get(), finding, "forward");
   }
   return info;
+}
+
+void debug_on_unrecorded(const OpInfo& op, const Tensor* const* inputs, std::size_t count, const Tensor& output) {
+  if (!tools::g_anomaly.load(std::memory_order_relaxed)) return;
+  const std::string finding = tools::forward_finding(output, op.formula);
+  if (finding.empty()) return;
+  NodeDebugInfo info;
+  info.stack = tools::call_stack();
+  std::string described;
+  std::vector<Shape> shapes;
+  for (std::size_t i = 0; i < count; ++i) {
+    described += (i ? ", " : "") + (inputs[i]->defined() ? tools::described(*inputs[i]) : std::string("undefined"));
+    shapes.push_back(inputs[i]->shape());
+  }
+  tools::report(op.name, described.empty() ? "none" : described, std::move(shapes), &info,
+                finding + " (no input requires grad: no node was recorded)", "forward");
 }
 
 void debug_on_backward(const Node& node, const std::vector<Tensor>& input_grads) {

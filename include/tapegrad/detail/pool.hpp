@@ -13,10 +13,20 @@
 
 namespace tapegrad::detail {
 
-// A 64-byte aligned block of at least `bytes` bytes.
+// A block of at least `bytes` bytes, 64-byte aligned above 256 bytes and
+// 16-byte aligned below (the alignment of malloc).
 void* pool_allocate(std::size_t bytes);
 // Returns a block from pool_allocate; `bytes` must be the size asked for.
 void pool_free(void* block, std::size_t bytes) noexcept;
+
+// Bytes the calling thread's cache holds in freed blocks (at most 256 MiB).
+std::size_t pool_cached_bytes() noexcept;
+// Frees the calling thread's cached blocks and asks the C library to give
+// freed memory back to the system (release_cached_memory() in memory.hpp).
+void pool_release() noexcept;
+// False in AddressSanitizer builds, where every block goes straight back
+// to the system so that use-after-free is caught.
+bool pool_enabled() noexcept;
 
 // Allocator for std::allocate_shared, so that a shared object and its
 // control block come from the pool too.

@@ -1,6 +1,8 @@
 #pragma once
-// Weight initialisers. Each fills a tensor in place from the global
-// generator (tapegrad::manual_seed makes them reproducible), without
+// Weight initialisers. Each fills a tensor in place from the calling
+// thread's current generator (random.hpp: the default one, which
+// tapegrad::manual_seed seeds, unless a GeneratorScope installed another),
+// without
 // recording anything on the tape, and works on float32 and float64.
 //
 // For a weight [out, in] (a Linear's), n_in = in and n_out = out; for more

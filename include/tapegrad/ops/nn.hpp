@@ -4,9 +4,10 @@
 
 namespace tapegrad {
 
-/// Inverted-dropout mask from the global generator: each element is 0 with
-/// probability p, else 1/(1 - p), so E[x ⊙ mask] = x. p in [0, 1).
-Tensor dropout_mask(const Shape& shape, double p, DType dtype = kDefaultDType);
+/// Inverted-dropout mask from `generator` (else the thread's current
+/// generator, random.hpp): each element is 0 with probability p, else
+/// 1/(1 - p), so E[x ⊙ mask] = x. p in [0, 1).
+Tensor dropout_mask(const Shape& shape, double p, DType dtype = kDefaultDType, Generator* generator = nullptr);
 /// y = x ⊙ mask for a mask of x's shape and dtype (a fixed mask makes dropout
 /// deterministic, e.g. for gradcheck); dx = dy ⊙ mask.
 Tensor dropout(const Tensor& x, const Tensor& mask);

@@ -8,8 +8,9 @@
 //   }                                    // not finite
 //
 // While it is on, every recorded node keeps the call stack of its creation
-// (backtrace(), a few microseconds per op), every forward output and every
-// gradient a backward step sends is scanned for NaN and ±Inf, and the first
+// (backtrace(), a few microseconds per op), every op's forward output
+// (whether it records a node or not: log(-1) on a constant counts too) and
+// every gradient a backward step sends is scanned for NaN and ±Inf, and the first
 // one found throws, naming the op, its formula, where the user's code
 // created it and its inputs' shapes:
 //
@@ -39,6 +40,7 @@ namespace tapegrad {
 
 class Node;
 struct NodeDebugInfo;
+struct OpInfo;
 
 namespace tools {
 
@@ -128,6 +130,9 @@ extern std::atomic<bool> g_debug_hooks;
 void debug_note_inputs(const Tensor* const* inputs, std::size_t count);
 // From detail_attach, before the node is attached: may throw AnomalyError.
 std::unique_ptr<NodeDebugInfo> debug_on_record(const Node& node, const Tensor& output);
+// From ops that record no node (no input requires grad, or grad mode is
+// off): anomaly mode checks their output too. May throw AnomalyError.
+void debug_on_unrecorded(const OpInfo& op, const Tensor* const* inputs, std::size_t count, const Tensor& output);
 // From the engine after a node computed its input gradients: may throw.
 void debug_on_backward(const Node& node, const std::vector<Tensor>& input_grads);
 
