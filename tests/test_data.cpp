@@ -38,6 +38,34 @@ std::string write_text(const std::string& path, const std::string& text) {
   return path;
 }
 
+// The committed inputs of a fuzz target (fuzz/corpus/<reader>/ and the crash
+// inputs kept in fuzz/regressions/<reader>/), sorted; dotfiles skipped.
+std::vector<std::string> fuzz_inputs(const std::string& reader) {
+  const fs::path fuzz = fs::path(TAPEGRAD_TEST_DATA_DIR).parent_path().parent_path() / "fuzz";
+  std::vector<std::string> out;
+  for (const char* kind : {"corpus", "regressions"}) {
+    const fs::path dir = fuzz / kind / reader;
+    if (!fs::is_directory(dir)) continue;
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      if (entry.is_regular_file() && entry.path().filename().string()[0] != '.') out.push_back(entry.path().string());
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// True when `read` returns or throws one of the readers' documented
+// exceptions; anything else propagates and fails the test.
+template <class Read>
+bool read_or_refused(const Read& read) {
+  try {
+    read();
+  } catch (const std::runtime_error&) {
+  } catch (const std::invalid_argument&) {
+  }
+  return true;
+}
+
 // An IDX file by hand: 0, 0, type 0x08, rank, big-endian extents, payload.
 Bytes idx_bytes(const std::vector<std::uint32_t>& dims, const Bytes& payload) {
   Bytes out = {0, 0, 0x08, static_cast<std::uint8_t>(dims.size())};
@@ -482,6 +510,29 @@ TEST_CASE("CSV: the reason a file cannot be opened is the real one", "[data][csv
   errno = EACCES;  // a stale value from earlier must not leak into the message
   REQUIRE_THROWS_MESSAGE(read_csv(dir.file("missing.csv")), std::runtime_error,
                          "read_csv: cannot open '" + dir.file("missing.csv") + "': No such file or directory");
+}
+
+TEST_CASE("fuzz inputs: every IDX and CSV seed and kept crash is read or refused cleanly", "[data][fuzz]") {
+  // scripts/fuzz adds each input that crashed a reader to fuzz/regressions/;
+  // here they are replayed through the public API, with the seeds.
+  const std::vector<std::string> idx = fuzz_inputs("idx");
+  REQUIRE(idx.size() >= 8);
+  for (const std::string& path : idx) {
+    INFO(path);
+    CHECK(read_or_refused([&] { read_idx(path, 1); }));
+    CHECK(read_or_refused([&] { read_idx(path, 3); }));
+    CHECK(read_or_refused([&] { read_idx_images(path); }));
+    CHECK(read_or_refused([&] { read_idx_labels(path, 256); }));
+  }
+  const std::vector<std::string> csv = fuzz_inputs("csv");
+  REQUIRE(csv.size() >= 9);
+  for (const std::string& path : csv) {
+    INFO(path);
+    CHECK(read_or_refused([&] { read_csv_table(path, true); }));
+    CHECK(read_or_refused([&] { read_csv(path); }));
+    CHECK(read_or_refused([&] { read_csv(path, {.target = CsvTarget::OneHot}); }));
+    CHECK(read_or_refused([&] { read_csv(path, {.has_header = true, .target_name = "y", .target = CsvTarget::Value}); }));
+  }
 }
 
 // --- Dataset and DataLoader ---

@@ -324,7 +324,24 @@ class FileSizeLimit {
   void (*previous_handler_)(int);
 };
 
+// The committed inputs of a fuzz target (fuzz/corpus/<reader>/ and the crash
+// inputs kept in fuzz/regressions/<reader>/), sorted; dotfiles skipped.
+std::vector<std::string> fuzz_inputs(const std::string& reader) {
+  const fs::path fuzz = fs::path(TAPEGRAD_TEST_DATA_DIR).parent_path().parent_path() / "fuzz";
+  std::vector<std::string> out;
+  for (const char* kind : {"corpus", "regressions"}) {
+    const fs::path dir = fuzz / kind / reader;
+    if (!fs::is_directory(dir)) continue;
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      if (entry.is_regular_file() && entry.path().filename().string()[0] != '.') out.push_back(entry.path().string());
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 }  // namespace
+
 
 // ------------------------------------------------------------- the format
 
@@ -898,6 +915,63 @@ TEST_CASE("fuzzing: random byte flips and truncations throw, never crash", "[io]
 }
 
 // -------------------------------------------------------------- checkpoints
+
+TEST_CASE("fuzz inputs: every .npz and checkpoint seed and kept crash is read or refused cleanly", "[io][fuzz]") {
+  // scripts/fuzz adds each input that crashed a reader to fuzz/regressions/;
+  // here they are replayed through the public API, with the seeds.
+  const std::vector<std::string> npz = fuzz_inputs("npz");
+  REQUIRE(npz.size() >= 6);
+  for (const std::string& path : npz) {
+    INFO(path);
+    bool from_file = false, from_memory = false;
+    try {
+      io::load_npz(path);
+      from_file = true;
+    } catch (const std::runtime_error&) {
+    }
+    try {
+      io::detail::decode_npz(read_file(path), path);
+      from_memory = true;
+    } catch (const std::runtime_error&) {
+    }
+    CHECK(from_file == from_memory);
+  }
+  const std::vector<std::string> checkpoints = fuzz_inputs("checkpoint");
+  REQUIRE(checkpoints.size() >= 3);
+  int loaded_with_optimizer = 0, loaded_model = 0;
+  for (const std::string& path : checkpoints) {
+    INFO(path);
+    // The model of fuzz/fuzz_checkpoint.cpp; a refused load leaves it as it was.
+    nn::Linear model(3, 2);
+    optim::Adam optimizer(model.parameters(), {.lr = 1e-2});
+    const nn::NamedTensors state = model.state_dict();  // shares the model's storage
+    std::vector<std::vector<double>> before;
+    for (const auto& [name, tensor] : state) before.push_back(tensor.to_vector());
+    auto unchanged = [&] {
+      for (std::size_t i = 0; i < state.size(); ++i) {
+        if (state[i].second.to_vector() != before[i]) return false;
+      }
+      return true;
+    };
+    try {
+      io::load_checkpoint(path, model, optimizer);
+      ++loaded_with_optimizer;
+    } catch (const std::runtime_error&) {
+      CHECK(unchanged());
+    } catch (const std::invalid_argument&) {
+      CHECK(unchanged());
+    }
+    nn::Linear fresh(3, 2);
+    try {
+      io::load_checkpoint(path, fresh);
+      ++loaded_model;
+    } catch (const std::runtime_error&) {
+    } catch (const std::invalid_argument&) {
+    }
+  }
+  CHECK(loaded_with_optimizer >= 1);  // model_and_adam.npz
+  CHECK(loaded_model >= 2);           // and model_only.npz
+}
 
 TEST_CASE("a checkpoint round-trips a model and an optimizer's state bit-exactly", "[io][checkpoint]") {
   manual_seed(15);
