@@ -92,4 +92,20 @@ inline std::size_t count(const std::string& text, const std::string& part) {
   return n;
 }
 
+// The committed inputs of a fuzz target (fuzz/corpus/<reader>/ and the crash
+// inputs kept in fuzz/regressions/<reader>/), sorted; dotfiles skipped.
+inline std::vector<std::string> fuzz_inputs(const std::string& reader) {
+  const std::filesystem::path fuzz = std::filesystem::path(TAPEGRAD_TEST_DATA_DIR).parent_path().parent_path() / "fuzz";
+  std::vector<std::string> out;
+  for (const char* kind : {"corpus", "regressions"}) {
+    const std::filesystem::path dir = fuzz / kind / reader;
+    if (!std::filesystem::is_directory(dir)) continue;
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+      if (entry.is_regular_file() && entry.path().filename().string()[0] != '.') out.push_back(entry.path().string());
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 }  // namespace tapegrad::testing

@@ -38,22 +38,6 @@ std::string write_text(const std::string& path, const std::string& text) {
   return path;
 }
 
-// The committed inputs of a fuzz target (fuzz/corpus/<reader>/ and the crash
-// inputs kept in fuzz/regressions/<reader>/), sorted; dotfiles skipped.
-std::vector<std::string> fuzz_inputs(const std::string& reader) {
-  const fs::path fuzz = fs::path(TAPEGRAD_TEST_DATA_DIR).parent_path().parent_path() / "fuzz";
-  std::vector<std::string> out;
-  for (const char* kind : {"corpus", "regressions"}) {
-    const fs::path dir = fuzz / kind / reader;
-    if (!fs::is_directory(dir)) continue;
-    for (const auto& entry : fs::directory_iterator(dir)) {
-      if (entry.is_regular_file() && entry.path().filename().string()[0] != '.') out.push_back(entry.path().string());
-    }
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 // True when `read` returns or throws one of the readers' documented
 // exceptions; anything else propagates and fails the test.
 template <class Read>

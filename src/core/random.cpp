@@ -115,8 +115,6 @@ namespace detail {
 
 namespace {
 
-constexpr double k2Pow32 = 4294967296.0;
-
 // Calls f(i, block) for the block holding element i's bits, for elements
 // [0, n) at `per_block` elements per block.
 template <class F>
