@@ -4,7 +4,13 @@
 // closure computing input gradients from the output gradient. The closure
 // sits in the op's own source, next to its forward, so the two never drift.
 //
+// A backward pass (backward() or grad()) keeps its state in a task of its
+// own, so passes over shared graphs are independent, and may record what
+// the closures compute (create_graph): the gradients are then tensors on the
+// tape themselves, differentiable to any order.
+//
 // Users can define their own differentiable ops with record_op().
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -24,6 +30,9 @@ struct OpInfo {
 };
 
 class Node;
+namespace detail {
+class GraphTask;
+}
 
 // What debugging tools record about a node when it is created (see
 // tools/anomaly.hpp): the call stack in anomaly mode, the values of its
@@ -35,27 +44,54 @@ struct NodeDebugInfo {
   std::vector<Tensor> input_values;  // the inputs (detached), in input order
 };
 
-// Where an input's gradient goes: the node that produced it, or the leaf
-// that owns a .grad, or nowhere (input needs no gradient).
+// Where an input's gradient goes: output `output_nr` of the node that
+// produced it, or the leaf that owns a .grad, or nowhere (input needs no
+// gradient).
 struct Edge {
   std::shared_ptr<Node> node;
   std::shared_ptr<TensorImpl> leaf;
   Shape shape;
   DType dtype = kDefaultDType;
+  std::uint32_t output_nr = 0;
   bool needs_grad() const { return node != nullptr || leaf != nullptr; }
 };
 
-// Gradient slots of one node's inputs, handed to its backward closure.
+// One output of a node: its shape and dtype, and the tensor while it lives.
+struct NodeOutput {
+  Shape shape;
+  DType dtype = kDefaultDType;
+  std::weak_ptr<TensorImpl> tensor;
+};
+
+// What a node's backward closure works with: the gradients reaching its
+// outputs, and the slots for its inputs' gradients.
 class InputGrads {
  public:
-  InputGrads(Node& node) : node_(node) {}
+  InputGrads(const std::shared_ptr<Node>& node, Tensor* output_grads, std::size_t num_outputs, bool create_graph)
+      : node_(node), output_grads_(output_grads), num_outputs_(num_outputs), create_graph_(create_graph) {}
   bool needs(std::size_t input) const;
   // Adds a gradient for input i; its shape and dtype must equal the input's.
   void add(std::size_t input, Tensor gradient);
   std::vector<Tensor>& collected() { return grads_; }
 
+  // True in a create-graph pass: what the closure computes must be built
+  // from differentiable ops (grad mode is on), so that it is recorded.
+  bool create_graph() const { return create_graph_; }
+  // The gradient reaching output k; undefined when none did (only for nodes
+  // with several outputs: a single output always has one).
+  const Tensor& output_grad(std::size_t k) const { return output_grads_[k]; }
+  std::size_t num_outputs() const { return num_outputs_; }
+  // This node's output k as saved (saved(y) before record_op): in a
+  // create-graph pass connected to this node, so that the derivative of a
+  // backward that reads y flows through the op (tanh's 1 - y²); as is
+  // otherwise.
+  Tensor output(const Tensor& saved_output, std::size_t k = 0) const;
+
  private:
-  Node& node_;
+  const std::shared_ptr<Node>& node_;
+  Tensor* output_grads_;
+  std::size_t num_outputs_;
+  bool create_graph_;
   std::vector<Tensor> grads_;
 };
 
@@ -79,33 +115,35 @@ class Node {
   const std::vector<Edge>& inputs() const { return inputs_; }
   // True once backward has run without retain_graph: saved tensors are gone.
   bool released() const { return released_; }
-  const Shape& output_shape() const { return output_shape_; }
-  DType output_dtype() const { return output_dtype_; }
-  std::shared_ptr<TensorImpl> output() const { return output_.lock(); }
+  std::size_t num_outputs() const { return 1 + more_outputs_.size(); }
+  const NodeOutput& output_info(std::size_t k = 0) const { return k == 0 ? first_output_ : more_outputs_[k - 1]; }
+  const Shape& output_shape() const { return first_output_.shape; }
+  DType output_dtype() const { return first_output_.dtype; }
+  std::shared_ptr<TensorImpl> output(std::size_t k = 0) const { return output_info(k).tensor.lock(); }
   const NodeDebugInfo* debug_info() const { return debug_.get(); }
+  // True when the closure's own bytes hold `address` (a captured Tensor
+  // handle's pointer): how detail_attach spots a closure that captured the
+  // op's output, which would make a reference cycle.
+  virtual bool closure_holds(const void* address) const = 0;
 
  protected:
   // Computes input gradients from the output gradient.
   virtual void apply(const Tensor& grad_output, InputGrads& grads) = 0;
   // Drops the saved tensors.
   virtual void release_saved() = 0;
-  // True when the closure's own bytes hold `address` (a captured Tensor
-  // handle's pointer): how detail_attach spots a closure that captured the
-  // op's output, which would make a reference cycle.
-  virtual bool closure_holds(const void* address) const = 0;
 
  private:
   friend class Engine;
+  friend class detail::GraphTask;
   friend void detail_attach(Tensor& output, std::shared_ptr<Node> node);
+  friend void detail_attach_outputs(std::vector<Tensor>& outputs, std::shared_ptr<Node> node);
 
   OpInfo info_;
   std::uint64_t sequence_;
   std::vector<Edge> inputs_;
   bool released_ = false;
-  Shape output_shape_;
-  DType output_dtype_ = kDefaultDType;
-  std::weak_ptr<TensorImpl> output_;
-  Tensor pending_grad_;  // sum of gradients reaching the output during a pass
+  NodeOutput first_output_;
+  std::vector<NodeOutput> more_outputs_;  // empty for the usual single output
   std::unique_ptr<NodeDebugInfo> debug_;
 };
 
@@ -120,6 +158,8 @@ class ClosureNode final : public Node {
  private:
   void apply(const Tensor& grad_output, InputGrads& grads) override { (*backward_)(grad_output, grads); }
   void release_saved() override { backward_.reset(); }
+
+ public:
   bool closure_holds(const void* address) const override {
     if (!backward_) return false;
     const auto* bytes = reinterpret_cast<const unsigned char*>(&*backward_);
@@ -140,6 +180,8 @@ std::vector<Edge> make_edges(const Tensor* const* inputs, std::size_t count);
 
 // Makes `node` the grad_fn of `output`.
 void detail_attach(Tensor& output, std::shared_ptr<Node> node);
+// Makes `node` the grad_fn of every output (output k of the node is outputs[k]).
+void detail_attach_outputs(std::vector<Tensor>& outputs, std::shared_ptr<Node> node);
 
 // Whether ops record nodes (thread-local; true by default).
 bool grad_enabled();
@@ -162,6 +204,9 @@ using no_grad = NoGradGuard;
 bool any_requires_grad(std::initializer_list<const Tensor*> inputs);
 
 namespace detail {
+// Post-accumulate-grad hooks registered on live tensors: while there are
+// none, a backward pass skips counting the edges into each leaf.
+extern std::atomic<std::int64_t> g_live_post_accumulate_hooks;
 // Anomaly mode's check (when on) of an op output that records no node.
 void check_unrecorded(const OpInfo& info, const Tensor* const* inputs, std::size_t count, const Tensor& output);
 }  // namespace detail
@@ -203,9 +248,31 @@ Tensor record_op(OpInfo info, Tensor output, const std::vector<const Tensor*>& i
   return output;
 }
 
-// A tensor to capture in a backward closure: same data, no graph, and the
-// storage version it saw, so that reading it after an in-place write (an
-// optimizer step between forward and backward) throws.
+// The same for an op with several outputs (unbind, split, a fused LSTM
+// cell): one node; its closure reads grads.output_grad(k) for each output
+// (undefined where none arrived) and is called when any output got one.
+template <class F>
+std::vector<Tensor> record_multi_output_op(OpInfo info, std::vector<Tensor> outputs,
+                                           const std::vector<const Tensor*>& inputs, F&& backward) {
+  bool any = false;
+  for (const Tensor* input : inputs) any = any || input->requires_grad();
+  if (!grad_enabled() || !any) {
+    for (const Tensor& output : outputs) detail::check_unrecorded(info, inputs.data(), inputs.size(), output);
+    return outputs;
+  }
+  detail_attach_outputs(outputs, detail::make_pooled<detail::ClosureNode<std::decay_t<F>>>(
+                                     info, detail::make_edges(inputs.data(), inputs.size()), std::forward<F>(backward)));
+  return outputs;
+}
+
+// A tensor to capture in a backward closure: the same data and the storage
+// version it saw, so that reading it after an in-place write (an optimizer
+// step between forward and backward) throws. It keeps the tensor's place in
+// the graph (its grad_fn, or the leaf it stands for), so that a
+// create-graph backward computing with it connects to the graph; it holds no
+// reference to the node being recorded, so no cycle keeps a graph alive. An
+// op's own output is saved before record_op attaches the node, and so
+// carries no graph: read it in the closure through grads.output(saved).
 Tensor saved(const Tensor& tensor);
 
 // One node's step of a backward pass, as the engine visits it: the
@@ -223,9 +290,28 @@ using BackwardObserver = std::function<void(const BackwardStep&)>;
 // Runs backward from `root` seeded with `seed`; `observer` (may be null)
 // is called after each node computed its input gradients.
 void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph,
-                  const BackwardObserver* observer = nullptr);
+                  const BackwardObserver* observer = nullptr, bool create_graph = false);
+
+struct GradOptions {
+  // Keep the saved tensors for another pass; default: create_graph.
+  std::optional<bool> retain_graph;
+  // Record the backward computation, so that the gradients returned are
+  // differentiable (second and higher derivatives).
+  bool create_graph = false;
+  // An input that no output depends on gets an undefined gradient instead
+  // of an error.
+  bool allow_unused = false;
+};
+
+// The gradients of `outputs` with respect to `inputs` (leaves or not),
+// without touching any .grad: Σ_i grad_outputs[i]ᵀ · ∂outputs[i]/∂inputs.
+// grad_outputs may be empty when every output has one element (seeded 1).
+// As torch.autograd.grad.
+std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                         const std::vector<Tensor>& grad_outputs = {}, const GradOptions& options = {});
 
 // Accumulates `gradient` into the .grad of a leaf, checking shape and dtype.
+// In a create-graph pass (grad mode on) the sum is recorded.
 void accumulate_grad(TensorImpl& leaf, Tensor gradient, const char* op);
 
 }  // namespace tapegrad

@@ -5,6 +5,7 @@
 // Storage is always contiguous and row-major; ops that only change the shape
 // (reshape, squeeze, ...) share the buffer, everything else writes a new one.
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <iosfwd>
 #include <memory>
@@ -81,9 +82,17 @@ class Tensor {
   Tensor& retain_grad();
   const std::shared_ptr<Node>& grad_fn() const;
   // Seeds d(this)/d(this) = 1; only valid for one-element tensors.
-  void backward(bool retain_graph = false) const;
+  // create_graph records the backward pass, so that the gradients it leaves
+  // in .grad are differentiable (implies keeping the graph).
+  void backward(bool retain_graph = false, bool create_graph = false) const;
   // Seeds with an explicit gradient of this tensor's shape.
-  void backward(const Tensor& gradient, bool retain_graph = false) const;
+  void backward(const Tensor& gradient, bool retain_graph = false, bool create_graph = false) const;
+  // Calls `hook(tensor)` (a leaf's handle) when a backward pass has added
+  // the last contribution to this leaf's .grad, while the pass goes on for
+  // the rest of the graph (data-parallel training starts all-reducing
+  // there). Returns a handle for remove_post_accumulate_grad_hook.
+  std::uint64_t register_post_accumulate_grad_hook(std::function<void(Tensor&)> hook);
+  void remove_post_accumulate_grad_hook(std::uint64_t handle);
   // Same data, cut from the graph.
   Tensor detach() const;
 
@@ -104,20 +113,37 @@ class Tensor {
   std::shared_ptr<TensorImpl> impl_;
 };
 
+// What few tensors need, kept out of line so that every tensor stays small.
+struct TensorExtras {
+  std::string name;
+  // For a saved() copy of a leaf: the leaf it stands for, where a gradient
+  // computed through the copy belongs.
+  std::shared_ptr<TensorImpl> leaf;
+  std::vector<std::pair<std::uint64_t, std::function<void(Tensor&)>>> post_accumulate_hooks;
+  TensorExtras() = default;
+  TensorExtras(const TensorExtras&) = delete;
+  TensorExtras& operator=(const TensorExtras&) = delete;
+  ~TensorExtras();
+};
+
 // The shared state behind Tensor handles.
 struct TensorImpl {
   Shape shape;
   DType dtype = kDefaultDType;
-  std::shared_ptr<Storage> storage;
   bool requires_grad = false;
   bool retains_grad = false;
+  // Which output of grad_fn this tensor is.
+  std::uint32_t output_nr = 0;
+  std::shared_ptr<Storage> storage;
   std::shared_ptr<TensorImpl> grad;
   std::shared_ptr<Node> grad_fn;
-  std::string name;
   // For tensors saved for backward (autograd.hpp's saved()): the storage
   // version when saved; kNotSaved otherwise.
   static constexpr std::uint64_t kNotSaved = ~std::uint64_t{0};
   std::uint64_t saved_version = kNotSaved;
+  std::unique_ptr<TensorExtras> extras;
+
+  TensorExtras& ensure_extras();
 };
 
 // An uninitialised tensor of the given shape: ops fill it. A shape whose

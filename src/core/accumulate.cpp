@@ -1,25 +1,50 @@
 #include "core/accumulate.hpp"
 
 #include "core/dispatch.hpp"
+#include "tapegrad/autograd.hpp"
 #include "tapegrad/storage.hpp"
 
 namespace tapegrad::detail {
+
+namespace {
+
+// out = a + b elementwise; `out` may be `a`'s buffer.
+void add_into(const Tensor& a, const Tensor& b, Tensor& out) {
+  dispatch_float(a.dtype(), "accumulate_grad", [&](auto tag) {
+    using T = decltype(tag);
+    const T* av = a.data<T>();
+    const T* bv = b.data<T>();
+    T* ov = out.data<T>();
+    const std::int64_t n = a.numel();
+    for (std::int64_t i = 0; i < n; ++i) ov[i] = av[i] + bv[i];
+  });
+}
+
+}  // namespace
 
 void accumulate_into(Tensor& slot, Tensor gradient) {
   if (!slot.defined()) {
     slot = std::move(gradient);
     return;
   }
-  const bool sole_owner = slot.impl_ptr().use_count() == 1 && slot.impl()->storage.use_count() == 1;
-  Tensor target = sole_owner ? slot : empty(slot.shape(), slot.dtype());
-  dispatch_float(slot.dtype(), "accumulate_grad", [&](auto tag) {
-    using T = decltype(tag);
-    const T* a = slot.data<T>();
-    const T* b = gradient.data<T>();
-    T* out = target.data<T>();
-    const std::int64_t n = slot.numel();
-    for (std::int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
-  });
+  if (grad_enabled() && (slot.requires_grad() || gradient.requires_grad())) {
+    // A create-graph pass: the sum is part of the gradient's graph, so it is
+    // a recorded op of its own (and never written in place).
+    Tensor sum = empty(slot.shape(), slot.dtype(), "accumulate_grad");
+    add_into(slot, gradient, sum);
+    slot = record_op({"accumulate_grad", "y = a + b (gradient contributions summed)"}, sum, {&slot, &gradient},
+                     [](const Tensor& g, InputGrads& grads) {
+                       grads.add(0, g);
+                       grads.add(1, g);
+                     });
+    return;
+  }
+  // A slot on the tape (a gradient from a create-graph pass) may be saved by
+  // the ops that read it: never overwrite it.
+  const bool sole_owner =
+      slot.impl_ptr().use_count() == 1 && slot.impl()->storage.use_count() == 1 && !slot.requires_grad();
+  Tensor target = sole_owner ? slot : empty(slot.shape(), slot.dtype(), "accumulate_grad");
+  add_into(slot, gradient, target);
   slot = std::move(target);
 }
 

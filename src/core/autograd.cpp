@@ -17,6 +17,10 @@ std::atomic<std::uint64_t> g_next_sequence{0};
 
 }  // namespace
 
+namespace detail {
+std::atomic<std::int64_t> g_live_post_accumulate_hooks{0};
+}
+
 bool grad_enabled() { return t_grad_enabled; }
 void set_grad_enabled(bool enabled) { t_grad_enabled = enabled; }
 
@@ -50,21 +54,44 @@ Node::~Node() {
 
 Tensor saved(const Tensor& tensor) {
   Tensor copy = tensor.detach();
-  copy.impl()->saved_version = copy.impl()->storage->version();
+  TensorImpl& from = *tensor.impl();
+  TensorImpl& to = *copy.impl();
+  to.saved_version = to.storage->version();
+  // The copy's place in the graph, so that a create-graph backward
+  // computing with it is connected: the producer (held strongly; it is an
+  // input's, never the recording node's), or the leaf it stands for.
+  to.requires_grad = from.requires_grad;
+  to.grad_fn = from.grad_fn;
+  to.output_nr = from.output_nr;
+  if (from.requires_grad && !from.grad_fn) {
+    to.ensure_extras().leaf = from.extras && from.extras->leaf ? from.extras->leaf : tensor.impl_ptr();
+  }
   return copy;
 }
 
+Tensor InputGrads::output(const Tensor& saved_output, std::size_t k) const {
+  if (!create_graph_) return saved_output;
+  // The same data as output k of this node, on the tape as that output.
+  Tensor connected = saved_output.detach();
+  TensorImpl& impl = *connected.impl();
+  impl.saved_version = saved_output.impl()->saved_version;
+  impl.grad_fn = node_;
+  impl.output_nr = static_cast<std::uint32_t>(k);
+  impl.requires_grad = true;
+  return connected;
+}
+
 bool InputGrads::needs(std::size_t input) const {
-  return input < node_.inputs().size() && node_.inputs()[input].needs_grad();
+  return input < node_->inputs().size() && node_->inputs()[input].needs_grad();
 }
 
 void InputGrads::add(std::size_t input, Tensor gradient) {
-  const auto& inputs = node_.inputs();
+  const auto& inputs = node_->inputs();
   if (input >= inputs.size() || !inputs[input].needs_grad()) return;
   const Edge& edge = inputs[input];
   if (gradient.shape() != edge.shape || gradient.dtype() != edge.dtype) {
     // A bug in an op's backward: name it rather than corrupt a gradient.
-    throw_runtime(node_.name(), "backward produced a ", dtype_name(gradient.dtype()), " ", gradient.shape().str(),
+    throw_runtime(node_->name(), "backward produced a ", dtype_name(gradient.dtype()), " ", gradient.shape().str(),
                   " gradient for input ", input, " of ", dtype_name(edge.dtype), " ", edge.shape.str());
   }
   if (grads_.size() < inputs.size()) grads_.resize(inputs.size());
@@ -85,10 +112,13 @@ std::vector<Edge> make_edges(const Tensor* const* inputs, std::size_t count) {
     edge.shape = input.shape();
     edge.dtype = input.dtype();
     if (input.requires_grad()) {
-      if (input.grad_fn()) {
-        edge.node = input.grad_fn();
+      const TensorImpl& impl = *input.impl();
+      if (impl.grad_fn) {
+        edge.node = impl.grad_fn;
+        edge.output_nr = impl.output_nr;
       } else {
-        edge.leaf = input.impl_ptr();
+        // A saved() copy of a leaf sends its gradient to the leaf itself.
+        edge.leaf = impl.extras && impl.extras->leaf ? impl.extras->leaf : input.impl_ptr();
       }
     }
   }
@@ -98,18 +128,47 @@ std::vector<Edge> make_edges(const Tensor* const* inputs, std::size_t count) {
 
 }  // namespace detail
 
-void detail_attach(Tensor& output, std::shared_ptr<Node> node) {
-  if (node->closure_holds(output.impl())) {
-    throw_invalid(node->name(), "the backward closure captures the op's own output tensor, a reference cycle that "
-                                "would never be freed; capture saved(output) instead");
+namespace {
+
+void check_closure_does_not_hold(const Node& node, const Tensor& output) {
+  if (node.closure_holds(output.impl())) {
+    throw_invalid(node.name(), "the backward closure captures the op's own output tensor, a reference cycle that "
+                               "would never be freed; capture saved(output) instead");
   }
-  node->output_shape_ = output.shape();
-  node->output_dtype_ = output.dtype();
-  node->output_ = output.impl_ptr();
+}
+
+NodeOutput describe_output(const Tensor& output) { return {output.shape(), output.dtype(), output.impl_ptr()}; }
+
+}  // namespace
+
+void detail_attach(Tensor& output, std::shared_ptr<Node> node) {
+  check_closure_does_not_hold(*node, output);
+  node->first_output_ = describe_output(output);
   // Anomaly mode and value capture (tools/anomaly.hpp); may throw.
   if (detail::g_debug_hooks.load(std::memory_order_relaxed)) node->debug_ = detail::debug_on_record(*node, output);
   output.impl()->grad_fn = std::move(node);
+  output.impl()->output_nr = 0;
   output.impl()->requires_grad = true;
+}
+
+void detail_attach_outputs(std::vector<Tensor>& outputs, std::shared_ptr<Node> node) {
+  if (outputs.empty()) throw_invalid(node->name(), "an op with several outputs needs at least one");
+  for (const Tensor& output : outputs) check_closure_does_not_hold(*node, output);
+  node->first_output_ = describe_output(outputs[0]);
+  for (std::size_t k = 1; k < outputs.size(); ++k) node->more_outputs_.push_back(describe_output(outputs[k]));
+  if (detail::g_debug_hooks.load(std::memory_order_relaxed)) {
+    for (const Tensor& output : outputs) node->debug_ = detail::debug_on_record(*node, output);
+  }
+  for (std::size_t k = 0; k < outputs.size(); ++k) {
+    TensorImpl& impl = *outputs[k].impl();
+    if (impl.grad_fn) {
+      throw_invalid(node->name(), "output ", k, " already belongs to '", impl.grad_fn->name(),
+                    "'; each output must be a new tensor");
+    }
+    impl.grad_fn = node;
+    impl.output_nr = static_cast<std::uint32_t>(k);
+    impl.requires_grad = true;
+  }
 }
 
 void accumulate_grad(TensorImpl& leaf, Tensor gradient, const char* op) {
@@ -121,98 +180,6 @@ void accumulate_grad(TensorImpl& leaf, Tensor gradient, const char* op) {
   leaf.grad.reset();  // so that the slot is the sole owner when it can be
   detail::accumulate_into(slot, std::move(gradient));
   leaf.grad = slot.impl_ptr();
-}
-
-class Engine {
- public:
-  static void run(const Tensor& root, const Tensor& seed, bool retain_graph, const BackwardObserver* observer);
-};
-
-void Engine::run(const Tensor& root, const Tensor& seed, bool retain_graph, const BackwardObserver* observer) {
-  TensorImpl& impl = *root.impl();
-  if (!impl.requires_grad) {
-    throw_runtime("backward", "the tensor ", root.shape().str(),
-                  " does not require grad: no input on its path was marked requires_grad_()");
-  }
-  if (!seed.defined() || seed.shape() != root.shape() || seed.dtype() != root.dtype()) {
-    throw_invalid("backward", "gradient ", seed.defined() ? dtype_name(seed.dtype()) : "undefined", " ",
-                  seed.shape().str(), " does not match the tensor's ", dtype_name(root.dtype()), " ",
-                  root.shape().str());
-  }
-  if (!impl.grad_fn) {
-    accumulate_grad(impl, seed, "backward");
-    return;
-  }
-
-  // Inputs of a node were created before it, so visiting nodes in
-  // decreasing sequence order is a topological order: every node has all
-  // its gradient contributions summed before it runs.
-  auto later_first = [](const Node* a, const Node* b) { return a->sequence_ < b->sequence_; };
-  std::priority_queue<Node*, std::vector<Node*>, decltype(later_first)> ready(later_first);
-  std::shared_ptr<Node> keep_alive = impl.grad_fn;
-  keep_alive->pending_grad_ = seed;
-  ready.push(keep_alive.get());
-
-  NoGradGuard no_recording;  // backward closures compute plain values
-  std::size_t visited = 0;
-  try {
-    while (!ready.empty()) {
-      Node* node = ready.top();
-      ready.pop();
-      Tensor grad_output = std::move(node->pending_grad_);
-      node->pending_grad_ = Tensor();
-      if (node->released()) {
-        throw_runtime("backward", "the graph through '", node->name(),
-                      "' was already freed by an earlier backward; pass retain_graph=true to the first backward "
-                      "to run backward twice");
-      }
-      if (auto output = node->output_.lock(); output && output->retains_grad) {
-        accumulate_grad(*output, grad_output, node->name());
-      }
-
-      InputGrads grads(*node);
-      try {
-        node->apply(grad_output, grads);
-      } catch (const detail::SavedTensorModified& modified) {
-        throw detail::SavedTensorModified(detail::concat(node->name(), ": ", modified.what()));
-      }
-      if (!retain_graph) {
-        node->release_saved();
-        node->released_ = true;
-      }
-
-      auto& collected = grads.collected();
-      if (detail::g_debug_hooks.load(std::memory_order_relaxed)) detail::debug_on_backward(*node, collected);
-      if (observer != nullptr && *observer) {
-        collected.resize(node->inputs_.size());
-        (*observer)(BackwardStep{*node, visited, grad_output, collected});
-      }
-      ++visited;
-      for (std::size_t i = 0; i < collected.size(); ++i) {
-        if (!collected[i].defined()) continue;
-        Edge& edge = node->inputs_[i];
-        if (edge.node) {
-          const bool first = !edge.node->pending_grad_.defined();
-          detail::accumulate_into(edge.node->pending_grad_, std::move(collected[i]));
-          if (first) ready.push(edge.node.get());
-        } else if (edge.leaf) {
-          accumulate_grad(*edge.leaf, std::move(collected[i]), node->name());
-        }
-      }
-    }
-  } catch (...) {
-    // An op's backward threw (a shape bug, anomaly mode): leave no partial
-    // sums in the nodes still queued, or a later backward would skip them.
-    while (!ready.empty()) {
-      ready.top()->pending_grad_ = Tensor();
-      ready.pop();
-    }
-    throw;
-  }
-}
-
-void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph, const BackwardObserver* observer) {
-  Engine::run(root, seed, retain_graph, observer);
 }
 
 }  // namespace tapegrad

@@ -1,6 +1,7 @@
 #include "tapegrad/tensor.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -225,18 +226,59 @@ Tensor& Tensor::retain_grad() {
 
 const std::shared_ptr<Node>& Tensor::grad_fn() const { return impl_ ? impl_->grad_fn : kNoNode; }
 
-void Tensor::backward(bool retain_graph) const {
+void Tensor::backward(bool retain_graph, bool create_graph) const {
   detail::check_defined("backward", *this);
   if (numel() != 1) {
     throw_invalid("backward", "a gradient can be implied only for a one-element tensor, got ", shape().str(),
                   "; pass backward(gradient)");
   }
-  run_backward(*this, ones_like(*this), retain_graph);
+  run_backward(*this, ones_like(*this), retain_graph || create_graph, nullptr, create_graph);
 }
 
-void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
+void Tensor::backward(const Tensor& gradient, bool retain_graph, bool create_graph) const {
   detail::check_defined("backward", *this);
-  run_backward(*this, gradient, retain_graph);
+  run_backward(*this, gradient, retain_graph || create_graph, nullptr, create_graph);
+}
+
+namespace {
+std::atomic<std::uint64_t> g_next_hook{1};
+}
+
+std::uint64_t Tensor::register_post_accumulate_grad_hook(std::function<void(Tensor&)> hook) {
+  detail::check_defined("register_post_accumulate_grad_hook", *this);
+  if (!is_leaf() || !requires_grad()) {
+    throw_invalid("register_post_accumulate_grad_hook", "needs a leaf that requires grad; this ",
+                  is_leaf() ? "leaf does not require grad" : "tensor is the output of an op");
+  }
+  if (!hook) throw_invalid("register_post_accumulate_grad_hook", "got an empty hook");
+  const std::uint64_t handle = g_next_hook.fetch_add(1, std::memory_order_relaxed);
+  impl_->ensure_extras().post_accumulate_hooks.emplace_back(handle, std::move(hook));
+  detail::g_live_post_accumulate_hooks.fetch_add(1, std::memory_order_relaxed);
+  return handle;
+}
+
+void Tensor::remove_post_accumulate_grad_hook(std::uint64_t handle) {
+  if (!impl_ || !impl_->extras) return;
+  auto& hooks = impl_->extras->post_accumulate_hooks;
+  for (auto it = hooks.begin(); it != hooks.end(); ++it) {
+    if (it->first == handle) {
+      hooks.erase(it);
+      detail::g_live_post_accumulate_hooks.fetch_sub(1, std::memory_order_relaxed);
+      return;
+    }
+  }
+}
+
+TensorExtras::~TensorExtras() {
+  if (!post_accumulate_hooks.empty()) {
+    detail::g_live_post_accumulate_hooks.fetch_sub(static_cast<std::int64_t>(post_accumulate_hooks.size()),
+                                                   std::memory_order_relaxed);
+  }
+}
+
+TensorExtras& TensorImpl::ensure_extras() {
+  if (!extras) extras = std::make_unique<TensorExtras>();
+  return *extras;
 }
 
 Tensor Tensor::detach() const {
@@ -264,7 +306,7 @@ Tensor Tensor::to(DType target) const {
   if (!is_floating(target) || !is_floating(dtype())) return out;
   const DType source = dtype();
   return record_op({"to", "y = x converted to another dtype; dx = dy converted back"}, out, {this},
-                   [source](const Tensor& g, InputGrads& grads) { grads.add(0, g.detach().to(source)); });
+                   [source](const Tensor& g, InputGrads& grads) { grads.add(0, g.to(source)); });
 }
 
 Tensor Tensor::clone() const {
@@ -274,11 +316,11 @@ Tensor Tensor::clone() const {
   return record_op({"clone", "y = x"}, out, {this}, [](const Tensor& g, InputGrads& grads) { grads.add(0, g); });
 }
 
-const std::string& Tensor::name() const { return impl_ ? impl_->name : kEmptyName; }
+const std::string& Tensor::name() const { return impl_ && impl_->extras ? impl_->extras->name : kEmptyName; }
 
 Tensor& Tensor::set_name(std::string name) {
   detail::check_defined("set_name", *this);
-  impl_->name = std::move(name);
+  impl_->ensure_extras().name = std::move(name);
   return *this;
 }
 

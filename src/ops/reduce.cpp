@@ -58,8 +58,10 @@ ReducePlan plan_reduction(const Tensor& x, const Axes& axes, bool keepdim, const
 
 // Reshapes a result buffer laid out as `kept` to the user-facing shape.
 Tensor with_shape(Tensor t, const Shape& shape) {
-  auto impl = detail::make_pooled<TensorImpl>(*t.impl());
+  auto impl = detail::make_pooled<TensorImpl>();
   impl->shape = shape;
+  impl->dtype = t.dtype();
+  impl->storage = t.impl()->storage;
   return Tensor(std::move(impl));
 }
 
