@@ -270,3 +270,152 @@ TEST_CASE("release_cached_memory hands the pool's blocks back after a large grap
   CHECK(cached_memory_bytes() == 0);
   CHECK(tanh(x).defined());  // and allocation carries on
 }
+
+// ---------------------------------------------------------------- any order
+
+TEST_CASE("grad returns gradients without touching .grad, and create_graph makes them differentiable",
+          "[autograd][higher_order]") {
+  Tensor x = leaf({0.5, -1.25, 2.0});
+  Tensor y = sum(x * x * x);  // dy/dx = 3x², d²y/dx² = 6x
+  const std::vector<Tensor> first = grad({y}, {x}, {}, {.create_graph = true});
+  CHECK_FALSE(x.grad().defined());
+  REQUIRE(first[0].requires_grad());
+  CHECK(first[0].to_vector() == std::vector<double>{0.75, 4.6875, 12.0});
+  const std::vector<Tensor> second = grad({sum(first[0])}, {x});
+  CHECK(second[0].to_vector() == std::vector<double>{3.0, -7.5, 12.0});
+  CHECK_FALSE(second[0].requires_grad());
+  // Third order through two create-graph passes: d³/dx³ Σ x³ = 6.
+  const Tensor g1 = grad({sum(x * x * x)}, {x}, {}, {.create_graph = true})[0];
+  const Tensor g2 = grad({sum(g1)}, {x}, {}, {.create_graph = true})[0];
+  CHECK(grad({sum(g2)}, {x})[0].to_vector() == std::vector<double>{6.0, 6.0, 6.0});
+}
+
+TEST_CASE("backward with create_graph leaves a differentiable .grad", "[autograd][higher_order]") {
+  Tensor x = leaf({0.3, -0.7});
+  sum(tanh(x)).backward(/*retain_graph=*/false, /*create_graph=*/true);
+  REQUIRE(x.grad().requires_grad());
+  // d/dx Σ tanh'(x) = Σ tanh''(x) = -2 tanh(x) (1 - tanh²(x)): the lecture's fact.
+  const Tensor hessian_diagonal = grad({sum(x.grad())}, {x})[0];
+  for (std::int64_t i = 0; i < 2; ++i) {
+    const double t = std::tanh(x.at({i}));
+    CHECK(hessian_diagonal.at({i}) == Approx(-2 * t * (1 - t * t)).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("sigmoid's second derivative is σ'(1 - 2σ)", "[autograd][higher_order]") {
+  Tensor x = leaf({-2.0, 0.1, 1.5});
+  const Tensor d1 = grad({sum(sigmoid(x))}, {x}, {}, {.create_graph = true})[0];
+  const Tensor d2 = grad({sum(d1)}, {x})[0];
+  for (std::int64_t i = 0; i < 3; ++i) {
+    const double s = 1 / (1 + std::exp(-x.at({i})));
+    CHECK(d1.at({i}) == Approx(s * (1 - s)).epsilon(1e-12));
+    CHECK(d2.at({i}) == Approx(s * (1 - s) * (1 - 2 * s)).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("grad of an intermediate tensor, of several outputs, and its bad-input errors", "[autograd][higher_order][errors]") {
+  Tensor x = leaf({1.0, 2.0});
+  Tensor h = x * 3.0;
+  Tensor y = sum(h * h);
+  CHECK(grad({y}, {h}, {}, {.retain_graph = true})[0].to_vector() == std::vector<double>{6.0, 12.0});
+  // Σ over outputs of grad_outputs-weighted Jacobians.
+  Tensor z = sum(x);
+  const auto both = grad({y, z}, {x}, {scalar(1.0, DType::Float64), scalar(2.0, DType::Float64)}, {.retain_graph = true});
+  CHECK(both[0].to_vector() == std::vector<double>{18.0 + 2, 36.0 + 2});
+
+  Tensor unused = leaf({5.0});
+  REQUIRE_THROWS_MESSAGE(grad({y}, {unused}, {}, {.retain_graph = true}), std::invalid_argument,
+                         "grad: input 0 (float64 [1]) is not part of the graph of the outputs; pass allow_unused to "
+                         "get an undefined gradient");
+  CHECK_FALSE(grad({y}, {unused}, {}, {.retain_graph = true, .allow_unused = true})[0].defined());
+  REQUIRE_THROWS_MESSAGE(grad({h}, {x}, {}, {.retain_graph = true}), std::invalid_argument,
+                         "grad: output 0 is [2]: a gradient can be implied only for a one-element output; pass "
+                         "grad_outputs");
+  REQUIRE_THROWS_MESSAGE(grad({h}, {x}, {ones({3}, DType::Float64)}, {.retain_graph = true}), std::invalid_argument,
+                         "grad: grad_outputs[0]: gradient float64 [3] does not match the tensor's float64 [2]");
+  REQUIRE_THROWS_MESSAGE(grad({h}, {x}, {ones({2}, DType::Float32)}, {.retain_graph = true}), std::invalid_argument,
+                         "grad: grad_outputs[0]: gradient float32 [2] does not match the tensor's float64 [2]");
+  REQUIRE_THROWS_MESSAGE(grad({y}, {x.detach()}), std::invalid_argument,
+                         "grad: input 0 (float64 [2]) does not require grad");
+  CHECK(grad({y}, {x})[0].to_vector() == std::vector<double>{18.0, 36.0});
+  // The graph was freed by that last call.
+  REQUIRE_THROWS_WITH(grad({y}, {x}, {}, {.create_graph = true}),
+                      Catch::Contains("the graph through 'sum' was already freed by an earlier backward"));
+}
+
+TEST_CASE("passes over a shared graph are independent: a gradient penalty", "[autograd][higher_order]") {
+  // loss = Σ w·x² + ‖∂(Σ w·x²)/∂x‖²: a grad() inside the forward, then the
+  // outer backward through both the graph and the gradient's graph.
+  Tensor w = leaf({0.5, -2.0});
+  Tensor x = leaf({1.5, 0.25});
+  Tensor inner = sum(w * x * x);
+  const Tensor dx = grad({inner}, {x}, {}, {.create_graph = true})[0];  // 2 w x
+  Tensor loss = inner + sum(dx * dx);                                    // Σ w x² + 4 Σ w² x²
+  loss.backward();
+  for (std::int64_t i = 0; i < 2; ++i) {
+    const double wi = w.at({i}), xi = x.at({i});
+    CHECK(w.grad().at({i}) == Approx(xi * xi + 8 * wi * xi * xi).epsilon(1e-12));
+    CHECK(x.grad().at({i}) == Approx(2 * wi * xi + 8 * wi * wi * xi).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("an optimizer step between the first and the second backward is refused", "[autograd][higher_order][errors]") {
+  Tensor w = leaf({0.5, 1.5});
+  Tensor loss = sum(w * w * w);
+  const Tensor g = grad({loss}, {w}, {}, {.create_graph = true})[0];
+  w.set_grad(g.detach());
+  optim::SGD sgd({w}, {.lr = 0.1});
+  sgd.step();  // writes w in place: the saved w of the first pass is stale
+  REQUIRE_THROWS_WITH(grad({sum(g)}, {w}), Catch::Contains("modified in place after it was saved"));
+}
+
+TEST_CASE("post-accumulate-grad hooks fire once per leaf, when its gradient is final", "[autograd][higher_order]") {
+  Tensor a = leaf({1.0, 2.0});
+  Tensor b = leaf({3.0});
+  std::vector<std::string> fired;
+  std::vector<double> seen_a;
+  const auto ha = a.register_post_accumulate_grad_hook([&](Tensor& t) {
+    fired.push_back("a");
+    seen_a = t.grad().to_vector();
+  });
+  b.register_post_accumulate_grad_hook([&](Tensor&) { fired.push_back("b"); });
+  // a reaches the loss through three edges; its hook must wait for all.
+  Tensor loss = sum(a * a) + sum(a * b) + sum(exp(a));
+  loss.backward();
+  CHECK(fired.size() == 2);
+  CHECK(std::count(fired.begin(), fired.end(), "a") == 1);
+  CHECK(seen_a == a.grad().to_vector());
+  a.remove_post_accumulate_grad_hook(ha);
+  fired.clear();
+  sum(a * b).backward();
+  CHECK(fired == std::vector<std::string>{"b"});
+  REQUIRE_THROWS_MESSAGE((a * 2.0).register_post_accumulate_grad_hook([](Tensor&) {}), std::invalid_argument,
+                         "register_post_accumulate_grad_hook: needs a leaf that requires grad; this tensor is the "
+                         "output of an op");
+}
+
+TEST_CASE("a node with several outputs gets the gradients of each, undefined where none arrived",
+          "[autograd][higher_order]") {
+  // split2(x) = (first half, second half) as one node.
+  auto split2 = [](const Tensor& x) {
+    const std::int64_t half = x.numel() / 2;
+    std::vector<Tensor> parts{slice(x.detach(), 0, 0, half).clone(), slice(x.detach(), 0, half, x.numel()).clone()};
+    return record_multi_output_op({"split2", "(y0, y1) = halves of x"}, parts, {&x},
+                                  [half](const Tensor&, InputGrads& grads) {
+                                    std::vector<Tensor> pieces;
+                                    for (std::size_t k = 0; k < 2; ++k) {
+                                      const Tensor& gk = grads.output_grad(k);
+                                      pieces.push_back(gk.defined() ? gk : zeros({half}, DType::Float64));
+                                    }
+                                    grads.add(0, concat(pieces, 0));
+                                  });
+  };
+  Tensor x = leaf({1.0, 2.0, 3.0, 4.0});
+  std::vector<Tensor> parts = split2(x);
+  REQUIRE(parts[1].grad_fn() == parts[0].grad_fn());
+  sum(parts[1] * parts[1]).backward(true);
+  CHECK(x.grad().to_vector() == std::vector<double>{0, 0, 6, 8});
+  x.zero_grad();
+  (sum(parts[0]) + sum(parts[1] * 2.0)).backward();
+  CHECK(x.grad().to_vector() == std::vector<double>{1, 1, 2, 2});
+}

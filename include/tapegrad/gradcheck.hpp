@@ -1,5 +1,6 @@
 #pragma once
-// Gradient checker: compares the gradients backward() computes with central
+// Gradient checkers: compare the gradients backward() computes (and, for
+// gradgradcheck, the gradients of those gradients) with central
 // differences, in float64. A public tool for users' own functions and
 // models, and what the test suite runs on every op.
 #include <cstdint>
@@ -47,5 +48,15 @@ using GradcheckFn = std::function<Tensor(const std::vector<Tensor>&)>;
 // must be float64; those with requires_grad() are checked.
 GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs,
                           const GradcheckOptions& options = {});
+
+// Second order: checks the gradient of the gradient. With v a fixed random
+// weighting of f's output, the function x ↦ ∂⟨v, f(x)⟩/∂x (computed by a
+// create-graph grad(), so itself a recorded function of x) is gradchecked:
+// its backward (a double backward of f) against central differences of the
+// first-order gradients. Same options and guarantees as gradcheck: fails on
+// all-zero second derivatives unless allow_all_zero (a piecewise-linear f,
+// relu, has them), and names the worst element.
+GradcheckResult gradgradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs,
+                              const GradcheckOptions& options = {});
 
 }  // namespace tapegrad

@@ -23,6 +23,8 @@ T stable_sigmoid(T x) {
   const T e = std::exp(x);
   return e / (T(1) + e);
 }
+// The same on Tensors (softplus's derivative in a create-graph pass).
+Tensor stable_sigmoid(const Tensor& x) { return sigmoid(x); }
 
 }  // namespace
 
@@ -46,14 +48,14 @@ Tensor relu(const Tensor& x) {
   // std::max(v, 0) keeps a NaN input (v < 0 is false), as PyTorch does.
   return unary_pointwise(
       x, {"relu", "y = max(0, x)"}, [](auto v) { return std::max(v, decltype(v)(0)); },
-      [](auto v, auto) { return v > 0 ? 1.0 : 0.0; });
+      detail::piecewise([](auto v, auto) { return v > 0 ? 1.0 : 0.0; }));
 }
 
 Tensor leaky_relu(const Tensor& x, double slope) {
   return unary_pointwise(
       x, {"leaky_relu", "y = x if x > 0 else slope·x"},
       [slope](auto v) { return v > 0 ? v : static_cast<decltype(v)>(slope) * v; },
-      [slope](auto v, auto) { return v > 0 ? 1.0 : slope; });
+      detail::piecewise([slope](auto v, auto) { return v > 0 ? 1.0 : slope; }));
 }
 
 Tensor softplus(const Tensor& x) {
@@ -73,7 +75,7 @@ Tensor hard_tanh(const Tensor& x, double low, double high) {
         using T = decltype(v);
         return std::min(std::max(v, static_cast<T>(low)), static_cast<T>(high));
       },
-      [low, high](auto v, auto) { return v >= low && v <= high ? 1.0 : 0.0; });
+      detail::piecewise([low, high](auto v, auto) { return v >= low && v <= high ? 1.0 : 0.0; }));
 }
 
 Tensor arctan(const Tensor& x) {
@@ -83,18 +85,24 @@ Tensor arctan(const Tensor& x) {
 
 Tensor sin(const Tensor& x) {
   return unary_pointwise(
-      x, {"sin", "y = sin x"}, [](auto v) { return std::sin(v); }, [](auto v, auto) { return std::cos(v); });
+      x, {"sin", "y = sin x"}, [](auto v) { return std::sin(v); }, [](auto v, auto) {
+        using std::cos;
+        return cos(v);
+      });
 }
 
 Tensor cos(const Tensor& x) {
   return unary_pointwise(
-      x, {"cos", "y = cos x"}, [](auto v) { return std::cos(v); }, [](auto v, auto) { return -std::sin(v); });
+      x, {"cos", "y = cos x"}, [](auto v) { return std::cos(v); }, [](auto v, auto) {
+        using std::sin;
+        return -sin(v);
+      });
 }
 
 Tensor sinc(const Tensor& x) {
   return unary_pointwise(
       x, {"sinc", "y = sin x / x"}, [](auto v) { return v == 0 ? decltype(v)(1) : std::sin(v) / v; },
-      [](auto v, auto) {
+      detail::first_order_only([](auto v, auto) {
         // cos x / x - sin x / x² subtracts two terms of size 1/x to get
         // about -x/3: near 0 use the Taylor series -x/3 + x³/30 - x⁵/840 +
         // x⁷/45360 instead (next term x⁹/3991680, below 1e-15 relative at 0.1).
@@ -104,7 +112,7 @@ Tensor sinc(const Tensor& x) {
           return t * (-1.0 / 3 + t2 * (1.0 / 30 + t2 * (-1.0 / 840 + t2 / 45360)));
         }
         return std::cos(t) / t - std::sin(t) / (t * t);
-      });
+      }));
 }
 
 Tensor gaussian(const Tensor& x) {
@@ -123,7 +131,8 @@ Tensor bent_identity(const Tensor& x) {
         const T root = std::hypot(v, T(1));
         return v * (v / (root + 1)) / 2 + v;
       },
-      [](auto v, auto) { return v / (2 * std::hypot(v, decltype(v)(1))) + 1; });
+      detail::with_tensor_form([](auto v, auto) { return v / (2 * std::hypot(v, decltype(v)(1))) + 1; },
+                               [](const Tensor& v, const Tensor&) { return v / (2 * sqrt(v * v + 1.0)) + 1.0; }));
 }
 
 namespace {
@@ -239,14 +248,14 @@ Tensor binary_step_ste(const Tensor& x) {
   return unary_pointwise(
       x, {"binary_step_ste", "y = 1 if x >= 0 else 0; dx = dy where |x| <= 1"},
       [](auto v) { return v >= 0 ? decltype(v)(1) : decltype(v)(0); },
-      [](auto v, auto) { return std::abs(v) <= 1 ? 1.0 : 0.0; });
+      detail::piecewise([](auto v, auto) { return std::abs(v) <= 1 ? 1.0 : 0.0; }));
 }
 
 Tensor sign_ste(const Tensor& x) {
   return unary_pointwise(
       x, {"sign_ste", "y = sign x; dx = dy where |x| <= 1"},
       [](auto v) { return static_cast<decltype(v)>((v > 0) - (v < 0)); },
-      [](auto v, auto) { return std::abs(v) <= 1 ? 1.0 : 0.0; });
+      detail::piecewise([](auto v, auto) { return std::abs(v) <= 1 ? 1.0 : 0.0; }));
 }
 
 }  // namespace tapegrad

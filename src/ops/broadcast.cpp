@@ -1,22 +1,75 @@
+// broadcast_to and sum_to: the dual pair behind NumPy broadcasting. Each is
+// the other's backward, so gradients through broadcasting are
+// differentiable to any order, and unbroadcast (every broadcasting op's
+// gradient helper) is just sum_to.
 #include "core/dispatch.hpp"
 #include "ops/pointwise.hpp"
 #include "ops/strided.hpp"
+#include "tapegrad/ops/shape_ops.hpp"
 
-namespace tapegrad::detail {
+namespace tapegrad {
 
-Tensor unbroadcast(const Tensor& grad, const Shape& shape) {
-  if (grad.shape() == shape) return grad;
-  // Each gradient element adds into the input element it was broadcast
-  // from: the input's strides are 0 along stretched axes.
-  Tensor out = zeros(shape, grad.dtype());
-  dispatch_float(grad.dtype(), "unbroadcast", [&](auto tag) {
-    using T = decltype(tag);
-    const T* g = grad.data<T>();
-    T* o = out.data<T>();
-    for_each_strided<2>(grad.shape(), {grad.shape().strides(), broadcast_strides(shape, grad.shape())},
-                        [&](const std::array<std::int64_t, 2>& at) { o[at[1]] += g[at[0]]; });
-  });
-  return out;
+namespace {
+
+// True when x's shape broadcasts to `shape` (NumPy rules, x on the right).
+bool broadcasts_to(const Shape& from, const Shape& to) {
+  if (from.rank() > to.rank()) return false;
+  for (std::size_t i = 0; i < from.rank(); ++i) {
+    const std::int64_t f = from[from.rank() - 1 - i];
+    const std::int64_t t = to[to.rank() - 1 - i];
+    if (f != t && f != 1) return false;
+  }
+  return true;
 }
 
-}  // namespace tapegrad::detail
+}  // namespace
+
+Tensor broadcast_to(const Tensor& x, const Shape& shape) {
+  detail::check_defined("broadcast_to", x);
+  if (!broadcasts_to(x.shape(), shape)) {
+    throw_invalid("broadcast_to", "cannot broadcast ", x.shape().str(), " to ", shape.str());
+  }
+  if (x.shape() == shape) return x;
+  Tensor y = empty(shape, x.dtype(), "broadcast_to");
+  detail::dispatch_any(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* in = x.data<T>();
+    T* out = y.data<T>();
+    detail::for_each_strided<2>(shape, {shape.strides(), detail::broadcast_strides(x.shape(), shape)},
+                                [&](const std::array<std::int64_t, 2>& at) { out[at[0]] = in[at[1]]; });
+  });
+  return record_op({"broadcast_to", "y = x repeated along stretched axes; dx = sum_to(dy, x's shape)"}, y, {&x},
+                   [in_shape = x.shape()](const Tensor& g, InputGrads& grads) { grads.add(0, sum_to(g, in_shape)); });
+}
+
+Tensor sum_to(const Tensor& x, const Shape& shape) {
+  detail::check_defined("sum_to", x);
+  if (!broadcasts_to(shape, x.shape())) {
+    throw_invalid("sum_to", "cannot sum ", x.shape().str(), " to ", shape.str(), " (", shape.str(),
+                  " must broadcast to it)");
+  }
+  if (x.shape() == shape) return x;
+  detail::check_floating("sum_to", x);
+  // Each element adds into the element of `shape` it was broadcast from:
+  // strides are 0 along stretched axes.
+  Tensor y = zeros(shape, x.dtype());
+  detail::dispatch_float(x.dtype(), "sum_to", [&](auto tag) {
+    using T = decltype(tag);
+    const T* in = x.data<T>();
+    T* out = y.data<T>();
+    detail::for_each_strided<2>(x.shape(), {x.shape().strides(), detail::broadcast_strides(shape, x.shape())},
+                                [&](const std::array<std::int64_t, 2>& at) { out[at[1]] += in[at[0]]; });
+  });
+  return record_op({"sum_to", "y = x summed over broadcast axes; dx = broadcast_to(dy, x's shape)"}, y, {&x},
+                   [in_shape = x.shape()](const Tensor& g, InputGrads& grads) {
+                     grads.add(0, broadcast_to(g, in_shape));
+                   });
+}
+
+namespace detail {
+
+Tensor unbroadcast(const Tensor& grad, const Shape& shape) { return sum_to(grad, shape); }
+
+}  // namespace detail
+
+}  // namespace tapegrad

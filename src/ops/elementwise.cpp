@@ -46,17 +46,18 @@ Tensor neg(const Tensor& x) {
 Tensor pow(const Tensor& a, const Tensor& b) {
   return binary_pointwise(
       a, b, {"pow", "y = a ^ b"}, [](auto x, auto p) { return std::pow(x, p); },
-      [](auto x, auto p, auto) { return p == 0 ? 0 * x : p * std::pow(x, p - 1); },
+      detail::first_order_only([](auto x, auto p, auto) { return p == 0 ? 0 * x : p * std::pow(x, p - 1); }),
       // d(a^b)/db = a^b ln a; at a = 0 the limit from the right is 0 for b > 0.
-      [](auto x, auto, auto y) { return x == 0 ? 0 * x : y * std::log(x); });
+      detail::first_order_only([](auto x, auto, auto y) { return x == 0 ? 0 * x : y * std::log(x); }));
 }
 
 Tensor pow(const Tensor& x, double exponent) {
   return unary_pointwise(
       x, {"pow", "y = x ^ p (constant p)"}, [exponent](auto v) { return std::pow(v, static_cast<decltype(v)>(exponent)); },
-      [exponent](auto v, auto) {
-        using T = decltype(v);
-        return exponent == 0 ? T(0) : static_cast<T>(exponent) * std::pow(v, static_cast<T>(exponent - 1));
+      [exponent](auto v, auto) -> decltype(v) {
+        using std::pow;
+        if (exponent == 0) return 0 * v;
+        return static_cast<decltype(v)>(exponent * pow(v, exponent - 1));
       });
 }
 
@@ -78,7 +79,7 @@ Tensor sqrt(const Tensor& x) {
 Tensor abs(const Tensor& x) {
   return unary_pointwise(
       x, {"abs", "y = |x|"}, [](auto v) { return std::abs(v); },
-      [](auto v, auto) { return static_cast<decltype(v)>((v > 0) - (v < 0)); });
+      detail::piecewise([](auto v, auto) { return static_cast<decltype(v)>((v > 0) - (v < 0)); }));
 }
 
 Tensor clamp(const Tensor& x, double low, double high) {
@@ -91,7 +92,7 @@ Tensor clamp(const Tensor& x, double low, double high) {
         // when a comparison is false, so a NaN v comes out NaN, as in PyTorch.
         return std::min(std::max(v, static_cast<T>(low)), static_cast<T>(high));
       },
-      [low, high](auto v, auto) { return static_cast<decltype(v)>(v >= low && v <= high); });
+      detail::piecewise([low, high](auto v, auto) { return static_cast<decltype(v)>(v >= low && v <= high); }));
 }
 
 // NaN in either argument gives NaN (std::max alone keeps only a NaN in its
@@ -119,15 +120,15 @@ double extremum_share(T x, T y, bool x_wins) {
 Tensor maximum(const Tensor& a, const Tensor& b) {
   return binary_pointwise(
       a, b, {"maximum", "y = max(a, b), NaN if either is"}, [](auto x, auto y) { return nan_or(y, std::max(x, y)); },
-      [](auto x, auto y, auto) { return extremum_share(x, y, x > y); },
-      [](auto x, auto y, auto) { return extremum_share(y, x, y > x); });
+      detail::piecewise([](auto x, auto y, auto) { return extremum_share(x, y, x > y); }),
+      detail::piecewise([](auto x, auto y, auto) { return extremum_share(y, x, y > x); }));
 }
 
 Tensor minimum(const Tensor& a, const Tensor& b) {
   return binary_pointwise(
       a, b, {"minimum", "y = min(a, b), NaN if either is"}, [](auto x, auto y) { return nan_or(y, std::min(x, y)); },
-      [](auto x, auto y, auto) { return extremum_share(x, y, x < y); },
-      [](auto x, auto y, auto) { return extremum_share(y, x, y < x); });
+      detail::piecewise([](auto x, auto y, auto) { return extremum_share(x, y, x < y); }),
+      detail::piecewise([](auto x, auto y, auto) { return extremum_share(y, x, y < x); }));
 }
 
 Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }

@@ -7,6 +7,8 @@
 #include "ops/blas.hpp"
 #include "ops/strided.hpp"
 #include "tapegrad/autograd.hpp"
+#include "tapegrad/ops/reduce.hpp"
+#include "tapegrad/ops/shape_ops.hpp"
 
 namespace tapegrad {
 
@@ -75,6 +77,17 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   });
   return record_op({"matmul", "C = A·B"}, c, {&a, &b},
                    [as = saved(a), bs = saved(b), s](const Tensor& g, InputGrads& grads) {
+                     if (grads.create_graph()) {  // the same products, recorded
+                       if (grads.needs(0)) grads.add(0, matmul(g, transpose(bs, -1, -2)));
+                       if (grads.needs(1)) {
+                         if (s.b_batched || as.dim() == 2) {
+                           grads.add(1, matmul(transpose(as, -1, -2), g));
+                         } else {  // a shared B: the batch folds into the rows
+                           grads.add(1, matmul(transpose(reshape(as, {s.m, s.k}), 0, 1), reshape(g, {s.m, s.n})));
+                         }
+                       }
+                       return;
+                     }
                      dispatch_float(g.dtype(), "matmul", [&](auto tag) {
                        using T = decltype(tag);
                        const T* gv = g.data<T>();
@@ -137,6 +150,13 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     gemm_checked<T>(false, true, rows, out, in, x.data<T>(), in, weight.data<T>(), in, beta, yv, out);
   });
   auto backward = [xs_ = saved(x), ws_ = saved(weight), rows, in, out](const Tensor& g, InputGrads& grads) {
+    if (grads.create_graph()) {  // the same products on [rows x ...] views, recorded
+      const Tensor g2 = reshape(g, {rows, out});
+      if (grads.needs(0)) grads.add(0, reshape(matmul(g2, ws_), std::vector<std::int64_t>(xs_.shape().begin(), xs_.shape().end())));
+      if (grads.needs(1)) grads.add(1, matmul(transpose(g2, 0, 1), reshape(xs_, {rows, in})));
+      if (grads.needs(2)) grads.add(2, sum(g2, {0}));
+      return;
+    }
     dispatch_float(g.dtype(), "linear", [&](auto tag) {
       using T = decltype(tag);
       const T* gv = g.data<T>();
@@ -204,10 +224,11 @@ Tensor permute(const Tensor& x, const std::vector<std::int64_t>& dims) {
     if (seen[order[i]]) throw_invalid("permute", "order ", describe(), " repeats an axis");
     seen[order[i]] = true;
   }
-  std::vector<std::size_t> inverse(rank);
-  for (std::size_t i = 0; i < rank; ++i) inverse[order[i]] = i;
+  std::vector<std::int64_t> inverse(rank);
+  for (std::size_t i = 0; i < rank; ++i) inverse[order[i]] = static_cast<std::int64_t>(i);
+  // The inverse permutation, as an op of its own: differentiable again.
   return record_op({"permute", "y = x with axes reordered"}, permute_values(x, order), {&x},
-                   [inverse](const Tensor& g, InputGrads& grads) { grads.add(0, permute_values(g, inverse)); });
+                   [inverse](const Tensor& g, InputGrads& grads) { grads.add(0, permute(g, inverse)); });
 }
 
 Tensor transpose(const Tensor& x, std::int64_t axis0, std::int64_t axis1) {

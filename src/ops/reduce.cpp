@@ -87,6 +87,11 @@ Tensor scaled_sum(const Tensor& x, const ReducePlan& plan, double scale, OpInfo 
   });
   return record_op(info, with_shape(y, plan.result), {&x},
                    [in_shape = x.shape(), plan, scale, name = info.name](const Tensor& g, InputGrads& grads) {
+                     if (grads.create_graph()) {  // dx = scale · broadcast(dy), recorded
+                       const Tensor spread = broadcast_to(with_shape(g, plan.kept), in_shape);
+                       grads.add(0, scale == 1 ? spread : spread * scale);
+                       return;
+                     }
                      Tensor gx = empty(in_shape, g.dtype());
                      dispatch_float(g.dtype(), name, [&](auto tag) {
                        using T = decltype(tag);

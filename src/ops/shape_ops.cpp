@@ -28,7 +28,9 @@ Tensor relabel(const Tensor& x, const Shape& shape) {
 
 Tensor relabel_op(const Tensor& x, const Shape& shape, OpInfo info) {
   return record_op(info, relabel(x, shape), {&x}, [in_shape = x.shape()](const Tensor& g, InputGrads& grads) {
-    grads.add(0, relabel(g, in_shape));
+    // A recorded reshape in a create-graph pass, a free relabel otherwise.
+    grads.add(0, grads.create_graph() ? reshape(g, std::vector<std::int64_t>(in_shape.begin(), in_shape.end()))
+                                      : relabel(g, in_shape));
   });
 }
 

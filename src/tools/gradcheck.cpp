@@ -6,6 +6,8 @@
 
 #include "tapegrad/autograd.hpp"
 #include "tapegrad/error.hpp"
+#include "tapegrad/ops/shape_ops.hpp"
+#include "tapegrad/random.hpp"
 
 namespace tapegrad {
 
@@ -200,6 +202,68 @@ GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& input
             << " (allowed " << options.atol + options.rtol * std::abs(result.numeric) << ")";
   }
   result.message = message.str();
+  if (!result.passed && options.throw_on_failure) throw std::runtime_error(result.message);
+  return result;
+}
+
+GradcheckResult gradgradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs,
+                              const GradcheckOptions& options) {
+  std::vector<std::size_t> checked;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].defined() && inputs[i].requires_grad()) checked.push_back(i);
+  }
+  if (checked.empty()) throw_invalid("gradgradcheck", "no input has requires_grad set: nothing to check");
+  // A fixed weighting of f's output, drawn once from the output's shape.
+  Tensor weights;
+  {
+    std::vector<Tensor> probe;
+    for (const Tensor& input : inputs) probe.push_back(input.detach());
+    NoGradGuard no_recording;
+    const Tensor output = f(probe);
+    if (!output.defined() || output.dtype() != DType::Float64) {
+      throw_invalid("gradgradcheck", "f must return a float64 tensor, got ",
+                    output.defined() ? dtype_name(output.dtype()) : "an undefined tensor");
+    }
+    Generator generator(options.seed ^ 0x5bd1e995u);
+    weights = randn(output.shape(), DType::Float64, 0, 1, &generator);
+  }
+  // x ↦ the first-order gradients, flattened and joined: a recorded function
+  // of x, because grad() records its backward (create_graph).
+  const GradcheckFn first_order = [&](const std::vector<Tensor>& x) {
+    const bool previous = grad_enabled();
+    set_grad_enabled(true);  // gradcheck evaluates under no_grad; grad() needs a graph
+    std::vector<Tensor> wrt;
+    for (std::size_t i : checked) wrt.push_back(x[i]);
+    std::vector<Tensor> leaves = x;
+    std::vector<Tensor> gradients;
+    try {
+      // Perturbed copies from gradcheck's numeric pass do not require grad:
+      // take fresh leaves then, so that grad() has something to differentiate.
+      for (std::size_t k = 0; k < checked.size(); ++k) {
+        if (!wrt[k].requires_grad()) {
+          wrt[k] = wrt[k].detach().requires_grad_();
+          leaves[checked[k]] = wrt[k];
+        }
+      }
+      const Tensor output = f(leaves);
+      gradients = grad({output}, wrt, {weights}, {.create_graph = true, .allow_unused = true});
+    } catch (...) {
+      set_grad_enabled(previous);
+      throw;
+    }
+    std::vector<Tensor> flat;
+    for (std::size_t k = 0; k < gradients.size(); ++k) {
+      flat.push_back(reshape(gradients[k].defined() ? gradients[k] : zeros_like(wrt[k]), {-1}));
+    }
+    Tensor joined = concat(flat, 0);
+    set_grad_enabled(previous);
+    return joined;
+  };
+  GradcheckOptions inner = options;
+  inner.throw_on_failure = false;  // thrown below, with this checker's name
+  GradcheckResult result = gradcheck(first_order, inputs, inner);
+  const std::string prefix = "gradcheck: ";
+  if (result.message.rfind(prefix, 0) == 0) result.message = "gradgradcheck: " + result.message.substr(prefix.size());
   if (!result.passed && options.throw_on_failure) throw std::runtime_error(result.message);
   return result;
 }

@@ -8,6 +8,12 @@
 
 namespace tapegrad {
 
+/// x repeated along the axes where `shape` stretches it (NumPy broadcasting);
+/// dx = sum_to(dy, x's shape).
+Tensor broadcast_to(const Tensor& x, const Shape& shape);
+/// x summed over the axes it was broadcast along, back to `shape` (which must
+/// broadcast to x's shape); dx = broadcast_to(dy, x's shape).
+Tensor sum_to(const Tensor& x, const Shape& shape);
 /// New shape with the same number of elements; one extent may be -1 (inferred).
 Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape);
 /// Merges axes start..end (inclusive) into one.
