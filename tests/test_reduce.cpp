@@ -91,6 +91,18 @@ Shape reduced_shape(const Shape& shape, std::vector<std::int64_t> axes, bool kee
   return out;
 }
 
+void require_gradgradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs, GradcheckOptions options = {}) {
+  const GradcheckResult result = gradgradcheck(f, inputs, options);
+  INFO(result.message);
+  REQUIRE(result.passed);
+}
+
+// s * s for a reduction s: the gradient reaching the reduction, 2·v·s,
+// depends on x, so the double backward runs through the reduction's
+// recorded backward (sum or max alone have a gradient constant in x and
+// zero second derivatives: checking them alone would prove nothing).
+Tensor squared(const Tensor& s) { return s * s; }
+
 }  // namespace
 
 TEST_CASE("reductions over all elements give 0-d results", "[reduce]") {
@@ -437,4 +449,81 @@ TEST_CASE("reduction errors name the op, the axis and the shape", "[reduce][erro
   REQUIRE_THROWS_MESSAGE(argmax(zeros({2, 0}), 1), std::invalid_argument,
                          "argmax: cannot reduce an empty axis of [2x0]");
   REQUIRE_THROWS_MESSAGE(argmax(zeros({2, 0})), std::invalid_argument, "argmax: cannot reduce an empty tensor [2x0]");
+}
+
+// --- second order ---
+
+TEST_CASE("sum, mean, max, min and var are gradgradchecked over all elements", "[reduce][gradgradcheck]") {
+  manual_seed(24);
+  Tensor x = random_input({2, 3, 4});
+  require_gradgradcheck([](auto& in) { return squared(sum(in[0])); }, {x});
+  require_gradgradcheck([](auto& in) { return squared(mean(in[0])); }, {x});
+  require_gradgradcheck([](auto& in) { return squared(max(in[0])); }, {x});
+  require_gradgradcheck([](auto& in) { return squared(min(in[0])); }, {x});
+  require_gradgradcheck([](auto& in) { return max(in[0] * in[0]); }, {x});
+  require_gradgradcheck([](auto& in) { return exp(sum(in[0]) * 0.1); }, {x});
+  // var is smooth: its own second derivative, 2/d · (I - 1/n), is not zero.
+  require_gradgradcheck([](auto& in) { return var(in[0]); }, {x});
+  require_gradgradcheck([](auto& in) { return var(in[0], {}, false); }, {x});
+  require_gradgradcheck([](auto& in) { return squared(var(in[0])); }, {x});
+  Tensor s = random_input({});
+  require_gradgradcheck([](auto& in) { return squared(sum(in[0])); }, {s});
+  require_gradgradcheck([](auto& in) { return squared(max(in[0])); }, {s});
+}
+
+TEST_CASE("sum, mean, max, min and var are gradgradchecked over each axis and several", "[reduce][gradgradcheck]") {
+  manual_seed(25);
+  Tensor x = random_input({2, 3, 4});
+  const std::vector<Axes> axis_sets = {{0}, {1}, {2}, {-1}, {-3}, {0, 2}, {-1, -2}, {0, 1, 2}};
+  for (const Axes& axes : axis_sets) {
+    for (bool keepdim : {false, true}) {
+      INFO("axes " << axes[0] << " (" << axes.size() << " axes) keepdim " << keepdim);
+      require_gradgradcheck([&](auto& in) { return squared(sum(in[0], axes, keepdim)); }, {x});
+      require_gradgradcheck([&](auto& in) { return squared(mean(in[0], axes, keepdim)); }, {x});
+      require_gradgradcheck([&](auto& in) { return squared(max(in[0], axes, keepdim)); }, {x});
+      require_gradgradcheck([&](auto& in) { return squared(min(in[0], axes, keepdim)); }, {x});
+      require_gradgradcheck([&](auto& in) { return var(in[0], axes, true, keepdim); }, {x});
+      require_gradgradcheck([&](auto& in) { return var(in[0], axes, false, keepdim); }, {x});
+    }
+  }
+}
+
+TEST_CASE("sum and mean alone have zero second derivatives", "[reduce][gradgradcheck]") {
+  manual_seed(26);
+  Tensor x = random_input({2, 3});
+  // Linear in x: zero is the only right answer, so the checker must be told.
+  GradcheckOptions zero_ok;
+  zero_ok.allow_all_zero = true;
+  require_gradgradcheck([](auto& in) { return sum(in[0], {1}); }, {x}, zero_ok);
+  require_gradgradcheck([](auto& in) { return mean(in[0], {0}, true); }, {x}, zero_ok);
+  CHECK_FALSE(gradgradcheck([](auto& in) { return sum(in[0], {1}); }, {x}).passed);
+}
+
+TEST_CASE("max's second derivative sends the mask's weights to the tied winners", "[reduce][higher_order]") {
+  // f = max(x)²; df/dx = 2 m · mask with mask = [0, 1/2, 1/2, 0];
+  // d/dx Σ df/dx = 2 · Σ mask · mask = mask (the winners' weights sum to 1).
+  Tensor x = leaf({1, 3, 3, 2});
+  const Tensor m = max(x);
+  const Tensor first = grad({m * m}, {x}, {}, {.create_graph = true})[0];
+  CHECK(first.to_vector() == Values{0, 3, 3, 0});
+  REQUIRE(first.requires_grad());
+  CHECK(grad({sum(first)}, {x})[0].to_vector() == Values{0, 1, 1, 0});
+
+  // Along an axis, each row's mask stays in its row.
+  Tensor rows = leaf({{2, 2, 1}, {0, 5, 4}});
+  const Tensor r = min(rows, {1}, true);
+  const Tensor dr = grad({sum(r * r)}, {rows}, {}, {.create_graph = true})[0];
+  CHECK(dr.to_vector() == Values{0, 0, 2, 0, 0, 0});
+  CHECK(grad({sum(dr)}, {rows})[0].to_vector() == Values{0, 0, 2, 2, 0, 0});
+}
+
+TEST_CASE("var's Hessian-vector product matches its closed form", "[reduce][higher_order]") {
+  // var = Σ (x - x̄)² / (n - 1): H = 2 (I - 11ᵀ/n) / (n - 1), so H·1 = 0 and
+  // H·e_0 = 2 (e_0 - 1/n) / (n - 1).
+  Tensor x = leaf({0.5, -1.0, 2.0, 3.5});
+  const Tensor g = grad({var(x)}, {x}, {}, {.create_graph = true})[0];
+  const Values ones_product = grad({sum(g)}, {x}, {}, {.retain_graph = true})[0].to_vector();
+  for (double v : ones_product) CHECK(v == Approx(0).margin(1e-12));
+  const Values e0 = grad({sum(g * Tensor({1.0, 0.0, 0.0, 0.0}, DType::Float64))}, {x})[0].to_vector();
+  check_close(e0, {2 * 0.75 / 3, 2 * -0.25 / 3, 2 * -0.25 / 3, 2 * -0.25 / 3});
 }

@@ -56,6 +56,8 @@ ReducePlan plan_reduction(const Tensor& x, const Axes& axes, bool keepdim, const
   return plan;
 }
 
+std::vector<std::int64_t> extents(const Shape& shape) { return {shape.begin(), shape.end()}; }
+
 // Reshapes a result buffer laid out as `kept` to the user-facing shape.
 Tensor with_shape(Tensor t, const Shape& shape) {
   auto impl = detail::make_pooled<TensorImpl>();
@@ -88,7 +90,8 @@ Tensor scaled_sum(const Tensor& x, const ReducePlan& plan, double scale, OpInfo 
   return record_op(info, with_shape(y, plan.result), {&x},
                    [in_shape = x.shape(), plan, scale, name = info.name](const Tensor& g, InputGrads& grads) {
                      if (grads.create_graph()) {  // dx = scale · broadcast(dy), recorded
-                       const Tensor spread = broadcast_to(with_shape(g, plan.kept), in_shape);
+                       // reshape, not with_shape: g may be on the tape (a grad of a grad).
+                       const Tensor spread = broadcast_to(reshape(g, extents(plan.kept)), in_shape);
                        grads.add(0, scale == 1 ? spread : spread * scale);
                        return;
                      }
@@ -111,6 +114,9 @@ Tensor scaled_sum(const Tensor& x, const ReducePlan& plan, double scale, OpInfo 
 // extremum of its lane, as in PyTorch, and the lane's NaNs count as its
 // ties: they share the gradient evenly, the numbers get 0 (PyTorch's
 // full-tensor max does the same; its amax gives the whole lane NaN).
+// The derivative is piecewise constant (which elements win does not move
+// under a small change of x), so a create-graph backward records
+// broadcast(dy) * mask, the mask (1/k at the k winners) a constant.
 Tensor extremum(const Tensor& x, const ReducePlan& plan, bool is_max, OpInfo info) {
   // Only an empty reduction has no extremum: max over axis 1 of a [0x3]
   // tensor is simply an empty [0] result, as for sum.
@@ -134,12 +140,13 @@ Tensor extremum(const Tensor& x, const ReducePlan& plan, bool is_max, OpInfo inf
   return record_op(
       info, with_shape(y, plan.result), {&x},
       [xs = saved(x), ys = saved(y), plan, name = info.name](const Tensor& g, InputGrads& grads) {
+        const bool mask_only = grads.create_graph();  // then the mask alone (dy = 1), and dy * mask recorded
         Tensor gx = empty(xs.shape(), xs.dtype());
         dispatch_float(xs.dtype(), name, [&](auto tag) {
           using T = decltype(tag);
           const T* xv = xs.data<T>();
           const T* yv = ys.data<T>();
-          const T* gv = g.data<T>();
+          const T* gv = mask_only ? nullptr : g.data<T>();
           T* out = gx.data<T>();
           std::vector<T> ties(static_cast<std::size_t>(plan.kept.numel()), T(0));
           const std::array<Shape, 2> strides{xs.shape().strides(), plan.slot_strides};
@@ -149,9 +156,13 @@ Tensor extremum(const Tensor& x, const ReducePlan& plan, bool is_max, OpInfo inf
             if (wins(xv[at[0]], yv[at[1]])) ties[at[1]] += 1;
           });
           for_each_strided<2>(xs.shape(), strides, [&](const std::array<std::int64_t, 2>& at) {
-            out[at[0]] = wins(xv[at[0]], yv[at[1]]) ? gv[at[1]] / ties[at[1]] : T(0);
+            out[at[0]] = wins(xv[at[0]], yv[at[1]]) ? (mask_only ? T(1) : gv[at[1]]) / ties[at[1]] : T(0);
           });
         });
+        if (mask_only) {
+          grads.add(0, broadcast_to(reshape(g, extents(plan.kept)), xs.shape()) * gx);
+          return;
+        }
         grads.add(0, std::move(gx));
       });
 }
@@ -196,7 +207,9 @@ Tensor var(const Tensor& x, const Axes& axes, bool unbiased, bool keepdim) {
     }
     throw_invalid("var", "needs at least 1 element per reduction, got ", plan.count, " in ", x.shape().str());
   }
-  // Composed from primitives: its gradient, 2(x - mean)/divisor, comes free.
+  // Composed from primitives: its gradient, 2(x - mean)/divisor, comes free,
+  // and so do its higher derivatives (each primitive records its backward
+  // in a create-graph pass).
   const Tensor centered = x - mean(x, axes, true);
   return sum(centered * centered, axes, keepdim) / static_cast<double>(divisor);
 }
