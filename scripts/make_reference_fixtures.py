@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Writes the PyTorch reference fixtures read by tests/test_reference.cpp.
 
-Three composed float64 expressions (a 2-layer MLP with softmax-cross-entropy,
-one LSTM cell step built from primitives, a broadcasting-heavy expression)
-are evaluated and differentiated with PyTorch. Each fixture holds the inputs
+Four composed float64 expressions (a 2-layer MLP with softmax-cross-entropy,
+one LSTM cell step built from primitives, a broadcasting-heavy expression,
+and Hessian-vector products of an MNIST-shaped MLP) are evaluated and
+differentiated with PyTorch. Each fixture holds the inputs
 as well as the results, so the C++ test rebuilds the same expression from
 the recorded numbers and needs no PyTorch (and no shared random generator).
 
@@ -179,12 +180,40 @@ loss = sum(y R)   (R is a constant)
                          ("grad_a", a.grad), ("grad_b", b.grad), ("grad_c", c.grad), ("grad_d", d.grad)]
 
 
+def case_hvp(gen):
+    # The MNIST MLP's shape (784 inputs, 10 classes) with a narrow tanh
+    # hidden layer, so that the fixture stays small while every layer has
+    # curvature (tanh'' != 0, softmax-cross-entropy's Hessian).
+    x = uniform(gen, (4, 784), 0, 1)
+    labels = torch.randint(0, 10, (4,), generator=gen, dtype=torch.int64)
+    W1 = leaf(uniform(gen, (8, 784), -0.05, 0.05))
+    b1 = leaf(uniform(gen, (8,), -0.1, 0.1))
+    W2 = leaf(uniform(gen, (10, 8), -0.5, 0.5))
+    b2 = leaf(uniform(gen, (10,), -0.1, 0.1))
+    params = [W1, b1, W2, b2]
+    vs = [uniform(gen, p.shape, -1, 1) for p in params]
+
+    loss = F.cross_entropy(F.linear(torch.tanh(F.linear(x, W1, b1)), W2, b2), labels)
+    grads = torch.autograd.grad(loss, params, create_graph=True)
+    dot = sum((g * v).sum() for g, v in zip(grads, vs))
+    hvps = torch.autograd.grad(dot, params)
+    description = """
+loss = cross_entropy(linear(tanh(linear(x, W1, b1)), W2, b2), labels) (mean over the 4 rows)
+g = grad(loss, params, create_graph); hvp_<p> = grad(sum_p <g_p, v_p>, p)   (params W1 b1 W2 b2)
+"""
+    return description, [("x", x), ("labels", labels), ("W1", W1), ("b1", b1), ("W2", W2), ("b2", b2),
+                         ("v_W1", vs[0]), ("v_b1", vs[1]), ("v_W2", vs[2]), ("v_b2", vs[3]), ("loss", loss),
+                         ("grad_W1", grads[0]), ("grad_b1", grads[1]), ("grad_W2", grads[2]), ("grad_b2", grads[3]),
+                         ("hvp_W1", hvps[0]), ("hvp_b1", hvps[1]), ("hvp_W2", hvps[2]), ("hvp_b2", hvps[3])]
+
+
 def main():
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(repo, "tests", "data")
     os.makedirs(out_dir, exist_ok=True)
     # One seed per case, so editing one case leaves the others' fixtures unchanged.
-    for seed, (case, build) in enumerate([("mlp", case_mlp), ("lstm", case_lstm), ("broadcast", case_broadcast)]):
+    cases = [("mlp", case_mlp), ("lstm", case_lstm), ("broadcast", case_broadcast), ("hvp", case_hvp)]
+    for seed, (case, build) in enumerate(cases):
         gen = torch.Generator().manual_seed(20240 + seed)
         description, tensors = build(gen)
         write_fixture(out_dir, case, description, tensors)

@@ -1,5 +1,6 @@
 #include <cmath>
 
+#include "ops/pointwise.hpp"
 #include "support.hpp"
 
 using namespace tapegrad;
@@ -92,4 +93,95 @@ TEST_CASE("gradcheck validates its options", "[gradcheck][errors]") {
   options.eps = 0;
   REQUIRE_THROWS_MESSAGE(gradcheck([](auto& in) { return sum(in[0]); }, {leaf({1})}, options), std::invalid_argument,
                          "gradcheck: needs eps > 0, atol >= 0, rtol >= 0; got eps=0 atol=1e-05 rtol=0.001");
+}
+
+// ---------------------------------------------------------------- second order
+
+namespace {
+
+// A custom op whose first derivative is right but whose recorded backward
+// is wrong: d/dx x³ = 3x² computed as 3·x·(a constant copy of x), so the
+// second derivative comes out 3x instead of 6x.
+Tensor cube_with_wrong_second_derivative(const Tensor& x) {
+  Tensor y = (x * x * x).detach();
+  return record_op({"cube", "y = x³"}, y, {&x}, [xs = saved(x)](const Tensor& g, InputGrads& grads) {
+    grads.add(0, g * xs * xs.detach() * 3.0);
+  });
+}
+
+}  // namespace
+
+TEST_CASE("gradgradcheck passes correct second derivatives of composites and matmul", "[gradcheck][higher_order]") {
+  manual_seed(21);
+  Tensor a = random_input({3, 4});
+  Tensor b = random_input({4, 2});
+  Tensor w = random_input({5, 4});
+  Tensor bias = random_input({5});
+  auto f = [](const std::vector<Tensor>& in) { return tanh(matmul(in[0], in[1])) * sigmoid(matmul(in[0], in[1])); };
+  const GradcheckResult result = gradgradcheck(f, {a, b});
+  INFO(result.message);
+  CHECK(result.passed);
+  CHECK(result.elements_checked == 20);
+  CHECK(result.message.rfind("gradgradcheck: passed", 0) == 0);
+  require_gradcheck([](auto& in) { return sum(exp(linear(in[0], in[1], in[2]) * 0.3)); }, {a, w, bias});
+  const GradcheckResult linear_result =
+      gradgradcheck([](auto& in) { return exp(linear(in[0], in[1], in[2]) * 0.3); }, {a, w, bias});
+  INFO(linear_result.message);
+  CHECK(linear_result.passed);
+  Tensor batched_a = random_input({2, 3, 4});
+  Tensor batched_b = random_input({2, 4, 2});
+  for (const Tensor& right : {batched_b, b}) {
+    const GradcheckResult batched =
+        gradgradcheck([](auto& in) { return sin(matmul(in[0], in[1])); }, {batched_a, right});
+    INFO(batched.message);
+    CHECK(batched.passed);
+  }
+  const GradcheckResult permuted =
+      gradgradcheck([](auto& in) { return permute(in[0], {2, 0, 1}) * permute(in[0], {2, 0, 1}); }, {batched_a});
+  INFO(permuted.message);
+  CHECK(permuted.passed);
+}
+
+TEST_CASE("gradgradcheck names the worst element of a wrong second derivative", "[gradcheck][higher_order]") {
+  Tensor x = leaf({1.0, -2.0, 0.5});
+  // First order is right, so gradcheck passes...
+  require_gradcheck([](auto& in) { return cube_with_wrong_second_derivative(in[0]); }, {x});
+  // ...and gradgradcheck finds the wrong second derivative.
+  const GradcheckResult result = gradgradcheck([](auto& in) { return cube_with_wrong_second_derivative(in[0]); }, {x});
+  CHECK_FALSE(result.passed);
+  CHECK(result.message.rfind("gradgradcheck: failed", 0) == 0);
+  CHECK(result.message.find("worst: input 0 [3] at [") != std::string::npos);
+  GradcheckOptions strict;
+  strict.throw_on_failure = true;
+  REQUIRE_THROWS_WITH(gradgradcheck([](auto& in) { return cube_with_wrong_second_derivative(in[0]); }, {x}, strict),
+                      Catch::StartsWith("gradgradcheck: failed"));
+}
+
+TEST_CASE("gradgradcheck fails on all-zero second derivatives unless told to expect them", "[gradcheck][higher_order]") {
+  Tensor x = leaf({0.3, -0.7});
+  auto linear_in_x = [](const std::vector<Tensor>& in) { return in[0] * 3.0 + 1.0; };
+  const GradcheckResult result = gradgradcheck(linear_in_x, {x});
+  CHECK_FALSE(result.passed);
+  CHECK(result.message ==
+        "gradgradcheck: failed: every analytic and numeric gradient is zero, which proves nothing (set "
+        "allow_all_zero if zero is the expected gradient)");
+  GradcheckOptions zero_ok;
+  zero_ok.allow_all_zero = true;
+  CHECK(gradgradcheck(linear_in_x, {x}, zero_ok).passed);
+  REQUIRE_THROWS_MESSAGE(gradgradcheck(linear_in_x, {Tensor({1.0}, DType::Float64)}), std::invalid_argument,
+                         "gradgradcheck: no input has requires_grad set: nothing to check");
+}
+
+TEST_CASE("a create-graph backward through an op without a second derivative names the op", "[gradcheck][higher_order][errors]") {
+  // An elementwise op whose derivative has no Tensor form (the builders'
+  // first_order_only): first order works, a create-graph pass throws.
+  auto cube = [](const Tensor& x) {
+    return detail::unary_pointwise(
+        x, {"first_order_cube", "y = x³"}, [](auto v) { return v * v * v; },
+        detail::first_order_only([](auto v, auto) { return 3 * v * v; }));
+  };
+  Tensor x = leaf({0.5, 1.5});
+  CHECK(grad({sum(cube(x))}, {x})[0].to_vector() == std::vector<double>{0.75, 6.75});
+  REQUIRE_THROWS_MESSAGE(grad({sum(cube(x))}, {x}, {}, {.create_graph = true}), std::runtime_error,
+                         "first_order_cube: double backward is not implemented");
 }

@@ -294,7 +294,7 @@ void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph,
 
 struct GradOptions {
   // Keep the saved tensors for another pass; default: create_graph.
-  std::optional<bool> retain_graph;
+  std::optional<bool> retain_graph{};
   // Record the backward computation, so that the gradients returned are
   // differentiable (second and higher derivatives).
   bool create_graph = false;

@@ -3,6 +3,7 @@
 #include "tapegrad/autograd.hpp"
 #include "tapegrad/dtype.hpp"
 #include "tapegrad/error.hpp"
+#include "tapegrad/functional.hpp"
 #include "tapegrad/gradcheck.hpp"
 #include "tapegrad/memory.hpp"
 #include "tapegrad/io/checkpoint.hpp"
