@@ -5,8 +5,16 @@
 // slice and index_select move whole contiguous inner blocks (one memcpy
 // each) instead of single elements found through n-d strides; gather, which
 // picks per element, still walks the inner run contiguously.
+//
+// Every backward here is itself an op with a backward, so gradients are
+// differentiable to any order: concat's is slice, slice's is the zero
+// padding slice_backward (whose backward is slice), index_select's is
+// index_add and gather's scatter_add (whose backwards are index_select and
+// gather). A plain backward runs the same loops unrecorded, or its own
+// fused loop where that saves a copy.
 #include "tapegrad/ops/shape_ops.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/dispatch.hpp"
@@ -108,6 +116,155 @@ void check_indices_dtype(const char* op, const char* what, const Tensor& indices
   if (indices.dtype() != DType::Int64) {
     throw_invalid(op, what, " must be int64, got ", dtype_name(indices.dtype()), " ", indices.shape().str());
   }
+}
+
+// The 1-D index vector of index_select and index_add, checked once so that
+// the loops (and backward) trust every index.
+void check_index_vector(const char* op, const Tensor& indices, std::int64_t axis, const Shape& shape,
+                        std::int64_t extent) {
+  const std::int64_t* idx = indices.data<std::int64_t>();
+  for (std::int64_t j = 0; j < indices.numel(); ++j) {
+    if (idx[j] < 0 || idx[j] >= extent) {
+      throw_out_of_range(op, "indices[", j, "] = ", idx[j], " is out of range for axis ", axis, " of ", shape.str(),
+                         " (extent ", extent, ")");
+    }
+  }
+}
+
+// The per-element index of gather and scatter_add: x's rank, x's extents
+// except on the axis, every entry within the axis.
+void check_index_tensor(const char* op, const Tensor& indices, std::size_t a, std::int64_t axis, const Shape& shape) {
+  const Shape& is = indices.shape();
+  bool fits = is.rank() == shape.rank();
+  for (std::size_t d = 0; fits && d < is.rank(); ++d) fits = d == a || is[d] == shape[d];
+  if (!fits) {
+    throw_invalid(op, "index has shape ", is.str(), ", expected ", with_free_axis(shape, a), " matching x ",
+                  shape.str(), " except on axis ", axis);
+  }
+  const std::int64_t* idx = indices.data<std::int64_t>();
+  for (std::int64_t k = 0; k < indices.numel(); ++k) {
+    if (idx[k] < 0 || idx[k] >= shape[a]) {
+      throw_out_of_range(op, "index", index_string(k, is), " = ", idx[k], " is out of range for axis ", axis, " of ",
+                         shape.str(), " (extent ", shape[a], ")");
+    }
+  }
+}
+
+// to[o, ids[j], :] += from[o, j, :] for the n indices: index_add's forward
+// and index_select's fused backward (repeated indices add up).
+template <class T>
+void add_rows(const T* from, T* to, const AxisSplit& s, const std::int64_t* ids, std::int64_t n) {
+  for (std::int64_t o = 0; o < s.outer; ++o) {
+    for (std::int64_t j = 0; j < n; ++j) {
+      const T* src = from + (o * n + j) * s.inner;
+      T* dst = to + (o * s.extent + ids[j]) * s.inner;
+      for (std::int64_t i = 0; i < s.inner; ++i) dst[i] += src[i];
+    }
+  }
+}
+
+// to[o, ids[o, j, i], i] += from[o, j, i], with `picks` entries j along the
+// axis: scatter_add's forward and gather's fused backward.
+template <class T>
+void scatter_rows(const T* from, T* to, const AxisSplit& s, const std::int64_t* ids, std::int64_t picks) {
+  for (std::int64_t o = 0; o < s.outer; ++o) {
+    for (std::int64_t j = 0; j < picks; ++j) {
+      const std::int64_t row = (o * picks + j) * s.inner;
+      for (std::int64_t i = 0; i < s.inner; ++i) to[(o * s.extent + ids[row + i]) * s.inner + i] += from[row + i];
+    }
+  }
+}
+
+// A fresh copy of x's values (no graph): the base index_add and scatter_add add into.
+Tensor copy_values(const Tensor& x, const char* op) {
+  Tensor y = empty(x.shape(), x.dtype(), op);
+  detail::dispatch_any(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    std::copy(x.data<T>(), x.data<T>() + x.numel(), y.data<T>());
+  });
+  return y;
+}
+
+// slice's backward, a dual op: a zero tensor of x's shape with dy placed
+// at first, first + step, ... (`length` entries) along axis a. Its own
+// backward is slice again, so slicing is differentiable to any order.
+Tensor slice_backward(const Tensor& g, const Shape& in_shape, std::size_t a, std::int64_t first, std::int64_t length,
+                      std::int64_t step) {
+  const AxisSplit s = split_at(in_shape, a);
+  // The picked entries are distinct, so placing dy needs no accumulation.
+  Tensor gx = zeros(in_shape, g.dtype());
+  detail::dispatch_any(g.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    for (std::int64_t o = 0; o < s.outer; ++o) {
+      copy_blocks(g.data<T>() + o * length * s.inner, s.inner, gx.data<T>() + (o * s.extent + first) * s.inner,
+                  step * s.inner, length, s.inner);
+    }
+  });
+  const std::int64_t end = length == 0 ? first : first + (length - 1) * step + 1;
+  return record_op({"slice_backward", "y = zeros of x's shape with dy at start::step along an axis; dx = slice(dy)"},
+                   gx, {&g}, [a, first, end, step](const Tensor& gg, InputGrads& grads) {
+                     grads.add(0, slice(gg, static_cast<std::int64_t>(a), first, end, step));
+                   });
+}
+
+// The pieces of x of `lengths` entries along axis a, one after another (the
+// lengths add up to the extent), as outputs of one node; drop_axis removes
+// the axis from each piece (unbind). Backward joins the pieces' gradients
+// in one pass, zeros for pieces that got none: O(numel) however many
+// pieces, where a slice per piece would cost O(pieces x numel).
+std::vector<Tensor> split_op(const Tensor& x, std::size_t a, const std::vector<std::int64_t>& lengths, bool drop_axis,
+                             OpInfo info) {
+  std::vector<Tensor> pieces;
+  std::vector<std::int64_t> offsets;
+  pieces.reserve(lengths.size());
+  offsets.reserve(lengths.size());
+  std::int64_t offset = 0;
+  for (std::int64_t length : lengths) {
+    Tensor piece = extract_range(x, a, offset, length);
+    if (drop_axis) {
+      Shape without = piece.shape();
+      without.erase(a);
+      piece = relabel(piece, without);
+    }
+    pieces.push_back(std::move(piece));
+    offsets.push_back(offset);
+    offset += length;
+  }
+  if (pieces.empty()) return pieces;  // unbind of an empty axis: no output to attach a node to
+  return record_multi_output_op(
+      info, std::move(pieces), {&x},
+      [in_shape = x.shape(), dtype = x.dtype(), a, offsets, lengths, drop_axis](const Tensor&, InputGrads& grads) {
+        if (grads.create_graph()) {  // the same join, recorded: concat's backward is slice
+          std::vector<Tensor> parts;
+          parts.reserve(lengths.size());
+          for (std::size_t k = 0; k < lengths.size(); ++k) {
+            const Tensor& gk = grads.output_grad(k);
+            Shape piece = in_shape;
+            piece[a] = lengths[k];
+            if (!gk.defined()) {
+              parts.push_back(zeros(piece, dtype));
+            } else {
+              parts.push_back(drop_axis ? unsqueeze(gk, static_cast<std::int64_t>(a)) : gk);
+            }
+          }
+          grads.add(0, concat(parts, static_cast<std::int64_t>(a)));
+          return;
+        }
+        bool all_arrived = true;
+        for (std::size_t k = 0; k < lengths.size(); ++k) all_arrived = all_arrived && grads.output_grad(k).defined();
+        Tensor gx = all_arrived ? empty(in_shape, dtype) : zeros(in_shape, dtype);
+        const AxisSplit s = split_at(in_shape, a);
+        detail::dispatch_any(dtype, [&](auto tag) {
+          using T = decltype(tag);
+          for (std::size_t k = 0; k < lengths.size(); ++k) {
+            const Tensor& gk = grads.output_grad(k);
+            if (!gk.defined()) continue;
+            const std::int64_t block = lengths[k] * s.inner;
+            copy_blocks(gk.data<T>(), block, gx.data<T>() + offsets[k] * s.inner, s.extent * s.inner, s.outer, block);
+          }
+        });
+        grads.add(0, std::move(gx));
+      });
 }
 
 }  // namespace
@@ -244,8 +401,12 @@ Tensor concat(const std::vector<Tensor>& tensors, std::int64_t axis) {
   }
   return record_op({"concat", "y = [x_0, x_1, ...] along an axis; dx_i = dy[offset_i : offset_i + n_i]"}, y, inputs,
                    [a, offsets, lengths](const Tensor& g, InputGrads& grads) {
+                     const auto along = static_cast<std::int64_t>(a);
                      for (std::size_t i = 0; i < offsets.size(); ++i) {
-                       if (grads.needs(i)) grads.add(i, extract_range(g, a, offsets[i], lengths[i]));
+                       if (!grads.needs(i)) continue;
+                       // slice when recorded (its backward pads with zeros), a bare copy otherwise.
+                       grads.add(i, grads.create_graph() ? slice(g, along, offsets[i], offsets[i] + lengths[i])
+                                                         : extract_range(g, a, offsets[i], lengths[i]));
                      }
                    });
 }
@@ -300,18 +461,10 @@ Tensor slice(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64_
                   s.inner, length, s.inner);
     }
   });
-  return record_op({"slice", "y = x[start:end:step] along an axis; dx = dy placed back, 0 elsewhere"}, y, {&x},
-                   [in_shape = x.shape(), s, first, length, step](const Tensor& g, InputGrads& grads) {
-                     // The picked rows are distinct, so placing dy needs no accumulation.
-                     Tensor gx = zeros(in_shape, g.dtype());
-                     detail::dispatch_any(g.dtype(), [&](auto tag) {
-                       using T = decltype(tag);
-                       for (std::int64_t o = 0; o < s.outer; ++o) {
-                         copy_blocks(g.data<T>() + o * length * s.inner, s.inner,
-                                     gx.data<T>() + (o * s.extent + first) * s.inner, step * s.inner, length, s.inner);
-                       }
-                     });
-                     grads.add(0, std::move(gx));
+  return record_op({"slice", "y = x[start:end:step] along an axis; dx = slice_backward(dy): dy placed back, 0 elsewhere"},
+                   y, {&x}, [in_shape = x.shape(), a, first, length, step](const Tensor& g, InputGrads& grads) {
+                     // Recorded in a create-graph pass, the bare loop otherwise (grad mode is off).
+                     grads.add(0, slice_backward(g, in_shape, a, first, length, step));
                    });
 }
 
@@ -321,15 +474,9 @@ Tensor index_select(const Tensor& x, std::int64_t axis, const Tensor& indices) {
   if (indices.dim() != 1) throw_invalid("index_select", "indices must be 1-D, got shape ", indices.shape().str());
   const std::size_t a = normalize_axis(axis, x.dim(), "index_select");
   const AxisSplit s = split_at(x.shape(), a);
+  check_index_vector("index_select", indices, axis, x.shape(), s.extent);
   const std::int64_t* idx = indices.data<std::int64_t>();
   const std::int64_t count = indices.numel();
-  // Checked once here, so the loops below (and backward) trust every index.
-  for (std::int64_t j = 0; j < count; ++j) {
-    if (idx[j] < 0 || idx[j] >= s.extent) {
-      throw_out_of_range("index_select", "indices[", j, "] = ", idx[j], " is out of range for axis ", axis, " of ",
-                         x.shape().str(), " (extent ", s.extent, ")");
-    }
-  }
   Shape out_shape = x.shape();
   out_shape[a] = count;
   Tensor y = empty(out_shape, x.dtype(), "index_select");
@@ -344,25 +491,43 @@ Tensor index_select(const Tensor& x, std::int64_t axis, const Tensor& indices) {
       }
     }
   });
-  return record_op({"index_select", "y = x[..., idx, ...]; dx[..., idx[j], ...] += dy[..., j, ...]"}, y, {&x},
-                   [in_shape = x.shape(), s, idx_saved = saved(indices)](const Tensor& g, InputGrads& grads) {
+  return record_op({"index_select", "y = x[..., idx, ...]; dx = index_add(0, idx, dy)"}, y, {&x},
+                   [in_shape = x.shape(), a, s, idx_saved = saved(indices)](const Tensor& g, InputGrads& grads) {
                      Tensor gx = zeros(in_shape, g.dtype());
+                     if (grads.create_graph()) {  // recorded: index_add's backward is index_select
+                       grads.add(0, index_add(gx, static_cast<std::int64_t>(a), idx_saved, g));
+                       return;
+                     }
                      detail::dispatch_float(g.dtype(), "index_select", [&](auto tag) {
                        using T = decltype(tag);
-                       const std::int64_t* ids = idx_saved.data<std::int64_t>();
-                       const std::int64_t n = idx_saved.numel();
-                       const T* gv = g.data<T>();
-                       T* out = gx.data<T>();
-                       // Repeated indices pick the same row twice: their gradients add up.
-                       for (std::int64_t o = 0; o < s.outer; ++o) {
-                         for (std::int64_t j = 0; j < n; ++j) {
-                           const T* from = gv + (o * n + j) * s.inner;
-                           T* to = out + (o * s.extent + ids[j]) * s.inner;
-                           for (std::int64_t i = 0; i < s.inner; ++i) to[i] += from[i];
-                         }
-                       }
+                       add_rows(g.data<T>(), gx.data<T>(), s, idx_saved.data<std::int64_t>(), idx_saved.numel());
                      });
                      grads.add(0, std::move(gx));
+                   });
+}
+
+Tensor index_add(const Tensor& x, std::int64_t axis, const Tensor& indices, const Tensor& source) {
+  detail::check_same_dtype("index_add", x, source);
+  check_indices_dtype("index_add", "indices", indices);
+  if (indices.dim() != 1) throw_invalid("index_add", "indices must be 1-D, got shape ", indices.shape().str());
+  const std::size_t a = normalize_axis(axis, x.dim(), "index_add");
+  const AxisSplit s = split_at(x.shape(), a);
+  Shape expected = x.shape();
+  expected[a] = indices.numel();
+  if (source.shape() != expected) {
+    throw_invalid("index_add", "source has shape ", source.shape().str(), ", expected ", expected.str(), " (x ",
+                  x.shape().str(), " with axis ", axis, " as long as the ", indices.numel(), " indices)");
+  }
+  check_index_vector("index_add", indices, axis, x.shape(), s.extent);
+  Tensor y = copy_values(x, "index_add");
+  detail::dispatch_any(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    add_rows(source.data<T>(), y.data<T>(), s, indices.data<std::int64_t>(), indices.numel());
+  });
+  return record_op({"index_add", "y = x; y[..., idx[j], ...] += src[..., j, ...]; dx = dy, dsrc = index_select(dy, idx)"},
+                   y, {&x, &source}, [a, idx_saved = saved(indices)](const Tensor& g, InputGrads& grads) {
+                     if (grads.needs(0)) grads.add(0, g);
+                     if (grads.needs(1)) grads.add(1, index_select(g, static_cast<std::int64_t>(a), idx_saved));
                    });
 }
 
@@ -370,22 +535,11 @@ Tensor gather(const Tensor& x, std::int64_t axis, const Tensor& indices) {
   detail::check_defined("gather", x);
   check_indices_dtype("gather", "index", indices);
   const std::size_t a = normalize_axis(axis, x.dim(), "gather");
-  const Shape& is = indices.shape();
-  bool fits = is.rank() == x.dim();
-  for (std::size_t d = 0; fits && d < is.rank(); ++d) fits = d == a || is[d] == x.shape()[d];
-  if (!fits) {
-    throw_invalid("gather", "index has shape ", is.str(), ", expected ", with_free_axis(x.shape(), a),
-                  " matching x ", x.shape().str(), " except on axis ", axis);
-  }
+  check_index_tensor("gather", indices, a, axis, x.shape());
   const AxisSplit s = split_at(x.shape(), a);
+  const Shape& is = indices.shape();
   const std::int64_t picks = is[a];  // entries taken along the axis per (outer, inner) pair
   const std::int64_t* idx = indices.data<std::int64_t>();
-  for (std::int64_t k = 0; k < indices.numel(); ++k) {
-    if (idx[k] < 0 || idx[k] >= s.extent) {
-      throw_out_of_range("gather", "index", index_string(k, is), " = ", idx[k], " is out of range for axis ", axis,
-                         " of ", x.shape().str(), " (extent ", s.extent, ")");
-    }
-  }
   Tensor y = empty(is, x.dtype(), "gather");
   detail::dispatch_any(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -398,25 +552,95 @@ Tensor gather(const Tensor& x, std::int64_t axis, const Tensor& indices) {
       }
     }
   });
-  return record_op({"gather", "y[.., j, ..] = x[.., index[.., j, ..], ..]; dx scatter-adds dy"}, y, {&x},
-                   [in_shape = x.shape(), s, picks, idx_saved = saved(indices)](const Tensor& g, InputGrads& grads) {
+  return record_op({"gather", "y[.., j, ..] = x[.., index[.., j, ..], ..]; dx = scatter_add(0, index, dy)"}, y, {&x},
+                   [in_shape = x.shape(), a, s, picks, idx_saved = saved(indices)](const Tensor& g, InputGrads& grads) {
                      Tensor gx = zeros(in_shape, g.dtype());
+                     if (grads.create_graph()) {  // recorded: scatter_add's backward is gather
+                       grads.add(0, scatter_add(gx, static_cast<std::int64_t>(a), idx_saved, g));
+                       return;
+                     }
                      detail::dispatch_float(g.dtype(), "gather", [&](auto tag) {
                        using T = decltype(tag);
-                       const std::int64_t* ids = idx_saved.data<std::int64_t>();
-                       const T* gv = g.data<T>();
-                       T* out = gx.data<T>();
-                       for (std::int64_t o = 0; o < s.outer; ++o) {
-                         for (std::int64_t j = 0; j < picks; ++j) {
-                           const std::int64_t row = (o * picks + j) * s.inner;
-                           for (std::int64_t i = 0; i < s.inner; ++i) {
-                             out[(o * s.extent + ids[row + i]) * s.inner + i] += gv[row + i];
-                           }
-                         }
-                       }
+                       scatter_rows(g.data<T>(), gx.data<T>(), s, idx_saved.data<std::int64_t>(), picks);
                      });
                      grads.add(0, std::move(gx));
                    });
+}
+
+Tensor scatter_add(const Tensor& x, std::int64_t axis, const Tensor& indices, const Tensor& source) {
+  detail::check_same_dtype("scatter_add", x, source);
+  check_indices_dtype("scatter_add", "index", indices);
+  const std::size_t a = normalize_axis(axis, x.dim(), "scatter_add");
+  if (source.shape() != indices.shape()) {
+    throw_invalid("scatter_add", "source has shape ", source.shape().str(), ", expected the index's shape ",
+                  indices.shape().str());
+  }
+  check_index_tensor("scatter_add", indices, a, axis, x.shape());
+  const AxisSplit s = split_at(x.shape(), a);
+  Tensor y = copy_values(x, "scatter_add");
+  detail::dispatch_any(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    scatter_rows(source.data<T>(), y.data<T>(), s, indices.data<std::int64_t>(), indices.shape()[a]);
+  });
+  return record_op(
+      {"scatter_add", "y = x; y[.., index[.., j, ..], ..] += src[.., j, ..]; dx = dy, dsrc = gather(dy, index)"}, y,
+      {&x, &source}, [a, idx_saved = saved(indices)](const Tensor& g, InputGrads& grads) {
+        if (grads.needs(0)) grads.add(0, g);
+        if (grads.needs(1)) grads.add(1, gather(g, static_cast<std::int64_t>(a), idx_saved));
+      });
+}
+
+std::vector<Tensor> unbind(const Tensor& x, std::int64_t axis) {
+  detail::check_defined("unbind", x);
+  const std::size_t a = normalize_axis(axis, x.dim(), "unbind");
+  return split_op(x, a, std::vector<std::int64_t>(static_cast<std::size_t>(x.shape()[a]), 1), true,
+                  {"unbind", "y_k = x[.., k, ..] along an axis; dx = stack(dy_k), zeros where none arrived"});
+}
+
+std::vector<Tensor> split(const Tensor& x, const std::vector<std::int64_t>& sizes, std::int64_t axis) {
+  detail::check_defined("split", x);
+  const std::size_t a = normalize_axis(axis, x.dim(), "split");
+  std::int64_t total = 0;
+  for (std::size_t k = 0; k < sizes.size(); ++k) {
+    if (sizes[k] < 0) throw_invalid("split", "sizes[", k, "] = ", sizes[k], " is negative");
+    total = checked_add(total, sizes[k], "split", "the sum of the sizes");
+  }
+  if (total != x.shape()[a]) {
+    throw_invalid("split", "sizes add up to ", total, ", but axis ", axis, " of ", x.shape().str(), " has extent ",
+                  x.shape()[a]);
+  }
+  return split_op(x, a, sizes, false,
+                  {"split", "y_k = x[offset_k : offset_k + n_k] along an axis; dx = concat(dy_k), zeros where none"});
+}
+
+namespace {
+
+// Pieces of `size` entries, the last shorter; one empty piece for an empty axis.
+std::vector<std::int64_t> even_pieces(std::int64_t extent, std::int64_t size) {
+  std::vector<std::int64_t> lengths;
+  for (std::int64_t at = 0; at < extent; at += size) lengths.push_back(std::min(size, extent - at));
+  if (lengths.empty()) lengths.push_back(0);
+  return lengths;
+}
+
+}  // namespace
+
+std::vector<Tensor> split(const Tensor& x, std::int64_t size, std::int64_t axis) {
+  detail::check_defined("split", x);
+  if (size < 1) throw_invalid("split", "size must be >= 1, got ", size);
+  const std::size_t a = normalize_axis(axis, x.dim(), "split");
+  return split_op(x, a, even_pieces(x.shape()[a], size), false,
+                  {"split", "y_k = x[k·size : (k+1)·size] along an axis; dx = concat(dy_k), zeros where none"});
+}
+
+std::vector<Tensor> chunk(const Tensor& x, std::int64_t chunks, std::int64_t axis) {
+  detail::check_defined("chunk", x);
+  if (chunks < 1) throw_invalid("chunk", "chunks must be >= 1, got ", chunks);
+  const std::size_t a = normalize_axis(axis, x.dim(), "chunk");
+  const std::int64_t extent = x.shape()[a];
+  const std::int64_t size = std::max<std::int64_t>(1, extent / chunks + (extent % chunks != 0));
+  return split_op(x, a, even_pieces(extent, size), false,
+                  {"chunk", "y_k = x[k·size : (k+1)·size], size = ⌈n / chunks⌉; dx = concat(dy_k), zeros where none"});
 }
 
 }  // namespace tapegrad

@@ -31,10 +31,38 @@ Tensor stack(const std::vector<Tensor>& tensors, std::int64_t axis = 0);
 /// Elements start, start+step, ... (< end) along `axis`; negative start/end
 /// count from the end, and are clipped to the extent as in Python.
 Tensor slice(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64_t end, std::int64_t step = 1);
-/// Picks entries along `axis` by an int64 index vector; dx scatters dy back (adding repeats).
+/// Picks entries along `axis` by an int64 index vector;
+/// dx = index_add(zeros, axis, indices, dy) (repeats add up).
 Tensor index_select(const Tensor& x, std::int64_t axis, const Tensor& indices);
+/// y = x with source's entries added at the indices along `axis`:
+/// y[.., idx[j], ..] += source[.., j, ..] (repeats add up); source has x's shape
+/// except `indices.numel()` along the axis; dx = dy, dsource = index_select(dy, axis, indices).
+Tensor index_add(const Tensor& x, std::int64_t axis, const Tensor& indices, const Tensor& source);
 /// y[i][j] = x[i][index[i][j]] (for axis 1; likewise for any axis), index int64
-/// with x's rank; e.g. gather(logits, 1, labels [N,1]) picks each row's class.
+/// with x's rank; e.g. gather(logits, 1, labels [N,1]) picks each row's class;
+/// dx = scatter_add(zeros, axis, index, dy).
 Tensor gather(const Tensor& x, std::int64_t axis, const Tensor& indices);
+/// y = x; y[i][index[i][j]] += source[i][j] (for axis 1; likewise for any axis),
+/// index as gather's and source of index's shape; dx = dy, dsource = gather(dy, axis, index).
+Tensor scatter_add(const Tensor& x, std::int64_t axis, const Tensor& indices, const Tensor& source);
+
+// The ops below return several tensors from one node: backward gathers the
+// pieces' gradients once (zeros for pieces that got none), so taking all T
+// steps out of a [T, ...] tensor costs O(numel) in backward, where a slice
+// per step costs O(T x numel).
+
+/// The entries of x along `axis`, that axis removed: y_k = x[.., k, ..];
+/// dx = stack(dy_k, axis). An axis of extent 0 gives no tensors.
+std::vector<Tensor> unbind(const Tensor& x, std::int64_t axis = 0);
+/// Consecutive pieces of sizes[k] entries along `axis` (the sizes must add up
+/// to its extent); dx = concat(dy_k, axis).
+std::vector<Tensor> split(const Tensor& x, const std::vector<std::int64_t>& sizes, std::int64_t axis = 0);
+/// Consecutive pieces of `size` entries along `axis`, the last shorter when
+/// size does not divide the extent (one empty piece for an empty axis); as
+/// PyTorch. A braced one-element list, split(x, {n}), picks this overload.
+std::vector<Tensor> split(const Tensor& x, std::int64_t size, std::int64_t axis = 0);
+/// split(x, ⌈n / chunks⌉, axis): at most `chunks` pieces, fewer when the
+/// extent n is not large enough to fill them (chunk of 5 into 4 gives 2, 2, 1), as PyTorch.
+std::vector<Tensor> chunk(const Tensor& x, std::int64_t chunks, std::int64_t axis = 0);
 
 }  // namespace tapegrad
