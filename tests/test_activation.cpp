@@ -411,3 +411,169 @@ TEST_CASE("activation errors name the op and the values", "[activation][errors]"
   REQUIRE_THROWS_MESSAGE(soft_exponential(x, scalar(1, DType::Float64)), std::invalid_argument,
                          "soft_exponential: dtype mismatch: float32 [2x3] and float64 [] (convert one with .to())");
 }
+
+// ---------------------------------------------------------------- second order
+
+namespace {
+
+void require_gradgradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs, GradcheckOptions options = {}) {
+  const GradcheckResult result = gradgradcheck(f, inputs, options);
+  INFO(result.message);
+  REQUIRE(result.passed);
+}
+
+// d²/dx² Σ f(x) elementwise, by two grad() calls (the first recorded).
+Tensor second_derivative_of(const std::function<Tensor(const Tensor&)>& f, const Tensor& x) {
+  const Tensor first = grad({sum(f(x))}, {x}, {}, {.create_graph = true})[0];
+  return grad({sum(first)}, {x})[0];
+}
+
+}  // namespace
+
+TEST_CASE("smooth activations are gradgrad-checked in float64", "[activation][gradcheck][higher_order]") {
+  manual_seed(31);
+  Tensor x = random_input({3, 4}, -2.0, 2.0);
+  require_gradgradcheck([](auto& in) { return sigmoid(in[0]); }, {x});
+  require_gradgradcheck([](auto& in) { return tanh(in[0]); }, {x});
+  require_gradgradcheck([](auto& in) { return softplus(in[0]); }, {x});
+  require_gradgradcheck([](auto& in) { return arctan(in[0]); }, {x});
+  require_gradgradcheck([](auto& in) { return sin(in[0]); }, {x});
+  require_gradgradcheck([](auto& in) { return cos(in[0]); }, {x});
+  require_gradgradcheck([](auto& in) { return sinc(in[0]); }, {x});
+  require_gradgradcheck([](auto& in) { return gaussian(in[0]); }, {x});
+  require_gradgradcheck([](auto& in) { return bent_identity(in[0]); }, {x});
+  // identity is linear: squared, so that its recorded dy is checked.
+  require_gradgradcheck([](auto& in) { return identity(in[0]) * identity(in[0]); }, {x});
+  require_gradgradcheck([](auto& in) { return sigmoid(tanh(in[0]) * 3.0) + softplus(sin(in[0])); }, {x});
+}
+
+TEST_CASE("the lecture's second derivatives hold: σ'' = σ'(1 - 2σ), tanh'' = -2 tanh · tanh'", "[activation][higher_order]") {
+  Tensor x = leaf({-2.5, -0.3, 0.0, 0.8, 3.0});
+  const std::vector<double> s2 = second_derivative_of([](const Tensor& t) { return sigmoid(t); }, x).to_vector();
+  const std::vector<double> t2 = second_derivative_of([](const Tensor& t) { return tanh(t); }, x).to_vector();
+  const std::vector<double> sp2 = second_derivative_of([](const Tensor& t) { return softplus(t); }, x).to_vector();
+  for (std::int64_t i = 0; i < x.numel(); ++i) {
+    const double v = x.at({i}), s = sigma(v), t = std::tanh(v);
+    INFO("x = " << v);
+    CHECK(s2[i] == Approx(s * (1 - s) * (1 - 2 * s)).margin(1e-14));
+    CHECK(t2[i] == Approx(-2 * t * (1 - t * t)).margin(1e-14));
+    CHECK(sp2[i] == Approx(s * (1 - s)).margin(1e-14));  // softplus'' = σ'
+  }
+}
+
+TEST_CASE("sinc's second derivative is accurate through 0", "[activation][gradcheck][higher_order]") {
+  // sinc'' = -sinc - 2 sinc'/x away from 0 (-1/3 + x²/10 near it); the
+  // points cover both branches of the series behind the Tensor form (x² < 4 and >= 4).
+  Tensor x = leaf({-3.0, -1e-3, 0, 2e-4, 0.05, 0.3, 1.9, 2.1, 5.0});
+  const std::vector<double> d2 = second_derivative_of([](const Tensor& t) { return sinc(t); }, x).to_vector();
+  for (std::int64_t i = 0; i < x.numel(); ++i) {
+    const double v = x.at({i});
+    INFO("x = " << v);
+    double expected = -1.0 / 3 + v * v / 10 - v * v * v * v / 168;
+    if (std::abs(v) > 0.1) {
+      const double sinc_v = std::sin(v) / v, d1 = std::cos(v) / v - std::sin(v) / (v * v);
+      expected = -sinc_v - 2 * d1 / v;
+    }
+    CHECK(d2[i] == Approx(expected).margin(1e-13));
+  }
+  CHECK(d2[2] == Approx(-1.0 / 3).epsilon(1e-15));
+  require_gradgradcheck([](auto& in) { return sinc(in[0]); }, {x});
+  // Third order through 0: sinc''' = x/5 - ... is 0 there, and ≈ x/5 near it.
+  Tensor near = leaf({-1e-2, 0, 1e-2});
+  const Tensor g1 = grad({sum(sinc(near))}, {near}, {}, {.create_graph = true})[0];
+  const Tensor g2 = grad({sum(g1)}, {near}, {}, {.create_graph = true})[0];
+  const std::vector<double> g3 = grad({sum(g2)}, {near})[0].to_vector();
+  CHECK(g3[0] == Approx(-1e-2 / 5).epsilon(1e-4));
+  CHECK(g3[1] == 0);
+  CHECK(g3[2] == Approx(1e-2 / 5).epsilon(1e-4));
+}
+
+TEST_CASE("piecewise activations are gradgrad-checked in compositions, away from their kinks",
+          "[activation][gradcheck][higher_order]") {
+  // Their own second derivative is 0 almost everywhere; in a composition
+  // the check verifies the recorded dy ⊙ mask (dy depends on x there).
+  Tensor x = off_kink_input();
+  require_gradgradcheck([](auto& in) { return relu(in[0]) * relu(in[0]); }, {x});
+  require_gradgradcheck([](auto& in) { return relu(in[0] * in[0] - 0.5) * in[0]; }, {x});
+  require_gradgradcheck([](auto& in) { return leaky_relu(in[0]) * leaky_relu(in[0]); }, {x});
+  require_gradgradcheck([](auto& in) { return leaky_relu(in[0] * in[0] - 0.5, 0.3) * in[0]; }, {x});
+  require_gradgradcheck([](auto& in) { return hard_tanh(in[0]) * in[0] * in[0]; }, {x});
+  require_gradgradcheck([](auto& in) { return hard_tanh(in[0] * in[0] - 0.5, -0.4, 1.2) * in[0]; }, {x});
+  // Zero-gradient steps: the product rule through them.
+  require_gradgradcheck([](auto& in) { return binary_step(in[0]) * in[0] * in[0]; }, {x});
+  require_gradgradcheck([](auto& in) { return sign(in[0]) * in[0] * in[0]; }, {x});
+  // Straight-through steps pass dy where |h| <= 1; their backward is not the
+  // derivative of their forward, so only a composition whose first-order
+  // gradient is mask · h'(x) is consistent: Σ ste(x³) has second derivative mask · 6x.
+  require_gradgradcheck([](auto& in) { return binary_step_ste(in[0] * in[0] * in[0]); }, {x});
+  require_gradgradcheck([](auto& in) { return sign_ste(in[0] * in[0] * in[0]); }, {x});
+}
+
+TEST_CASE("soft_exponential is gradgrad-checked in x and alpha", "[activation][gradcheck][higher_order]") {
+  manual_seed(32);
+  // d²y/dα² jumps at α = 0 (x³/3 from the right, 2x + 2x³/3 from the left),
+  // so α = 0 itself is checked by value below; these α reach both series
+  // branches of the Tensor form (|αx| < 1, |v| < 0.5) and the closed forms.
+  Tensor x = random_input({2, 3}, -1.0, 1.0);
+  for (double a : {-0.5, -0.05, -1e-3, 1e-3, 0.05, 0.7, 1.5}) {
+    for (bool vector_alpha : {false, true}) {
+      INFO("alpha = " << a << (vector_alpha ? " shape [1]" : " shape []"));
+      Tensor alpha = vector_alpha ? leaf({a}) : scalar_leaf(a);
+      require_gradgradcheck([](auto& in) { return soft_exponential(in[0], in[1]); }, {x, alpha});
+    }
+  }
+  // Large |αx| (the closed forms of φ and ψ) and a 0-d x.
+  Tensor wide = random_input({4}, 0.5, 3.0);
+  require_gradgradcheck([](auto& in) { return soft_exponential(in[0], in[1]); }, {wide, scalar_leaf(1.2)});
+  require_gradgradcheck([](auto& in) { return soft_exponential(in[0], in[1]); }, {wide, scalar_leaf(-0.2)});
+  require_gradgradcheck([](auto& in) { return soft_exponential(in[0], in[1]); }, {scalar_leaf(0.4), leaf({0.3})});
+}
+
+TEST_CASE("soft_exponential's second derivatives at alpha = 0 are the right-hand limits", "[activation][higher_order]") {
+  // α → 0⁺: d²y/dx² = α e^(αx) → 0, d²y/dx dα = (1 + αx) e^(αx) → 1 + ... wait: d/dα e^(αx) = x e^(αx) → x,
+  // d²y/dα² → x³/3.
+  Tensor x = leaf({-0.8, 0.0, 0.5, 1.3});
+  Tensor alpha = scalar_leaf(0.0);
+  const std::vector<Tensor> first = grad({sum(soft_exponential(x, alpha))}, {x, alpha}, {}, {.create_graph = true});
+  const std::vector<double> xx = grad({sum(first[0])}, {x}, {}, {.retain_graph = true})[0].to_vector();
+  const double xa = grad({sum(first[0])}, {alpha}, {}, {.retain_graph = true})[0].item();
+  const double aa = grad({first[1]}, {alpha})[0].item();
+  double sum_x = 0, sum_cubes = 0;
+  for (std::int64_t i = 0; i < x.numel(); ++i) {
+    CHECK(xx[i] == 0);
+    sum_x += x.at({i});
+    sum_cubes += x.at({i}) * x.at({i}) * x.at({i});
+  }
+  CHECK(xa == Approx(sum_x).epsilon(1e-14));
+  CHECK(aa == Approx(sum_cubes / 3).epsilon(1e-14));
+}
+
+TEST_CASE("softmax and log_softmax are gradgrad-checked on every axis", "[activation][softmax][gradcheck][higher_order]") {
+  manual_seed(33);
+  Tensor x = random_input({2, 3, 4}, -3.0, 3.0);
+  for (std::int64_t axis : {0, 1, 2, -1}) {
+    INFO("axis " << axis);
+    require_gradgradcheck([axis](auto& in) { return softmax(in[0], axis); }, {x});
+    require_gradgradcheck([axis](auto& in) { return log_softmax(in[0], axis); }, {x});
+  }
+  Tensor v = random_input({5});
+  require_gradgradcheck([](auto& in) { return softmax(in[0]) * in[0]; }, {v});
+  require_gradgradcheck([](auto& in) { return log_softmax(in[0] * in[0]); }, {v});
+}
+
+TEST_CASE("softmax's Hessian of a log-sum-exp is diag(p) - p pᵀ", "[activation][softmax][higher_order]") {
+  // Σ_j w_j log_softmax(z)_j with Σ w = 1 is z·w - lse(z): Hessian -(diag(p) - p pᵀ).
+  Tensor z = leaf({0.3, -1.2, 2.0});
+  const Tensor w = Tensor({0.2, 0.5, 0.3}, DType::Float64);
+  const Tensor g = grad({sum(log_softmax(z) * w)}, {z}, {}, {.create_graph = true})[0];
+  const std::vector<double> p = softmax(z.detach()).to_vector();
+  for (std::int64_t i = 0; i < 3; ++i) {
+    Tensor pick = zeros({3}, DType::Float64);
+    pick.data<double>()[i] = 1;
+    const std::vector<double> row = grad({sum(g * pick)}, {z}, {}, {.retain_graph = true})[0].to_vector();
+    for (std::size_t j = 0; j < 3; ++j) {
+      const double expected = -((static_cast<std::size_t>(i) == j ? p[j] : 0.0) - p[i] * p[j]);
+      CHECK(row[j] == Approx(expected).margin(1e-15));
+    }
+  }
+}

@@ -157,3 +157,112 @@ TEST_CASE("elementwise errors name the op and the shapes", "[elementwise][errors
   REQUIRE_THROWS_MESSAGE(clamp(a, 1, -1), std::invalid_argument, "clamp: needs low <= high, got low=1 high=-1");
   REQUIRE_THROWS_MESSAGE(add(a, Tensor()), std::invalid_argument, "add: got an undefined tensor");
 }
+
+// ---------------------------------------------------------------- second order
+
+namespace {
+
+void require_gradgradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs, GradcheckOptions options = {}) {
+  const GradcheckResult result = gradgradcheck(f, inputs, options);
+  INFO(result.message);
+  REQUIRE(result.passed);
+}
+
+}  // namespace
+
+TEST_CASE("binary ops are gradgrad-checked, including broadcasting", "[elementwise][gradcheck][higher_order]") {
+  manual_seed(21);
+  const std::vector<std::pair<Shape, Shape>> cases = {
+      {{3, 4}, {3, 4}}, {{3, 4}, {4}}, {{3, 1}, {1, 4}}, {{2, 3, 4}, {3, 1}}, {{}, {2, 3}}, {{2, 3}, {}}};
+  for (const auto& [sa, sb] : cases) {
+    INFO("shapes " << sa.str() << " and " << sb.str());
+    Tensor a = random_input(sa, 0.5, 2.0);
+    Tensor b = random_input(sb, 0.5, 2.0);
+    // Nonlinear on their own.
+    require_gradgradcheck([](auto& in) { return mul(in[0], in[1]); }, {a, b});
+    require_gradgradcheck([](auto& in) { return div(in[0], in[1]); }, {a, b});
+    require_gradgradcheck([](auto& in) { return pow(in[0], in[1]); }, {a, b});
+    // add and sub are linear and maximum/minimum piecewise linear: their
+    // second derivatives are 0, so each is squared, which checks that their
+    // backward records dy (a function of the inputs there), and the mask.
+    for (auto op : {add, sub, maximum, minimum}) {
+      require_gradgradcheck(
+          [op](auto& in) {
+            const Tensor y = op(in[0], in[1]);
+            return y * y;
+          },
+          {a, b});
+    }
+    require_gradgradcheck([](auto& in) { return maximum(in[0] * in[0], in[1]) * in[1]; }, {a, b});
+    require_gradgradcheck([](auto& in) { return minimum(in[0], in[1] * in[1]) * in[0]; }, {a, b});
+  }
+}
+
+TEST_CASE("tensor-scalar and scalar-tensor forms are gradgrad-checked", "[elementwise][gradcheck][higher_order]") {
+  manual_seed(22);
+  Tensor x = random_input({2, 3}, 0.5, 2.0);
+  require_gradgradcheck([](auto& in) { return 2.0 / in[0]; }, {x});
+  // The linear forms, squared (their own second derivative is 0).
+  require_gradgradcheck([](auto& in) { return (in[0] + 3.0) * (in[0] + 3.0); }, {x});
+  require_gradgradcheck([](auto& in) { return (3.0 - in[0]) * (3.0 - in[0]); }, {x});
+  require_gradgradcheck([](auto& in) { return (in[0] - 0.5) * (in[0] * 2.5); }, {x});
+  require_gradgradcheck([](auto& in) { return (in[0] / 4.0) * (-in[0]); }, {x});
+  require_gradgradcheck([](auto& in) { return neg(in[0]) * exp(in[0]); }, {x});
+}
+
+TEST_CASE("unary math ops are gradgrad-checked", "[elementwise][gradcheck][higher_order]") {
+  manual_seed(23);
+  Tensor positive = random_input({3, 4}, 0.2, 3.0);
+  Tensor any = random_input({3, 4}, -2.0, 2.0);
+  require_gradgradcheck([](auto& in) { return exp(in[0]); }, {any});
+  require_gradgradcheck([](auto& in) { return log(in[0]); }, {positive});
+  require_gradgradcheck([](auto& in) { return sqrt(in[0]); }, {positive});
+  require_gradgradcheck([](auto& in) { return pow(in[0], 3.0); }, {any});
+  require_gradgradcheck([](auto& in) { return pow(in[0], -1.5); }, {positive});
+  require_gradgradcheck([](auto& in) { return pow(in[0], 0.5); }, {positive});
+  // Piecewise linear: |x|·|x| = x² and the clamp window times x² check the
+  // recorded dy ⊙ mask.
+  require_gradgradcheck([](auto& in) { return abs(in[0]) * abs(in[0]); }, {any});
+  require_gradgradcheck([](auto& in) { return abs(in[0]) * in[0]; }, {any});
+  require_gradgradcheck([](auto& in) { return clamp(in[0], -1.0, 1.0) * in[0] * in[0]; }, {any});
+  require_gradgradcheck([](auto& in) { return clamp(in[0] * in[0], 0.5, 2.0); }, {any});
+  // A constant exponent of 0: y = 1, every derivative 0, the only possible answer.
+  GradcheckOptions zero_ok;
+  zero_ok.allow_all_zero = true;
+  require_gradgradcheck([](auto& in) { return pow(in[0], 0.0); }, {positive}, zero_ok);
+}
+
+TEST_CASE("pow(a, b)'s second derivatives are exact and finite at its branch points", "[elementwise][higher_order]") {
+  // ∂²(a^b)/∂a∂b = a^(b-1)(1 + b ln a): at b = 0 that is 1/a, which the
+  // branch da = 0 at b = 0 must not lose.
+  Tensor a = leaf({0.5, 2.0, 3.0});
+  Tensor b = leaf({0.0, 1.5, -0.5});
+  const std::vector<Tensor> first = grad({sum(pow(a, b))}, {a, b}, {}, {.create_graph = true});
+  const Tensor mixed = grad({sum(first[0])}, {b}, {}, {.retain_graph = true})[0];
+  const Tensor second_a = grad({sum(first[0])}, {a}, {}, {.retain_graph = true})[0];
+  const Tensor second_b = grad({sum(first[1])}, {b})[0];
+  for (std::int64_t i = 0; i < 3; ++i) {
+    const double av = a.at({i}), bv = b.at({i});
+    INFO("a = " << av << ", b = " << bv);
+    CHECK(first[0].at({i}) == Approx(bv * std::pow(av, bv - 1)).epsilon(1e-12));
+    CHECK(first[1].at({i}) == Approx(std::pow(av, bv) * std::log(av)).epsilon(1e-12));
+    CHECK(mixed.at({i}) == Approx(std::pow(av, bv - 1) * (1 + bv * std::log(av))).epsilon(1e-12));
+    CHECK(second_a.at({i}) == Approx(bv * (bv - 1) * std::pow(av, bv - 2)).margin(1e-12));
+    CHECK(second_b.at({i}) == Approx(std::pow(av, bv) * std::log(av) * std::log(av)).epsilon(1e-12));
+  }
+  // At a = 0 the first derivatives keep their documented values (db = 0, and
+  // da = 0 at b = 0), and a create-graph pass and the one after it stay free
+  // of NaN, where a naive form would multiply 0 by ln 0 or by 0^-1.
+  Tensor a0 = leaf({0.0, 0.0, 0.0});
+  Tensor b0 = leaf({0.0, 2.0, 1.0});
+  const std::vector<Tensor> at_zero = grad({sum(pow(a0, b0))}, {a0, b0}, {}, {.create_graph = true});
+  CHECK(at_zero[0].to_vector() == std::vector<double>{0, 0, 1});
+  CHECK(at_zero[1].to_vector() == std::vector<double>{0, 0, 0});
+  const std::vector<Tensor> beyond = grad({sum(at_zero[0]) + sum(at_zero[1])}, {a0, b0});
+  for (const Tensor& t : beyond) {
+    for (double v : t.to_vector()) CHECK(std::isfinite(v));
+  }
+  // d/da of da = b(b - 1)a^(b-2): 2 at (0, 2), 0 at (0, 1).
+  CHECK(beyond[0].at({1}) == 2);
+  CHECK(beyond[0].at({2}) == 0);
+}

@@ -411,3 +411,125 @@ TEST_CASE("loss errors name the op, the shapes and the bad values", "[loss][erro
   REQUIRE_THROWS_MESSAGE(bce_with_logits(zeros({2}), from_indices({0, 1}, {2})), std::invalid_argument,
                          "bce_with_logits: dtype mismatch: float32 [2] and int64 [2] (convert one with .to())");
 }
+
+// ---------------------------------------------------------------- second order
+
+namespace {
+
+void require_gradgradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs, GradcheckOptions options = {}) {
+  const GradcheckResult result = gradgradcheck(f, inputs, options);
+  INFO(result.message);
+  REQUIRE(result.passed);
+}
+
+}  // namespace
+
+TEST_CASE("every loss is gradgrad-checked under every reduction, targets included", "[loss][gradcheck][higher_order]") {
+  manual_seed(41);
+  Tensor logits = random_input({4, 5}, -3.0, 3.0);
+  Tensor labels = from_indices({3, 0, 4, 1}, {4});
+  Tensor soft = random_distribution(4, 5).detach().requires_grad_();
+  Tensor unnormalised = random_input({4, 5}, 0.0, 1.0);
+  Tensor vector_logits = random_input({6}, -2.0, 2.0);
+  Tensor one_label = from_indices({4}, {});
+  Tensor vector_soft = random_input({6}, 0.0, 1.0);
+  Tensor prediction = random_input({3, 4}, -2.0, 2.0);
+  Tensor target = random_input({3, 4}, -2.0, 2.0);
+  Tensor probs = random_input({3, 4}, 0.05, 0.95);
+  Tensor bits = random_input({3, 4}, 0.0, 1.0);
+  Tensor z = random_input({3, 4}, -4.0, 4.0);
+  for (Reduction r : kReductions) {
+    INFO("reduction " << reduction_name(r));
+    require_gradgradcheck([&](auto& in) { return cross_entropy(in[0], labels, r); }, {logits});
+    require_gradgradcheck([&](auto& in) { return cross_entropy(in[0], in[1], r); }, {logits, soft});
+    require_gradgradcheck([&](auto& in) { return cross_entropy(in[0], in[1], r); }, {logits, unnormalised});
+    require_gradgradcheck([&](auto& in) { return cross_entropy(in[0], one_label, r); }, {vector_logits});
+    require_gradgradcheck([&](auto& in) { return cross_entropy(in[0], in[1], r); }, {vector_logits, vector_soft});
+    // nll_loss is linear in the log-probabilities: zero is its only second
+    // derivative. Behind log_softmax it is cross_entropy, and not zero.
+    GradcheckOptions zero_ok;
+    zero_ok.allow_all_zero = true;
+    require_gradgradcheck([&](auto& in) { return nll_loss(in[0], labels, r); }, {logits}, zero_ok);
+    require_gradgradcheck([&](auto& in) { return nll_loss(log_softmax(in[0], 1), labels, r); }, {logits});
+    require_gradgradcheck([&](auto& in) { return nll_loss(log_softmax(in[0]), one_label, r); }, {vector_logits});
+    require_gradgradcheck([&](auto& in) { return mse_loss(in[0], in[1], r); }, {prediction, target});
+    require_gradgradcheck([&](auto& in) { return binary_cross_entropy(in[0], in[1], r); }, {probs, bits});
+    require_gradgradcheck([&](auto& in) { return bce_with_logits(in[0], in[1], r); }, {z, bits});
+  }
+  require_gradgradcheck([](auto& in) { return sse_loss(in[0], in[1]); }, {prediction, target});
+}
+
+TEST_CASE("losses inside other ops are gradgrad-checked: the recorded output gradient", "[loss][gradcheck][higher_order]") {
+  // loss² makes the gradient reaching the loss depend on the inputs.
+  manual_seed(42);
+  Tensor logits = random_input({3, 4}, -2.0, 2.0);
+  Tensor labels = from_indices({1, 3, 0}, {3});
+  Tensor soft = random_distribution(3, 4).detach().requires_grad_();
+  Tensor prediction = random_input({3, 4}, -2.0, 2.0);
+  Tensor target = random_input({3, 4}, -2.0, 2.0);
+  Tensor probs = random_input({3, 4}, 0.05, 0.95);
+  Tensor bits = random_input({3, 4}, 0.0, 1.0);
+  auto squared = [](const Tensor& loss) { return loss * loss; };
+  for (Reduction r : kReductions) {
+    INFO("reduction " << reduction_name(r));
+    require_gradgradcheck([&](auto& in) { return squared(cross_entropy(tanh(in[0]) * 3.0, labels, r)); }, {logits});
+    require_gradgradcheck([&](auto& in) { return squared(cross_entropy(in[0], in[1], r)); }, {logits, soft});
+    require_gradgradcheck([&](auto& in) { return squared(nll_loss(in[0], labels, r)); }, {logits});
+    require_gradgradcheck([&](auto& in) { return squared(mse_loss(in[0], in[1], r)); }, {prediction, target});
+    require_gradgradcheck([&](auto& in) { return squared(binary_cross_entropy(in[0], in[1], r)); }, {probs, bits});
+    require_gradgradcheck([&](auto& in) { return squared(bce_with_logits(in[0], in[1], r)); }, {prediction, bits});
+  }
+}
+
+TEST_CASE("cross_entropy's Hessian in the logits is (diag(p) - p pᵀ) / N", "[loss][higher_order]") {
+  Tensor z = leaf({{0.3, -1.2, 2.0}, {1.0, 0.5, -0.5}});
+  Tensor labels = from_indices({2, 0}, {2});
+  const Tensor g = grad({cross_entropy(z, labels)}, {z}, {}, {.create_graph = true})[0];
+  const std::vector<double> p = softmax(z.detach()).to_vector();
+  for (std::int64_t n = 0; n < 2; ++n) {
+    for (std::int64_t i = 0; i < 3; ++i) {
+      Tensor pick = zeros({2, 3}, DType::Float64);
+      pick.data<double>()[n * 3 + i] = 1;
+      const std::vector<double> row = grad({sum(g * pick)}, {z}, {}, {.retain_graph = true})[0].to_vector();
+      for (std::int64_t m = 0; m < 2; ++m) {
+        for (std::int64_t j = 0; j < 3; ++j) {
+          const double pi = p[n * 3 + i], pj = p[m * 3 + j];
+          const double expected = m != n ? 0.0 : ((i == j ? pi : 0.0) - pi * pj) / 2;
+          INFO("d²/dz[" << n << "," << i << "] dz[" << m << "," << j << "]");
+          CHECK(row[m * 3 + j] == Approx(expected).margin(1e-15));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("second-order loss gradients stay finite for extreme inputs", "[loss][stability][higher_order]") {
+  // Logits of ±1000: softmax and sigmoid are the stable ops in the create
+  // path too, so the Hessian p(1 - p) underflows to 0 instead of NaN.
+  Tensor z = leaf({{1000.0, -1000.0, 0.0}, {-1000.0, 1000.0, 999.0}});
+  Tensor labels = from_indices({0, 2}, {2});
+  const Tensor g = grad({cross_entropy(z, labels)}, {z}, {}, {.create_graph = true})[0];
+  CHECK(all_finite(g));
+  CHECK(all_finite(grad({sum(g * g)}, {z})[0]));
+  Tensor zb = leaf({1000.0, -1000.0, 0.0});
+  Tensor yb = leaf({1.0, 0.0, 0.5});
+  const std::vector<Tensor> gb = grad({bce_with_logits(zb, yb, Reduction::Sum)}, {zb, yb}, {}, {.create_graph = true});
+  check_close(gb[0], {0.0, 0.0, 0.0});
+  const std::vector<Tensor> hb = grad({sum(gb[0])}, {zb, yb});
+  check_close(hb[0], {0.0, 0.0, 0.25});
+  check_close(hb[1], {-1.0, -1.0, -1.0});
+  // binary_cross_entropy at p = 0 and 1: the create path gives the fused
+  // path's gradients (a clamped log's term dropped), then finite second ones.
+  Tensor p = leaf({0.0, 1.0, 0.25});
+  Tensor y = leaf({0.3, 0.6, 1.0});
+  const std::vector<Tensor> fused = grad({binary_cross_entropy(p, y, Reduction::Sum)}, {p, y});
+  const std::vector<Tensor> recorded =
+      grad({binary_cross_entropy(p, y, Reduction::Sum)}, {p, y}, {}, {.create_graph = true});
+  check_close(recorded[0], fused[0].to_vector());
+  check_close(recorded[1], fused[1].to_vector());
+  const std::vector<Tensor> second = grad({sum(recorded[0]) + sum(recorded[1])}, {p, y});
+  CHECK(all_finite(second[0]));
+  CHECK(all_finite(second[1]));
+  // At p = 0.25, y = 1: d²/dp² = y/p² = 16, d²/dp dy = -1/p - 1/(1 - p), twice (both sums).
+  CHECK(second[0].at({2}) == Approx(16 + (-1 / 0.25 - 1 / 0.75)).epsilon(1e-12));
+}

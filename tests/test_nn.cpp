@@ -705,3 +705,78 @@ TEST_CASE("functional_call runs a model on other parameters and restores its own
   CHECK(layer->weight().same(own_weight));
   REQUIRE_THROWS_MESSAGE(layer->parameter("gamma"), std::invalid_argument, "Linear(3 -> 2): has no parameter 'gamma'");
 }
+
+// --- second order ---
+
+namespace {
+
+void require_gradgradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs, GradcheckOptions options = {}) {
+  const GradcheckResult result = gradgradcheck(f, inputs, options);
+  INFO(result.message);
+  REQUIRE(result.passed);
+}
+
+}  // namespace
+
+TEST_CASE("dropout with a fixed mask is gradgrad-checked", "[nn][dropout][gradcheck][higher_order]") {
+  manual_seed(51);
+  const Tensor mask = dropout_mask({4, 5}, 0.4, DType::Float64);
+  Tensor x = random_input({4, 5});
+  // x ⊙ mask is linear in x: in compositions, so that the recorded dy ⊙ mask is checked.
+  require_gradgradcheck([&](auto& in) { return dropout(in[0], mask) * in[0]; }, {x});
+  require_gradgradcheck([&](auto& in) { return dropout(tanh(in[0]), mask); }, {x});
+  // d²/dx² Σ dropout(x)² = 2 mask² exactly.
+  const Tensor d = dropout(x, mask);
+  const Tensor g = grad({sum(d * d)}, {x}, {}, {.create_graph = true})[0];
+  const std::vector<double> h = grad({sum(g)}, {x})[0].to_vector();
+  const std::vector<double> m = mask.to_vector();
+  for (std::size_t i = 0; i < m.size(); ++i) CHECK(h[i] == 2 * m[i] * m[i]);
+}
+
+TEST_CASE("batch_norm is gradgrad-checked in training and evaluation", "[nn][batchnorm][gradcheck][higher_order]") {
+  manual_seed(52);
+  for (const Shape& shape : {Shape{6, 3}, Shape{4, 3, 5}}) {
+    INFO("input " << shape.str());
+    Tensor x = random_input(shape);
+    Tensor gamma = random_input({3}, 0.5, 1.5);
+    Tensor beta = random_input({3});
+    const Tensor rm = Tensor({0.3, -0.2, 1.0}, DType::Float64);
+    const Tensor rv = Tensor({0.5, 2.0, 1.2}, DType::Float64);
+    // Training: μ_B and σ²_B depend on x, so y is nonlinear in x (and bilinear in γ, x).
+    require_gradgradcheck([](auto& in) { return batch_norm(in[0], Tensor(), Tensor(), in[1], in[2], true); },
+                          {x, gamma, beta});
+    require_gradgradcheck([](auto& in) { return batch_norm(in[0], Tensor(), Tensor(), Tensor(), Tensor(), true); }, {x});
+    // The running statistics are updated in place and do not change the training output.
+    Tensor rm_live = rm.clone(), rv_live = rv.clone();
+    require_gradgradcheck([&](auto& in) { return batch_norm(in[0], rm_live, rv_live, in[1], in[2], true); },
+                          {x, gamma, beta});
+    // Evaluation: fixed statistics; y is bilinear in (γ, x). Without γ it is
+    // linear in x, so it is checked behind tanh.
+    require_gradgradcheck([&](auto& in) { return batch_norm(in[0], rm, rv, in[1], in[2], false); }, {x, gamma, beta});
+    require_gradgradcheck([&](auto& in) { return tanh(batch_norm(in[0], rm, rv, Tensor(), Tensor(), false)); }, {x});
+    // A gradient reaching batch_norm that depends on the inputs.
+    require_gradgradcheck(
+        [](auto& in) {
+          const Tensor y = batch_norm(in[0], Tensor(), Tensor(), in[1], in[2], true);
+          return y * y * in[0];
+        },
+        {x, gamma, beta});
+  }
+}
+
+TEST_CASE("BatchNorm1d's create-graph gradients equal its fused ones", "[nn][batchnorm][higher_order]") {
+  manual_seed(53);
+  Tensor x = random_input({5, 3, 2});
+  Tensor gamma = random_input({3}, 0.5, 1.5);
+  Tensor beta = random_input({3});
+  const Tensor w = randn({5, 3, 2}, DType::Float64);
+  for (bool training : {true, false}) {
+    INFO((training ? "training" : "evaluation"));
+    const Tensor rm = Tensor({0.3, -0.2, 1.0}, DType::Float64);
+    const Tensor rv = Tensor({0.5, 2.0, 1.2}, DType::Float64);
+    auto loss = [&] { return sum(batch_norm(x, training ? Tensor() : rm, training ? Tensor() : rv, gamma, beta, training) * w); };
+    const std::vector<Tensor> fused = grad({loss()}, {x, gamma, beta});
+    const std::vector<Tensor> recorded = grad({loss()}, {x, gamma, beta}, {}, {.create_graph = true});
+    for (std::size_t k = 0; k < 3; ++k) check_close(recorded[k], fused[k], 1e-12);
+  }
+}

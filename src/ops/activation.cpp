@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "ops/pointwise.hpp"
+#include "tapegrad/ops/reduce.hpp"
 
 namespace tapegrad {
 
@@ -99,10 +100,54 @@ Tensor cos(const Tensor& x) {
       });
 }
 
+namespace {
+
+// c_n(t) = Σ_{k≥0} (-t)^k / (2k + n)! for t = x² >= 0: c_0(x²) = cos x,
+// c_1(x²) = sinc x, and sinc'(x) = -x (c_2(x²) - c_3(x²)), a form with no
+// cancellation at 0. Its derivative needs no division either,
+// c_n'(t) = -(c_{n+1}(t) - n c_{n+2}(t)) / 2, so the family carries sinc
+// to any order.
+double sinc_series_value(double t, int n) {
+  if (t < 4) {  // the series: the 20th term is below 4^20 / 40!, 1e-35
+    double factorial = 1;
+    for (int k = 2; k <= n; ++k) factorial *= k;
+    double term = 1 / factorial;
+    double total = 0;
+    for (int k = 0; k < 20; ++k) {
+      total += term;
+      term *= -t / ((2.0 * k + n + 1) * (2.0 * k + n + 2));
+    }
+    return total;
+  }
+  // Upward from c_0, c_1 by c_m = (1/(m-2)! - c_{m-2}) / t: with t >= 4
+  // the subtraction loses at most a digit for the orders used.
+  const double x = std::sqrt(t);
+  double even = std::cos(x), odd = std::sin(x) / x;  // c_m for the parity of n, from m = 0 or 1
+  double factorial = 1;                               // (m - 2)! for the next m
+  for (int m = 2; m <= n; ++m) {
+    if (m > 2) factorial *= m - 2;
+    double& c = (m % 2 == 0) ? even : odd;
+    c = (1 / factorial - c) / t;
+  }
+  return n % 2 == 0 ? even : odd;
+}
+
+Tensor sinc_series(const Tensor& t, int n);
+double sinc_series_of(double t, int n) { return sinc_series_value(t, n); }
+Tensor sinc_series_of(const Tensor& t, int n) { return sinc_series(t, n); }
+
+Tensor sinc_series(const Tensor& t, int n) {
+  return unary_pointwise(
+      t, {"sinc_series", "y = Σ_k (-t)^k / (2k + n)!"}, [n](auto v) { return sinc_series_value(v, n); },
+      [n](auto v, auto) { return -(sinc_series_of(v, n + 1) - n * sinc_series_of(v, n + 2)) / 2; });
+}
+
+}  // namespace
+
 Tensor sinc(const Tensor& x) {
   return unary_pointwise(
       x, {"sinc", "y = sin x / x"}, [](auto v) { return v == 0 ? decltype(v)(1) : std::sin(v) / v; },
-      detail::first_order_only([](auto v, auto) {
+      detail::with_tensor_form([](auto v, auto) {
         // cos x / x - sin x / x² subtracts two terms of size 1/x to get
         // about -x/3: near 0 use the Taylor series -x/3 + x³/30 - x⁵/840 +
         // x⁷/45360 instead (next term x⁹/3991680, below 1e-15 relative at 0.1).
@@ -112,6 +157,10 @@ Tensor sinc(const Tensor& x) {
           return t * (-1.0 / 3 + t2 * (1.0 / 30 + t2 * (-1.0 / 840 + t2 / 45360)));
         }
         return std::cos(t) / t - std::sin(t) / (t * t);
+      },
+      [](const Tensor& v, const Tensor&) {
+        const Tensor t = v * v;
+        return -v * (sinc_series(t, 2) - sinc_series(t, 3));
       }));
 }
 
@@ -165,6 +214,70 @@ double softexp_log_factor(double v) {
   return total;
 }
 
+// The same factors on Tensors, for a create-graph pass, through two
+// families whose derivatives stay in the family without a division (so
+// without a cancellation at 0), to any order:
+//   φ_n(u) = Σ_{k≥0} u^k / (k + n)!,  φ_0 = e^u,  G = φ_1 - φ_2,
+//            φ_n' = φ_n - n φ_{n+1};
+//   ψ_n(v) = Σ_{k≥0} (-v)^k / (k + n) (n >= 1),  L = 1/(1 + v) - ψ_2,
+//            ψ_n' = n ψ_{n+1} - 1/(1 + v).
+double softexp_phi_value(double u, int n) {
+  if (std::abs(u) < 1) {  // the series: the 25th term is below 1/25!, 6e-26
+    double factorial = 1;
+    for (int k = 2; k <= n; ++k) factorial *= k;
+    double term = 1 / factorial;
+    double total = 0;
+    for (int k = 0; k < 25; ++k) {
+      total += term;
+      term *= u / (k + n + 1);
+    }
+    return total;
+  }
+  // Upward from e^u by φ_m = (φ_{m-1} - 1/(m-1)!) / u, |u| >= 1.
+  double value = std::exp(u);
+  double factorial = 1;  // (m - 1)!
+  for (int m = 1; m <= n; ++m) {
+    if (m > 1) factorial *= m - 1;
+    value = (value - 1 / factorial) / u;
+  }
+  return value;
+}
+
+double softexp_psi_value(double v, int n) {
+  if (std::abs(v) < 0.5) {  // the series: the 60th term is below 0.5^60, 1e-18
+    double power = 1;  // (-v)^k
+    double total = 0;
+    for (int k = 0; k < 60; ++k) {
+      total += power / (k + n);
+      power *= -v;
+    }
+    return total;
+  }
+  // Upward from ψ_1 = ln(1 + v)/v by ψ_m = (1/(m-1) - ψ_{m-1}) / v, |v| >= 0.5.
+  double value = std::log1p(v) / v;
+  for (int m = 2; m <= n; ++m) value = (1.0 / (m - 1) - value) / v;
+  return value;
+}
+
+Tensor softexp_phi(const Tensor& u, int n);
+Tensor softexp_psi(const Tensor& v, int n);
+double softexp_phi_of(double u, int n) { return softexp_phi_value(u, n); }
+Tensor softexp_phi_of(const Tensor& u, int n) { return softexp_phi(u, n); }
+double softexp_psi_of(double v, int n) { return softexp_psi_value(v, n); }
+Tensor softexp_psi_of(const Tensor& v, int n) { return softexp_psi(v, n); }
+
+Tensor softexp_phi(const Tensor& u, int n) {
+  return unary_pointwise(
+      u, {"soft_exponential_phi", "y = Σ_k u^k / (k + n)!"}, [n](auto v) { return softexp_phi_value(v, n); },
+      [n](auto v, auto) { return softexp_phi_of(v, n) - n * softexp_phi_of(v, n + 1); });
+}
+
+Tensor softexp_psi(const Tensor& v, int n) {
+  return unary_pointwise(
+      v, {"soft_exponential_psi", "y = Σ_k (-v)^k / (k + n)"}, [n](auto w) { return softexp_psi_value(w, n); },
+      [n](auto w, auto) { return n * softexp_psi_of(w, n + 1) - 1 / (1 + w); });
+}
+
 }  // namespace
 
 Tensor soft_exponential(const Tensor& x, const Tensor& alpha) {
@@ -196,7 +309,31 @@ Tensor soft_exponential(const Tensor& x, const Tensor& alpha) {
   constexpr OpInfo kInfo{kOp, "y = (e^(αx) - 1)/α + α | x | -ln(1 - α(x + α))/α"};
   if (!any_requires_grad({&x, &alpha})) return unrecorded(kInfo, y, {&x, &alpha});
   return record_op(kInfo, y, {&x, &alpha},
-                   [xs = saved(x), alpha_shape = alpha.shape(), a](const Tensor& g, InputGrads& grads) {
+                   [xs = saved(x), alpha_saved = saved(alpha), alpha_shape = alpha.shape(), a](const Tensor& g, InputGrads& grads) {
+                     if (grads.create_graph()) {
+                       // The same derivatives with ops, α as a recorded 0-d tensor; the
+                       // branch is fixed by α's sign at the forward. α = 0 takes the e^(αx)
+                       // side: y is C² in x and α there except d²y/dα², which jumps
+                       // (x³/3 from the right, 2x + 2x³/3 from the left); the right
+                       // side's value is used.
+                       const Tensor al = reshape(alpha_saved, std::vector<std::int64_t>{});
+                       Tensor dx, da;
+                       if (a >= 0) {
+                         const Tensor u = al * xs;
+                         dx = exp(u);
+                         da = xs * xs * (softexp_phi(u, 1) - softexp_phi(u, 2)) + 1.0;
+                       } else {
+                         const Tensor shifted = xs + al;
+                         const Tensor v = -(al * shifted);
+                         dx = 1.0 / (1.0 + v);
+                         da = shifted * shifted * (dx - softexp_psi(v, 2)) + dx;
+                       }
+                       if (grads.needs(0)) grads.add(0, g * dx);
+                       if (grads.needs(1)) {
+                         grads.add(1, reshape(sum(g * da), std::vector<std::int64_t>(alpha_shape.begin(), alpha_shape.end())));
+                       }
+                       return;
+                     }
                      const bool want_x = grads.needs(0);
                      const bool want_alpha = grads.needs(1);
                      Tensor gx = want_x ? empty(xs.shape(), xs.dtype()) : Tensor();

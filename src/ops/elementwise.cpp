@@ -43,12 +43,60 @@ Tensor neg(const Tensor& x) {
       x, {"neg", "y = -x"}, [](auto v) { return -v; }, [](auto, auto) { return -1.0; });
 }
 
+namespace {
+
+// 1 where `a` is 0 (and, with `b`, where both are: over the broadcast
+// shape), else 0. Constants: the branches of pow's derivatives sit on
+// these sets, which have no interior to differentiate.
+Tensor zero_mask(const Tensor& a) {
+  Tensor mask = empty(a.shape(), a.dtype());
+  detail::dispatch_float(a.dtype(), "pow", [&](auto tag) {
+    using T = decltype(tag);
+    const T* av = a.data<T>();
+    T* out = mask.data<T>();
+    for (std::int64_t i = 0; i < a.numel(); ++i) out[i] = av[i] == 0 ? T(1) : T(0);
+  });
+  return mask;
+}
+
+Tensor both_zero_mask(const Tensor& a, const Tensor& b) {
+  const Shape shape = broadcast_shapes(a.shape(), b.shape(), "pow");
+  Tensor mask = empty(shape, a.dtype());
+  detail::dispatch_float(a.dtype(), "pow", [&](auto tag) {
+    using T = decltype(tag);
+    const T* av = a.data<T>();
+    const T* bv = b.data<T>();
+    T* out = mask.data<T>();
+    detail::for_each_broadcast(a.shape(), b.shape(), shape, [&](std::int64_t ia, std::int64_t ib, std::int64_t io) {
+      out[io] = av[ia] == 0 && bv[ib] == 0 ? T(1) : T(0);
+    });
+  });
+  return mask;
+}
+
+}  // namespace
+
 Tensor pow(const Tensor& a, const Tensor& b) {
+  // The Tensor forms keep the number forms' values, with the branch points
+  // handled by constant masks and safe substitutes, so that no 0·∞ NaN
+  // appears where the number form has none:
+  //   da = b·a^(b-1), 0 where b = 0. Only b = 0 with a = 0 needs a branch
+  //     (0·0^-1): there the exponent becomes 0, so 0·a^0 = 0. Elsewhere at
+  //     b = 0 the product is already 0, and its b-derivative 1/a is kept.
+  //   db = a^b ln a, 0 where a = 0: ln sees 1 there instead of 0, and the
+  //     term is multiplied by the constant mask of a ≠ 0.
   return binary_pointwise(
       a, b, {"pow", "y = a ^ b"}, [](auto x, auto p) { return std::pow(x, p); },
-      detail::first_order_only([](auto x, auto p, auto) { return p == 0 ? 0 * x : p * std::pow(x, p - 1); }),
+      detail::with_tensor_form([](auto x, auto p, auto) { return p == 0 ? 0 * x : p * std::pow(x, p - 1); },
+                               [](const Tensor& x, const Tensor& p, const Tensor&) {
+                                 return p * pow(x, p - 1.0 + both_zero_mask(x, p));
+                               }),
       // d(a^b)/db = a^b ln a; at a = 0 the limit from the right is 0 for b > 0.
-      detail::first_order_only([](auto x, auto, auto y) { return x == 0 ? 0 * x : y * std::log(x); }));
+      detail::with_tensor_form([](auto x, auto, auto y) { return x == 0 ? 0 * x : y * std::log(x); },
+                               [](const Tensor& x, const Tensor&, const Tensor& y) {
+                                 const Tensor at_zero = zero_mask(x);
+                                 return y * log(x + at_zero) * (1.0 - at_zero);
+                               }));
 }
 
 Tensor pow(const Tensor& x, double exponent) {

@@ -3,6 +3,11 @@
 // gradient in one pass. Fusing is what keeps cross_entropy, BCE and
 // BCE-with-logits finite for extreme inputs; the composed forms would
 // take the log of an underflowed probability.
+//
+// In a create-graph pass each backward computes the same gradient with
+// differentiable ops instead (softmax, sigmoid, log_softmax: the stable ops),
+// so that it is recorded and differentiable again; the fused loops stay for
+// plain backward.
 #include "tapegrad/ops/loss.hpp"
 
 #include <algorithm>
@@ -11,6 +16,10 @@
 
 #include "core/dispatch.hpp"
 #include "tapegrad/autograd.hpp"
+#include "tapegrad/ops/activation.hpp"
+#include "tapegrad/ops/elementwise.hpp"
+#include "tapegrad/ops/reduce.hpp"
+#include "tapegrad/ops/shape_ops.hpp"
 
 namespace tapegrad {
 
@@ -48,6 +57,35 @@ class LossGrad {
   bool per_element_;
   double shared_ = 0;
 };
+
+// The same share as a Tensor, for a create-graph pass: dy for
+// Reduction::None, the one (0-d) dy for Sum, dy / count for Mean. It
+// broadcasts against the loss elements, and is recorded: in a second-order
+// pass dy itself depends on the inputs.
+Tensor loss_weight(const Tensor& grad, Reduction reduction, std::int64_t count) {
+  if (reduction == Reduction::Mean) return grad / static_cast<double>(count);
+  return grad;
+}
+
+// Per-sample weights against [N, C] scores: [N] → [N, 1] for Reduction::None.
+Tensor sample_weight(const Tensor& grad, Reduction reduction, std::int64_t samples, const Shape& scores) {
+  Tensor w = loss_weight(grad, reduction, samples);
+  return reduction == Reduction::None && scores.rank() == 2 ? unsqueeze(w, -1) : w;
+}
+
+// One-hot rows of the scores' shape and dtype for int64 class targets: a
+// constant (targets are not differentiable).
+Tensor one_hot_of(const Tensor& target, const Shape& scores, DType dtype) {
+  Tensor rows = zeros(scores, dtype);
+  const std::int64_t classes = scores.back();
+  dispatch_float(dtype, "one_hot", [&](auto tag) {
+    using T = decltype(tag);
+    T* out = rows.data<T>();
+    const std::int64_t* t = target.data<std::int64_t>();
+    for (std::int64_t n = 0; n < target.numel(); ++n) out[n * classes + t[n]] = T(1);
+  });
+  return rows;
+}
 
 // Elementwise losses take a target of exactly the input's shape and dtype:
 // broadcasting [N, 1] against [N] would silently build an [N, N] loss.
@@ -105,6 +143,12 @@ Tensor squared_error(const Tensor& prediction, const Tensor& target, Reduction r
       info, y, {&prediction, &target},
       [ps = saved(prediction), ts = saved(target), reduction, name = info.name](const Tensor& g, InputGrads& grads) {
         // d/dŷ (ŷ - y)² = 2(ŷ - y) = -d/dy.
+        if (grads.create_graph()) {
+          const Tensor gp = loss_weight(g, reduction, ps.numel()) * (2.0 * (ps - ts));
+          if (grads.needs(0)) grads.add(0, gp);
+          if (grads.needs(1)) grads.add(1, -gp);
+          return;
+        }
         Tensor gp = empty(ps.shape(), ps.dtype());
         dispatch_float(ps.dtype(), name, [&](auto tag) {
           using T = decltype(tag);
@@ -181,6 +225,17 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduc
   return record_op(info, result, {&logits, &target},
                    [zs = saved(logits), ts = saved(target), lse, indexed, reduction, samples, classes](
                        const Tensor& g, InputGrads& grads) {
+                     if (grads.create_graph()) {
+                       // The same gradients from the stable softmax and log_softmax ops, recorded.
+                       const Tensor w = sample_weight(g, reduction, samples, zs.shape());
+                       if (indexed) {
+                         if (grads.needs(0)) grads.add(0, w * (softmax(zs, -1) - one_hot_of(ts, zs.shape(), zs.dtype())));
+                         return;
+                       }
+                       if (grads.needs(0)) grads.add(0, w * (sum(ts, {-1}, /*keepdim=*/true) * softmax(zs, -1) - ts));
+                       if (grads.needs(1)) grads.add(1, -(w * log_softmax(zs, -1)));
+                       return;
+                     }
                      Tensor gz = grads.needs(0) ? empty(zs.shape(), zs.dtype()) : Tensor();
                      Tensor gt = grads.needs(1) ? empty(zs.shape(), zs.dtype()) : Tensor();
                      dispatch_float(zs.dtype(), op, [&](auto tag) {
@@ -245,6 +300,10 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& target, Reduction reducti
   return record_op(
       info, result, {&log_probs, &target},
       [shape = log_probs.shape(), ts = saved(target), reduction, samples, classes](const Tensor& g, InputGrads& grads) {
+        if (grads.create_graph()) {  // linear in dy: -dy at the target classes, recorded
+          grads.add(0, -(sample_weight(g, reduction, samples, shape) * one_hot_of(ts, shape, g.dtype())));
+          return;
+        }
         Tensor gx = zeros(shape, g.dtype());
         dispatch_float(g.dtype(), op, [&](auto tag) {
           using T = decltype(tag);
@@ -293,6 +352,33 @@ Tensor binary_cross_entropy(const Tensor& probs, const Tensor& target, Reduction
   return record_op(
       info, result, {&probs, &target},
       [ps = saved(probs), ys = saved(target), reduction, clamped_logs](const Tensor& g, InputGrads& grads) {
+        if (grads.create_graph()) {
+          // Where a log is clamped (p = 0 or 1, or within e^-100 of it) its
+          // branch is the constant -100: 0/1 masks of the unclamped logs, as
+          // constants, and p (or 1 - p) replaced by 1 under a clamped log, so
+          // that neither ln 0 nor 1/0 is ever evaluated (0·∞ would be NaN).
+          Tensor keep_p = empty(ps.shape(), ps.dtype());
+          Tensor keep_q = empty(ps.shape(), ps.dtype());
+          dispatch_float(ps.dtype(), op, [&](auto tag) {
+            using T = decltype(tag);
+            const T* p = ps.data<T>();
+            for (std::int64_t k = 0; k < ps.numel(); ++k) {
+              const auto [log_p, log_q] = clamped_logs(p[k]);
+              keep_p.data<T>()[k] = log_p > -100 ? T(1) : T(0);
+              keep_q.data<T>()[k] = log_q > -100 ? T(1) : T(0);
+            }
+          });
+          const Tensor p_safe = ps * keep_p + (1.0 - keep_p);
+          const Tensor q_safe = (1.0 - ps) * keep_q + (1.0 - keep_q);
+          const Tensor w = loss_weight(g, reduction, ps.numel());
+          if (grads.needs(0)) grads.add(0, w * (keep_q * (1.0 - ys) / q_safe - keep_p * ys / p_safe));
+          if (grads.needs(1)) {
+            const Tensor log_p = log(p_safe) * keep_p - 100.0 * (1.0 - keep_p);
+            const Tensor log_q = log(q_safe) * keep_q - 100.0 * (1.0 - keep_q);
+            grads.add(1, w * (log_q - log_p));
+          }
+          return;
+        }
         Tensor gp = grads.needs(0) ? empty(ps.shape(), ps.dtype()) : Tensor();
         Tensor gy = grads.needs(1) ? empty(ps.shape(), ps.dtype()) : Tensor();
         dispatch_float(ps.dtype(), op, [&](auto tag) {
@@ -352,6 +438,12 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& target, Reduction red
   if (!any_requires_grad({&logits, &target})) return unrecorded(info, result, {&logits, &target});
   return record_op(info, result, {&logits, &target},
                    [zs = saved(logits), ys = saved(target), reduction](const Tensor& g, InputGrads& grads) {
+                     if (grads.create_graph()) {  // σ from the stable sigmoid op, recorded
+                       const Tensor w = loss_weight(g, reduction, zs.numel());
+                       if (grads.needs(0)) grads.add(0, w * (sigmoid(zs) - ys));
+                       if (grads.needs(1)) grads.add(1, -(w * zs));
+                       return;
+                     }
                      Tensor gz = grads.needs(0) ? empty(zs.shape(), zs.dtype()) : Tensor();
                      Tensor gy = grads.needs(1) ? empty(zs.shape(), zs.dtype()) : Tensor();
                      dispatch_float(zs.dtype(), op, [&](auto tag) {

@@ -5,6 +5,9 @@
 // temporaries of the input's size per call, and its backward would walk all
 // of them; the fused backward is the closed form below, two passes over the
 // data. The formula is gradient-checked in float64 (tests/test_nn.cpp).
+// A create-graph backward writes the same closed form with ops, the batch
+// statistics recomputed from x with mean ops, so that it is differentiable
+// again (gradgradcheck in tests/test_nn.cpp).
 #include "tapegrad/ops/nn.hpp"
 
 #include <cmath>
@@ -13,6 +16,9 @@
 #include "core/dispatch.hpp"
 #include "tapegrad/autograd.hpp"
 #include "core/sampling.hpp"
+#include "tapegrad/ops/elementwise.hpp"
+#include "tapegrad/ops/reduce.hpp"
+#include "tapegrad/ops/shape_ops.hpp"
 #include "tapegrad/random.hpp"
 
 namespace tapegrad {
@@ -56,6 +62,10 @@ Tensor dropout(const Tensor& x, const Tensor& mask) {
     for (std::int64_t i = 0; i < x.numel(); ++i) out[i] = xv[i] * mv[i];
   });
   return record_op({kOp, "y = x ⊙ mask"}, y, {&x}, [ms = saved(mask)](const Tensor& g, InputGrads& grads) {
+    if (grads.create_graph()) {  // the mask is a constant: dx = dy ⊙ mask, recorded
+      grads.add(0, g * ms);
+      return;
+    }
     Tensor gx = empty(ms.shape(), ms.dtype());
     dispatch_float(ms.dtype(), "dropout", [&](auto tag) {
       using T = decltype(tag);
@@ -130,13 +140,15 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   }
   if (!training && !tracking) throw_invalid(kOp, "evaluation mode needs running_mean and running_var");
 
-  Tensor xhat = empty(x.shape(), x.dtype());
+  // Backward keeps x and the per-channel μ and 1/√(σ² + ε), and recomputes
+  // x̂ = (x - μ)/√(σ² + ε) from them: as many bytes as keeping x̂, and x is
+  // what a create-graph backward differentiates.
   Tensor y = empty(x.shape(), x.dtype());
+  std::vector<double> means(static_cast<std::size_t>(dims.c));
   std::vector<double> invstd(static_cast<std::size_t>(dims.c));
   dispatch_float(x.dtype(), kOp, [&](auto tag) {
     using T = decltype(tag);
     const T* xv = x.data<T>();
-    T* hv = xhat.data<T>();
     T* yv = y.data<T>();
     T* rm = tracking ? static_cast<T*>(running_mean.raw_data()) : nullptr;
     T* rv = tracking ? static_cast<T*>(running_var.raw_data()) : nullptr;
@@ -157,44 +169,73 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
         var = rv[ch];
       }
       const double s = 1.0 / std::sqrt(var + eps);
+      means[ch] = mu;
       invstd[ch] = s;
       const double gamma = affine ? weight.data<T>()[ch] : 1.0;
       const double beta = affine ? bias.data<T>()[ch] : 0.0;
       dims.for_each(ch, [&](std::int64_t i) {
         const double h = (xv[i] - mu) * s;
-        hv[i] = static_cast<T>(h);
         yv[i] = static_cast<T>(gamma * h + beta);
       });
     }
   });
 
-  auto backward = [hs = saved(xhat), ws = affine ? saved(weight) : Tensor(), invstd, dims, training, affine](
-                      const Tensor& g, InputGrads& grads) {
+  auto backward = [xs = saved(x), ws = affine ? saved(weight) : Tensor(), means = std::move(means),
+                   invstd = std::move(invstd), dims, training, affine, eps](const Tensor& g, InputGrads& grads) {
+    const double count = static_cast<double>(dims.per_channel());
+    if (grads.create_graph()) {
+      // The closed form below with ops. In training μ_B and σ²_B are
+      // recomputed from x (they depend on it); in evaluation the running
+      // statistics are constants.
+      const bool has_length = xs.dim() == 3;
+      const Axes axes = has_length ? Axes{0, 2} : Axes{0};
+      const std::vector<std::int64_t> per_channel =
+          has_length ? std::vector<std::int64_t>{1, dims.c, 1} : std::vector<std::int64_t>{1, dims.c};
+      const Shape stat_shape(per_channel);
+      Tensor xhat, scale;
+      if (training) {
+        const Tensor centred = xs - mean(xs, axes, /*keepdim=*/true);
+        scale = 1.0 / sqrt(mean(centred * centred, axes, /*keepdim=*/true) + eps);
+        xhat = centred * scale;
+      } else {
+        scale = from_vector(invstd, stat_shape, xs.dtype());
+        xhat = (xs - from_vector(means, stat_shape, xs.dtype())) * scale;
+      }
+      const Tensor sum_g = sum(g, axes, /*keepdim=*/true);            // dβ
+      const Tensor sum_g_h = sum(g * xhat, axes, /*keepdim=*/true);   // dγ
+      if (grads.needs(0)) {
+        if (affine) scale = reshape(ws, per_channel) * scale;
+        grads.add(0, training ? scale * (g - (sum_g + xhat * sum_g_h) / count) : scale * g);
+      }
+      if (affine && grads.needs(1)) grads.add(1, reshape(sum_g_h, {dims.c}));
+      if (affine && grads.needs(2)) grads.add(2, reshape(sum_g, {dims.c}));
+      return;
+    }
     dispatch_float(g.dtype(), "batch_norm", [&](auto tag) {
       using T = decltype(tag);
       const T* gv = g.data<T>();
-      const T* hv = hs.data<T>();
-      const double count = static_cast<double>(dims.per_channel());
-      Tensor gx = grads.needs(0) ? empty(hs.shape(), hs.dtype()) : Tensor();
-      Tensor gw = affine ? empty(Shape{dims.c}, hs.dtype()) : Tensor();
-      Tensor gb = affine ? empty(Shape{dims.c}, hs.dtype()) : Tensor();
+      const T* xv = xs.data<T>();
+      Tensor gx = grads.needs(0) ? empty(xs.shape(), xs.dtype()) : Tensor();
+      Tensor gw = affine ? empty(Shape{dims.c}, xs.dtype()) : Tensor();
+      Tensor gb = affine ? empty(Shape{dims.c}, xs.dtype()) : Tensor();
       for (std::int64_t ch = 0; ch < dims.c; ++ch) {
+        const double mu = means[ch], s = invstd[ch];
         double sum_g = 0;    // Σ dy   = dβ
         double sum_g_h = 0;  // Σ dy·x̂ = dγ
         dims.for_each(ch, [&](std::int64_t i) {
           sum_g += gv[i];
-          sum_g_h += gv[i] * hv[i];
+          sum_g_h += gv[i] * ((xv[i] - mu) * s);
         });
         if (affine) {
           gw.data<T>()[ch] = static_cast<T>(sum_g_h);
           gb.data<T>()[ch] = static_cast<T>(sum_g);
         }
         if (!gx.defined()) continue;
-        const double scale = (affine ? ws.data<T>()[ch] : 1.0) * invstd[ch];
+        const double scale = (affine ? ws.data<T>()[ch] : 1.0) * s;
         T* out = gx.data<T>();
         if (training) {
           dims.for_each(ch, [&](std::int64_t i) {
-            out[i] = static_cast<T>(scale * (gv[i] - (sum_g + hv[i] * sum_g_h) / count));
+            out[i] = static_cast<T>(scale * (gv[i] - (sum_g + (xv[i] - mu) * s * sum_g_h) / count));
           });
         } else {
           dims.for_each(ch, [&](std::int64_t i) { out[i] = static_cast<T>(scale * gv[i]); });

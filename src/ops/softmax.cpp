@@ -12,6 +12,8 @@
 #include "core/dispatch.hpp"
 #include "tapegrad/autograd.hpp"
 #include "tapegrad/ops/activation.hpp"
+#include "tapegrad/ops/elementwise.hpp"
+#include "tapegrad/ops/reduce.hpp"
 
 namespace tapegrad {
 
@@ -57,6 +59,7 @@ std::pair<T, double> max_and_exp_sum(const T* lane, std::int64_t n, std::int64_t
 
 Tensor softmax(const Tensor& x, std::int64_t axis) {
   const Lanes lanes = lanes_along(x, axis, "softmax");
+  const auto lane_axis = static_cast<std::int64_t>(normalize_axis(axis, x.dim(), "softmax"));
   Tensor y = empty(x.shape(), x.dtype());
   dispatch_float(x.dtype(), "softmax", [&](auto tag) {
     using T = decltype(tag);
@@ -75,8 +78,13 @@ Tensor softmax(const Tensor& x, std::int64_t axis) {
   constexpr OpInfo kInfo{"softmax", "y = e^(x - max) / Σ e^(x - max)"};
   if (!any_requires_grad({&x})) return unrecorded(kInfo, y, {&x});
   return record_op(kInfo, y, {&x},
-                   [ys = saved(y), lanes](const Tensor& g, InputGrads& grads) {
+                   [ys = saved(y), lanes, lane_axis](const Tensor& g, InputGrads& grads) {
                      // dx = y ⊙ (dy - Σ dy ⊙ y): the Jacobian diag(y) - y yᵀ applied lane by lane.
+                     if (grads.create_graph()) {  // the same formula, recorded; y reconnected to this node
+                       const Tensor y_here = grads.output(ys);
+                       grads.add(0, y_here * (g - sum(g * y_here, {lane_axis}, /*keepdim=*/true)));
+                       return;
+                     }
                      Tensor gx = empty(ys.shape(), ys.dtype());
                      dispatch_float(ys.dtype(), "softmax", [&](auto tag) {
                        using T = decltype(tag);
@@ -99,6 +107,7 @@ Tensor softmax(const Tensor& x, std::int64_t axis) {
 
 Tensor log_softmax(const Tensor& x, std::int64_t axis) {
   const Lanes lanes = lanes_along(x, axis, "log_softmax");
+  const auto lane_axis = static_cast<std::int64_t>(normalize_axis(axis, x.dim(), "log_softmax"));
   Tensor y = empty(x.shape(), x.dtype());
   dispatch_float(x.dtype(), "log_softmax", [&](auto tag) {
     using T = decltype(tag);
@@ -117,8 +126,12 @@ Tensor log_softmax(const Tensor& x, std::int64_t axis) {
   constexpr OpInfo kInfo{"log_softmax", "y = x - max - ln Σ e^(x - max)"};
   if (!any_requires_grad({&x})) return unrecorded(kInfo, y, {&x});
   return record_op(kInfo, y, {&x},
-                   [ys = saved(y), lanes](const Tensor& g, InputGrads& grads) {
+                   [ys = saved(y), lanes, lane_axis](const Tensor& g, InputGrads& grads) {
                      // dx = dy - softmax(x) · Σ dy, with softmax(x) = e^y.
+                     if (grads.create_graph()) {  // recorded: e^y <= 1 never overflows, y reconnected
+                       grads.add(0, g - exp(grads.output(ys)) * sum(g, {lane_axis}, /*keepdim=*/true));
+                       return;
+                     }
                      Tensor gx = empty(ys.shape(), ys.dtype());
                      dispatch_float(ys.dtype(), "log_softmax", [&](auto tag) {
                        using T = decltype(tag);
