@@ -530,8 +530,8 @@ TEST_CASE("soft_exponential is gradgrad-checked in x and alpha", "[activation][g
 }
 
 TEST_CASE("soft_exponential's second derivatives at alpha = 0 are the right-hand limits", "[activation][higher_order]") {
-  // α → 0⁺: d²y/dx² = α e^(αx) → 0, d²y/dx dα = (1 + αx) e^(αx) → 1 + ... wait: d/dα e^(αx) = x e^(αx) → x,
-  // d²y/dα² → x³/3.
+  // α → 0⁺: d²y/dx² = α e^(αx) → 0, d²y/dx dα = x e^(αx) → x (the same from
+  // the left), d²y/dα² → x³/3 (2x + 2x³/3 from the left).
   Tensor x = leaf({-0.8, 0.0, 0.5, 1.3});
   Tensor alpha = scalar_leaf(0.0);
   const std::vector<Tensor> first = grad({sum(soft_exponential(x, alpha))}, {x, alpha}, {}, {.create_graph = true});
