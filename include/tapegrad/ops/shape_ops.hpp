@@ -1,6 +1,8 @@
 #pragma once
-// Ops that rearrange elements without arithmetic. reshape, flatten,
-// squeeze and unsqueeze share the input's buffer (no copy).
+// Ops that rearrange elements without arithmetic (and index_add and
+// scatter_add, the backwards of index_select and gather, which add what
+// they place). reshape, flatten, squeeze and unsqueeze share the input's
+// buffer (no copy).
 #include <cstdint>
 #include <vector>
 
