@@ -99,6 +99,30 @@ def torch_mlp():
     return results
 
 
+def torch_hvp():
+    import torch
+    torch.manual_seed(3)
+    params = [(torch.randn(256, 784) * 0.05).requires_grad_(), torch.zeros(256, requires_grad=True),
+              (torch.randn(10, 256) * 0.1).requires_grad_(), torch.zeros(10, requires_grad=True)]
+    v = [torch.randn(p.shape) for p in params]
+    x = torch.randn(64, 784)
+    labels = torch.arange(64) * 7 % 10
+    F = torch.nn.functional
+
+    def loss():
+        return F.cross_entropy(F.linear(torch.tanh(F.linear(x, params[0], params[1])), params[2], params[3]), labels)
+
+    def gradient():
+        torch.autograd.grad(loss(), params)
+
+    def hvp():
+        g = torch.autograd.grad(loss(), params, create_graph=True)
+        torch.autograd.grad(sum((gi * vi).sum() for gi, vi in zip(g, v)), params)
+
+    return {"grad_mlp_784_256_10_batch64": measure(gradient, 5, 20, 1.0),
+            "hvp_mlp_784_256_10_batch64": measure(hvp, 5, 20, 1.0)}
+
+
 def read_idx(path):
     import numpy as np
     with open(path, "rb") as f:
@@ -149,7 +173,8 @@ def memory_child():
     print(f"peak_rss_mb={rss_kb('VmHWM') / 1024:.1f} rss_growth_100_to_1000_kb={rss_kb('VmRSS') - at_100}")
 
 
-TORCH_WORKLOADS = {"tape": torch_tape, "matmul": torch_matmul, "mlp": torch_mlp, "mnist": torch_mnist}
+TORCH_WORKLOADS = {"tape": torch_tape, "matmul": torch_matmul, "mlp": torch_mlp, "mnist": torch_mnist,
+                   "hvp": torch_hvp}
 
 
 SEEN_COMMENTS = set()
@@ -201,6 +226,9 @@ def main():
             line += f" pytorch={theirs[name]:.6g} speedup={theirs[name] / float(values['seconds']):.2f}"
         extras = " ".join(f"{k}={v}" for k, v in values.items() if k != "seconds")
         print(line + (" " + extras if extras else ""))
+    if "hvp_mlp_784_256_10_batch64" in theirs and "grad_mlp_784_256_10_batch64" in theirs:
+        ratio = theirs["hvp_mlp_784_256_10_batch64"] / theirs["grad_mlp_784_256_10_batch64"]
+        print(f"hvp_over_grad pytorch={ratio:.2f}")
 
     # Memory: each engine in a fresh process, so that peak RSS is its own.
     ours = run_tapegrad(args.bench, ["memory"])

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
       {"matmul", bench_matmul},
       {"mlp", bench_mlp_step},
       {"mnist", bench_mnist_epoch},
+      {"hvp", bench_hvp},
       // Run alone in its own process: it reports the process's peak memory.
       {"memory", bench_memory},
       {"graph_memory", bench_graph_memory},

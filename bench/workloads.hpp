@@ -8,5 +8,6 @@ void bench_mlp_step();
 void bench_mnist_epoch();
 void bench_memory();
 void bench_graph_memory();
+void bench_hvp();
 
 }  // namespace tapegrad::bench

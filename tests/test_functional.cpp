@@ -69,3 +69,22 @@ TEST_CASE("vjp and jvp agree with the Jacobian, and hessian is symmetric", "[fun
   CHECK(functional::hessian([](const Tensor& t) { return sum(t * 3.0); }, x).to_vector() ==
         std::vector<double>(9, 0.0));
 }
+TEST_CASE("Hessian-vector products of an MNIST-shaped MLP match PyTorch", "[functional][reference]") {
+  const Fixture fx("reference_hvp.txt");
+  const Tensor x = fx.constant("x");
+  const Tensor labels = fx.indices("labels");
+  const std::vector<std::string> names{"W1", "b1", "W2", "b2"};
+  std::vector<Tensor> params, vs;
+  for (const std::string& name : names) {
+    params.push_back(fx.constant(name));
+    vs.push_back(fx.constant("v_" + name));
+  }
+  auto loss = [&](const std::vector<Tensor>& p) {
+    return cross_entropy(linear(tanh(linear(x, p[0], p[1])), p[2], p[3]), labels);
+  };
+  const functional::Derivative d = functional::hvp(loss, params, vs);
+  check_matches(fx, "loss", d.value);
+  for (std::size_t i = 0; i < names.size(); ++i) check_matches(fx, "hvp_" + names[i], d.gradients[i]);
+  const functional::Derivative g = functional::vjp(loss, params);
+  for (std::size_t i = 0; i < names.size(); ++i) check_matches(fx, "grad_" + names[i], g.gradients[i]);
+}

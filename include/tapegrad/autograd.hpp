@@ -15,7 +15,9 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <new>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 #include "tapegrad/detail/pool.hpp"
@@ -121,10 +123,10 @@ class Node {
   DType output_dtype() const { return first_output_.dtype; }
   std::shared_ptr<TensorImpl> output(std::size_t k = 0) const { return output_info(k).tensor.lock(); }
   const NodeDebugInfo* debug_info() const { return debug_.get(); }
-  // True when the closure's own bytes hold `address` (a captured Tensor
-  // handle's pointer): how detail_attach spots a closure that captured the
-  // op's output, which would make a reference cycle.
-  virtual bool closure_holds(const void* address) const = 0;
+  // True when the backward closure holds a handle of `output`: how
+  // detail_attach spots a closure that captured the op's own output, which
+  // would make a reference cycle.
+  virtual bool closure_holds(const std::shared_ptr<TensorImpl>& output) const = 0;
 
  protected:
   // Computes input gradients from the output gradient.
@@ -152,25 +154,46 @@ namespace detail {
 template <class F>
 class ClosureNode final : public Node {
  public:
-  ClosureNode(OpInfo info, std::vector<Edge> inputs, F backward)
-      : Node(info, std::move(inputs)), backward_(std::move(backward)) {}
+  ClosureNode(OpInfo info, std::vector<Edge> inputs, F backward) : Node(info, std::move(inputs)) {
+    ::new (static_cast<void*>(storage_)) F(std::move(backward));
+    alive_ = true;
+  }
+  ~ClosureNode() override { release_saved(); }
+
+  // True when the closure holds a handle of `output` (captured by value),
+  // which would make a reference cycle. The closure's bytes are scanned for
+  // the tensor's address first (cheap; padding may hold stale bytes, so a
+  // match is only a candidate); a candidate is confirmed exactly by copying
+  // the closure and watching the output's reference count rise.
+  bool closure_holds(const std::shared_ptr<TensorImpl>& output) const override {
+    if (!alive_ || std::is_trivially_copyable_v<F>) return false;
+    bool candidate = false;
+    for (std::size_t at = 0; !candidate && at + sizeof(void*) <= sizeof(F); at += alignof(void*)) {
+      const void* word = nullptr;
+      std::memcpy(&word, storage_ + at, sizeof(void*));
+      candidate = word == output.get();
+    }
+    if (!candidate) return false;
+    if constexpr (std::is_copy_constructible_v<F>) {
+      const long before = output.use_count();
+      [[maybe_unused]] const F copy(*std::launder(reinterpret_cast<const F*>(storage_)));
+      return output.use_count() > before;
+    } else {
+      return false;  // move-only closures cannot be probed; they are rare
+    }
+  }
 
  private:
-  void apply(const Tensor& grad_output, InputGrads& grads) override { (*backward_)(grad_output, grads); }
-  void release_saved() override { backward_.reset(); }
-
- public:
-  bool closure_holds(const void* address) const override {
-    if (!backward_) return false;
-    const auto* bytes = reinterpret_cast<const unsigned char*>(&*backward_);
-    for (std::size_t at = 0; at + sizeof(void*) <= sizeof(F); at += alignof(void*)) {
-      const void* word = nullptr;
-      std::memcpy(&word, bytes + at, sizeof(void*));
-      if (word == address) return true;
-    }
-    return false;
+  F& closure() { return *std::launder(reinterpret_cast<F*>(storage_)); }
+  void apply(const Tensor& grad_output, InputGrads& grads) override { closure()(grad_output, grads); }
+  void release_saved() override {
+    if (!alive_) return;
+    alive_ = false;
+    closure().~F();
   }
-  std::optional<F> backward_;
+
+  alignas(F) unsigned char storage_[sizeof(F)];
+  bool alive_ = false;
 };
 
 // Edges to the producers of `inputs`.

@@ -131,7 +131,7 @@ std::vector<Edge> make_edges(const Tensor* const* inputs, std::size_t count) {
 namespace {
 
 void check_closure_does_not_hold(const Node& node, const Tensor& output) {
-  if (node.closure_holds(output.impl())) {
+  if (node.closure_holds(output.impl_ptr())) {
     throw_invalid(node.name(), "the backward closure captures the op's own output tensor, a reference cycle that "
                                "would never be freed; capture saved(output) instead");
   }
