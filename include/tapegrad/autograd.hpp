@@ -117,8 +117,8 @@ class Node {
   const std::vector<Edge>& inputs() const { return inputs_; }
   // True once backward has run without retain_graph: saved tensors are gone.
   bool released() const { return released_; }
-  std::size_t num_outputs() const { return 1 + more_outputs_.size(); }
-  const NodeOutput& output_info(std::size_t k = 0) const { return k == 0 ? first_output_ : more_outputs_[k - 1]; }
+  std::size_t num_outputs() const { return 1 + (more_outputs_ ? more_outputs_->size() : 0); }
+  const NodeOutput& output_info(std::size_t k = 0) const { return k == 0 ? first_output_ : (*more_outputs_)[k - 1]; }
   const Shape& output_shape() const { return first_output_.shape; }
   DType output_dtype() const { return first_output_.dtype; }
   std::shared_ptr<TensorImpl> output(std::size_t k = 0) const { return output_info(k).tensor.lock(); }
@@ -144,8 +144,16 @@ class Node {
   std::uint64_t sequence_;
   std::vector<Edge> inputs_;
   bool released_ = false;
+  // The backward pass that holds this node's pending gradients in its
+  // table at claim_slot_ (engine.cpp): a pass claims the nodes it reaches,
+  // so that it needs no hash lookup for them; a nested or concurrent pass
+  // finding a node claimed keeps its entry in a map instead.
+  std::uint32_t claim_slot_ = 0;
+  std::atomic<const void*> claimed_by_{nullptr};
   NodeOutput first_output_;
-  std::vector<NodeOutput> more_outputs_;  // empty for the usual single output
+  // Outputs 1.. of an op with several; null for the usual single output
+  // (a pointer, not a vector: every node pays for this field).
+  std::unique_ptr<std::vector<NodeOutput>> more_outputs_;
   std::unique_ptr<NodeDebugInfo> debug_;
 };
 

@@ -155,7 +155,8 @@ void detail_attach_outputs(std::vector<Tensor>& outputs, std::shared_ptr<Node> n
   if (outputs.empty()) throw_invalid(node->name(), "an op with several outputs needs at least one");
   for (const Tensor& output : outputs) check_closure_does_not_hold(*node, output);
   node->first_output_ = describe_output(outputs[0]);
-  for (std::size_t k = 1; k < outputs.size(); ++k) node->more_outputs_.push_back(describe_output(outputs[k]));
+  if (outputs.size() > 1) node->more_outputs_ = std::make_unique<std::vector<NodeOutput>>();
+  for (std::size_t k = 1; k < outputs.size(); ++k) node->more_outputs_->push_back(describe_output(outputs[k]));
   if (detail::g_debug_hooks.load(std::memory_order_relaxed)) {
     for (const Tensor& output : outputs) node->debug_ = detail::debug_on_record(*node, output);
   }

@@ -5,7 +5,6 @@
 // suspended (grad() inside a forward whose backward comes later) and passes
 // over shared graphs do not disturb each other.
 #include <algorithm>
-#include <queue>
 
 #include "core/accumulate.hpp"
 #include "core/pointer_map.hpp"
@@ -21,9 +20,13 @@ namespace {
 
 // Gradient sums reaching one node's outputs during a pass.
 struct PendingNode {
-  std::shared_ptr<Node> node;  // keeps the node alive while the pass runs
-  Tensor first;                // output 0
-  std::vector<Tensor> rest;    // outputs 1.. of a node with several
+  // The handle of a consumer's edge (or of a root tensor) to the node: those
+  // stay put, and keep the node alive, for the whole pass.
+  const std::shared_ptr<Node>* node = nullptr;
+  Node* raw = nullptr;   // the node, also before a gradient arrived (mark_needed)
+  bool claimed = false;  // the node's claim fields point here (Node::claimed_by_)
+  Tensor first;          // output 0
+  std::vector<Tensor> rest;  // outputs 0.. of a node with several
   bool queued = false;
   bool needed = true;  // grad(): false where no captured tensor lies below
   Tensor* grads() { return rest.empty() ? &first : rest.data(); }
@@ -46,15 +49,52 @@ struct PassOptions {
 
 }  // namespace
 
+// Buffers a finished pass leaves to the next one on the same thread, so that
+// a pass does not allocate (and page-fault) its tables afresh.
+template <class T>
+std::vector<std::vector<T>>& spare_buffers() {
+  static thread_local std::vector<std::vector<T>> buffers;
+  return buffers;
+}
+
+template <class T>
+std::vector<T> take_spare() {
+  auto& spare = spare_buffers<T>();
+  if (spare.empty()) return {};
+  std::vector<T> buffer = std::move(spare.back());
+  spare.pop_back();
+  return buffer;
+}
+
+template <class T>
+void give_back(std::vector<T>&& buffer) {
+  auto& spare = spare_buffers<T>();
+  buffer.clear();
+  if (spare.size() < 4 && buffer.capacity() > 0) spare.push_back(std::move(buffer));
+}
+
 class GraphTask {
  public:
   GraphTask(const PassOptions& options, std::vector<Capture> captures, const BackwardObserver* observer)
-      : options_(options), captures_(std::move(captures)), observer_(observer) {}
+      : options_(options),
+        captures_(std::move(captures)),
+        observer_(observer),
+        pending_(take_spare<PendingNode>()),
+        ready_(take_spare<Ready>()) {}
+  ~GraphTask() {
+    for (const PendingNode& pending : pending_) {
+      if (pending.claimed) pending.raw->claimed_by_.store(nullptr, std::memory_order_release);
+    }
+    give_back(std::move(pending_));
+    give_back(std::move(ready_));
+  }
+  GraphTask(const GraphTask&) = delete;
+  GraphTask& operator=(const GraphTask&) = delete;
 
   void seed(const Tensor& root, Tensor gradient) {
     TensorImpl& impl = *root.impl();
     if (impl.grad_fn) {
-      add_to_node(impl.grad_fn, impl.output_nr, std::move(gradient), "backward");
+      add_to_node(impl.grad_fn, impl.output_nr, std::move(gradient));
     } else {
       deliver_to_leaf(root.impl_ptr(), std::move(gradient), "backward");
     }
@@ -63,7 +103,7 @@ class GraphTask {
   // After seeding: runs every node the seeds reach.
   void run() {
     std::vector<Node*> starts;
-    nodes_.for_each([&](const Node* node, PendingNode&) { starts.push_back(const_cast<Node*>(node)); });
+    for (const PendingNode& pending : pending_) starts.push_back(pending.raw);
     if (!captures_.empty() && !options_.accumulate_into_leaves) mark_needed(starts);
     if (options_.accumulate_into_leaves && g_live_post_accumulate_hooks.load(std::memory_order_relaxed) > 0) {
       count_leaf_edges(starts);
@@ -84,22 +124,37 @@ class GraphTask {
   std::vector<Capture>& captures() { return captures_; }
 
  private:
-  void add_to_node(const std::shared_ptr<Node>& node, std::uint32_t output_nr, Tensor gradient, const char* from) {
-    PendingNode& pending = nodes_[node.get()];
-    if (!pending.node) {
-      pending.node = node;
+  // The node's entry, made on first use: found through the node's claim
+  // when this pass holds it, else through the map.
+  PendingNode& entry(Node* node) {
+    if (node->claimed_by_.load(std::memory_order_relaxed) == this) return pending_[node->claim_slot_];
+    if (std::uint32_t* slot = index_.find(node); slot != nullptr) return pending_[*slot - 1];
+    const auto index = static_cast<std::uint32_t>(pending_.size());
+    PendingNode& fresh = pending_.emplace_back();
+    fresh.raw = node;
+    const void* unclaimed = nullptr;
+    if (node->claimed_by_.compare_exchange_strong(unclaimed, this, std::memory_order_acq_rel)) {
+      node->claim_slot_ = index;
+      fresh.claimed = true;
+    } else {
+      index_[node] = index + 1;  // another pass holds the claim
+    }
+    return fresh;
+  }
+
+  void add_to_node(const std::shared_ptr<Node>& node, std::uint32_t output_nr, Tensor gradient) {
+    PendingNode& pending = entry(node.get());
+    if (pending.node == nullptr) {
+      pending.node = &node;
       if (node->num_outputs() > 1) pending.rest.resize(node->num_outputs());
     }
-    const NodeOutput& output = node->output_info(output_nr);
-    if (gradient.shape() != output.shape || gradient.dtype() != output.dtype) {
-      throw_runtime(from, "sent a ", dtype_name(gradient.dtype()), " ", gradient.shape().str(), " gradient to output ",
-                    output_nr, " of '", node->name(), "', which is ", dtype_name(output.dtype), " ",
-                    output.shape.str());
-    }
+    // Shapes were checked where the gradient was made: InputGrads::add
+    // against the edge (the producer's output), check_seed for the seeds.
     detail::accumulate_into(pending.grads()[output_nr], std::move(gradient));
     if (!pending.queued) {
       pending.queued = true;
-      ready_.push(node.get());
+      ready_.emplace_back(node->sequence(), static_cast<std::uint32_t>(&pending - pending_.data()));
+      std::push_heap(ready_.begin(), ready_.end());
     }
   }
 
@@ -126,10 +181,13 @@ class GraphTask {
   void loop() {
     std::size_t visited = 0;
     while (!ready_.empty()) {
-      Node* raw = ready_.top();
-      ready_.pop();
-      PendingNode& entry = *nodes_.find(raw);
-      const std::shared_ptr<Node> node = std::move(entry.node);
+      std::pop_heap(ready_.begin(), ready_.end());
+      const std::uint32_t index = ready_.back().second;
+      ready_.pop_back();
+      // Moved out: running the node appends entries, which may move pending_.
+      PendingNode& entry = pending_[index];
+      const std::shared_ptr<Node>& node = *entry.node;
+      const bool needed = entry.needed;
       std::vector<Tensor> more = std::move(entry.rest);
       Tensor first = std::move(entry.first);
       Tensor* grads_out = more.empty() ? &first : more.data();
@@ -148,7 +206,7 @@ class GraphTask {
           if (capture.node == node.get() && capture.output_nr == k) detail::accumulate_into(capture.value, grads_out[k]);
         }
       }
-      if (!entry.needed) continue;
+      if (!needed) continue;
 
       InputGrads grads(node, grads_out, outputs, options_.create_graph);
       try {
@@ -172,7 +230,7 @@ class GraphTask {
         if (!collected[i].defined()) continue;
         const Edge& edge = node->inputs_[i];
         if (edge.node) {
-          add_to_node(edge.node, edge.output_nr, std::move(collected[i]), node->name());
+          add_to_node(edge.node, edge.output_nr, std::move(collected[i]));
         } else if (edge.leaf) {
           deliver_to_leaf(edge.leaf, std::move(collected[i]), node->name());
         }
@@ -222,7 +280,7 @@ class GraphTask {
       bool captured = false;
       for (const Capture& capture : captures_) captured = captured || capture.node == node;
       leads[node] = below || captured;
-      if (!below) nodes_[node].needed = false;
+      if (!below) entry(node).needed = false;
     }
   }
 
@@ -239,16 +297,16 @@ class GraphTask {
   PassOptions options_;
   std::vector<Capture> captures_;
   const BackwardObserver* observer_;
-  PointerMap<Node, PendingNode> nodes_;
+  PointerMap<Node, std::uint32_t> index_;  // 1 + index in pending_, for nodes another pass claimed
+  std::vector<PendingNode> pending_;
   PointerMap<TensorImpl, int> leaf_edges_;
   bool counted_leaf_edges_ = false;
   // Inputs of a node were created before it, so visiting nodes in
   // decreasing sequence order is a topological order: every node has all
-  // its gradient contributions summed before it runs.
-  struct LaterFirst {
-    bool operator()(const Node* a, const Node* b) const { return a->sequence() < b->sequence(); }
-  };
-  std::priority_queue<Node*, std::vector<Node*>, LaterFirst> ready_;
+  // its gradient contributions summed before it runs. A max-heap of
+  // (sequence, index into pending_): the latest node first.
+  using Ready = std::pair<std::uint64_t, std::uint32_t>;
+  std::vector<Ready> ready_;
 };
 
 namespace {

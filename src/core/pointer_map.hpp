@@ -11,7 +11,29 @@ namespace tapegrad::detail {
 template <class Key, class Value>
 class PointerMap {
  public:
-  explicit PointerMap(std::size_t expected = 16) { rehash(capacity_for(expected)); }
+  // The slot table of a finished map of this thread is reused: a backward
+  // pass builds one per pass, and allocating (and page-faulting) a fresh
+  // table of a few thousand slots cost more than the whole pass.
+  explicit PointerMap(std::size_t expected = 16) {
+    auto& spare = spare_tables();
+    if (!spare.empty() && spare.back().size() >= capacity_for(expected)) {
+      slots_ = std::move(spare.back());
+      spare.pop_back();
+      shift_ = 64 - std::countr_zero(slots_.size());
+    } else {
+      rehash(capacity_for(expected));
+    }
+  }
+  ~PointerMap() {
+    auto& spare = spare_tables();
+    if (spare.size() >= kSpareTables || slots_.empty()) return;
+    for (Slot& slot : slots_) {
+      if (slot.key != nullptr) slot = Slot{};
+    }
+    spare.push_back(std::move(slots_));
+  }
+  PointerMap(const PointerMap&) = delete;
+  PointerMap& operator=(const PointerMap&) = delete;
 
   // The value for `key`, default-constructed on first use.
   Value& operator[](const Key* key) {
@@ -69,6 +91,12 @@ class PointerMap {
         target.value = std::move(slot.value);
       }
     }
+  }
+
+  static constexpr std::size_t kSpareTables = 4;  // nested passes each hold one
+  static std::vector<std::vector<Slot>>& spare_tables() {
+    static thread_local std::vector<std::vector<Slot>> tables;
+    return tables;
   }
 
   std::vector<Slot> slots_;
