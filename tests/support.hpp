@@ -1,5 +1,5 @@
 #pragma once
-// Shared test helpers: float64 inputs, a gradcheck assertion that prints
+// Shared test helpers: float64 inputs, gradcheck and gradgradcheck assertions that print
 // the checker's verdict on failure, and a scratch directory with small file
 // and text helpers for the tests that write files.
 #include <stdlib.h>
@@ -34,6 +34,14 @@ inline Tensor leaf(std::initializer_list<NestedList> values) {
 inline void require_gradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs,
                               GradcheckOptions options = {}) {
   const GradcheckResult result = gradcheck(f, inputs, options);
+  INFO(result.message);
+  REQUIRE(result.passed);
+}
+
+// The same for second derivatives (gradgradcheck).
+inline void require_gradgradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs,
+                                  GradcheckOptions options = {}) {
+  const GradcheckResult result = gradgradcheck(f, inputs, options);
   INFO(result.message);
   REQUIRE(result.passed);
 }

@@ -416,12 +416,6 @@ TEST_CASE("activation errors name the op and the values", "[activation][errors]"
 
 namespace {
 
-void require_gradgradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs, GradcheckOptions options = {}) {
-  const GradcheckResult result = gradgradcheck(f, inputs, options);
-  INFO(result.message);
-  REQUIRE(result.passed);
-}
-
 // d²/dx² Σ f(x) elementwise, by two grad() calls (the first recorded).
 Tensor second_derivative_of(const std::function<Tensor(const Tensor&)>& f, const Tensor& x) {
   const Tensor first = grad({sum(f(x))}, {x}, {}, {.create_graph = true})[0];

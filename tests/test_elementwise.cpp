@@ -160,16 +160,6 @@ TEST_CASE("elementwise errors name the op and the shapes", "[elementwise][errors
 
 // ---------------------------------------------------------------- second order
 
-namespace {
-
-void require_gradgradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs, GradcheckOptions options = {}) {
-  const GradcheckResult result = gradgradcheck(f, inputs, options);
-  INFO(result.message);
-  REQUIRE(result.passed);
-}
-
-}  // namespace
-
 TEST_CASE("binary ops are gradgrad-checked, including broadcasting", "[elementwise][gradcheck][higher_order]") {
   manual_seed(21);
   const std::vector<std::pair<Shape, Shape>> cases = {

@@ -414,16 +414,6 @@ TEST_CASE("loss errors name the op, the shapes and the bad values", "[loss][erro
 
 // ---------------------------------------------------------------- second order
 
-namespace {
-
-void require_gradgradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs, GradcheckOptions options = {}) {
-  const GradcheckResult result = gradgradcheck(f, inputs, options);
-  INFO(result.message);
-  REQUIRE(result.passed);
-}
-
-}  // namespace
-
 TEST_CASE("every loss is gradgrad-checked under every reduction, targets included", "[loss][gradcheck][higher_order]") {
   manual_seed(41);
   Tensor logits = random_input({4, 5}, -3.0, 3.0);

@@ -708,16 +708,6 @@ TEST_CASE("functional_call runs a model on other parameters and restores its own
 
 // --- second order ---
 
-namespace {
-
-void require_gradgradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs, GradcheckOptions options = {}) {
-  const GradcheckResult result = gradgradcheck(f, inputs, options);
-  INFO(result.message);
-  REQUIRE(result.passed);
-}
-
-}  // namespace
-
 TEST_CASE("dropout with a fixed mask is gradgrad-checked", "[nn][dropout][gradcheck][higher_order]") {
   manual_seed(51);
   const Tensor mask = dropout_mask({4, 5}, 0.4, DType::Float64);

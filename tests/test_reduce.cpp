@@ -91,12 +91,6 @@ Shape reduced_shape(const Shape& shape, std::vector<std::int64_t> axes, bool kee
   return out;
 }
 
-void require_gradgradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs, GradcheckOptions options = {}) {
-  const GradcheckResult result = gradgradcheck(f, inputs, options);
-  INFO(result.message);
-  REQUIRE(result.passed);
-}
-
 // s * s for a reduction s: the gradient reaching the reduction, 2·v·s,
 // depends on x, so the double backward runs through the reduction's
 // recorded backward (sum or max alone have a gradient constant in x and

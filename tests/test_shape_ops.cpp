@@ -14,12 +14,6 @@ Tensor counting(const std::vector<std::int64_t>& shape, DType dtype = DType::Flo
 
 using Values = std::vector<double>;
 
-void require_gradgradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs, GradcheckOptions options = {}) {
-  const GradcheckResult result = gradgradcheck(f, inputs, options);
-  INFO(result.message);
-  REQUIRE(result.passed);
-}
-
 // y * y for a data-movement op's output y. The ops are linear, so alone
 // they have zero second derivatives and a gradgradcheck would prove
 // nothing; through y², the gradient reaching the op (2·v·y) depends on x,

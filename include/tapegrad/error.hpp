@@ -1,10 +1,12 @@
 #pragma once
 // Error helpers: every message starts with the op's name, then says what was
 // wrong with the shapes or values involved.
+#include <cstdio>
 #include <new>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace tapegrad {
 
@@ -14,6 +16,27 @@ std::string concat(const Parts&... parts) {
   std::ostringstream out;
   (out << ... << parts);
   return out.str();
+}
+}  // namespace detail
+
+namespace detail {
+// Text read from a file, fit for a message: quoted, control bytes escaped
+// as \xNN, at most `max_shown` bytes (a broken file may hold a megabyte-long
+// "name" or "cell").
+inline std::string quoted_for_message(std::string_view text, std::size_t max_shown) {
+  std::string out = "'";
+  for (std::size_t i = 0; i < text.size() && i < max_shown; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7F) {
+      char escaped[5];
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
+      out += escaped;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (text.size() > max_shown) out += "...";
+  return out + "'";
 }
 }  // namespace detail
 

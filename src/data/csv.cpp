@@ -66,22 +66,7 @@ std::string read_text(const std::string& path) {
 
 // Text from a file, fit for a message: quoted, control bytes escaped, capped
 // in length (a broken file may hold a megabyte-long "cell").
-std::string quoted(std::string_view text) {
-  constexpr std::size_t kMaxShown = 60;
-  std::string out = "'";
-  for (std::size_t i = 0; i < text.size() && i < kMaxShown; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x20 || c == 0x7F) {
-      char escaped[5];
-      std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
-      out += escaped;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (text.size() > kMaxShown) out += "...";
-  return out + "'";
-}
+std::string quoted(std::string_view text) { return detail::quoted_for_message(text, 60); }
 
 // The shortest text that reads back as `value` ("1e+39", "0.1").
 template <class Real>

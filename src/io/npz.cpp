@@ -81,22 +81,7 @@ std::uint32_t get32(const unsigned char* p) {
 
 // A name from a file, fit for a message: quoted, control bytes escaped,
 // capped in length (a hostile archive may hold anything there).
-std::string printable(std::string_view text) {
-  constexpr std::size_t kMaxShown = 200;
-  std::string out = "'";
-  for (std::size_t i = 0; i < text.size() && i < kMaxShown; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x20 || c == 0x7F) {
-      char escaped[5];
-      std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
-      out += escaped;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (text.size() > kMaxShown) out += "...";
-  return out + "'";
-}
+std::string printable(std::string_view text) { return tapegrad::detail::quoted_for_message(text, 200); }
 
 std::string errno_text(int error) { return std::generic_category().message(error); }
 
