@@ -300,6 +300,9 @@ TEST_CASE("backward with create_graph leaves a differentiable .grad", "[autograd
     const double t = std::tanh(x.at({i}));
     CHECK(hessian_diagonal.at({i}) == Approx(-2 * t * (1 - t * t)).epsilon(1e-12));
   }
+  // x.grad's graph leads back to x, which holds x.grad: a reference cycle
+  // (as in PyTorch) until the gradient is reset.
+  x.zero_grad();
 }
 
 TEST_CASE("sigmoid's second derivative is σ'(1 - 2σ)", "[autograd][higher_order]") {

@@ -83,7 +83,10 @@ class Tensor {
   const std::shared_ptr<Node>& grad_fn() const;
   // Seeds d(this)/d(this) = 1; only valid for one-element tensors.
   // create_graph records the backward pass, so that the gradients it leaves
-  // in .grad are differentiable (implies keeping the graph).
+  // in .grad are differentiable (implies keeping the graph). As in PyTorch,
+  // a leaf's recorded .grad then leads back to the leaf, a reference cycle:
+  // call zero_grad() when done with it (or use grad(), which leaves no
+  // .grad).
   void backward(bool retain_graph = false, bool create_graph = false) const;
   // Seeds with an explicit gradient of this tensor's shape.
   void backward(const Tensor& gradient, bool retain_graph = false, bool create_graph = false) const;
