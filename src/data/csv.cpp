@@ -1,10 +1,7 @@
 #include "tapegrad/data/csv.hpp"
 
-#include <fcntl.h>
 #include <locale.h>
 #include <stdlib.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -16,6 +13,7 @@
 #include <map>
 #include <string_view>
 
+#include "data/read_file.hpp"
 #include "tapegrad/error.hpp"
 
 namespace tapegrad::data {
@@ -30,43 +28,11 @@ constexpr double kMaxLabel = 1e15;
 constexpr std::uint64_t kOneHotFloorBytes = std::uint64_t{64} << 20;
 constexpr std::uint64_t kOneHotPerFileByte = 64;
 
-// The whole file. POSIX calls rather than a stream: errno is read right
-// after the call that failed, so the message gives the real reason.
-std::string read_text(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int error = errno;
-    throw_runtime(kOp, "cannot open '", path, "': ", std::strerror(error));
-  }
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat info {};
-  if (::fstat(fd, &info) != 0) {
-    const int error = errno;
-    throw_runtime(kOp, "cannot stat '", path, "': ", std::strerror(error));
-  }
-  if (S_ISDIR(info.st_mode)) throw_runtime(kOp, "cannot open '", path, "': it is a directory");
-  std::string text;
-  if (S_ISREG(info.st_mode)) text.reserve(static_cast<std::size_t>(info.st_size));
-  char chunk[1 << 16];
-  for (;;) {
-    const ssize_t got = ::read(fd, chunk, sizeof chunk);
-    if (got < 0) {
-      const int error = errno;
-      if (error == EINTR) continue;
-      throw_runtime(kOp, "cannot read '", path, "': ", std::strerror(error));
-    }
-    if (got == 0) break;
-    text.append(chunk, static_cast<std::size_t>(got));
-  }
-  return text;
-}
+std::string read_text(const std::string& path) { return detail::read_whole_file<std::string>(path, kOp); }
 
 // Text from a file, fit for a message: quoted, control bytes escaped, capped
 // in length (a broken file may hold a megabyte-long "cell").
-std::string quoted(std::string_view text) { return detail::quoted_for_message(text, 60); }
+std::string quoted(std::string_view text) { return tapegrad::detail::quoted_for_message(text, 60); }
 
 // The shortest text that reads back as `value` ("1e+39", "0.1").
 template <class Real>

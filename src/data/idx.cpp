@@ -1,9 +1,5 @@
 #include "tapegrad/data/idx.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -11,6 +7,7 @@
 #include <system_error>
 #include <utility>
 
+#include "data/read_file.hpp"
 #include "tapegrad/error.hpp"
 #include "tapegrad/ops/shape_ops.hpp"
 
@@ -20,44 +17,14 @@ namespace {
 
 constexpr std::uint8_t kUnsignedByte = 0x08;
 
-// The whole file. POSIX calls rather than a stream: errno is read right
-// after the call that failed, so the message gives the real reason.
+// The whole file; a missing file whose gzipped twin is there says so.
 std::vector<std::uint8_t> read_file(const std::string& path, const char* op) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int error = errno;
-    const std::string reason = std::strerror(error);
-    std::error_code ignored;
-    if (error == ENOENT && std::filesystem::exists(path + ".gz", ignored)) {
-      throw_runtime(op, "cannot open '", path, "': ", reason, " (found '", path, ".gz': decompress it with gunzip)");
-    }
-    throw_runtime(op, "cannot open '", path, "': ", reason);
+  std::error_code ignored;
+  if (!std::filesystem::exists(path, ignored) && std::filesystem::exists(path + ".gz", ignored)) {
+    throw_runtime(op, "cannot open '", path, "': ", std::strerror(ENOENT), " (found '", path,
+                  ".gz': decompress it with gunzip)");
   }
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat info {};
-  if (::fstat(fd, &info) != 0) {
-    const int error = errno;
-    throw_runtime(op, "cannot stat '", path, "': ", std::strerror(error));
-  }
-  if (S_ISDIR(info.st_mode)) throw_runtime(op, "cannot open '", path, "': it is a directory");
-  std::vector<std::uint8_t> bytes;
-  // A regular file's size is known; a pipe (<(gunzip -c ...)) is read to its end.
-  if (S_ISREG(info.st_mode)) bytes.reserve(static_cast<std::size_t>(info.st_size));
-  std::uint8_t chunk[1 << 16];
-  for (;;) {
-    const ssize_t got = ::read(fd, chunk, sizeof chunk);
-    if (got < 0) {
-      const int error = errno;
-      if (error == EINTR) continue;
-      throw_runtime(op, "cannot read '", path, "': ", std::strerror(error));
-    }
-    if (got == 0) break;
-    bytes.insert(bytes.end(), chunk, chunk + got);
-  }
-  return bytes;
+  return detail::read_whole_file<std::vector<std::uint8_t>>(path, op);
 }
 
 // "[4160749567x4294901760x0]", as Shape::str() writes it, without building a
