@@ -27,8 +27,9 @@
 #include <iterator>
 #include <sstream>
 #include <string>
-#include <tapegrad/tapegrad.hpp>
 #include <vector>
+
+#include <tapegrad/tapegrad.hpp>
 
 #include "example_support.hpp"
 
@@ -45,26 +46,20 @@ const char* kUsage = R"(usage: double_backward_graph [options]
 constexpr double kTolerance = 1e-12;  // float64: a handful of roundings of O(1) numbers
 int failures = 0;
 
-// `text` padded to `width` characters (not bytes: the names hold UTF-8).
-std::string padded(const std::string& text, std::size_t width = 34) {
-  std::size_t characters = 0;
-  for (const char c : text) characters += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-  return text + std::string(characters < width ? width - characters : 0, ' ');
-}
-
 // Prints "name  tapegrad  closed form" and counts a failure when they
 // differ by more than kTolerance (absolute: every value here is O(1)).
 void check(const std::string& name, double got, double expected, bool quiet) {
   const bool ok = std::abs(got - expected) <= kTolerance;
   if (!ok) ++failures;
   if (!quiet || !ok) {
-    std::printf("  %s %+.15f   closed form %+.15f   %s\n", padded(name).c_str(), got, expected, ok ? "ok" : "MISMATCH");
+    std::printf("  %s %+.15f   closed form %+.15f   %s\n", examples::padded(name, 34).c_str(), got, expected,
+                ok ? "ok" : "MISMATCH");
   }
 }
 
 void require(bool ok, const std::string& what, bool quiet) {
   if (!ok) ++failures;
-  if (!quiet || !ok) std::printf("  %s %s\n", padded(what).c_str(), ok ? "ok" : "FAILED");
+  if (!quiet || !ok) std::printf("  %s %s\n", examples::padded(what, 34).c_str(), ok ? "ok" : "FAILED");
 }
 
 Tensor leaf(const char* name, double value) {

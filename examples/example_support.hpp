@@ -78,6 +78,14 @@ class Flags {
   std::string program_;
 };
 
+// `text` followed by spaces to `width` characters; characters, not bytes,
+// so that names holding UTF-8 (∂, ‖, ℓ) line up in a table.
+inline std::string padded(const std::string& text, std::size_t width) {
+  std::size_t characters = 0;
+  for (const char c : text) characters += (static_cast<unsigned char>(c) & 0xC0) != 0x80 ? 1 : 0;
+  return text + std::string(characters < width ? width - characters : 0, ' ');
+}
+
 // sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw with learning rate
 // `lr` and the optimizers' other defaults (momentum 0.9 where it applies).
 inline std::unique_ptr<tapegrad::optim::Optimizer> make_optimizer(const std::string& name,
