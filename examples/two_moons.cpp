@@ -16,8 +16,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <numbers>
-#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -25,55 +23,17 @@
 #include <tapegrad/tapegrad.hpp>
 
 #include "example_support.hpp"
+#include "moons.hpp"
 
 using namespace tapegrad;
 
 namespace {
 
-const char* kUsage = R"(usage: two_moons [options]
-  --epochs N        passes over the training set (default 150)
-  --short           50 epochs unless --epochs says otherwise (the test suite's mode)
-  --train N         training points (default 1000)
-  --test N          test points, drawn independently (default 1000)
-  --noise S         standard deviation of the Gaussian noise on each coordinate (default 0.2)
-  --hidden N        units in each of the two hidden tanh layers (default 16)
-  --lr X            Adam learning rate (default 0.01)
-  --batch-size N    mini-batch size (default 32)
-  --seed N          random seed for data, weights and batch order (default 1)
-  --out DIR         data files, gnuplot script and PNGs go here (default two_moons_out)
+const std::string kUsage = std::string("usage: two_moons [options]\n") + examples::kMoonsUsage +
+                           R"(  --out DIR         data files, gnuplot script and PNGs go here (default two_moons_out)
   --min-accuracy A  exit 1 unless the test accuracy is at least A (default 0.95)
   --quiet           print only the result lines
 )";
-
-constexpr double kPi = std::numbers::pi;
-
-// Two moons as in scikit-learn's make_moons: class 0 on the upper half
-// circle (cos t, sin t), class 1 on the lower one (1 − cos t, 0.5 − sin t),
-// t uniform in [0, π], plus N(0, noise²) on each coordinate. The draws use
-// only the 64-bit Mersenne twister's raw output (uniforms from its top 53
-// bits, normals by Box–Muller), so a seed gives the same points with any
-// standard library.
-data::Dataset make_moons(std::int64_t n, double noise, std::uint64_t seed) {
-  std::mt19937_64 generator(seed);
-  auto uniform = [&] { return static_cast<double>(generator() >> 11) * 0x1.0p-53; };
-  auto normal = [&] {
-    const double u = 1.0 - uniform();  // in (0, 1]: log(u) is finite
-    return std::sqrt(-2.0 * std::log(u)) * std::cos(2.0 * kPi * uniform());
-  };
-  std::vector<double> points(static_cast<std::size_t>(2 * n));
-  std::vector<double> labels(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n; ++i) {
-    const int label = static_cast<int>(i % 2);  // alternate: exactly half of each class
-    const double t = kPi * uniform();
-    const double x = label == 0 ? std::cos(t) : 1.0 - std::cos(t);
-    const double y = label == 0 ? std::sin(t) : 0.5 - std::sin(t);
-    points[static_cast<std::size_t>(2 * i)] = x + noise * normal();
-    points[static_cast<std::size_t>(2 * i + 1)] = y + noise * normal();
-    labels[static_cast<std::size_t>(i)] = label;
-  }
-  // Float targets [N, 1], the logits' shape: bce_with_logits wants 0/1 values.
-  return data::Dataset(from_vector(points, {n, 2}), from_vector(labels, {n, 1}));
-}
 
 // Fraction of points where the logit's sign matches the label (z > 0 ⇔ p > 0.5).
 double accuracy(nn::Module& model, const data::Dataset& set) {
@@ -88,18 +48,8 @@ double accuracy(nn::Module& model, const data::Dataset& set) {
 
 int run(int argc, char** argv) {
   examples::Flags flags(argc, argv);
-  if (flags.help(kUsage)) return 0;
-  // --short: fewer epochs, for the test suite; still enough for the
-  // default accuracy bound.
-  const bool short_mode = flags.flag("short");
-  const auto epochs = static_cast<std::int64_t>(flags.number("epochs", short_mode ? 50 : 150));
-  const auto train_size = static_cast<std::int64_t>(flags.number("train", 1000));
-  const auto test_size = static_cast<std::int64_t>(flags.number("test", 1000));
-  const double noise = flags.number("noise", 0.2);
-  const auto hidden = static_cast<std::int64_t>(flags.number("hidden", 16));
-  const double lr = flags.number("lr", 0.01);
-  const auto batch_size = static_cast<std::int64_t>(flags.number("batch-size", 32));
-  const auto seed = static_cast<std::uint64_t>(flags.number("seed", 1));
+  if (flags.help(kUsage.c_str())) return 0;
+  const auto [epochs, train_size, test_size, hidden, batch_size, noise, lr, seed] = examples::read_moons_flags(flags);
   const std::string out_dir = flags.get("out", "two_moons_out");
   const double min_accuracy = flags.number("min-accuracy", 0.95);
   const bool quiet = flags.flag("quiet");
@@ -108,11 +58,10 @@ int run(int argc, char** argv) {
   manual_seed(seed);
   // The test set comes from the same distribution but a different seed: it
   // measures how well the boundary generalises, not how well it memorised.
-  const data::Dataset train_set = make_moons(train_size, noise, seed);
-  const data::Dataset test_set = make_moons(test_size, noise, seed + 1000);
+  const data::Dataset train_set = examples::make_moons(train_size, noise, seed);
+  const data::Dataset test_set = examples::make_moons(test_size, noise, seed + 1000);
 
-  auto model = nn::mlp({2, hidden, hidden, 1}, {.activation = [] { return std::make_shared<nn::Tanh>(); },
-                                                .linear = {.weight_init = nn::init::xavier_uniform()}});
+  auto model = examples::moons_model(hidden);
   optim::Adam optimizer(model->parameters(), {.lr = lr});
   optim::CosineAnnealingLR schedule(optimizer, epochs);
   data::DataLoader loader(train_set, {.batch_size = batch_size, .shuffle = true, .seed = seed});
