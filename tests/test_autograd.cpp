@@ -1,4 +1,5 @@
 #include <cmath>
+#include <thread>
 
 #include "support.hpp"
 #include "tapegrad/storage.hpp"
@@ -55,13 +56,48 @@ TEST_CASE("retain_graph allows a second backward, without it the graph is freed"
 
 TEST_CASE("saved tensors are released after backward unless retained", "[autograd]") {
   Tensor x = leaf({1, 2, 3});
-  Tensor y = sum(exp(x));
+  Tensor y = sum(log(x));
   const auto& storage = x.impl()->storage;
-  CHECK(storage.use_count() == 2);  // x and exp's saved copy of x
+  CHECK(storage.use_count() == 2);  // x and log's saved copy of x
   y.backward(true);
   CHECK(storage.use_count() == 2);
   y.backward();
   CHECK(storage.use_count() == 1);
+}
+
+TEST_CASE("ops save only what their backward reads", "[autograd]") {
+  Tensor x = leaf({1, 2, 3});
+  Tensor w = leaf({4, 5, 6});
+  Tensor c({7, 8, 9}, DType::Float64);  // needs no gradient
+  auto shares = [](const Tensor& t) { return t.impl()->storage.use_count() - 1; };
+  Tensor e = exp(x);  // reads its output only
+  CHECK(shares(x) == 0);
+  CHECK(shares(e) == 1);
+  Tensor s = x + w;  // reads nothing
+  CHECK(shares(x) == 0);
+  CHECK(shares(w) == 0);
+  Tensor p = w * c;  // dw reads c; c needs no gradient, so w is not kept
+  CHECK(shares(c) == 1);
+  CHECK(shares(w) == 0);
+  Tensor q = x / w;  // dx reads w; dw reads w and the output
+  CHECK(shares(x) == 0);
+  CHECK(shares(w) == 1);
+  CHECK(shares(q) == 1);
+  sum(e + s + p + q).backward();
+  CHECK(x.grad().to_vector()[0] == Approx(std::exp(1.0) + 1 + 1 / 4.0));
+  CHECK(w.grad().to_vector()[0] == Approx(1 + 7 - 1 / 16.0));
+}
+
+TEST_CASE("gradients handed on unchanged still give each .grad its own buffer", "[autograd]") {
+  // add's backward passes the same tensor to both inputs; clipping or
+  // scaling one .grad in place must not touch the other.
+  Tensor a = leaf({1, 2});
+  Tensor b = leaf({3, 4});
+  Tensor seed({1, 1}, DType::Float64);
+  (a + b).backward(seed);
+  CHECK(a.grad().raw_data() != b.grad().raw_data());
+  CHECK(a.grad().raw_data() != seed.raw_data());
+  CHECK(b.grad().to_vector() == std::vector<double>{1, 1});
 }
 
 TEST_CASE("backward on a non-scalar needs an explicit gradient", "[autograd][errors]") {
@@ -140,6 +176,28 @@ TEST_CASE("each node records its op name, formula and inputs", "[autograd]") {
   Tensor d = exp(c);
   CHECK(d.grad_fn()->inputs()[0].node == c.grad_fn());
   CHECK(d.grad_fn()->sequence() > c.grad_fn()->sequence());
+}
+
+TEST_CASE("a node recorded on another thread's graph comes after its inputs", "[autograd][threads]") {
+  // Sequence numbers count per thread: a thread that has recorded little
+  // still numbers its node above inputs another thread recorded late.
+  Tensor x = leaf({0.5, -0.25});
+  Tensor y = x;
+  for (int i = 0; i < 200; ++i) y = tanh(y);
+  Tensor z;
+  std::thread other([&] {
+    Tensor w = leaf({1, 1});
+    z = sum(y * w + w);
+  });
+  other.join();
+  REQUIRE(z.grad_fn()->inputs()[0].node);
+  CHECK(z.grad_fn()->inputs()[0].node->sequence() > y.grad_fn()->sequence());
+  z.backward();
+  Tensor reference_x = leaf({0.5, -0.25});
+  Tensor reference = reference_x;
+  for (int i = 0; i < 200; ++i) reference = tanh(reference);
+  sum(reference).backward();
+  CHECK(x.grad().to_vector() == reference_x.grad().to_vector());
 }
 
 TEST_CASE("to(dtype) is differentiable and converts the gradient back", "[autograd]") {

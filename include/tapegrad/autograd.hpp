@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "tapegrad/detail/pool.hpp"
+#include "tapegrad/detail/small_vector.hpp"
 #include "tapegrad/tensor.hpp"
 
 namespace tapegrad {
@@ -58,6 +59,11 @@ struct Edge {
   bool needs_grad() const { return node != nullptr || leaf != nullptr; }
 };
 
+// A node's input edges; one or two for almost every op, so kept inline.
+using EdgeList = detail::SmallVector<Edge, 2>;
+// The gradients a node's backward sends to its inputs, in input order.
+using GradientList = detail::SmallVector<Tensor, 2>;
+
 // One output of a node: its shape and dtype, and the tensor while it lives.
 struct NodeOutput {
   Shape shape;
@@ -72,9 +78,11 @@ class InputGrads {
   InputGrads(const std::shared_ptr<Node>& node, Tensor* output_grads, std::size_t num_outputs, bool create_graph)
       : node_(node), output_grads_(output_grads), num_outputs_(num_outputs), create_graph_(create_graph) {}
   bool needs(std::size_t input) const;
+  // The shape input i had when the op was recorded (what its gradient must have).
+  const Shape& input_shape(std::size_t input) const;
   // Adds a gradient for input i; its shape and dtype must equal the input's.
   void add(std::size_t input, Tensor gradient);
-  std::vector<Tensor>& collected() { return grads_; }
+  GradientList& collected() { return grads_; }
 
   // True in a create-graph pass: what the closure computes must be built
   // from differentiable ops (grad mode is on), so that it is recorded.
@@ -94,7 +102,7 @@ class InputGrads {
   Tensor* output_grads_;
   std::size_t num_outputs_;
   bool create_graph_;
-  std::vector<Tensor> grads_;
+  GradientList grads_;
 };
 
 using BackwardFn = std::function<void(const Tensor& grad_output, InputGrads& grads)>;
@@ -104,7 +112,8 @@ using BackwardFn = std::function<void(const Tensor& grad_output, InputGrads& gra
 // recording costs one allocation.
 class Node {
  public:
-  Node(OpInfo info, std::vector<Edge> inputs);
+  // Edges to the producers of inputs[0..count).
+  Node(OpInfo info, const Tensor* const* inputs, std::size_t count);
   virtual ~Node();  // iterative: a 100,000-node chain must not overflow the stack
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
@@ -112,9 +121,10 @@ class Node {
   const OpInfo& info() const { return info_; }
   const char* name() const { return info_.name; }
   const char* formula() const { return info_.formula; }
-  // Creation order; a node's inputs always have smaller numbers.
+  // Creation order within a thread; a node's inputs always have smaller
+  // numbers (also inputs recorded by another thread).
   std::uint64_t sequence() const { return sequence_; }
-  const std::vector<Edge>& inputs() const { return inputs_; }
+  const EdgeList& inputs() const { return inputs_; }
   // True once backward has run without retain_graph: saved tensors are gone.
   bool released() const { return released_; }
   std::size_t num_outputs() const { return 1 + (more_outputs_ ? more_outputs_->size() : 0); }
@@ -136,14 +146,18 @@ class Node {
 
  private:
   friend class Engine;
+  friend class Tensor;  // retain_grad() marks the node
   friend class detail::GraphTask;
   friend void detail_attach(Tensor& output, std::shared_ptr<Node> node);
   friend void detail_attach_outputs(std::vector<Tensor>& outputs, std::shared_ptr<Node> node);
 
   OpInfo info_;
-  std::uint64_t sequence_;
-  std::vector<Edge> inputs_;
+  std::uint64_t sequence_ = 0;
+  EdgeList inputs_;
   bool released_ = false;
+  // Some output asked for its .grad (retain_grad()): only then does a pass
+  // look at the outputs themselves.
+  bool output_retains_grad_ = false;
   // The backward pass that holds this node's pending gradients in its
   // table at claim_slot_ (engine.cpp): a pass claims the nodes it reaches,
   // so that it needs no hash lookup for them; a nested or concurrent pass
@@ -162,7 +176,8 @@ namespace detail {
 template <class F>
 class ClosureNode final : public Node {
  public:
-  ClosureNode(OpInfo info, std::vector<Edge> inputs, F backward) : Node(info, std::move(inputs)) {
+  ClosureNode(OpInfo info, const Tensor* const* inputs, std::size_t count, F backward)
+      : Node(info, inputs, count) {
     ::new (static_cast<void*>(storage_)) F(std::move(backward));
     alive_ = true;
   }
@@ -203,9 +218,6 @@ class ClosureNode final : public Node {
   alignas(F) unsigned char storage_[sizeof(F)];
   bool alive_ = false;
 };
-
-// Edges to the producers of `inputs`.
-std::vector<Edge> make_edges(const Tensor* const* inputs, std::size_t count);
 
 }  // namespace detail
 
@@ -261,7 +273,7 @@ template <class F>
 Tensor record_op(OpInfo info, Tensor output, std::initializer_list<const Tensor*> inputs, F&& backward) {
   if (!any_requires_grad(inputs)) return unrecorded(info, std::move(output), inputs);
   detail_attach(output, detail::make_pooled<detail::ClosureNode<std::decay_t<F>>>(
-                            info, detail::make_edges(inputs.begin(), inputs.size()), std::forward<F>(backward)));
+                            info, inputs.begin(), inputs.size(), std::forward<F>(backward)));
   return output;
 }
 
@@ -275,7 +287,7 @@ Tensor record_op(OpInfo info, Tensor output, const std::vector<const Tensor*>& i
     return output;
   }
   detail_attach(output, detail::make_pooled<detail::ClosureNode<std::decay_t<F>>>(
-                            info, detail::make_edges(inputs.data(), inputs.size()), std::forward<F>(backward)));
+                            info, inputs.data(), inputs.size(), std::forward<F>(backward)));
   return output;
 }
 
@@ -292,7 +304,7 @@ std::vector<Tensor> record_multi_output_op(OpInfo info, std::vector<Tensor> outp
     return outputs;
   }
   detail_attach_outputs(outputs, detail::make_pooled<detail::ClosureNode<std::decay_t<F>>>(
-                                     info, detail::make_edges(inputs.data(), inputs.size()), std::forward<F>(backward)));
+                                     info, inputs.data(), inputs.size(), std::forward<F>(backward)));
   return outputs;
 }
 
@@ -314,7 +326,7 @@ struct BackwardStep {
   const Node& node;
   std::size_t index;  // 0 for the first node visited
   const Tensor& grad_output;
-  const std::vector<Tensor>& input_grads;
+  const GradientList& input_grads;
 };
 using BackwardObserver = std::function<void(const BackwardStep&)>;
 

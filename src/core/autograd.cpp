@@ -1,5 +1,6 @@
 #include "tapegrad/autograd.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <queue>
 
@@ -13,7 +14,10 @@ namespace tapegrad {
 namespace {
 
 thread_local bool t_grad_enabled = true;
-std::atomic<std::uint64_t> g_next_sequence{0};
+// Sequence numbers count per thread (no shared counter for two recording
+// threads to fight over), and a node's exceeds its inputs', so that the
+// order stays topological when one thread records on another's graph.
+thread_local std::uint64_t t_next_sequence = 0;
 
 }  // namespace
 
@@ -32,8 +36,30 @@ bool any_requires_grad(std::initializer_list<const Tensor*> inputs) {
   return false;
 }
 
-Node::Node(OpInfo info, std::vector<Edge> inputs)
-    : info_(info), sequence_(g_next_sequence.fetch_add(1, std::memory_order_relaxed)), inputs_(std::move(inputs)) {}
+Node::Node(OpInfo info, const Tensor* const* inputs, std::size_t count)
+    : info_(info), inputs_(count) {
+  std::uint64_t sequence = t_next_sequence;
+  for (std::size_t i = 0; i < count; ++i) {
+    const Tensor& input = *inputs[i];
+    Edge& edge = inputs_[i];
+    edge.shape = input.shape();
+    edge.dtype = input.dtype();
+    if (input.requires_grad()) {
+      const TensorImpl& impl = *input.impl();
+      if (impl.grad_fn) {
+        edge.node = impl.grad_fn;
+        edge.output_nr = impl.output_nr;
+        sequence = std::max(sequence, impl.grad_fn->sequence_ + 1);
+      } else {
+        // A saved() copy of a leaf sends its gradient to the leaf itself.
+        edge.leaf = impl.extras && impl.extras->leaf ? impl.extras->leaf : input.impl_ptr();
+      }
+    }
+  }
+  sequence_ = sequence;
+  t_next_sequence = sequence + 1;
+  if (detail::g_debug_hooks.load(std::memory_order_relaxed)) detail::debug_note_inputs(inputs, count);
+}
 
 Node::~Node() {
   // Destroying the head of a long chain would otherwise recurse once per
@@ -85,6 +111,8 @@ bool InputGrads::needs(std::size_t input) const {
   return input < node_->inputs().size() && node_->inputs()[input].needs_grad();
 }
 
+const Shape& InputGrads::input_shape(std::size_t input) const { return node_->inputs().at(input).shape; }
+
 void InputGrads::add(std::size_t input, Tensor gradient) {
   const auto& inputs = node_->inputs();
   if (input >= inputs.size() || !inputs[input].needs_grad()) return;
@@ -102,28 +130,6 @@ namespace detail {
 
 void check_unrecorded(const OpInfo& info, const Tensor* const* inputs, std::size_t count, const Tensor& output) {
   if (g_debug_hooks.load(std::memory_order_relaxed)) debug_on_unrecorded(info, inputs, count, output);
-}
-
-std::vector<Edge> make_edges(const Tensor* const* inputs, std::size_t count) {
-  std::vector<Edge> edges(count);
-  for (std::size_t i = 0; i < count; ++i) {
-    const Tensor& input = *inputs[i];
-    Edge& edge = edges[i];
-    edge.shape = input.shape();
-    edge.dtype = input.dtype();
-    if (input.requires_grad()) {
-      const TensorImpl& impl = *input.impl();
-      if (impl.grad_fn) {
-        edge.node = impl.grad_fn;
-        edge.output_nr = impl.output_nr;
-      } else {
-        // A saved() copy of a leaf sends its gradient to the leaf itself.
-        edge.leaf = impl.extras && impl.extras->leaf ? impl.extras->leaf : input.impl_ptr();
-      }
-    }
-  }
-  if (g_debug_hooks.load(std::memory_order_relaxed)) debug_note_inputs(inputs, count);
-  return edges;
 }
 
 }  // namespace detail
@@ -179,6 +185,13 @@ void accumulate_grad(TensorImpl& leaf, Tensor gradient, const char* op) {
   }
   Tensor slot(leaf.grad);
   leaf.grad.reset();  // so that the slot is the sole owner when it can be
+  // A gradient handed on as it came (add's backward gives both inputs the
+  // same tensor) may be shared: a .grad gets a buffer of its own, since
+  // users and optimizers (clip_grad_norm) write .grad in place.
+  if (!slot.defined() && !gradient.requires_grad() &&
+      (gradient.impl_ptr().use_count() > 1 || gradient.impl()->storage.use_count() > 1)) {
+    gradient = gradient.clone();  // not recorded: the gradient is off the tape
+  }
   detail::accumulate_into(slot, std::move(gradient));
   leaf.grad = slot.impl_ptr();
 }

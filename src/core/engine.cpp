@@ -197,10 +197,12 @@ class GraphTask {
                       "' was already freed by an earlier backward; pass retain_graph=true to the first backward "
                       "to run backward twice");
       }
-      for (std::size_t k = 0; k < outputs; ++k) {
+      for (std::size_t k = 0; k < outputs && (node->output_retains_grad_ || !captures_.empty()); ++k) {
         if (!grads_out[k].defined()) continue;
-        if (auto output = node->output(k); output && output->retains_grad) {
-          accumulate_grad(*output, grads_out[k], node->name());
+        if (node->output_retains_grad_) {
+          if (auto output = node->output(k); output && output->retains_grad) {
+            accumulate_grad(*output, grads_out[k], node->name());
+          }
         }
         for (Capture& capture : captures_) {
           if (capture.node == node.get() && capture.output_nr == k) detail::accumulate_into(capture.value, grads_out[k]);

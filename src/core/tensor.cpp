@@ -221,6 +221,7 @@ void Tensor::zero_grad() {
 Tensor& Tensor::retain_grad() {
   detail::check_defined("retain_grad", *this);
   impl_->retains_grad = true;
+  if (impl_->grad_fn) impl_->grad_fn->output_retains_grad_ = true;
   return *this;
 }
 

@@ -12,6 +12,7 @@
 
 namespace tapegrad {
 
+using namespace detail::local_derivatives;
 using detail::unary_pointwise;
 
 namespace {
@@ -31,32 +32,32 @@ Tensor stable_sigmoid(const Tensor& x) { return sigmoid(x); }
 
 Tensor identity(const Tensor& x) {
   return unary_pointwise(
-      x, {"identity", "y = x"}, [](auto v) { return v; }, [](auto, auto) { return 1.0; });
+      x, {"identity", "y = x"}, [](auto v) { return v; }, reads<kNothing>([] { return 1.0; }));
 }
 
 Tensor sigmoid(const Tensor& x) {
   return unary_pointwise(
       x, {"sigmoid", "y = 1 / (1 + e^-x)"}, [](auto v) { return stable_sigmoid(v); },
-      [](auto, auto y) { return y * (1 - y); });
+      reads<kOutput>([](auto y) { return y * (1 - y); }));
 }
 
 Tensor tanh(const Tensor& x) {
   return unary_pointwise(
-      x, {"tanh", "y = tanh x"}, [](auto v) { return std::tanh(v); }, [](auto, auto y) { return 1 - y * y; });
+      x, {"tanh", "y = tanh x"}, [](auto v) { return std::tanh(v); }, reads<kOutput>([](auto y) { return 1 - y * y; }));
 }
 
 Tensor relu(const Tensor& x) {
   // std::max(v, 0) keeps a NaN input (v < 0 is false), as PyTorch does.
   return unary_pointwise(
       x, {"relu", "y = max(0, x)"}, [](auto v) { return std::max(v, decltype(v)(0)); },
-      detail::piecewise([](auto v, auto) { return v > 0 ? 1.0 : 0.0; }));
+      reads<kInput>(piecewise([](auto v) { return v > 0 ? 1.0 : 0.0; })));
 }
 
 Tensor leaky_relu(const Tensor& x, double slope) {
   return unary_pointwise(
       x, {"leaky_relu", "y = x if x > 0 else slope·x"},
       [slope](auto v) { return v > 0 ? v : static_cast<decltype(v)>(slope) * v; },
-      detail::piecewise([slope](auto v, auto) { return v > 0 ? 1.0 : slope; }));
+      reads<kInput>(piecewise([slope](auto v) { return v > 0 ? 1.0 : slope; })));
 }
 
 Tensor softplus(const Tensor& x) {
@@ -65,7 +66,7 @@ Tensor softplus(const Tensor& x) {
   return unary_pointwise(
       x, {"softplus", "y = ln(1 + e^x)"},
       [](auto v) { return std::max(v, decltype(v)(0)) + std::log1p(std::exp(-std::abs(v))); },
-      [](auto v, auto) { return stable_sigmoid(v); });
+      reads<kInput>([](auto v) { return stable_sigmoid(v); }));
 }
 
 Tensor hard_tanh(const Tensor& x, double low, double high) {
@@ -76,28 +77,29 @@ Tensor hard_tanh(const Tensor& x, double low, double high) {
         using T = decltype(v);
         return std::min(std::max(v, static_cast<T>(low)), static_cast<T>(high));
       },
-      detail::piecewise([low, high](auto v, auto) { return v >= low && v <= high ? 1.0 : 0.0; }));
+      reads<kInput>(piecewise([low, high](auto v) { return v >= low && v <= high ? 1.0 : 0.0; })));
 }
 
 Tensor arctan(const Tensor& x) {
   return unary_pointwise(
-      x, {"arctan", "y = arctan x"}, [](auto v) { return std::atan(v); }, [](auto v, auto) { return 1 / (1 + v * v); });
+      x, {"arctan", "y = arctan x"}, [](auto v) { return std::atan(v); },
+      reads<kInput>([](auto v) { return 1 / (1 + v * v); }));
 }
 
 Tensor sin(const Tensor& x) {
   return unary_pointwise(
-      x, {"sin", "y = sin x"}, [](auto v) { return std::sin(v); }, [](auto v, auto) {
+      x, {"sin", "y = sin x"}, [](auto v) { return std::sin(v); }, reads<kInput>([](auto v) {
         using std::cos;
         return cos(v);
-      });
+      }));
 }
 
 Tensor cos(const Tensor& x) {
   return unary_pointwise(
-      x, {"cos", "y = cos x"}, [](auto v) { return std::cos(v); }, [](auto v, auto) {
+      x, {"cos", "y = cos x"}, [](auto v) { return std::cos(v); }, reads<kInput>([](auto v) {
         using std::sin;
         return -sin(v);
-      });
+      }));
 }
 
 namespace {
@@ -139,7 +141,7 @@ Tensor sinc_series_of(const Tensor& t, int n) { return sinc_series(t, n); }
 Tensor sinc_series(const Tensor& t, int n) {
   return unary_pointwise(
       t, {"sinc_series", "y = Σ_k (-t)^k / (2k + n)!"}, [n](auto v) { return sinc_series_value(v, n); },
-      [n](auto v, auto) { return -(sinc_series_of(v, n + 1) - n * sinc_series_of(v, n + 2)) / 2; });
+      reads<kInput>([n](auto v) { return -(sinc_series_of(v, n + 1) - n * sinc_series_of(v, n + 2)) / 2; }));
 }
 
 }  // namespace
@@ -147,7 +149,8 @@ Tensor sinc_series(const Tensor& t, int n) {
 Tensor sinc(const Tensor& x) {
   return unary_pointwise(
       x, {"sinc", "y = sin x / x"}, [](auto v) { return v == 0 ? decltype(v)(1) : std::sin(v) / v; },
-      detail::with_tensor_form([](auto v, auto) {
+      reads<kInput>(with_tensor_form(
+          [](auto v) {
         // cos x / x - sin x / x² subtracts two terms of size 1/x to get
         // about -x/3: near 0 use the Taylor series -x/3 + x³/30 - x⁵/840 +
         // x⁷/45360 instead (next term x⁹/3991680, below 1e-15 relative at 0.1).
@@ -158,16 +161,16 @@ Tensor sinc(const Tensor& x) {
         }
         return std::cos(t) / t - std::sin(t) / (t * t);
       },
-      [](const Tensor& v, const Tensor&) {
-        const Tensor t = v * v;
-        return -v * (sinc_series(t, 2) - sinc_series(t, 3));
-      }));
+          [](const Tensor& v) {
+            const Tensor t = v * v;
+            return -v * (sinc_series(t, 2) - sinc_series(t, 3));
+          })));
 }
 
 Tensor gaussian(const Tensor& x) {
   return unary_pointwise(
       x, {"gaussian", "y = e^(-x²)"}, [](auto v) { return std::exp(-v * v); },
-      [](auto v, auto y) { return -2 * v * y; });
+      reads<kInput | kOutput>([](auto v, auto y) { return -2 * v * y; }));
 }
 
 Tensor bent_identity(const Tensor& x) {
@@ -180,8 +183,8 @@ Tensor bent_identity(const Tensor& x) {
         const T root = std::hypot(v, T(1));
         return v * (v / (root + 1)) / 2 + v;
       },
-      detail::with_tensor_form([](auto v, auto) { return v / (2 * std::hypot(v, decltype(v)(1))) + 1; },
-                               [](const Tensor& v, const Tensor&) { return v / (2 * sqrt(v * v + 1.0)) + 1.0; }));
+      reads<kInput>(with_tensor_form([](auto v) { return v / (2 * std::hypot(v, decltype(v)(1))) + 1; },
+                                     [](const Tensor& v) { return v / (2 * sqrt(v * v + 1.0)) + 1.0; })));
 }
 
 namespace {
@@ -269,13 +272,13 @@ Tensor softexp_psi_of(const Tensor& v, int n) { return softexp_psi(v, n); }
 Tensor softexp_phi(const Tensor& u, int n) {
   return unary_pointwise(
       u, {"soft_exponential_phi", "y = Σ_k u^k / (k + n)!"}, [n](auto v) { return softexp_phi_value(v, n); },
-      [n](auto v, auto) { return softexp_phi_of(v, n) - n * softexp_phi_of(v, n + 1); });
+      reads<kInput>([n](auto v) { return softexp_phi_of(v, n) - n * softexp_phi_of(v, n + 1); }));
 }
 
 Tensor softexp_psi(const Tensor& v, int n) {
   return unary_pointwise(
       v, {"soft_exponential_psi", "y = Σ_k (-v)^k / (k + n)"}, [n](auto w) { return softexp_psi_value(w, n); },
-      [n](auto w, auto) { return n * softexp_psi_of(w, n + 1) - 1 / (1 + w); });
+      reads<kInput>([n](auto w) { return n * softexp_psi_of(w, n + 1) - 1 / (1 + w); }));
 }
 
 }  // namespace
@@ -370,13 +373,13 @@ Tensor binary_step(const Tensor& x) {
   // and it hands back zeros (binary_step_ste is the trainable variant).
   return unary_pointwise(
       x, {"binary_step", "y = 1 if x >= 0 else 0"}, [](auto v) { return v >= 0 ? decltype(v)(1) : decltype(v)(0); },
-      [](auto, auto) { return 0.0; });
+      reads<kNothing>([] { return 0.0; }));
 }
 
 Tensor sign(const Tensor& x) {
   return unary_pointwise(
       x, {"sign", "y = sign x"}, [](auto v) { return static_cast<decltype(v)>((v > 0) - (v < 0)); },
-      [](auto, auto) { return 0.0; });
+      reads<kNothing>([] { return 0.0; }));
 }
 
 Tensor binary_step_ste(const Tensor& x) {
@@ -385,14 +388,14 @@ Tensor binary_step_ste(const Tensor& x) {
   return unary_pointwise(
       x, {"binary_step_ste", "y = 1 if x >= 0 else 0; dx = dy where |x| <= 1"},
       [](auto v) { return v >= 0 ? decltype(v)(1) : decltype(v)(0); },
-      detail::piecewise([](auto v, auto) { return std::abs(v) <= 1 ? 1.0 : 0.0; }));
+      reads<kInput>(piecewise([](auto v) { return std::abs(v) <= 1 ? 1.0 : 0.0; })));
 }
 
 Tensor sign_ste(const Tensor& x) {
   return unary_pointwise(
       x, {"sign_ste", "y = sign x; dx = dy where |x| <= 1"},
       [](auto v) { return static_cast<decltype(v)>((v > 0) - (v < 0)); },
-      detail::piecewise([](auto v, auto) { return std::abs(v) <= 1 ? 1.0 : 0.0; }));
+      reads<kInput>(piecewise([](auto v) { return std::abs(v) <= 1 ? 1.0 : 0.0; })));
 }
 
 }  // namespace tapegrad

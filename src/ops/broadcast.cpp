@@ -70,6 +70,13 @@ namespace detail {
 
 Tensor unbroadcast(const Tensor& grad, const Shape& shape) { return sum_to(grad, shape); }
 
+Tensor scaled_gradient(const Tensor& g, double c) {
+  if (c == 1) return g;
+  if (c == 0) return zeros_like(g);  // flat ops (sign, step): zeros even where g is NaN, as PyTorch
+  if (c == -1) return neg(g);
+  return g * c;
+}
+
 }  // namespace detail
 
 }  // namespace tapegrad

@@ -10,37 +10,39 @@
 
 namespace tapegrad {
 
+using namespace detail::local_derivatives;
 using detail::binary_pointwise;
 using detail::scalar_like;
 using detail::unary_pointwise;
 
 Tensor add(const Tensor& a, const Tensor& b) {
   return binary_pointwise(
-      a, b, {"add", "y = a + b"}, [](auto x, auto y) { return x + y; }, [](auto, auto, auto) { return 1.0; },
-      [](auto, auto, auto) { return 1.0; });
+      a, b, {"add", "y = a + b"}, [](auto x, auto y) { return x + y; }, reads<kNothing>([] { return 1.0; }),
+      reads<kNothing>([] { return 1.0; }));
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
   return binary_pointwise(
-      a, b, {"sub", "y = a - b"}, [](auto x, auto y) { return x - y; }, [](auto, auto, auto) { return 1.0; },
-      [](auto, auto, auto) { return -1.0; });
+      a, b, {"sub", "y = a - b"}, [](auto x, auto y) { return x - y; }, reads<kNothing>([] { return 1.0; }),
+      reads<kNothing>([] { return -1.0; }));
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
   return binary_pointwise(
-      a, b, {"mul", "y = a * b"}, [](auto x, auto y) { return x * y; }, [](auto, auto bv, auto) { return bv; },
-      [](auto av, auto, auto) { return av; });
+      a, b, {"mul", "y = a * b"}, [](auto x, auto y) { return x * y; }, reads<kInputB>([](auto bv) { return bv; }),
+      reads<kInputA>([](auto av) { return av; }));
 }
 
 Tensor div(const Tensor& a, const Tensor& b) {
   return binary_pointwise(
       a, b, {"div", "y = a / b"}, [](auto x, auto y) { return x / y; },
-      [](auto, auto bv, auto) { return 1 / bv; }, [](auto, auto bv, auto y) { return -y / bv; });
+      reads<kInputB>([](auto bv) { return 1 / bv; }),
+      reads<kInputB | kOutput>([](auto bv, auto y) { return -y / bv; }));
 }
 
 Tensor neg(const Tensor& x) {
   return unary_pointwise(
-      x, {"neg", "y = -x"}, [](auto v) { return -v; }, [](auto, auto) { return -1.0; });
+      x, {"neg", "y = -x"}, [](auto v) { return -v; }, reads<kNothing>([] { return -1.0; }));
 }
 
 namespace {
@@ -87,47 +89,47 @@ Tensor pow(const Tensor& a, const Tensor& b) {
   //     term is multiplied by the constant mask of a ≠ 0.
   return binary_pointwise(
       a, b, {"pow", "y = a ^ b"}, [](auto x, auto p) { return std::pow(x, p); },
-      detail::with_tensor_form([](auto x, auto p, auto) { return p == 0 ? 0 * x : p * std::pow(x, p - 1); },
-                               [](const Tensor& x, const Tensor& p, const Tensor&) {
-                                 return p * pow(x, p - 1.0 + both_zero_mask(x, p));
-                               }),
+      reads<kInputA | kInputB>(
+          with_tensor_form([](auto x, auto p) { return p == 0 ? 0 * x : p * std::pow(x, p - 1); },
+                           [](const Tensor& x, const Tensor& p) { return p * pow(x, p - 1.0 + both_zero_mask(x, p)); })),
       // d(a^b)/db = a^b ln a; at a = 0 the limit from the right is 0 for b > 0.
-      detail::with_tensor_form([](auto x, auto, auto y) { return x == 0 ? 0 * x : y * std::log(x); },
-                               [](const Tensor& x, const Tensor&, const Tensor& y) {
-                                 const Tensor at_zero = zero_mask(x);
-                                 return y * log(x + at_zero) * (1.0 - at_zero);
-                               }));
+      reads<kInputA | kOutput>(with_tensor_form([](auto x, auto y) { return x == 0 ? 0 * x : y * std::log(x); },
+                                                [](const Tensor& x, const Tensor& y) {
+                                                  const Tensor at_zero = zero_mask(x);
+                                                  return y * log(x + at_zero) * (1.0 - at_zero);
+                                                })));
 }
 
 Tensor pow(const Tensor& x, double exponent) {
   return unary_pointwise(
       x, {"pow", "y = x ^ p (constant p)"}, [exponent](auto v) { return std::pow(v, static_cast<decltype(v)>(exponent)); },
-      [exponent](auto v, auto) -> decltype(v) {
+      reads<kInput>([exponent](auto v) -> decltype(v) {
         using std::pow;
         if (exponent == 0) return 0 * v;
         return static_cast<decltype(v)>(exponent * pow(v, exponent - 1));
-      });
+      }));
 }
 
 Tensor exp(const Tensor& x) {
   return unary_pointwise(
-      x, {"exp", "y = e^x"}, [](auto v) { return std::exp(v); }, [](auto, auto y) { return y; });
+      x, {"exp", "y = e^x"}, [](auto v) { return std::exp(v); }, reads<kOutput>([](auto y) { return y; }));
 }
 
 Tensor log(const Tensor& x) {
   return unary_pointwise(
-      x, {"log", "y = ln x"}, [](auto v) { return std::log(v); }, [](auto v, auto) { return 1 / v; });
+      x, {"log", "y = ln x"}, [](auto v) { return std::log(v); }, reads<kInput>([](auto v) { return 1 / v; }));
 }
 
 Tensor sqrt(const Tensor& x) {
   return unary_pointwise(
-      x, {"sqrt", "y = sqrt(x)"}, [](auto v) { return std::sqrt(v); }, [](auto, auto y) { return 1 / (2 * y); });
+      x, {"sqrt", "y = sqrt(x)"}, [](auto v) { return std::sqrt(v); },
+      reads<kOutput>([](auto y) { return 1 / (2 * y); }));
 }
 
 Tensor abs(const Tensor& x) {
   return unary_pointwise(
       x, {"abs", "y = |x|"}, [](auto v) { return std::abs(v); },
-      detail::piecewise([](auto v, auto) { return static_cast<decltype(v)>((v > 0) - (v < 0)); }));
+      reads<kInput>(piecewise([](auto v) { return static_cast<decltype(v)>((v > 0) - (v < 0)); })));
 }
 
 Tensor clamp(const Tensor& x, double low, double high) {
@@ -140,7 +142,7 @@ Tensor clamp(const Tensor& x, double low, double high) {
         // when a comparison is false, so a NaN v comes out NaN, as in PyTorch.
         return std::min(std::max(v, static_cast<T>(low)), static_cast<T>(high));
       },
-      detail::piecewise([low, high](auto v, auto) { return static_cast<decltype(v)>(v >= low && v <= high); }));
+      reads<kInput>(piecewise([low, high](auto v) { return static_cast<decltype(v)>(v >= low && v <= high); })));
 }
 
 // NaN in either argument gives NaN (std::max alone keeps only a NaN in its
@@ -168,15 +170,15 @@ double extremum_share(T x, T y, bool x_wins) {
 Tensor maximum(const Tensor& a, const Tensor& b) {
   return binary_pointwise(
       a, b, {"maximum", "y = max(a, b), NaN if either is"}, [](auto x, auto y) { return nan_or(y, std::max(x, y)); },
-      detail::piecewise([](auto x, auto y, auto) { return extremum_share(x, y, x > y); }),
-      detail::piecewise([](auto x, auto y, auto) { return extremum_share(y, x, y > x); }));
+      reads<kInputA | kInputB>(piecewise([](auto x, auto y) { return extremum_share(x, y, x > y); })),
+      reads<kInputA | kInputB>(piecewise([](auto x, auto y) { return extremum_share(y, x, y > x); })));
 }
 
 Tensor minimum(const Tensor& a, const Tensor& b) {
   return binary_pointwise(
       a, b, {"minimum", "y = min(a, b), NaN if either is"}, [](auto x, auto y) { return nan_or(y, std::min(x, y)); },
-      detail::piecewise([](auto x, auto y, auto) { return extremum_share(x, y, x < y); }),
-      detail::piecewise([](auto x, auto y, auto) { return extremum_share(y, x, y < x); }));
+      reads<kInputA | kInputB>(piecewise([](auto x, auto y) { return extremum_share(x, y, x < y); })),
+      reads<kInputA | kInputB>(piecewise([](auto x, auto y) { return extremum_share(y, x, y < x); })));
 }
 
 Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }

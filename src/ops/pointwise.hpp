@@ -12,6 +12,7 @@
 // elementwise branches (relu's step) is wrapped in piecewise(): evaluated
 // as numbers even in a create-graph pass, and recorded as g * mask.
 #include <cmath>
+#include <tuple>
 #include <type_traits>
 
 #include "core/dispatch.hpp"
@@ -26,6 +27,9 @@ namespace tapegrad::detail {
 // broadcasting (sum_to, differentiable). The one helper every broadcasting
 // op uses.
 Tensor unbroadcast(const Tensor& grad, const Shape& shape);
+
+// The vocabulary ops describe their local derivatives with.
+namespace local_derivatives {
 
 // A derivative that is piecewise constant (relu's step, abs's sign, a
 // clamp's window): its own derivative is zero almost everywhere, so a
@@ -80,17 +84,80 @@ FirstOrderOnly<F> first_order_only(F f) {
   return {f};
 }
 
+// What a local derivative reads, so that the node saves only that: the
+// input (or, of a binary op, input a and input b) and the output. A
+// derivative wrapped in reads<mask>() is called with just those, in that
+// order (tanh: reads<kOutput>([](auto y) { return 1 - y * y; })); an
+// unwrapped one reads everything. Reading nothing means a constant (add's 1,
+// neg's -1): the gradient passes through, scaled when the constant is not 1.
+inline constexpr unsigned kNothing = 0, kInput = 1, kInputA = 1, kInputB = 2, kOutput = 4,
+                          kEverything = kInputA | kInputB | kOutput;
+template <unsigned Mask, class F>
+struct Reads {
+  F f;
+};
+template <unsigned Mask, class F>
+Reads<Mask, F> reads(F f) {
+  return {f};
+}
+template <class D>
+struct ReadsOf {
+  static constexpr unsigned mask = kEverything;
+  static const D& inner(const D& d) { return d; }
+};
+template <unsigned Mask, class F>
+struct ReadsOf<Reads<Mask, F>> {
+  static constexpr unsigned mask = Mask;
+  static const F& inner(const Reads<Mask, F>& d) { return d.f; }
+};
+
+}  // namespace local_derivatives
+using namespace local_derivatives;
+
+// Calls a local derivative with the arguments its mask names, in the order
+// (a, b, y); a unary op passes its input as a, and nothing as b.
+template <unsigned Mask, class F, class A, class B, class Y>
+auto call_reading(const F& f, const A& a, const B& b, const Y& y) {
+  auto pick = [](auto bit, const auto& value) {
+    if constexpr ((Mask & decltype(bit)::value) != 0) {
+      return std::tuple<const std::decay_t<decltype(value)>&>(value);
+    } else {
+      return std::tuple<>();
+    }
+  };
+  return std::apply(f, std::tuple_cat(pick(std::integral_constant<unsigned, kInputA>{}, a),
+                                      pick(std::integral_constant<unsigned, kInputB>{}, b),
+                                      pick(std::integral_constant<unsigned, kOutput>{}, y)));
+}
+
 // The derivative on Tensors, for a create-graph pass: a Tensor, or a number
 // where the derivative is a constant (add's 1).
-template <class D, class... Args>
-auto derivative_on_tensors(const D& derivative, const char* op, const Args&... args) {
+template <unsigned Mask, class D, class A, class B, class Y>
+auto derivative_on_tensors(const D& derivative, const char* op, const A& a, const B& b, const Y& y) {
   if constexpr (requires { derivative.tensors; }) {
-    return derivative.tensors(args...);
+    return call_reading<Mask>(derivative.tensors, a, b, y);
   } else if constexpr (requires { derivative.first_order; }) {
     throw_runtime(op, "double backward is not implemented");
     return Tensor();
   } else {
-    return derivative(args...);
+    return call_reading<Mask>(derivative, a, b, y);
+  }
+}
+
+// A saved copy of `tensor` when `read`, else nothing.
+inline Tensor saved_if(bool read, const Tensor& tensor) { return read ? saved(tensor) : Tensor(); }
+
+// g · c for a derivative that is the constant c: g itself when c is 1.
+Tensor scaled_gradient(const Tensor& g, double c);
+
+// An element of `values` when the mask reads it, else a placeholder the
+// derivative never sees.
+template <unsigned Mask, unsigned Bit, class T>
+T element_if_read(const T* values, std::int64_t i) {
+  if constexpr ((Mask & Bit) != 0) {
+    return values[i];
+  } else {
+    return T();
   }
 }
 
@@ -107,27 +174,37 @@ Tensor unary_pointwise(const Tensor& x, OpInfo info, Forward forward, Derivative
     for (std::int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(forward(in[i]));
   });
   if (!any_requires_grad({&x})) return unrecorded(info, y, {&x});
+  constexpr unsigned mask = ReadsOf<Derivative>::mask & (kInput | kOutput);
   return record_op(info, y, {&x},
-                   [xs = saved(x), ys = saved(y), derivative, name = info.name](const Tensor& g, InputGrads& grads) {
-                     if constexpr (!is_piecewise<Derivative>) {
+                   [xs = saved_if(mask & kInput, x), ys = saved_if(mask & kOutput, y),
+                    local = ReadsOf<Derivative>::inner(derivative), name = info.name](const Tensor& g,
+                                                                                       InputGrads& grads) {
+                     using Local = std::decay_t<decltype(local)>;
+                     if constexpr (mask == kNothing && !requires { local.first_order; }) {
+                       grads.add(0, scaled_gradient(g, local()));
+                       return;
+                     }
+                     if constexpr (!is_piecewise<Local>) {
                        if (grads.create_graph()) {
-                         grads.add(0, g * derivative_on_tensors(derivative, name, xs, grads.output(ys)));
+                         const Tensor y_on_tape = (mask & kOutput) ? grads.output(ys) : Tensor();
+                         grads.add(0, g * derivative_on_tensors<mask>(local, name, xs, Tensor(), y_on_tape));
                          return;
                        }
                      }
                      // With create_graph, a piecewise derivative's mask (g = 1), then g * mask recorded.
                      const bool mask_only = grads.create_graph();
-                     Tensor gx = empty(xs.shape(), xs.dtype());
-                     dispatch_float(xs.dtype(), name, [&](auto tag) {
+                     Tensor gx = empty(g.shape(), g.dtype());
+                     dispatch_float(g.dtype(), name, [&](auto tag) {
                        using T = decltype(tag);
-                       const T* xv = xs.data<T>();
-                       const T* yv = ys.data<T>();
+                       const T* xv = (mask & kInput) ? xs.data<T>() : nullptr;
+                       const T* yv = (mask & kOutput) ? ys.data<T>() : nullptr;
                        const T* gv = mask_only ? nullptr : g.data<T>();
                        T* out = gx.data<T>();
-                       const std::int64_t n = xs.numel();
+                       const std::int64_t n = g.numel();
                        for (std::int64_t i = 0; i < n; ++i) {
-                         const T local = static_cast<T>(derivative(xv[i], yv[i]));
-                         out[i] = mask_only ? local : gv[i] * local;
+                         const T local_value = static_cast<T>(call_reading<mask>(
+                             local, element_if_read<mask, kInput>(xv, i), T(), element_if_read<mask, kOutput>(yv, i)));
+                         out[i] = mask_only ? local_value : gv[i] * local_value;
                        }
                      });
                      grads.add(0, mask_only ? g * gx : std::move(gx));
@@ -153,6 +230,7 @@ void for_each_broadcast(const Shape& a, const Shape& b, const Shape& out, F&& f)
 
 // y = f(a, b) with NumPy broadcasting;
 // da = unbroadcast(dy * df_da(a, b, y)), db = unbroadcast(dy * df_db(a, b, y)).
+// Saved: what the derivatives of the inputs that need a gradient read.
 template <class Forward, class DerivA, class DerivB>
 Tensor binary_pointwise(const Tensor& a, const Tensor& b, OpInfo info, Forward forward, DerivA deriv_a,
                         DerivB deriv_b) {
@@ -169,34 +247,49 @@ Tensor binary_pointwise(const Tensor& a, const Tensor& b, OpInfo info, Forward f
                        [&](std::int64_t ia, std::int64_t ib, std::int64_t io) { out[io] = static_cast<T>(forward(av[ia], bv[ib])); });
   });
   if (!any_requires_grad({&a, &b})) return unrecorded(info, y, {&a, &b});
+  const unsigned read =
+      (a.requires_grad() ? ReadsOf<DerivA>::mask : 0u) | (b.requires_grad() ? ReadsOf<DerivB>::mask : 0u);
   return record_op(
       info, y, {&a, &b},
-      [as = saved(a), bs = saved(b), ys = saved(y), deriv_a, deriv_b, name = info.name](const Tensor& g,
-                                                                                        InputGrads& grads) {
-        auto input_grad = [&](auto derivative, const Shape& input_shape) {
-          if constexpr (!is_piecewise<decltype(derivative)>) {
+      [as = saved_if(read & kInputA, a), bs = saved_if(read & kInputB, b), ys = saved_if(read & kOutput, y),
+       local_a = ReadsOf<DerivA>::inner(deriv_a), local_b = ReadsOf<DerivB>::inner(deriv_b),
+       name = info.name](const Tensor& g, InputGrads& grads) {
+        auto input_grad = [&](auto mask_constant, const auto& local, std::size_t input) {
+          constexpr unsigned mask = decltype(mask_constant)::value;
+          using Local = std::decay_t<decltype(local)>;
+          const Shape& input_shape = grads.input_shape(input);
+          if constexpr (mask == kNothing && !requires { local.first_order; }) {
+            return unbroadcast(scaled_gradient(g, local()), input_shape);
+          }
+          if constexpr (!is_piecewise<Local>) {
             if (grads.create_graph()) {
-              return unbroadcast(g * derivative_on_tensors(derivative, name, as, bs, grads.output(ys)), input_shape);
+              const Tensor y_on_tape = (mask & kOutput) ? grads.output(ys) : Tensor();
+              return unbroadcast(g * derivative_on_tensors<mask>(local, name, as, bs, y_on_tape), input_shape);
             }
           }
           const bool mask_only = grads.create_graph();
-          Tensor full_grad = empty(ys.shape(), ys.dtype());
-          dispatch_float(ys.dtype(), name, [&](auto tag) {
+          Tensor full_grad = empty(g.shape(), g.dtype());
+          dispatch_float(g.dtype(), name, [&](auto tag) {
             using T = decltype(tag);
-            const T* av = as.data<T>();
-            const T* bv = bs.data<T>();
-            const T* yv = ys.data<T>();
+            const T* av = (mask & kInputA) ? as.data<T>() : nullptr;
+            const T* bv = (mask & kInputB) ? bs.data<T>() : nullptr;
+            const T* yv = (mask & kOutput) ? ys.data<T>() : nullptr;
             const T* gv = mask_only ? nullptr : g.data<T>();
             T* out = full_grad.data<T>();
-            for_each_broadcast(as.shape(), bs.shape(), ys.shape(), [&](std::int64_t ia, std::int64_t ib, std::int64_t io) {
-              const T local = static_cast<T>(derivative(av[ia], bv[ib], yv[io]));
-              out[io] = mask_only ? local : gv[io] * local;
-            });
+            for_each_broadcast(grads.input_shape(0), grads.input_shape(1), g.shape(),
+                               [&](std::int64_t ia, std::int64_t ib, std::int64_t io) {
+                                 const T local_value = static_cast<T>(call_reading<mask>(
+                                     local, element_if_read<mask, kInputA>(av, ia),
+                                     element_if_read<mask, kInputB>(bv, ib), element_if_read<mask, kOutput>(yv, io)));
+                                 out[io] = mask_only ? local_value : gv[io] * local_value;
+                               });
           });
           return unbroadcast(mask_only ? g * full_grad : full_grad, input_shape);
         };
-        if (grads.needs(0)) grads.add(0, input_grad(deriv_a, as.shape()));
-        if (grads.needs(1)) grads.add(1, input_grad(deriv_b, bs.shape()));
+        using MaskA = std::integral_constant<unsigned, ReadsOf<DerivA>::mask>;
+        using MaskB = std::integral_constant<unsigned, ReadsOf<DerivB>::mask>;
+        if (grads.needs(0)) grads.add(0, input_grad(MaskA{}, local_a, 0));
+        if (grads.needs(1)) grads.add(1, input_grad(MaskB{}, local_b, 1));
       });
 }
 

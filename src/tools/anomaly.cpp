@@ -43,7 +43,7 @@ void update_debug_hooks() {
   detail::g_debug_hooks.store(g_anomaly.load() || g_capture_values.load() > 0);
 }
 
-// The inputs make_edges saw last, for the node detail_attach is about to
+// The inputs the Node constructor saw last, for the node detail_attach is about to
 // record (the two run back to back inside record_op, on one thread).
 thread_local std::vector<Tensor> t_pending_inputs;
 
@@ -437,7 +437,7 @@ void debug_on_unrecorded(const OpInfo& op, const Tensor* const* inputs, std::siz
                 finding + " (no input requires grad: no node was recorded)", "forward");
 }
 
-void debug_on_backward(const Node& node, const std::vector<Tensor>& input_grads) {
+void debug_on_backward(const Node& node, const GradientList& input_grads) {
   if (!tools::g_anomaly.load(std::memory_order_relaxed)) return;
   for (std::size_t i = 0; i < input_grads.size(); ++i) {
     const auto [index, kind] = tools::first_non_finite(input_grads[i]);

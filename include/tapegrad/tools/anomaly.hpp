@@ -33,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "tapegrad/autograd.hpp"
 #include "tapegrad/shape.hpp"
 #include "tapegrad/tensor.hpp"
 
@@ -126,7 +127,7 @@ namespace detail {
 // On while anomaly mode or value capture is on; the engine calls the hooks
 // below only then.
 extern std::atomic<bool> g_debug_hooks;
-// From make_edges: the inputs of the node about to be recorded.
+// From the Node constructor: the inputs of the node about to be recorded.
 void debug_note_inputs(const Tensor* const* inputs, std::size_t count);
 // From detail_attach, before the node is attached: may throw AnomalyError.
 std::unique_ptr<NodeDebugInfo> debug_on_record(const Node& node, const Tensor& output);
@@ -134,7 +135,7 @@ std::unique_ptr<NodeDebugInfo> debug_on_record(const Node& node, const Tensor& o
 // off): anomaly mode checks their output too. May throw AnomalyError.
 void debug_on_unrecorded(const OpInfo& op, const Tensor* const* inputs, std::size_t count, const Tensor& output);
 // From the engine after a node computed its input gradients: may throw.
-void debug_on_backward(const Node& node, const std::vector<Tensor>& input_grads);
+void debug_on_backward(const Node& node, const GradientList& input_grads);
 
 }  // namespace detail
 }  // namespace tapegrad
