@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
       // Run alone in its own process: it reports the process's peak memory.
       {"memory", bench_memory},
       {"graph_memory", bench_graph_memory},
+      {"saved_memory", bench_saved_memory},
   };
   tapegrad::manual_seed(0);
   // The setting every result below ran with (see tapegrad/threads.hpp).

@@ -8,6 +8,7 @@ void bench_mlp_step();
 void bench_mnist_epoch();
 void bench_memory();
 void bench_graph_memory();
+void bench_saved_memory();
 void bench_hvp();
 
 }  // namespace tapegrad::bench

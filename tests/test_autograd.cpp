@@ -331,6 +331,21 @@ TEST_CASE("release_cached_memory hands the pool's blocks back after a large grap
 
 // ---------------------------------------------------------------- any order
 
+TEST_CASE("allocated_memory_bytes counts the tensor data a graph keeps alive", "[autograd]") {
+  const std::int64_t start = allocated_memory_bytes();
+  Tensor x = randn({1000}, DType::Float64).requires_grad_();
+  CHECK(allocated_memory_bytes() - start == 8000);
+  std::int64_t recorded = 0;
+  {
+    // exp saves its output, which log saves as its input; log's output is
+    // read by sum, which keeps only its shape, so it is freed at once.
+    Tensor y = sum(log(exp(x)));
+    recorded = allocated_memory_bytes() - start;
+  }
+  CHECK(recorded == 8000 + 8000 + 8);  // x, exp(x) and the sum
+  CHECK(allocated_memory_bytes() - start == 8000);
+}
+
 TEST_CASE("grad returns gradients without touching .grad, and create_graph makes them differentiable",
           "[autograd][higher_order]") {
   Tensor x = leaf({0.5, -1.25, 2.0});
@@ -402,6 +417,31 @@ TEST_CASE("grad of an intermediate tensor, of several outputs, and its bad-input
   // The graph was freed by that last call.
   REQUIRE_THROWS_WITH(grad({y}, {x}, {}, {.create_graph = true}),
                       Catch::Contains("the graph through 'sum' was already freed by an earlier backward"));
+}
+
+TEST_CASE("grad computes only the gradients it was asked for", "[autograd][higher_order]") {
+  // A two-input op that reports which inputs the pass wants: grad() of one
+  // input must not compute (or, with create_graph, record) the other's.
+  std::vector<std::pair<bool, bool>> asked;
+  auto product = [&](const Tensor& a, const Tensor& b) {
+    return record_op({"product", "y = a * b"}, a.detach() * b.detach(), {&a, &b},
+                     [&asked, as = saved(a), bs = saved(b)](const Tensor& g, InputGrads& grads) {
+                       asked.emplace_back(grads.needs(0), grads.needs(1));
+                       if (grads.needs(0)) grads.add(0, g * bs);
+                       if (grads.needs(1)) grads.add(1, g * as);
+                     });
+  };
+  Tensor a = leaf({1.0, 2.0});
+  Tensor b = leaf({3.0, 4.0});
+  Tensor y = sum(product(a, b));
+  CHECK(grad({y}, {a}, {}, {.retain_graph = true})[0].to_vector() == std::vector<double>{3.0, 4.0});
+  CHECK(grad({y}, {b}, {}, {.retain_graph = true})[0].to_vector() == std::vector<double>{1.0, 2.0});
+  y.backward();
+  REQUIRE(asked.size() == 3);
+  CHECK(asked[0] == std::pair{true, false});
+  CHECK(asked[1] == std::pair{false, true});
+  CHECK(asked[2] == std::pair{true, true});
+  CHECK(b.grad().to_vector() == std::vector<double>{1.0, 2.0});
 }
 
 TEST_CASE("passes over a shared graph are independent: a gradient penalty", "[autograd][higher_order]") {

@@ -33,9 +33,13 @@ struct OpInfo {
 };
 
 class Node;
+struct Edge;
 namespace detail {
 class GraphTask;
-}
+// False for an edge whose gradient the pass would throw away (grad() of
+// some inputs: nothing it asked for lies below the edge).
+bool pass_wants(const GraphTask& task, const Edge& edge);
+}  // namespace detail
 
 // What debugging tools record about a node when it is created (see
 // tools/anomaly.hpp): the call stack in anomaly mode, the values of its
@@ -75,8 +79,15 @@ struct NodeOutput {
 // outputs, and the slots for its inputs' gradients.
 class InputGrads {
  public:
-  InputGrads(const std::shared_ptr<Node>& node, Tensor* output_grads, std::size_t num_outputs, bool create_graph)
-      : node_(node), output_grads_(output_grads), num_outputs_(num_outputs), create_graph_(create_graph) {}
+  InputGrads(const std::shared_ptr<Node>& node, Tensor* output_grads, std::size_t num_outputs, bool create_graph,
+             const detail::GraphTask* pruning = nullptr)
+      : node_(node),
+        output_grads_(output_grads),
+        num_outputs_(num_outputs),
+        create_graph_(create_graph),
+        pruning_(pruning) {}
+  // Whether input i's gradient is wanted: it needs one, and the pass uses
+  // it (grad() of x alone does not compute the weights' gradients).
   bool needs(std::size_t input) const;
   // The shape input i had when the op was recorded (what its gradient must have).
   const Shape& input_shape(std::size_t input) const;
@@ -102,6 +113,7 @@ class InputGrads {
   Tensor* output_grads_;
   std::size_t num_outputs_;
   bool create_graph_;
+  const detail::GraphTask* pruning_;
   GradientList grads_;
 };
 

@@ -6,9 +6,15 @@
 // that cache, and what the C library keeps of freed memory, back to the
 // system.
 #include <cstddef>
+#include <cstdint>
 
 namespace tapegrad {
 
+// Bytes of tensor data allocated by the calling thread and not yet freed
+// (a buffer freed by another thread counts there): what a recorded graph
+// keeps alive is this number after a recorded forward minus after the same
+// forward under no_grad.
+std::int64_t allocated_memory_bytes();
 // Bytes held by the calling thread's cache of freed blocks.
 std::size_t cached_memory_bytes();
 // Frees the calling thread's cache and trims the C library's heap.

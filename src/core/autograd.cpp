@@ -108,14 +108,16 @@ Tensor InputGrads::output(const Tensor& saved_output, std::size_t k) const {
 }
 
 bool InputGrads::needs(std::size_t input) const {
-  return input < node_->inputs().size() && node_->inputs()[input].needs_grad();
+  if (input >= node_->inputs().size()) return false;
+  const Edge& edge = node_->inputs()[input];
+  return edge.needs_grad() && (pruning_ == nullptr || detail::pass_wants(*pruning_, edge));
 }
 
 const Shape& InputGrads::input_shape(std::size_t input) const { return node_->inputs().at(input).shape; }
 
 void InputGrads::add(std::size_t input, Tensor gradient) {
+  if (!needs(input)) return;
   const auto& inputs = node_->inputs();
-  if (input >= inputs.size() || !inputs[input].needs_grad()) return;
   const Edge& edge = inputs[input];
   if (gradient.shape() != edge.shape || gradient.dtype() != edge.dtype) {
     // A bug in an op's backward: name it rather than corrupt a gradient.

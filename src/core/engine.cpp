@@ -104,7 +104,10 @@ class GraphTask {
   void run() {
     std::vector<Node*> starts;
     for (const PendingNode& pending : pending_) starts.push_back(pending.raw);
-    if (!captures_.empty() && !options_.accumulate_into_leaves) mark_needed(starts);
+    if (!captures_.empty() && !options_.accumulate_into_leaves) {
+      mark_needed(starts);
+      pruning_ = true;
+    }
     if (options_.accumulate_into_leaves && g_live_post_accumulate_hooks.load(std::memory_order_relaxed) > 0) {
       count_leaf_edges(starts);
     }
@@ -122,6 +125,24 @@ class GraphTask {
   }
 
   std::vector<Capture>& captures() { return captures_; }
+
+  // See pass_wants().
+  bool wants(const Edge& edge) const {
+    if (edge.leaf) {
+      for (const Capture& capture : captures_) {
+        if (capture.leaf == edge.leaf.get()) return true;
+      }
+      return false;
+    }
+    if (!edge.node) return false;
+    const Node* node = edge.node.get();
+    for (const Capture& capture : captures_) {
+      if (capture.node == node) return true;  // captured, though it need not run
+    }
+    if (node->claimed_by_.load(std::memory_order_relaxed) == this) return pending_[node->claim_slot_].needed;
+    if (const std::uint32_t* slot = index_.find(node); slot != nullptr) return pending_[*slot - 1].needed;
+    return true;  // mark_needed made entries for every node not needed
+  }
 
  private:
   // The node's entry, made on first use: found through the node's claim
@@ -210,7 +231,7 @@ class GraphTask {
       }
       if (!needed) continue;
 
-      InputGrads grads(node, grads_out, outputs, options_.create_graph);
+      InputGrads grads(node, grads_out, outputs, options_.create_graph, pruning_ ? this : nullptr);
       try {
         node->apply(grads_out[0], grads);
       } catch (const detail::SavedTensorModified& modified) {
@@ -303,6 +324,7 @@ class GraphTask {
   std::vector<PendingNode> pending_;
   PointerMap<TensorImpl, int> leaf_edges_;
   bool counted_leaf_edges_ = false;
+  bool pruning_ = false;  // grad(): edges to nothing captured are skipped
   // Inputs of a node were created before it, so visiting nodes in
   // decreasing sequence order is a topological order: every node has all
   // its gradient contributions summed before it runs. A max-heap of
@@ -322,6 +344,8 @@ void check_seed(const char* op, const Tensor& root, const Tensor& seed, const st
 }
 
 }  // namespace
+
+bool pass_wants(const GraphTask& task, const Edge& edge) { return task.wants(edge); }
 
 }  // namespace detail
 

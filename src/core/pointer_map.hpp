@@ -50,6 +50,7 @@ class PointerMap {
     Slot& slot = probe(key);
     return slot.key == nullptr ? nullptr : &slot.value;
   }
+  const Value* find(const Key* key) const { return const_cast<PointerMap*>(this)->find(key); }
 
   std::size_t size() const { return size_; }
 

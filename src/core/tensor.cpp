@@ -301,7 +301,7 @@ Tensor Tensor::to(DType target) const {
       using To = decltype(to);
       const From* src = data<From>();
       To* dst = out.data<To>();
-      for (std::int64_t i = 0; i < numel(); ++i) dst[i] = static_cast<To>(src[i]);
+      for (std::int64_t i = 0, end = numel(); i < end; ++i) dst[i] = static_cast<To>(src[i]);
     });
   });
   if (!is_floating(target) || !is_floating(dtype())) return out;

@@ -48,9 +48,11 @@ Tensor tanh(const Tensor& x) {
 
 Tensor relu(const Tensor& x) {
   // std::max(v, 0) keeps a NaN input (v < 0 is false), as PyTorch does.
+  // The step is read off the output (y > 0 exactly where x > 0, and a NaN
+  // fails both): the next layer saves y anyway, so x need not be kept.
   return unary_pointwise(
       x, {"relu", "y = max(0, x)"}, [](auto v) { return std::max(v, decltype(v)(0)); },
-      reads<kInput>(piecewise([](auto v) { return v > 0 ? 1.0 : 0.0; })));
+      reads<kOutput>(piecewise([](auto y) { return y > 0 ? 1.0 : 0.0; })));
 }
 
 Tensor leaky_relu(const Tensor& x, double slope) {
@@ -301,7 +303,7 @@ Tensor soft_exponential(const Tensor& x, const Tensor& alpha) {
     using T = decltype(tag);
     const T* xv = x.data<T>();
     T* out = y.data<T>();
-    for (std::int64_t i = 0; i < x.numel(); ++i) {
+    for (std::int64_t i = 0, end = x.numel(); i < end; ++i) {
       const double t = xv[i];
       double value = t;
       if (a > 0) value = std::expm1(a * t) / a + a;
@@ -346,7 +348,7 @@ Tensor soft_exponential(const Tensor& x, const Tensor& alpha) {
                        const T* xv = xs.data<T>();
                        const T* gv = g.data<T>();
                        T* out = want_x ? gx.data<T>() : nullptr;
-                       for (std::int64_t i = 0; i < xs.numel(); ++i) {
+                       for (std::int64_t i = 0, end = xs.numel(); i < end; ++i) {
                          const double t = xv[i];
                          double dx = 1;
                          double da = t * t / 2 + 1;

@@ -56,7 +56,7 @@ Tensor zero_mask(const Tensor& a) {
     using T = decltype(tag);
     const T* av = a.data<T>();
     T* out = mask.data<T>();
-    for (std::int64_t i = 0; i < a.numel(); ++i) out[i] = av[i] == 0 ? T(1) : T(0);
+    for (std::int64_t i = 0, end = a.numel(); i < end; ++i) out[i] = av[i] == 0 ? T(1) : T(0);
   });
   return mask;
 }

@@ -34,7 +34,7 @@ Tensor reduce_losses(const Tensor& losses, Reduction reduction) {
   double total = 0;
   dispatch_float(losses.dtype(), "loss", [&](auto tag) {
     const auto* v = losses.data<decltype(tag)>();
-    for (std::int64_t k = 0; k < losses.numel(); ++k) total += v[k];
+    for (std::int64_t k = 0, end = losses.numel(); k < end; ++k) total += v[k];
   });
   // Mean of no elements is 0/0 = NaN, as in PyTorch.
   if (reduction == Reduction::Mean) total /= static_cast<double>(losses.numel());
@@ -82,7 +82,7 @@ Tensor one_hot_of(const Tensor& target, const Shape& scores, DType dtype) {
     using T = decltype(tag);
     T* out = rows.data<T>();
     const std::int64_t* t = target.data<std::int64_t>();
-    for (std::int64_t n = 0; n < target.numel(); ++n) out[n * classes + t[n]] = T(1);
+    for (std::int64_t n = 0, end = target.numel(); n < end; ++n) out[n * classes + t[n]] = T(1);
   });
   return rows;
 }
@@ -105,7 +105,7 @@ void check_class_targets(const char* op, const char* input_name, const Tensor& i
     throw_invalid(op, "target ", target.shape().str(), " does not match ", input_name, " ", input.shape().str());
   }
   const std::int64_t* t = target.data<std::int64_t>();
-  for (std::int64_t n = 0; n < target.numel(); ++n) {
+  for (std::int64_t n = 0, end = target.numel(); n < end; ++n) {
     if (t[n] < 0 || t[n] >= classes) {
       throw_out_of_range(op, "target ", t[n], " of sample ", n, " is out of range for ", classes, " classes");
     }
@@ -132,7 +132,7 @@ Tensor squared_error(const Tensor& prediction, const Tensor& target, Reduction r
     const T* p = prediction.data<T>();
     const T* t = target.data<T>();
     T* out = losses.data<T>();
-    for (std::int64_t k = 0; k < losses.numel(); ++k) {
+    for (std::int64_t k = 0, end = losses.numel(); k < end; ++k) {
       const double d = static_cast<double>(p[k]) - t[k];
       out[k] = static_cast<T>(d * d);
     }
@@ -156,7 +156,7 @@ Tensor squared_error(const Tensor& prediction, const Tensor& target, Reduction r
           const T* t = ts.data<T>();
           T* out = gp.data<T>();
           const LossGrad<T> w(g, reduction, ps.numel());
-          for (std::int64_t k = 0; k < ps.numel(); ++k) {
+          for (std::int64_t k = 0, end = ps.numel(); k < end; ++k) {
             out[k] = static_cast<T>(2 * (static_cast<double>(p[k]) - t[k]) * w[k]);
           }
         });
@@ -166,7 +166,7 @@ Tensor squared_error(const Tensor& prediction, const Tensor& target, Reduction r
             using T = decltype(tag);
             const T* in = gp.data<T>();
             T* out = gt.data<T>();
-            for (std::int64_t k = 0; k < gt.numel(); ++k) out[k] = -in[k];
+            for (std::int64_t k = 0, end = gt.numel(); k < end; ++k) out[k] = -in[k];
           });
           grads.add(1, std::move(gt));
         }
@@ -338,7 +338,7 @@ Tensor binary_cross_entropy(const Tensor& probs, const Tensor& target, Reduction
     const T* p = probs.data<T>();
     const T* y = target.data<T>();
     T* out = losses.data<T>();
-    for (std::int64_t k = 0; k < losses.numel(); ++k) {
+    for (std::int64_t k = 0, end = losses.numel(); k < end; ++k) {
       if (!(p[k] >= 0 && p[k] <= 1)) {
         throw_invalid(op, "probabilities must lie in [0, 1], got ", p[k], " at index ", k, " of ", probs.shape().str());
       }
@@ -362,7 +362,7 @@ Tensor binary_cross_entropy(const Tensor& probs, const Tensor& target, Reduction
           dispatch_float(ps.dtype(), op, [&](auto tag) {
             using T = decltype(tag);
             const T* p = ps.data<T>();
-            for (std::int64_t k = 0; k < ps.numel(); ++k) {
+            for (std::int64_t k = 0, end = ps.numel(); k < end; ++k) {
               const auto [log_p, log_q] = clamped_logs(p[k]);
               keep_p.data<T>()[k] = log_p > -100 ? T(1) : T(0);
               keep_q.data<T>()[k] = log_q > -100 ? T(1) : T(0);
@@ -388,7 +388,7 @@ Tensor binary_cross_entropy(const Tensor& probs, const Tensor& target, Reduction
           T* gpv = gp.defined() ? gp.data<T>() : nullptr;
           T* gyv = gy.defined() ? gy.data<T>() : nullptr;
           const LossGrad<T> w(g, reduction, ps.numel());
-          for (std::int64_t k = 0; k < ps.numel(); ++k) {
+          for (std::int64_t k = 0, end = ps.numel(); k < end; ++k) {
             const double pk = p[k], yk = y[k];
             const auto [log_p, log_q] = clamped_logs(pk);
             if (gpv) {
@@ -418,7 +418,7 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& target, Reduction red
     const T* z = logits.data<T>();
     const T* y = target.data<T>();
     T* out = losses.data<T>();
-    for (std::int64_t k = 0; k < losses.numel(); ++k) {
+    for (std::int64_t k = 0, end = losses.numel(); k < end; ++k) {
       // -(y ln σ(z) + (1 - y) ln(1 - σ(z))) = y·softplus(-z) + (1 - y)·softplus(z),
       // with softplus(z) = max(z, 0) + ln(1 + e^-|z|): its only exponent, -|z|,
       // is never positive, so nothing overflows and no σ underflows into a log.
@@ -453,7 +453,7 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& target, Reduction red
                        T* gzv = gz.defined() ? gz.data<T>() : nullptr;
                        T* gyv = gy.defined() ? gy.data<T>() : nullptr;
                        const LossGrad<T> w(g, reduction, zs.numel());
-                       for (std::int64_t k = 0; k < zs.numel(); ++k) {
+                       for (std::int64_t k = 0, end = zs.numel(); k < end; ++k) {
                          const double zk = z[k];
                          if (gzv) {
                            // σ(z) evaluated on the side where e^(-|z|) cannot overflow.

@@ -59,7 +59,7 @@ Tensor dropout(const Tensor& x, const Tensor& mask) {
     const T* xv = x.data<T>();
     const T* mv = mask.data<T>();
     T* out = y.data<T>();
-    for (std::int64_t i = 0; i < x.numel(); ++i) out[i] = xv[i] * mv[i];
+    for (std::int64_t i = 0, end = x.numel(); i < end; ++i) out[i] = xv[i] * mv[i];
   });
   return record_op({kOp, "y = x ⊙ mask"}, y, {&x}, [ms = saved(mask)](const Tensor& g, InputGrads& grads) {
     if (grads.create_graph()) {  // the mask is a constant: dx = dy ⊙ mask, recorded
@@ -72,7 +72,7 @@ Tensor dropout(const Tensor& x, const Tensor& mask) {
       const T* gv = g.data<T>();
       const T* mv = ms.data<T>();
       T* out = gx.data<T>();
-      for (std::int64_t i = 0; i < ms.numel(); ++i) out[i] = gv[i] * mv[i];
+      for (std::int64_t i = 0, end = ms.numel(); i < end; ++i) out[i] = gv[i] * mv[i];
     });
     grads.add(0, std::move(gx));
   });

@@ -77,14 +77,14 @@ Tensor scaled_sum(const Tensor& x, const ReducePlan& plan, double scale, OpInfo 
     if (plan.kept.numel() == 1) {
       // Whole-tensor sums accumulate in double: float32 loses digits fast.
       double total = 0;
-      for (std::int64_t i = 0; i < x.numel(); ++i) total += xv[i];
+      for (std::int64_t i = 0, end = x.numel(); i < end; ++i) total += xv[i];
       yv[0] = static_cast<T>(total * scale);
       return;
     }
     for_each_strided<2>(x.shape(), {x.shape().strides(), plan.slot_strides},
                         [&](const std::array<std::int64_t, 2>& at) { yv[at[1]] += xv[at[0]]; });
     if (scale != 1) {
-      for (std::int64_t i = 0; i < y.numel(); ++i) yv[i] = static_cast<T>(yv[i] * scale);
+      for (std::int64_t i = 0, end = y.numel(); i < end; ++i) yv[i] = static_cast<T>(yv[i] * scale);
     }
   });
   return record_op(info, with_shape(y, plan.result), {&x},

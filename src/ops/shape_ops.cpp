@@ -123,7 +123,7 @@ void check_indices_dtype(const char* op, const char* what, const Tensor& indices
 void check_index_vector(const char* op, const Tensor& indices, std::int64_t axis, const Shape& shape,
                         std::int64_t extent) {
   const std::int64_t* idx = indices.data<std::int64_t>();
-  for (std::int64_t j = 0; j < indices.numel(); ++j) {
+  for (std::int64_t j = 0, end = indices.numel(); j < end; ++j) {
     if (idx[j] < 0 || idx[j] >= extent) {
       throw_out_of_range(op, "indices[", j, "] = ", idx[j], " is out of range for axis ", axis, " of ", shape.str(),
                          " (extent ", extent, ")");
@@ -142,7 +142,7 @@ void check_index_tensor(const char* op, const Tensor& indices, std::size_t a, st
                   shape.str(), " except on axis ", axis);
   }
   const std::int64_t* idx = indices.data<std::int64_t>();
-  for (std::int64_t k = 0; k < indices.numel(); ++k) {
+  for (std::int64_t k = 0, end = indices.numel(); k < end; ++k) {
     if (idx[k] < 0 || idx[k] >= shape[a]) {
       throw_out_of_range(op, "index", index_string(k, is), " = ", idx[k], " is out of range for axis ", axis, " of ",
                          shape.str(), " (extent ", shape[a], ")");

@@ -46,7 +46,7 @@ class ScalarObjective {
                                 [w = weights_](const Tensor& g, InputGrads& grads) {
                                   Tensor gx = empty(w.shape(), DType::Float64);
                                   const double scale = g.data<double>()[0];
-                                  for (std::int64_t i = 0; i < w.numel(); ++i) {
+                                  for (std::int64_t i = 0, end = w.numel(); i < end; ++i) {
                                     gx.data<double>()[i] = scale * w.data<double>()[i];
                                   }
                                   grads.add(0, gx);
@@ -66,7 +66,7 @@ class ScalarObjective {
                     output.shape().str());
     }
     double total = 0;
-    for (std::int64_t i = 0; i < output.numel(); ++i) total += output.data<double>()[i] * weights_.data<double>()[i];
+    for (std::int64_t i = 0, end = output.numel(); i < end; ++i) total += output.data<double>()[i] * weights_.data<double>()[i];
     return scalar(total, DType::Float64);
   }
 
