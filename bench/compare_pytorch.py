@@ -41,6 +41,22 @@ def measure(fn, warmup=3, min_repeats=10, min_seconds=1.0):
     return statistics.median(samples)
 
 
+def measure_pair(a, b, warmup=3, min_repeats=10, min_seconds=1.0):
+    """a and b alternately, call by call: their medians and the median of the per-pair ratios b / a."""
+    for _ in range(warmup):
+        a()
+        b()
+    ta, tb, ratios = [], [], []
+    start = time.perf_counter()
+    while len(ta) < min_repeats or time.perf_counter() - start < min_seconds:
+        for fn, samples in ((a, ta), (b, tb)):
+            t0 = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - t0)
+        ratios.append(tb[-1] / ta[-1])
+    return statistics.median(ta), statistics.median(tb), statistics.median(ratios)
+
+
 # --- PyTorch versions of the workloads (same shapes, float32) ---
 
 def torch_tape():
@@ -99,6 +115,9 @@ def torch_mlp():
     return results
 
 
+TORCH_RATIOS = {}  # hvp_over_grad per PyTorch thread count
+
+
 def torch_hvp():
     import torch
     torch.manual_seed(3)
@@ -119,8 +138,9 @@ def torch_hvp():
         g = torch.autograd.grad(loss(), params, create_graph=True)
         torch.autograd.grad(sum((gi * vi).sum() for gi, vi in zip(g, v)), params)
 
-    return {"grad_mlp_784_256_10_batch64": measure(gradient, 5, 20, 1.0),
-            "hvp_mlp_784_256_10_batch64": measure(hvp, 5, 20, 1.0)}
+    grad_seconds, hvp_seconds, ratio = measure_pair(gradient, hvp, 5, 40, 2.0)
+    TORCH_RATIOS[torch.get_num_threads()] = ratio
+    return {"grad_mlp_784_256_10_batch64": grad_seconds, "hvp_mlp_784_256_10_batch64": hvp_seconds}
 
 
 def read_idx(path):
@@ -226,9 +246,9 @@ def main():
             line += f" pytorch={theirs[name]:.6g} speedup={theirs[name] / float(values['seconds']):.2f}"
         extras = " ".join(f"{k}={v}" for k, v in values.items() if k != "seconds")
         print(line + (" " + extras if extras else ""))
-    if "hvp_mlp_784_256_10_batch64" in theirs and "grad_mlp_784_256_10_batch64" in theirs:
-        ratio = theirs["hvp_mlp_784_256_10_batch64"] / theirs["grad_mlp_784_256_10_batch64"]
-        print(f"hvp_over_grad pytorch={ratio:.2f}")
+    if TORCH_RATIOS:
+        ratios = " ".join(f"threads{n}={r:.2f}" for n, r in sorted(TORCH_RATIOS.items()))
+        print(f"hvp_over_grad pytorch {ratios} (median of interleaved pairs)")
 
     # Memory: each engine in a fresh process, so that peak RSS is its own.
     ours = run_tapegrad(args.bench, ["memory"])

@@ -34,6 +34,42 @@ inline Timing measure(const std::function<void()>& fn, int warmup = 3, int min_r
   return {samples[samples.size() / 2], samples.front(), static_cast<int>(samples.size())};
 }
 
+// Two workloads measured alternately, call by call, so that drift and other
+// load on a shared machine land on both: their timings and the median of
+// the per-pair ratios b / a (steadier than the ratio of the two medians).
+struct PairTiming {
+  Timing a, b;
+  double ratio = 0;
+};
+
+inline PairTiming measure_pair(const std::function<void()>& a, const std::function<void()>& b, int warmup = 3,
+                               int min_repeats = 10, double min_seconds = 1.0) {
+  for (int i = 0; i < warmup; ++i) {
+    a();
+    b();
+  }
+  auto time_call = [](const std::function<void()>& fn) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  std::vector<double> as, bs, ratios;
+  const auto start = std::chrono::steady_clock::now();
+  while (static_cast<int>(as.size()) < min_repeats ||
+         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < min_seconds) {
+    as.push_back(time_call(a));
+    bs.push_back(time_call(b));
+    ratios.push_back(bs.back() / as.back());
+    if (as.size() >= 100000) break;
+  }
+  auto summary = [](std::vector<double> samples) {
+    std::sort(samples.begin(), samples.end());
+    return Timing{samples[samples.size() / 2], samples.front(), static_cast<int>(samples.size())};
+  };
+  std::sort(ratios.begin(), ratios.end());
+  return {summary(as), summary(bs), ratios[ratios.size() / 2]};
+}
+
 // One line per result, parsed by bench/compare_pytorch.py.
 inline void report(const std::string& workload, double seconds, const std::string& extra = "") {
   std::printf("%s seconds=%.9g%s%s\n", workload.c_str(), seconds, extra.empty() ? "" : " ", extra.c_str());

@@ -1,4 +1,6 @@
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <functional>
 #include <string>
 
@@ -70,6 +72,70 @@ TEST_CASE("activations compute the lecture-table values", "[activation]") {
   check_elementwise(sign(x), x, [](double v) { return v > 0 ? 1 : (v < 0 ? -1 : 0); });
   check_elementwise(binary_step_ste(x), x, [](double v) { return v >= 0 ? 1 : 0; });
   check_elementwise(sign_ste(x), x, [](double v) { return v > 0 ? 1 : (v < 0 ? -1 : 0); });
+}
+
+TEST_CASE("tanh is differentiable to third order through its fused backward op", "[activation][higher_order]") {
+  // tanh's create-graph backward is one op, tanh_backward(g, y) = g (1 - y²),
+  // with derivatives of its own: tanh'' = -2 y (1 - y²) and
+  // tanh''' = -2 (1 - y²)(1 - 3y²), each from one more grad().
+  Tensor x = Tensor({-1.3, -0.2, 0.0, 0.4, 2.1}, DType::Float64).requires_grad_();
+  const Tensor first = grad({sum(tanh(x))}, {x}, {}, {.create_graph = true})[0];
+  const Tensor second = grad({sum(first)}, {x}, {}, {.create_graph = true})[0];
+  const Tensor third = grad({sum(second)}, {x})[0];
+  for (std::int64_t i = 0; i < 5; ++i) {
+    const double y = std::tanh(x.at({i}));
+    CHECK(first.at({i}) == Approx(1 - y * y).epsilon(1e-14));
+    CHECK(second.at({i}) == Approx(-2 * y * (1 - y * y)).margin(1e-15));
+    CHECK(third.at({i}) == Approx(-2 * (1 - y * y) * (1 - 3 * y * y)).margin(1e-14));
+  }
+  CHECK(std::string(first.grad_fn()->name()) == "tanh_backward");
+}
+
+TEST_CASE("float32 tanh and sigmoid round within an ulp across the whole float range", "[activation]") {
+  // Their float32 loops use branch-free kernels (ops/vector_math.hpp), not
+  // the C library: every 1021st bit pattern (4.2 million finite floats of
+  // both signs and all exponents) against the double functions rounded once.
+  std::vector<float> values;
+  for (std::uint64_t bits = 0; bits <= 0xFFFFFFFFull; bits += 1021) {
+    float x;
+    const auto pattern = static_cast<std::uint32_t>(bits);
+    std::memcpy(&x, &pattern, sizeof x);
+    if (std::isfinite(x)) values.push_back(x);
+  }
+  const auto n = static_cast<std::int64_t>(values.size());
+  Tensor x = empty({n}, DType::Float32);
+  std::copy(values.begin(), values.end(), x.data<float>());
+  struct Case {
+    const char* name;
+    Tensor y;
+    double (*reference)(double);
+  };
+  for (const Case& c : {Case{"tanh", tanh(x), [](double v) { return std::tanh(v); }},
+                        Case{"sigmoid", sigmoid(x), [](double v) { return 1 / (1 + std::exp(-v)); }}}) {
+    INFO(c.name);
+    const float* y = c.y.data<float>();
+    std::int64_t not_correctly_rounded = 0, beyond_one_ulp = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const auto rounded = static_cast<float>(c.reference(values[static_cast<std::size_t>(i)]));
+      if (y[i] == rounded) continue;
+      ++not_correctly_rounded;
+      if (y[i] != std::nextafter(rounded, 2.0f) && y[i] != std::nextafter(rounded, -2.0f)) ++beyond_one_ulp;
+    }
+    CHECK(beyond_one_ulp == 0);
+    CHECK(not_correctly_rounded <= n / 100000);
+  }
+  Tensor special({0.0, -0.0, INFINITY, -INFINITY, NAN}, DType::Float32);
+  const std::vector<double> t = tanh(special).to_vector();
+  CHECK((t[0] == 0 && !std::signbit(t[0])));
+  CHECK((t[1] == 0 && std::signbit(t[1])));
+  CHECK(t[2] == 1);
+  CHECK(t[3] == -1);
+  CHECK(std::isnan(t[4]));
+  const std::vector<double> s = sigmoid(special).to_vector();
+  CHECK(s[0] == 0.5);
+  CHECK(s[2] == 1);
+  CHECK(s[3] == 0);
+  CHECK(std::isnan(s[4]));
 }
 
 TEST_CASE("activations keep shape and dtype, including float32 and 0-d", "[activation]") {

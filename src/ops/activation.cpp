@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "ops/pointwise.hpp"
+#include "ops/vector_math.hpp"
 #include "tapegrad/ops/reduce.hpp"
 
 namespace tapegrad {
@@ -25,8 +26,12 @@ T stable_sigmoid(T x) {
   const T e = std::exp(x);
   return e / (T(1) + e);
 }
+float stable_sigmoid(float x) { return detail::sigmoid_float(x); }  // vectorises (ops/vector_math.hpp)
 // The same on Tensors (softplus's derivative in a create-graph pass).
 Tensor stable_sigmoid(const Tensor& x) { return sigmoid(x); }
+
+float tanh_value(float x) { return detail::tanh_float(x); }  // vectorises (ops/vector_math.hpp)
+double tanh_value(double x) { return std::tanh(x); }
 
 }  // namespace
 
@@ -41,9 +46,23 @@ Tensor sigmoid(const Tensor& x) {
       reads<kOutput>([](auto y) { return y * (1 - y); }));
 }
 
+namespace {
+
+// g · tanh'(x) = g (1 - y²) as one op: tanh's create-graph backward, and
+// so the node a Hessian-vector product differentiates. Its own derivatives
+// are in the same terms: ∂/∂g = 1 - y², ∂/∂y = -2 g y.
+Tensor tanh_backward(const Tensor& g, const Tensor& y) {
+  return detail::binary_pointwise(
+      g, y, {"tanh_backward", "dx = g · (1 - y²)"}, [](auto gv, auto yv) { return gv * (1 - yv * yv); },
+      reads<kInputB>([](auto yv) { return 1 - yv * yv; }),
+      reads<kInputA | kInputB>([](auto gv, auto yv) { return -2 * gv * yv; }));
+}
+
+}  // namespace
+
 Tensor tanh(const Tensor& x) {
-  return unary_pointwise(
-      x, {"tanh", "y = tanh x"}, [](auto v) { return std::tanh(v); }, reads<kOutput>([](auto y) { return 1 - y * y; }));
+  return unary_pointwise(x, {"tanh", "y = tanh x"}, [](auto v) { return tanh_value(v); },
+                         reads<kOutput>(with_backward_op([](auto y) { return 1 - y * y; }, tanh_backward)));
 }
 
 Tensor relu(const Tensor& x) {

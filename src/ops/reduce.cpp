@@ -3,6 +3,7 @@
 // backward walks the same loop the other way.
 #include "tapegrad/ops/reduce.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -76,8 +77,18 @@ Tensor scaled_sum(const Tensor& x, const ReducePlan& plan, double scale, OpInfo 
     T* yv = y.data<T>();
     if (plan.kept.numel() == 1) {
       // Whole-tensor sums accumulate in double: float32 loses digits fast.
+      // Eight running sums, so that the adds do not wait on each other
+      // (one chain is bound by the add's latency) and the loop vectorises.
+      constexpr std::int64_t kLanes = 8;
+      double lanes[kLanes] = {};
+      const std::int64_t n = x.numel();
+      std::int64_t i = 0;
+      for (; i + kLanes <= n; i += kLanes) {
+        for (std::int64_t k = 0; k < kLanes; ++k) lanes[k] += xv[i + k];
+      }
       double total = 0;
-      for (std::int64_t i = 0, end = x.numel(); i < end; ++i) total += xv[i];
+      for (; i < n; ++i) total += xv[i];
+      for (double lane : lanes) total += lane;
       yv[0] = static_cast<T>(total * scale);
       return;
     }
@@ -101,6 +112,10 @@ Tensor scaled_sum(const Tensor& x, const ReducePlan& plan, double scale, OpInfo 
                        const T* gv = g.data<T>();
                        T* out = gx.data<T>();
                        const T s = static_cast<T>(scale);
+                       if (plan.kept.numel() == 1) {  // a whole-tensor sum: one value spread
+                         std::fill_n(out, in_shape.numel(), static_cast<T>(s * gv[0]));
+                         return;
+                       }
                        for_each_strided<2>(in_shape, {in_shape.strides(), plan.slot_strides},
                                            [&](const std::array<std::int64_t, 2>& at) { out[at[0]] = s * gv[at[1]]; });
                      });
