@@ -1,10 +1,12 @@
 #pragma once
-// Memory the library keeps for reuse. Tensors, nodes and buffers up to
-// 1 MiB come from a per-thread cache of freed blocks (at most 256 MiB per
-// thread), because allocation otherwise dominates the per-op cost of the
-// tape. After a very large graph is freed, release_cached_memory() hands
-// that cache, and what the C library keeps of freed memory, back to the
-// system.
+// Memory the library keeps for reuse. Tensors, nodes and buffers come from
+// a per-thread cache of freed blocks (at most 256 MiB per thread, the
+// oldest large blocks given back first), because allocation otherwise
+// dominates the per-op cost of the tape, and large buffers handed back to
+// the C library are faulted in again at the next step. Blocks up to 1 MiB
+// are cached by size class, larger ones by their size rounded to 64 KiB.
+// After a very large graph is freed, release_cached_memory() hands that
+// cache, and what the C library keeps of freed memory, back to the system.
 #include <cstddef>
 #include <cstdint>
 
