@@ -59,6 +59,38 @@ void gemm_checked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
                c, std::max<std::int64_t>(ldc, 1));
 }
 
+std::vector<std::int64_t> extents_of(const Tensor& t) { return {t.shape().begin(), t.shape().end()}; }
+
+// C = op(A)·op(B) of 2-D tensors, op transposing where asked: the
+// products a create-graph backward of matmul and linear records, without
+// transposed copies. Its derivatives are products of the same kind, so it
+// is differentiable to any order:
+//   C = A·B:   dA = G·Bᵀ,   dB = Aᵀ·G        C = Aᵀ·B:  dA = B·Gᵀ,   dB = A·G
+//   C = A·Bᵀ:  dA = G·B,    dB = Gᵀ·A        C = Aᵀ·Bᵀ: dA = Bᵀ·Gᵀ,  dB = Gᵀ·Aᵀ
+Tensor matmul_transposed(const Tensor& a, const Tensor& b, bool ta, bool tb) {
+  static constexpr const char* kFormulas[2][2] = {{"C = A·B", "C = A·Bᵀ"}, {"C = Aᵀ·B", "C = Aᵀ·Bᵀ"}};
+  const std::int64_t m = ta ? a.shape(1) : a.shape(0);
+  const std::int64_t k = ta ? a.shape(0) : a.shape(1);
+  const std::int64_t n = tb ? b.shape(0) : b.shape(1);
+  if ((tb ? b.shape(1) : b.shape(0)) != k) {
+    throw_invalid("matmul", "cannot multiply ", a.shape().str(), ta ? "ᵀ" : "", " by ", b.shape().str(), tb ? "ᵀ" : "");
+  }
+  Tensor c = empty({m, n}, a.dtype(), "matmul");
+  dispatch_float(a.dtype(), "matmul", [&](auto tag) {
+    using T = decltype(tag);
+    gemm_checked<T>(ta, tb, m, n, k, a.data<T>(), a.shape(1), b.data<T>(), b.shape(1), T(0), c.data<T>(), n);
+  });
+  return record_op({"matmul", kFormulas[ta][tb]}, c, {&a, &b},
+                   [as = saved(a), bs = saved(b), ta, tb](const Tensor& g, InputGrads& grads) {
+                     if (grads.needs(0)) {
+                       grads.add(0, ta ? matmul_transposed(bs, g, tb, true) : matmul_transposed(g, bs, false, !tb));
+                     }
+                     if (grads.needs(1)) {
+                       grads.add(1, tb ? matmul_transposed(g, as, true, ta) : matmul_transposed(as, g, !ta, false));
+                     }
+                   });
+}
+
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
@@ -77,15 +109,18 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   });
   return record_op({"matmul", "C = A·B"}, c, {&a, &b},
                    [as = saved(a), bs = saved(b), s](const Tensor& g, InputGrads& grads) {
-                     if (grads.create_graph()) {  // the same products, recorded
+                     if (grads.create_graph() && s.b_batched) {  // the same products, recorded
                        if (grads.needs(0)) grads.add(0, matmul(g, transpose(bs, -1, -2)));
-                       if (grads.needs(1)) {
-                         if (s.b_batched || as.dim() == 2) {
-                           grads.add(1, matmul(transpose(as, -1, -2), g));
-                         } else {  // a shared B: the batch folds into the rows
-                           grads.add(1, matmul(transpose(reshape(as, {s.m, s.k}), 0, 1), reshape(g, {s.m, s.n})));
-                         }
+                       if (grads.needs(1)) grads.add(1, matmul(transpose(as, -1, -2), g));
+                       return;
+                     }
+                     if (grads.create_graph()) {  // one [m x k]·[k x n] product (a shared B folds the batch into m)
+                       const Tensor g2 = reshape(g, {s.m, s.n});
+                       if (grads.needs(0)) {
+                         const Tensor ga = matmul_transposed(g2, bs, false, true);
+                         grads.add(0, as.dim() == 2 ? ga : reshape(ga, extents_of(as)));
                        }
+                       if (grads.needs(1)) grads.add(1, matmul_transposed(reshape(as, {s.m, s.k}), g2, true, false));
                        return;
                      }
                      dispatch_float(g.dtype(), "matmul", [&](auto tag) {
@@ -153,7 +188,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     if (grads.create_graph()) {  // the same products on [rows x ...] views, recorded
       const Tensor g2 = reshape(g, {rows, out});
       if (grads.needs(0)) grads.add(0, reshape(matmul(g2, ws_), std::vector<std::int64_t>(xs_.shape().begin(), xs_.shape().end())));
-      if (grads.needs(1)) grads.add(1, matmul(transpose(g2, 0, 1), reshape(xs_, {rows, in})));
+      if (grads.needs(1)) grads.add(1, matmul_transposed(g2, reshape(xs_, {rows, in}), true, false));
       if (grads.needs(2)) grads.add(2, sum(g2, {0}));
       return;
     }
