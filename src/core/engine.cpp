@@ -104,10 +104,7 @@ class GraphTask {
   void run() {
     std::vector<Node*> starts;
     for (const PendingNode& pending : pending_) starts.push_back(pending.raw);
-    if (!captures_.empty() && !options_.accumulate_into_leaves) {
-      mark_needed(starts);
-      pruning_ = true;
-    }
+    if (pruning()) mark_needed(starts);
     if (options_.accumulate_into_leaves && g_live_post_accumulate_hooks.load(std::memory_order_relaxed) > 0) {
       count_leaf_edges(starts);
     }
@@ -125,6 +122,10 @@ class GraphTask {
   }
 
   std::vector<Capture>& captures() { return captures_; }
+
+  // grad(): only nodes with a captured tensor below them run, and edges to
+  // nothing captured are skipped.
+  bool pruning() const { return !captures_.empty() && !options_.accumulate_into_leaves; }
 
   // See pass_wants().
   bool wants(const Edge& edge) const {
@@ -231,7 +232,7 @@ class GraphTask {
       }
       if (!needed) continue;
 
-      InputGrads grads(node, grads_out, outputs, options_.create_graph, pruning_ ? this : nullptr);
+      InputGrads grads(node, grads_out, outputs, options_.create_graph, pruning() ? this : nullptr);
       try {
         node->apply(grads_out[0], grads);
       } catch (const detail::SavedTensorModified& modified) {
@@ -324,7 +325,6 @@ class GraphTask {
   std::vector<PendingNode> pending_;
   PointerMap<TensorImpl, int> leaf_edges_;
   bool counted_leaf_edges_ = false;
-  bool pruning_ = false;  // grad(): edges to nothing captured are skipped
   // Inputs of a node were created before it, so visiting nodes in
   // decreasing sequence order is a topological order: every node has all
   // its gradient contributions summed before it runs. A max-heap of

@@ -53,20 +53,26 @@ inline constexpr bool is_piecewise = false;
 template <class F>
 inline constexpr bool is_piecewise<Piecewise<F>> = true;
 
-// A derivative whose number form has branches for accuracy (a Taylor series
-// near a cancellation) and whose Tensor form is a separate expression.
-template <class OnNumbers, class OnTensors>
-struct WithTensorForm {
+// The number form of a derivative that carries a second form beside it:
+// what the fused first-order loop calls.
+template <class OnNumbers>
+struct NumberForm {
   OnNumbers numbers;
-  OnTensors tensors;
   template <class... Args>
   auto operator()(Args... args) const {
     return numbers(args...);
   }
 };
+
+// A derivative whose number form has branches for accuracy (a Taylor series
+// near a cancellation) and whose Tensor form is a separate expression.
+template <class OnNumbers, class OnTensors>
+struct WithTensorForm : NumberForm<OnNumbers> {
+  OnTensors tensors;
+};
 template <class OnNumbers, class OnTensors>
 WithTensorForm<OnNumbers, OnTensors> with_tensor_form(OnNumbers numbers, OnTensors tensors) {
-  return {numbers, tensors};
+  return {{numbers}, tensors};
 }
 
 // A derivative whose create-graph product g · f'(x) is a fused op of its
@@ -74,17 +80,12 @@ WithTensorForm<OnNumbers, OnTensors> with_tensor_form(OnNumbers numbers, OnTenso
 // node and one loop instead of the three ops of g * (1 - y * y), in both the
 // create-graph backward and the backward of that backward.
 template <class OnNumbers, class BackwardOp>
-struct WithBackwardOp {
-  OnNumbers numbers;
+struct WithBackwardOp : NumberForm<OnNumbers> {
   BackwardOp backward_op;
-  template <class... Args>
-  auto operator()(Args... args) const {
-    return numbers(args...);
-  }
 };
 template <class OnNumbers, class BackwardOp>
 WithBackwardOp<OnNumbers, BackwardOp> with_backward_op(OnNumbers numbers, BackwardOp backward_op) {
-  return {numbers, backward_op};
+  return {{numbers}, backward_op};
 }
 
 // A derivative with no Tensor form yet: a create-graph pass through the op
