@@ -329,6 +329,10 @@ std::vector<Tensor> record_multi_output_op(OpInfo info, std::vector<Tensor> outp
 // op's own output is saved before record_op attaches the node, and so
 // carries no graph: read it in the closure through grads.output(saved).
 Tensor saved(const Tensor& tensor);
+// saved(tensor) when `keep`, else an undefined tensor: what a closure
+// captures for a derivative that only some inputs' gradients read (a
+// product saves b only when a needs a gradient).
+inline Tensor saved_if(bool keep, const Tensor& tensor) { return keep ? saved(tensor) : Tensor(); }
 
 // One node's step of a backward pass, as the engine visits it: the
 // gradient reaching the node's output and the gradient it sends to each

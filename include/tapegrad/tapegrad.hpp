@@ -9,6 +9,7 @@
 #include "tapegrad/io/checkpoint.hpp"
 #include "tapegrad/io/npz.hpp"
 #include "tapegrad/ops/activation.hpp"
+#include "tapegrad/ops/conv.hpp"
 #include "tapegrad/ops/elementwise.hpp"
 #include "tapegrad/ops/linalg.hpp"
 #include "tapegrad/ops/loss.hpp"

@@ -163,9 +163,6 @@ auto derivative_on_tensors(const D& derivative, const char* op, const A& a, cons
   }
 }
 
-// A saved copy of `tensor` when `read`, else nothing.
-inline Tensor saved_if(bool read, const Tensor& tensor) { return read ? saved(tensor) : Tensor(); }
-
 // g · c for a derivative that is the constant c: g itself when c is 1.
 Tensor scaled_gradient(const Tensor& g, double c);
 

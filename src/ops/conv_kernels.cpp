@@ -1,0 +1,258 @@
+// The convolution kernels: im2col, col2im and the BLAS products between.
+//
+// Layout. A chunk of nb images becomes one column matrix per chunk,
+// [c·kh·kw, nb·L] with L = oh·ow output pixels: row (ch·kh + u)·kw + v,
+// column n·L + i·ow + j holds the input pixel that tap (u, v) of channel ch
+// sees for output (i, j) of image n (0 in the padding). A group's rows are
+// contiguous, so each group is one product on a block of rows, and the
+// images of a chunk share one product: [o/G, patch]·[patch, nb·L] keeps
+// BLAS on large, efficient shapes where a product per image would have
+// only L columns. The price is a reordering of the output between
+// [o, nb·L] and [nb, o, L], one pass over it.
+//
+// Chunks bound the column matrix (kColumnBudget elements), so a large batch
+// never needs an unbounded workspace; workspaces come from the thread's
+// block cache (core/pool.cpp), which keeps large blocks, so a training step
+// reuses the previous step's instead of faulting in fresh pages.
+#include "ops/conv_kernels.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "ops/blas.hpp"
+#include "tapegrad/detail/pool.hpp"
+
+namespace tapegrad::detail {
+
+namespace {
+
+// Elements of one chunk's column matrix (16 MiB of float32): large enough
+// that the products are efficient, small enough to stay a modest workspace.
+constexpr std::int64_t kColumnBudget = std::int64_t{1} << 22;
+
+// A workspace from the thread's block cache.
+template <class T>
+class Workspace {
+ public:
+  explicit Workspace(std::int64_t count)
+      : bytes_(static_cast<std::size_t>(std::max<std::int64_t>(count, 1)) * sizeof(T)),
+        data_(static_cast<T*>(pool_allocate(bytes_))) {}
+  ~Workspace() { pool_free(data_, bytes_); }
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+  T* data() const { return data_; }
+
+ private:
+  std::size_t bytes_;
+  T* data_;
+};
+
+std::int64_t images_per_chunk(const ConvGeometry& g) {
+  const std::int64_t per_image = std::max<std::int64_t>(g.c * g.kh * g.kw * g.pixels(), 1);
+  return std::clamp<std::int64_t>(kColumnBudget / per_image, 1, std::max<std::int64_t>(g.n, 1));
+}
+
+// The two workspaces of a chunk: its column matrix [c·kh·kw, nb·L] and the
+// output-side rows [o, nb·L]; and the walk over the batch in chunks.
+template <class T>
+struct Chunks {
+  explicit Chunks(const ConvGeometry& geometry)
+      : g(geometry),
+        size(images_per_chunk(geometry)),
+        col(g.c * g.kh * g.kw * size * g.pixels()),
+        rows(g.o * size * g.pixels()) {}
+  // f(first image, images in the chunk, columns nb·L).
+  template <class F>
+  void for_each(F&& f) const {
+    for (std::int64_t n0 = 0; n0 < g.n; n0 += size) {
+      const std::int64_t nb = std::min(size, g.n - n0);
+      f(n0, nb, nb * g.pixels());
+    }
+  }
+  const ConvGeometry& g;
+  std::int64_t size;
+  Workspace<T> col, rows;
+};
+
+// The outputs j in [begin, end) whose input column j·stride + offset lies in
+// [0, extent); the others read padding.
+struct ValidRange {
+  std::int64_t begin = 0, end = 0;
+};
+
+ValidRange valid_range(std::int64_t offset, std::int64_t stride, std::int64_t extent, std::int64_t outputs) {
+  ValidRange r;
+  r.begin = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+  const std::int64_t last = extent - 1 - offset;  // j·stride <= last
+  r.end = last < 0 ? 0 : std::min(outputs, last / stride + 1);
+  r.begin = std::min(r.begin, outputs);
+  r.end = std::max(r.end, r.begin);
+  return r;
+}
+
+// Calls f(u, v, row, columns, in_row_offset) for each tap (u, v) of a
+// channel: the row of the column matrix it fills, the outputs whose window
+// tap lies inside the input's columns, and where that tap's column starts.
+template <class F>
+void for_each_tap(const ConvGeometry& g, F&& f) {
+  for (std::int64_t u = 0; u < g.kh; ++u) {
+    for (std::int64_t v = 0; v < g.kw; ++v) {
+      const std::int64_t column_offset = v * g.dilation.w - g.padding.w;
+      f(u, v, valid_range(column_offset, g.stride.w, g.w, g.ow), column_offset);
+    }
+  }
+}
+
+// col [c·kh·kw, nb·L] from the nb images at x (see the layout above).
+template <class T>
+void im2col(const ConvGeometry& g, const T* x, std::int64_t nb, T* col) {
+  const std::int64_t pixels = g.pixels();
+  const std::int64_t ld = nb * pixels;
+  const std::int64_t sw = g.stride.w;
+  for (std::int64_t n = 0; n < nb; ++n) {
+    for (std::int64_t ch = 0; ch < g.c; ++ch) {
+      const T* plane = x + (n * g.c + ch) * g.h * g.w;
+      for_each_tap(g, [&](std::int64_t u, std::int64_t v, ValidRange cols, std::int64_t column_offset) {
+        T* out = col + ((ch * g.kh + u) * g.kw + v) * ld + n * pixels;
+        for (std::int64_t i = 0; i < g.oh; ++i) {
+          T* dst = out + i * g.ow;
+          const std::int64_t row = i * g.stride.h - g.padding.h + u * g.dilation.h;
+          if (row < 0 || row >= g.h) {
+            std::fill(dst, dst + g.ow, T(0));
+            continue;
+          }
+          std::fill(dst, dst + cols.begin, T(0));
+          const T* src = plane + row * g.w + column_offset;
+          if (sw == 1) {
+            std::copy(src + cols.begin, src + cols.end, dst + cols.begin);
+          } else {
+            for (std::int64_t j = cols.begin; j < cols.end; ++j) dst[j] = src[j * sw];
+          }
+          std::fill(dst + cols.end, dst + g.ow, T(0));
+        }
+      });
+    }
+  }
+}
+
+// Adds col [c·kh·kw, nb·L] back into the nb images at x: each column entry
+// onto the input pixel it was copied from (padding entries are dropped).
+template <class T>
+void col2im(const ConvGeometry& g, const T* col, std::int64_t nb, T* x) {
+  const std::int64_t pixels = g.pixels();
+  const std::int64_t ld = nb * pixels;
+  const std::int64_t sw = g.stride.w;
+  for (std::int64_t n = 0; n < nb; ++n) {
+    for (std::int64_t ch = 0; ch < g.c; ++ch) {
+      T* plane = x + (n * g.c + ch) * g.h * g.w;
+      for_each_tap(g, [&](std::int64_t u, std::int64_t v, ValidRange cols, std::int64_t column_offset) {
+        const T* in = col + ((ch * g.kh + u) * g.kw + v) * ld + n * pixels;
+        for (std::int64_t i = 0; i < g.oh; ++i) {
+          const std::int64_t row = i * g.stride.h - g.padding.h + u * g.dilation.h;
+          if (row < 0 || row >= g.h) continue;
+          const T* src = in + i * g.ow;
+          T* dst = plane + row * g.w + column_offset;
+          if (sw == 1) {
+            for (std::int64_t j = cols.begin; j < cols.end; ++j) dst[j] += src[j];
+          } else {
+            for (std::int64_t j = cols.begin; j < cols.end; ++j) dst[j * sw] += src[j];
+          }
+        }
+      });
+    }
+  }
+}
+
+// [nb, o, L] images at y ↔ [o, nb·L] at m.
+template <class T>
+void images_to_rows(const ConvGeometry& g, const T* y, std::int64_t nb, T* m) {
+  const std::int64_t pixels = g.pixels();
+  for (std::int64_t n = 0; n < nb; ++n)
+    for (std::int64_t oc = 0; oc < g.o; ++oc)
+      std::memcpy(m + (oc * nb + n) * pixels, y + (n * g.o + oc) * pixels, sizeof(T) * pixels);
+}
+
+// C = op(A)·op(B) (+ C when accumulate); skips empty products, which BLAS
+// rejects.
+template <class T>
+void product(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64_t lda, const T* b,
+             std::int64_t ldb, bool accumulate, T* c, std::int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    if (!accumulate)
+      for (std::int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, T(0));
+    return;
+  }
+  gemm(ta, tb, m, n, k, T(1), a, lda, b, ldb, accumulate ? T(1) : T(0), c, ldc);
+}
+
+}  // namespace
+
+template <class T>
+void conv_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  const std::int64_t pixels = g.pixels(), og = g.group_out(), patch = g.patch();
+  const Chunks<T> chunks(g);
+  T* col = chunks.col.data();
+  T* rows = chunks.rows.data();
+  chunks.for_each([&](std::int64_t n0, std::int64_t nb, std::int64_t ld) {
+    im2col(g, x + n0 * g.c * g.h * g.w, nb, col);
+    for (std::int64_t grp = 0; grp < g.groups; ++grp) {  // Y_g = W_g·col_g
+      product<T>(false, false, og, ld, patch, w + grp * og * patch, patch, col + grp * patch * ld, ld, false,
+                 rows + grp * og * ld, ld);
+    }
+    for (std::int64_t n = 0; n < nb; ++n) {
+      for (std::int64_t oc = 0; oc < g.o; ++oc) {
+        const T* src = rows + oc * ld + n * pixels;
+        T* dst = y + ((n0 + n) * g.o + oc) * pixels;
+        const T b = bias ? bias[oc] : T(0);
+        for (std::int64_t l = 0; l < pixels; ++l) dst[l] = src[l] + b;
+      }
+    }
+  });
+}
+
+template <class T>
+void conv_input_grad(const ConvGeometry& g, const T* gy, const T* w, T* gx) {
+  std::fill(gx, gx + g.input_size(), T(0));
+  const std::int64_t og = g.group_out(), patch = g.patch();
+  const Chunks<T> chunks(g);
+  T* col = chunks.col.data();
+  T* rows = chunks.rows.data();
+  chunks.for_each([&](std::int64_t n0, std::int64_t nb, std::int64_t ld) {
+    images_to_rows(g, gy + n0 * g.o * g.pixels(), nb, rows);
+    for (std::int64_t grp = 0; grp < g.groups; ++grp) {  // col_g = W_gᵀ·dY_g
+      product<T>(true, false, patch, ld, og, w + grp * og * patch, patch, rows + grp * og * ld, ld, false,
+                 col + grp * patch * ld, ld);
+    }
+    col2im(g, col, nb, gx + n0 * g.c * g.h * g.w);
+  });
+}
+
+template <class T>
+void conv_weight_grad(const ConvGeometry& g, const T* x, const T* gy, T* gw) {
+  if (g.n == 0) {
+    std::fill(gw, gw + g.weight_size(), T(0));
+    return;
+  }
+  const std::int64_t og = g.group_out(), patch = g.patch();
+  const Chunks<T> chunks(g);
+  T* col = chunks.col.data();
+  T* rows = chunks.rows.data();
+  chunks.for_each([&](std::int64_t n0, std::int64_t nb, std::int64_t ld) {
+    im2col(g, x + n0 * g.c * g.h * g.w, nb, col);
+    images_to_rows(g, gy + n0 * g.o * g.pixels(), nb, rows);
+    for (std::int64_t grp = 0; grp < g.groups; ++grp) {  // dW_g (+)= dY_g·col_gᵀ
+      product<T>(false, true, og, patch, ld, rows + grp * og * ld, ld, col + grp * patch * ld, ld, n0 > 0,
+                 gw + grp * og * patch, patch);
+    }
+  });
+}
+
+template void conv_forward<float>(const ConvGeometry&, const float*, const float*, const float*, float*);
+template void conv_forward<double>(const ConvGeometry&, const double*, const double*, const double*, double*);
+template void conv_input_grad<float>(const ConvGeometry&, const float*, const float*, float*);
+template void conv_input_grad<double>(const ConvGeometry&, const double*, const double*, double*);
+template void conv_weight_grad<float>(const ConvGeometry&, const float*, const float*, float*);
+template void conv_weight_grad<double>(const ConvGeometry&, const double*, const double*, double*);
+
+}  // namespace tapegrad::detail
