@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
       {"mlp", bench_mlp_step},
       {"mnist", bench_mnist_epoch},
       {"hvp", bench_hvp},
+      {"conv", bench_conv_layer},
       // Run alone in its own process: it reports the process's peak memory.
       {"memory", bench_memory},
       {"graph_memory", bench_graph_memory},

@@ -10,5 +10,6 @@ void bench_memory();
 void bench_graph_memory();
 void bench_saved_memory();
 void bench_hvp();
+void bench_conv_layer();
 
 }  // namespace tapegrad::bench
