@@ -2,11 +2,12 @@
 """Writes tests/data/reference_batchnorm.txt, read by tests/test_nn.cpp.
 
 torch.nn.BatchNorm1d in float64, run for a few training steps and then in
-evaluation, on [N, C] and on [N, C, L] inputs. The fixture records the
-inputs, the layer's γ/β, the running statistics after every training step,
-the outputs, and the gradients of loss = sum(y ⊙ R) (R a fixed constant) in
-one training and one evaluation step, so the C++ test replays the same
-sequence with tapegrad's BatchNorm1d and needs no PyTorch.
+evaluation, on [N, C] and on [N, C, L] inputs, and torch.nn.BatchNorm2d the
+same way on [N, C, H, W] inputs. The fixture records the inputs, the layer's
+γ/β, the running statistics after every training step, the outputs, and the
+gradients of loss = sum(y ⊙ R) (R a fixed constant) in one training and one
+evaluation step, so the C++ test replays the same sequence with tapegrad's
+BatchNorm1d / BatchNorm2d and needs no PyTorch.
 
 Usage, from anywhere:
     /usr/bin/python3 scripts/make_batchnorm_fixture.py [output-dir]
@@ -45,11 +46,11 @@ def uniform(gen, shape, low, high):
     return torch.rand(shape, generator=gen, dtype=DT) * (high - low) + low
 
 
-def run(gen, prefix, channels, batch_shapes, eval_shape):
+def run(gen, prefix, channels, batch_shapes, eval_shape, layer=torch.nn.BatchNorm1d):
     """Training steps on batches of the given shapes, then one evaluation.
     Each batch gets its own per-channel offset and scale, so the running
     statistics move visibly and differ between channels."""
-    bn = torch.nn.BatchNorm1d(channels, eps=EPS, momentum=MOMENTUM).to(DT)
+    bn = layer(channels, eps=EPS, momentum=MOMENTUM).to(DT)
     with torch.no_grad():
         bn.weight.copy_(uniform(gen, (channels,), 0.5, 1.5))
         bn.bias.copy_(uniform(gen, (channels,), -0.5, 0.5))
@@ -92,11 +93,16 @@ def main():
     gen = torch.Generator().manual_seed(20250)
     tensors = run(gen, "", 4, [(8, 4), (5, 4), (16, 4)], (3, 4))
     tensors += run(gen, "seq_", 3, [(4, 3, 5), (2, 3, 7)], (2, 3, 4))
+    # Last, so that the cases above keep the values drawn for them before it existed.
+    tensors += run(gen, "2d_", 3, [(4, 3, 5, 6), (2, 3, 4, 4), (3, 3, 2, 5)], (2, 3, 3, 4),
+                   layer=torch.nn.BatchNorm2d)
     description = f"""
 torch.nn.BatchNorm1d(C, eps={EPS}, momentum={MOMENTUM}), float64, weight/bias set to recorded values.
 [N, C] case (C = 4): train on x0 [8x4], x1 [5x4], x2 [16x4]; after step k: yk, running_meank, running_vark.
 Step 0 also: train_grad_* of loss = sum(y0 * train_R). Then eval on eval_x: eval_y, eval_grad_* of sum(eval_y * eval_R).
 [N, C, L] case, prefix seq_ (C = 3): the same with x0 [4x3x5], x1 [2x3x7], eval_x [2x3x4].
+[N, C, H, W] case, prefix 2d_ (C = 3): torch.nn.BatchNorm2d, x0 [4x3x5x6], x1 [2x3x4x4], x2 [3x3x2x5],
+eval_x [2x3x3x4].
 """
     path = os.path.join(out_dir, "reference_batchnorm.txt")
     lines = [f"# tapegrad reference fixture 'batchnorm': PyTorch {torch.__version__}, float64.",

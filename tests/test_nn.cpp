@@ -1,10 +1,10 @@
 // Layers and modules: Linear, Sequential, the activation modules, Dropout,
-// DropConnect, BatchNorm1d, Maxout, the MLP builder; Module's names,
-// state dicts, dtype conversion and functional calls. Layers with a
-// backward of their own (dropout, batch_norm) are gradient-checked in
-// float64, and BatchNorm1d is compared with PyTorch through the committed
-// fixture tests/data/reference_batchnorm.txt
-// (scripts/make_batchnorm_fixture.py).
+// Dropout2d, DropConnect, BatchNorm1d, BatchNorm2d, Flatten, Maxout, the MLP
+// builder; Module's names, state dicts, dtype conversion and functional
+// calls. Layers with a backward of their own (dropout, batch_norm) are
+// gradient-checked in float64, and BatchNorm1d and BatchNorm2d are compared
+// with PyTorch through the committed fixture
+// tests/data/reference_batchnorm.txt (scripts/make_batchnorm_fixture.py).
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -300,6 +300,122 @@ TEST_CASE("set_monte_carlo_dropout reaches every dropout layer of a model", "[nn
   CHECK(model->forward(x).to_vector() == model->forward(x).to_vector());
 }
 
+// --- Dropout2d ---
+
+namespace {
+
+// Every feature map (n, c) of y is either all zero or all x·scale, as its
+// mask entry says; returns how many were dropped.
+std::int64_t check_whole_channels(const Tensor& y, const Tensor& x, const Tensor& mask, double scale) {
+  const std::int64_t maps = mask.numel();
+  const std::int64_t pixels = x.numel() / maps;
+  REQUIRE(mask.shape(-1) == 1);
+  REQUIRE(mask.shape(-2) == 1);
+  const std::vector<double> xv = x.to_vector(), yv = y.to_vector(), mv = mask.to_vector();
+  std::int64_t dropped = 0;
+  for (std::int64_t m = 0; m < maps; ++m) {
+    INFO("feature map " << m << ", mask " << mv[m]);
+    REQUIRE((mv[m] == 0 || mv[m] == scale));
+    dropped += mv[m] == 0;
+    for (std::int64_t i = m * pixels; i < (m + 1) * pixels; ++i) REQUIRE(yv[i] == xv[i] * mv[m]);
+  }
+  return dropped;
+}
+
+}  // namespace
+
+TEST_CASE("dropout2d zeroes whole feature maps and scales the rest by 1/(1-p)", "[nn][dropout]") {
+  manual_seed(25);
+  const Tensor x = rand({16, 32, 3, 4}, DType::Float64, 1, 2);  // no zeros: a zero in y means dropped
+  nn::Dropout2d layer(0.25);
+  CHECK(layer.str() == "Dropout2d(p=0.25)");
+  const Tensor y = layer(x);
+  REQUIRE(y.shape() == x.shape());
+  REQUIRE(layer.last_mask().shape() == Shape{16, 32, 1, 1});
+  const std::int64_t dropped = check_whole_channels(y, x, layer.last_mask(), 1 / (1 - 0.25));
+  // 512 Bernoulli(0.25) draws: sd of the fraction ≈ 0.019; 5 sd ≈ 0.096.
+  CHECK(std::abs(static_cast<double>(dropped) / 512 - 0.25) < 0.096);
+
+  // One image [C, H, W]: a mask [C, 1, 1].
+  const Tensor image = rand({32, 3, 4}, DType::Float64, 1, 2);
+  const Tensor z = layer(image);
+  REQUIRE(layer.last_mask().shape() == Shape{32, 1, 1});
+  check_whole_channels(z, image, layer.last_mask(), 1 / (1 - 0.25));
+
+  // The op, from the same generator: manual_seed reproduces it.
+  manual_seed(26);
+  const Tensor a = dropout2d(x, 0.5);
+  manual_seed(26);
+  const Tensor mask = dropout_mask({16, 32, 1, 1}, 0.5, DType::Float64);
+  check_whole_channels(a, x, mask, 2);
+  manual_seed(26);
+  const Tensor first = layer(x);
+  manual_seed(26);
+  CHECK(layer(x).to_vector() == first.to_vector());
+  CHECK(dropout2d(x, 0.5, /*training=*/false).same(x));
+  CHECK(dropout2d(x, 0.0).same(x));
+  {  // A GeneratorScope redirects it: one draw per feature map from the scope's generator.
+    Generator mine(7);
+    GeneratorScope scope(mine);
+    const Tensor scoped = dropout2d(x, 0.5);
+    Generator again(7);
+    check_whole_channels(scoped, x, dropout_mask({16, 32, 1, 1}, 0.5, DType::Float64, &again), 2);
+  }
+
+  // Evaluation is the identity (the same tensor); Monte-Carlo mode samples.
+  layer.eval();
+  CHECK(layer(x).same(x));
+  layer.set_monte_carlo(true);
+  CHECK(layer(x).to_vector() != layer(x).to_vector());
+  nn::Sequential model(std::make_shared<nn::Dropout2d>(0.5), std::make_shared<nn::Dropout>(0.5));
+  CHECK(nn::set_monte_carlo_dropout(model, true) == 2);
+}
+
+TEST_CASE("dropout2d's gradient is dy times the channel mask, to any order", "[nn][dropout][gradcheck][higher_order]") {
+  manual_seed(27);
+  Tensor x = random_input({3, 4, 2, 3});
+  const Tensor mask = dropout_mask({3, 4, 1, 1}, 0.5, DType::Float64);
+  sum(dropout2d(x, mask)).backward();
+  check_close(x.grad(), broadcast_to(mask, x.shape()), 0);
+  require_gradcheck([&](auto& in) { return dropout2d(in[0], mask); }, {x});
+  // Linear in x: checked in compositions, so that the recorded dy ⊙ mask is differentiated.
+  require_gradgradcheck([&](auto& in) { return dropout2d(in[0], mask) * in[0]; }, {x});
+  require_gradgradcheck([&](auto& in) { return dropout2d(tanh(in[0]), mask); }, {x});
+
+  // The module, its mask fixed by reseeding before each call; the seed drops
+  // some channels and keeps others, so both cases are checked.
+  nn::Dropout2d layer(0.5);
+  manual_seed(9);
+  layer(x);
+  const std::vector<double> m = layer.last_mask().to_vector();
+  REQUIRE(std::count(m.begin(), m.end(), 0.0) > 0);
+  REQUIRE(std::count(m.begin(), m.end(), 2.0) > 0);
+  const GradcheckResult result = gradcheck_module(layer, x, [] { manual_seed(9); });
+  INFO(result.message);
+  CHECK(result.passed);
+}
+
+TEST_CASE("Dropout2d errors name the layer and the shapes", "[nn][dropout][errors]") {
+  nn::Dropout2d layer(0.5);
+  REQUIRE_THROWS_MESSAGE(layer(zeros({4, 5})), std::invalid_argument,
+                         "Dropout2d(p=0.5): expects input [N x C x H x W] or [C x H x W], got [4x5]");
+  REQUIRE_THROWS_MESSAGE(layer(zeros({2, 3, 4, 5, 6})), std::invalid_argument,
+                         "Dropout2d(p=0.5): expects input [N x C x H x W] or [C x H x W], got [2x3x4x5x6]");
+  REQUIRE_THROWS_MESSAGE(layer(from_indices({1, 2}, {2})), std::invalid_argument,
+                         "Dropout2d(p=0.5): expects a floating-point tensor, got int64");
+  REQUIRE_THROWS_MESSAGE(nn::Dropout2d(1.0), std::invalid_argument, "Dropout2d: p must be in [0, 1), got 1");
+  REQUIRE_THROWS_MESSAGE(dropout2d(zeros({4, 5}), 0.5), std::invalid_argument,
+                         "dropout2d: expects input [N x C x H x W] or [C x H x W], got [4x5]");
+  REQUIRE_THROWS_MESSAGE(dropout2d(zeros({4, 5}), 0.5, /*training=*/false), std::invalid_argument,
+                         "dropout2d: expects input [N x C x H x W] or [C x H x W], got [4x5]");
+  REQUIRE_THROWS_MESSAGE(dropout2d(zeros({2, 3, 4, 4}), 1.0), std::invalid_argument,
+                         "dropout2d: p must be in [0, 1), got 1");
+  REQUIRE_THROWS_MESSAGE(dropout2d(zeros({2, 4, 3, 3}), ones({2, 3, 1, 1})), std::invalid_argument,
+                         "dropout2d: mask [2x3x1x1] does not match input [2x4x3x3] (expects [2x4x1x1])");
+  REQUIRE_THROWS_MESSAGE(dropout2d(zeros({2, 4, 3, 3}), ones({2, 4, 3, 3})), std::invalid_argument,
+                         "dropout2d: mask [2x4x3x3] does not match input [2x4x3x3] (expects [2x4x1x1])");
+}
+
 // --- DropConnect ---
 
 TEST_CASE("DropConnect drops weights in training and is a Linear in eval", "[nn][dropout][gradcheck]") {
@@ -377,7 +493,8 @@ TEST_CASE("BatchNorm1d uses the running statistics in eval, one sample at a time
 
 TEST_CASE("batch_norm and BatchNorm1d are gradient-checked in float64", "[nn][batchnorm][gradcheck]") {
   manual_seed(31);
-  for (const Shape& shape : {Shape{6, 3}, Shape{4, 3, 5}}) {
+  // [N, C], [N, C, L], images [N, C, H, W] and volumes [N, C, D, H, W].
+  for (const Shape& shape : {Shape{6, 3}, Shape{4, 3, 5}, Shape{3, 3, 2, 3}, Shape{2, 3, 2, 2, 2}}) {
     INFO("input " << shape.str());
     Tensor x = random_input(shape);
     Tensor gamma = random_input({3}, 0.5, 1.5);
@@ -440,6 +557,103 @@ TEST_CASE("BatchNorm1d errors name the layer and the shapes", "[nn][batchnorm][e
                          "batch_norm: evaluation mode needs running_mean and running_var");
   REQUIRE_THROWS_MESSAGE(batch_norm(x, Tensor(), Tensor(), ones({3}), Tensor(), true), std::invalid_argument,
                          "batch_norm: weight and bias must be both given or both undefined");
+  REQUIRE_THROWS_MESSAGE(batch_norm(zeros({3}), Tensor(), Tensor(), Tensor(), Tensor(), true), std::invalid_argument,
+                         "batch_norm: expects input [N x C x *] (at least 2 axes), got [3]");
+  REQUIRE_THROWS_MESSAGE(batch_norm(zeros({1, 3, 1, 1}), Tensor(), Tensor(), Tensor(), Tensor(), true),
+                         std::invalid_argument,
+                         "batch_norm: training needs more than one value per channel, got input [1x3x1x1]");
+  REQUIRE_THROWS_MESSAGE(
+      bn(zeros({2, 256, 2, 2})), std::invalid_argument,
+      "BatchNorm1d(256, eps=1e-05, momentum=0.1): expects input [N x 256] or [N x 256 x L], got [2x256x2x2]");
+}
+
+// --- BatchNorm2d ---
+
+TEST_CASE("BatchNorm2d normalises each channel over the batch and the image", "[nn][batchnorm]") {
+  manual_seed(32);
+  nn::BatchNorm2d bn(3);
+  CHECK(bn.str() == "BatchNorm2d(3, eps=1e-05, momentum=0.1)");
+  CHECK(names_of(bn.named_parameters()) == std::vector<std::string>{"weight", "bias"});
+  CHECK(names_of(bn.named_buffers()) == std::vector<std::string>{"running_mean", "running_var"});
+  bn.to(DType::Float64);
+  const Tensor x = rand({6, 3, 4, 5}, DType::Float64, -3, 5);
+  const Tensor y = bn(x);
+  REQUIRE(y.shape() == x.shape());
+  // M = 6·4·5 = 120 values per channel; γ = 1, β = 0.
+  const std::vector<double> means = mean(y, {0, 2, 3}).to_vector();
+  const std::vector<double> vars = var(y, {0, 2, 3}, /*unbiased=*/false).to_vector();
+  const std::vector<double> batch_means = mean(x, {0, 2, 3}).to_vector();
+  const std::vector<double> batch_vars = var(x, {0, 2, 3}, /*unbiased=*/true).to_vector();
+  const std::vector<double> biased = var(x, {0, 2, 3}, false).to_vector();
+  const std::vector<double> running_mean = bn.running_mean().to_vector();
+  const std::vector<double> running_var = bn.running_var().to_vector();
+  for (std::size_t c = 0; c < 3; ++c) {
+    CHECK(means[c] == Approx(0).margin(1e-12));
+    CHECK(vars[c] == Approx(biased[c] / (biased[c] + 1e-5)).epsilon(1e-12));
+    CHECK(running_mean[c] == Approx(0.1 * batch_means[c]).epsilon(1e-12));
+    CHECK(running_var[c] == Approx(0.9 + 0.1 * batch_vars[c]).epsilon(1e-12));
+  }
+  // Evaluation: per-channel constants, one image at a time; a 1x1 image is fine.
+  bn.eval();
+  const Tensor one = rand({1, 3, 1, 1}, DType::Float64);
+  const Tensor z = bn(one);
+  for (std::int64_t c = 0; c < 3; ++c) {
+    CHECK(z.at({0, c, 0, 0}) ==
+          Approx((one.at({0, c, 0, 0}) - running_mean[c]) / std::sqrt(running_var[c] + 1e-5)).epsilon(1e-14));
+  }
+
+  nn::BatchNorm2d plain(2, {.eps = 1e-3, .momentum = 0.5, .affine = false});
+  CHECK(plain.str() == "BatchNorm2d(2, eps=0.001, momentum=0.5, affine=false)");
+  CHECK(plain.parameters().empty());
+  CHECK(names_of(plain.state_dict()) == std::vector<std::string>{"running_mean", "running_var"});
+  // Both layers are a BatchNorm: one replay, state dict and accessors for the two.
+  const nn::BatchNorm& base = plain;
+  CHECK(base.num_features() == 2);
+  CHECK(!base.weight().defined());
+}
+
+TEST_CASE("BatchNorm2d is gradient-checked in float64, in training and evaluation", "[nn][batchnorm][gradcheck]") {
+  manual_seed(33);
+  const Tensor x = random_input({3, 2, 2, 3});
+  for (bool affine : {true, false}) {
+    INFO((affine ? "affine" : "no affine"));
+    nn::BatchNorm2d bn(2, {.affine = affine});
+    bn.to(DType::Float64);
+    if (affine) {
+      Tensor gamma = bn.weight();  // the same tensor: γ away from 1
+      nn::init::uniform_(gamma, 0.5, 1.5);
+    }
+    GradcheckResult train = gradcheck_module(bn, x);
+    INFO(train.message);
+    CHECK(train.passed);
+    bn.eval();  // running statistics moved by the training calls above
+    GradcheckResult eval = gradcheck_module(bn, x);
+    INFO(eval.message);
+    CHECK(eval.passed);
+  }
+}
+
+TEST_CASE("BatchNorm2d errors name the layer and the shapes", "[nn][batchnorm][errors]") {
+  nn::BatchNorm2d bn(16);
+  REQUIRE_THROWS_MESSAGE(bn(zeros({8, 16})), std::invalid_argument,
+                         "BatchNorm2d(16, eps=1e-05, momentum=0.1): expects input [N x 16 x H x W], got [8x16]");
+  REQUIRE_THROWS_MESSAGE(bn(zeros({8, 16, 5})), std::invalid_argument,
+                         "BatchNorm2d(16, eps=1e-05, momentum=0.1): expects input [N x 16 x H x W], got [8x16x5]");
+  REQUIRE_THROWS_MESSAGE(bn(zeros({8, 3, 5, 5})), std::invalid_argument,
+                         "BatchNorm2d(16, eps=1e-05, momentum=0.1): input [8x3x5x5] has 3 channels, expected 16");
+  REQUIRE_THROWS_MESSAGE(bn(zeros({1, 16, 1, 1})), std::invalid_argument,
+                         "BatchNorm2d(16, eps=1e-05, momentum=0.1): training needs more than one value per channel, "
+                         "got input [1x16x1x1] (call eval() to use the running statistics)");
+  CHECK(bn(zeros({1, 16, 2, 1})).shape() == Shape{1, 16, 2, 1});  // two values per channel
+  REQUIRE_THROWS_MESSAGE(bn(zeros({2, 16, 2, 2}, DType::Float64)), std::invalid_argument,
+                         "BatchNorm2d(16, eps=1e-05, momentum=0.1): input is float64 [2x16x2x2], the layer's "
+                         "parameters are float32 (convert the model with to())");
+  REQUIRE_THROWS_MESSAGE(nn::BatchNorm2d(0), std::invalid_argument,
+                         "BatchNorm2d: num_features must be positive, got 0");
+  REQUIRE_THROWS_MESSAGE(nn::BatchNorm2d(3, {.eps = -1}), std::invalid_argument,
+                         "BatchNorm2d: eps must be > 0, got -1");
+  REQUIRE_THROWS_MESSAGE(nn::BatchNorm2d(3, {.momentum = -0.5}), std::invalid_argument,
+                         "BatchNorm2d: momentum must be in [0, 1], got -0.5");
 }
 
 namespace {
@@ -460,8 +674,9 @@ void check_reference(const Tensor& got, const Tensor& want, const std::string& w
   }
 }
 
-void replay_batchnorm(const Fixture& fx, const std::string& prefix, std::int64_t channels, int steps) {
-  nn::BatchNorm1d bn(channels);  // PyTorch's defaults: eps 1e-5, momentum 0.1
+// `bn` fresh, with PyTorch's defaults (eps 1e-5, momentum 0.1).
+void replay_batchnorm(nn::BatchNorm& bn, const Fixture& fx, const std::string& prefix, int steps) {
+  const std::int64_t channels = bn.num_features();
   bn.to(DType::Float64);
   bn.load_state_dict({{"weight", fx.constant(prefix + "weight")},
                       {"bias", fx.constant(prefix + "bias")},
@@ -497,8 +712,70 @@ void replay_batchnorm(const Fixture& fx, const std::string& prefix, std::int64_t
 
 TEST_CASE("BatchNorm1d matches PyTorch: running statistics, outputs and gradients", "[nn][batchnorm][reference]") {
   const Fixture fx("reference_batchnorm.txt");
-  SECTION("[N, C] input, three training steps then eval") { replay_batchnorm(fx, "", 4, 3); }
-  SECTION("[N, C, L] input, two training steps then eval") { replay_batchnorm(fx, "seq_", 3, 2); }
+  SECTION("[N, C] input, three training steps then eval") {
+    nn::BatchNorm1d bn(4);
+    replay_batchnorm(bn, fx, "", 3);
+  }
+  SECTION("[N, C, L] input, two training steps then eval") {
+    nn::BatchNorm1d bn(3);
+    replay_batchnorm(bn, fx, "seq_", 2);
+  }
+}
+
+TEST_CASE("BatchNorm2d matches PyTorch: running statistics, outputs and gradients", "[nn][batchnorm][reference]") {
+  const Fixture fx("reference_batchnorm.txt");
+  nn::BatchNorm2d bn(3);  // [N, C, H, W] batches of three sizes, then eval
+  replay_batchnorm(bn, fx, "2d_", 3);
+}
+
+// --- Flatten ---
+
+TEST_CASE("Flatten merges axes start..end, by default all but the batch axis", "[nn][flatten]") {
+  manual_seed(34);
+  const Tensor x = rand({2, 3, 4, 5});
+  nn::Flatten flat;
+  CHECK(flat.str() == "Flatten(start_axis=1, end_axis=-1)");
+  CHECK(flat.parameters().empty());
+  const Tensor y = flat(x);
+  CHECK(y.shape() == Shape{2, 60});
+  CHECK(y.to_vector() == x.to_vector());  // row-major order kept
+  CHECK(nn::Flatten(0)(x).shape() == Shape{120});
+  CHECK(nn::Flatten(1, 2)(x).shape() == Shape{2, 12, 5});
+  CHECK(nn::Flatten(-3, -2)(x).shape() == Shape{2, 12, 5});
+  CHECK(nn::Flatten(2, 2)(x).shape() == x.shape());
+  CHECK(nn::Flatten(1, -3).str() == "Flatten(start_axis=1, end_axis=-3)");
+  CHECK(flat(rand({7, 1})).shape() == Shape{7, 1});
+
+  // The bridge from feature maps to a Linear layer.
+  nn::Sequential model(std::make_shared<nn::Flatten>(), std::make_shared<nn::Linear>(60, 2));
+  CHECK(model.forward(x).shape() == Shape{2, 2});
+}
+
+TEST_CASE("Flatten's gradient is dy reshaped back", "[nn][flatten][gradcheck]") {
+  manual_seed(35);
+  Tensor x = random_input({2, 3, 2, 2});
+  nn::Flatten flat;
+  const Tensor w = randn({2, 12}, DType::Float64);
+  sum(flat(x) * w).backward();
+  CHECK(x.grad().shape() == x.shape());
+  CHECK(x.grad().to_vector() == w.to_vector());
+  const GradcheckResult result = gradcheck_module(flat, x);
+  INFO(result.message);
+  CHECK(result.passed);
+  require_gradgradcheck([&](auto& in) { return tanh(nn::Flatten(0, 2)(in[0])); }, {x});
+}
+
+TEST_CASE("Flatten errors name the layer and the shapes", "[nn][flatten][errors]") {
+  REQUIRE_THROWS_MESSAGE(nn::Flatten(2, 1), std::invalid_argument, "Flatten: start_axis 2 comes after end_axis 1");
+  REQUIRE_THROWS_MESSAGE(nn::Flatten(-1, -2), std::invalid_argument, "Flatten: start_axis -1 comes after end_axis -2");
+  REQUIRE_THROWS_MESSAGE(nn::Flatten()(zeros({5})), std::invalid_argument,
+                         "Flatten(start_axis=1, end_axis=-1): input [5] of rank 1 has no axis 1");
+  REQUIRE_THROWS_MESSAGE(nn::Flatten(0, 4)(zeros({2, 3, 4})), std::invalid_argument,
+                         "Flatten(start_axis=0, end_axis=4): input [2x3x4] of rank 3 has no axis 4");
+  REQUIRE_THROWS_MESSAGE(nn::Flatten(1, -3)(zeros({2, 3, 4})), std::invalid_argument,
+                         "Flatten(start_axis=1, end_axis=-3): start axis 1 comes after end axis 0 for input [2x3x4]");
+  REQUIRE_THROWS_MESSAGE(nn::Flatten()(Tensor()), std::invalid_argument,
+                         "Flatten(start_axis=1, end_axis=-1): got an undefined input");
 }
 
 // --- Maxout ---
@@ -725,7 +1002,7 @@ TEST_CASE("dropout with a fixed mask is gradgrad-checked", "[nn][dropout][gradch
 
 TEST_CASE("batch_norm is gradgrad-checked in training and evaluation", "[nn][batchnorm][gradcheck][higher_order]") {
   manual_seed(52);
-  for (const Shape& shape : {Shape{6, 3}, Shape{4, 3, 5}}) {
+  for (const Shape& shape : {Shape{6, 3}, Shape{4, 3, 5}, Shape{3, 3, 2, 2}}) {
     INFO("input " << shape.str());
     Tensor x = random_input(shape);
     Tensor gamma = random_input({3}, 0.5, 1.5);
@@ -735,7 +1012,8 @@ TEST_CASE("batch_norm is gradgrad-checked in training and evaluation", "[nn][bat
     // Training: μ_B and σ²_B depend on x, so y is nonlinear in x (and bilinear in γ, x).
     require_gradgradcheck([](auto& in) { return batch_norm(in[0], Tensor(), Tensor(), in[1], in[2], true); },
                           {x, gamma, beta});
-    require_gradgradcheck([](auto& in) { return batch_norm(in[0], Tensor(), Tensor(), Tensor(), Tensor(), true); }, {x});
+    require_gradgradcheck([](auto& in) { return batch_norm(in[0], Tensor(), Tensor(), Tensor(), Tensor(), true); },
+                          {x});
     // The running statistics are updated in place and do not change the training output.
     Tensor rm_live = rm.clone(), rv_live = rv.clone();
     require_gradgradcheck([&](auto& in) { return batch_norm(in[0], rm_live, rv_live, in[1], in[2], true); },
@@ -754,19 +1032,23 @@ TEST_CASE("batch_norm is gradgrad-checked in training and evaluation", "[nn][bat
   }
 }
 
-TEST_CASE("BatchNorm1d's create-graph gradients equal its fused ones", "[nn][batchnorm][higher_order]") {
+TEST_CASE("batch_norm's create-graph gradients equal its fused ones", "[nn][batchnorm][higher_order]") {
   manual_seed(53);
-  Tensor x = random_input({5, 3, 2});
-  Tensor gamma = random_input({3}, 0.5, 1.5);
-  Tensor beta = random_input({3});
-  const Tensor w = randn({5, 3, 2}, DType::Float64);
-  for (bool training : {true, false}) {
-    INFO((training ? "training" : "evaluation"));
-    const Tensor rm = Tensor({0.3, -0.2, 1.0}, DType::Float64);
-    const Tensor rv = Tensor({0.5, 2.0, 1.2}, DType::Float64);
-    auto loss = [&] { return sum(batch_norm(x, training ? Tensor() : rm, training ? Tensor() : rv, gamma, beta, training) * w); };
-    const std::vector<Tensor> fused = grad({loss()}, {x, gamma, beta});
-    const std::vector<Tensor> recorded = grad({loss()}, {x, gamma, beta}, {}, {.create_graph = true});
-    for (std::size_t k = 0; k < 3; ++k) check_close(recorded[k], fused[k], 1e-12);
+  const Tensor rm = Tensor({0.3, -0.2, 1.0}, DType::Float64);
+  const Tensor rv = Tensor({0.5, 2.0, 1.2}, DType::Float64);
+  for (const Shape& shape : {Shape{5, 3, 2}, Shape{4, 3, 2, 3}}) {
+    Tensor x = random_input(shape);
+    Tensor gamma = random_input({3}, 0.5, 1.5);
+    Tensor beta = random_input({3});
+    const Tensor w = randn(shape, DType::Float64);
+    for (bool training : {true, false}) {
+      INFO("input " << shape.str() << (training ? ", training" : ", evaluation"));
+      auto loss = [&] {
+        return sum(batch_norm(x, training ? Tensor() : rm, training ? Tensor() : rv, gamma, beta, training) * w);
+      };
+      const std::vector<Tensor> fused = grad({loss()}, {x, gamma, beta});
+      const std::vector<Tensor> recorded = grad({loss()}, {x, gamma, beta}, {}, {.create_graph = true});
+      for (std::size_t k = 0; k < 3; ++k) check_close(recorded[k], fused[k], 1e-12);
+    }
   }
 }

@@ -23,6 +23,7 @@
 #include "tapegrad/nn/activations.hpp"
 #include "tapegrad/nn/batchnorm.hpp"
 #include "tapegrad/nn/dropout.hpp"
+#include "tapegrad/nn/flatten.hpp"
 #include "tapegrad/nn/init.hpp"
 #include "tapegrad/nn/linear.hpp"
 #include "tapegrad/nn/maxout.hpp"

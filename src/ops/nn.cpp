@@ -1,4 +1,4 @@
-// Dropout and batch normalisation.
+// Dropout, channel dropout and batch normalisation.
 //
 // batch_norm is one fused node rather than a composition of mean, sub, mul,
 // sqrt and div: the composed graph would record ~8 nodes and allocate ~6
@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "core/dispatch.hpp"
-#include "tapegrad/autograd.hpp"
 #include "core/sampling.hpp"
+#include "tapegrad/autograd.hpp"
 #include "tapegrad/ops/elementwise.hpp"
 #include "tapegrad/ops/reduce.hpp"
 #include "tapegrad/ops/shape_ops.hpp"
@@ -29,6 +29,18 @@ using detail::dispatch_float;
 
 void check_probability(const char* op, double p) {
   if (!(p >= 0 && p < 1)) throw_invalid(op, "p must be in [0, 1), got ", p);
+}
+
+// The shape of dropout2d's mask for x [N, C, H, W] or [C, H, W]: x's with H
+// and W set to 1.
+Shape channel_mask_shape(const Tensor& x) {
+  if (x.dim() != 3 && x.dim() != 4) {
+    throw_invalid("dropout2d", "expects input [N x C x H x W] or [C x H x W], got ", x.shape().str());
+  }
+  Shape shape = x.shape();
+  shape[x.dim() - 1] = 1;
+  shape[x.dim() - 2] = 1;
+  return shape;
 }
 
 }  // namespace
@@ -85,9 +97,31 @@ Tensor dropout(const Tensor& x, double p, bool training) {
   return dropout(x, dropout_mask(x.shape(), p, x.dtype()));
 }
 
+Tensor dropout2d(const Tensor& x, const Tensor& mask) {
+  constexpr const char* kOp = "dropout2d";
+  detail::check_floating(kOp, x);
+  detail::check_same_dtype(kOp, x, mask);
+  const Shape expected = channel_mask_shape(x);
+  if (mask.shape() != expected) {
+    throw_invalid(kOp, "mask ", mask.shape().str(), " does not match input ", x.shape().str(), " (expects ",
+                  expected.str(), ")");
+  }
+  return x * mask;
+}
+
+Tensor dropout2d(const Tensor& x, double p, bool training) {
+  check_probability("dropout2d", p);
+  detail::check_floating("dropout2d", x);
+  const Shape mask_shape = channel_mask_shape(x);
+  if (!training || p == 0) return x;
+  return x * dropout_mask(mask_shape, p, x.dtype());
+}
+
 namespace {
 
-// x [N, C] or [N, C, L] viewed as [N, C, L]: element (n, c, l) at (n·C + c)·L + l.
+// x [N, C, *] viewed as [N, C, L], L the product of the trailing extents (1
+// for [N, C], H·W for [N, C, H, W]): element (n, c, l) at (n·C + c)·L + l, so
+// a channel is N contiguous runs of L values.
 struct Channels {
   std::int64_t n = 1;
   std::int64_t c = 1;
@@ -116,10 +150,11 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
                   const Tensor& bias, bool training, double momentum, double eps) {
   constexpr const char* kOp = "batch_norm";
   detail::check_floating(kOp, x);
-  if (x.dim() != 2 && x.dim() != 3) throw_invalid(kOp, "expects input [N x C] or [N x C x L], got ", x.shape().str());
+  if (x.dim() < 2) throw_invalid(kOp, "expects input [N x C x *] (at least 2 axes), got ", x.shape().str());
   if (!(momentum >= 0 && momentum <= 1)) throw_invalid(kOp, "momentum must be in [0, 1], got ", momentum);
   if (!(eps >= 0)) throw_invalid(kOp, "eps must be >= 0, got ", eps);
-  const Channels dims{x.shape(0), x.shape(1), x.dim() == 3 ? x.shape(2) : 1};
+  Channels dims{x.shape(0), x.shape(1), 1};
+  for (std::size_t a = 2; a < x.dim(); ++a) dims.l *= x.shape()[a];
   if (weight.defined() != bias.defined()) throw_invalid(kOp, "weight and bias must be both given or both undefined");
   const bool affine = weight.defined();
   if (affine) {
@@ -187,10 +222,13 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
       // The closed form below with ops. In training μ_B and σ²_B are
       // recomputed from x (they depend on it); in evaluation the running
       // statistics are constants.
-      const bool has_length = xs.dim() == 3;
-      const Axes axes = has_length ? Axes{0, 2} : Axes{0};
-      const std::vector<std::int64_t> per_channel =
-          has_length ? std::vector<std::int64_t>{1, dims.c, 1} : std::vector<std::int64_t>{1, dims.c};
+      // Statistics over every axis but the channel axis 1, kept as [1, C, 1, ...].
+      Axes axes{0};
+      std::vector<std::int64_t> per_channel{1, dims.c};
+      for (std::size_t a = 2; a < xs.dim(); ++a) {
+        axes.push_back(static_cast<std::int64_t>(a));
+        per_channel.push_back(1);
+      }
       const Shape stat_shape(per_channel);
       Tensor xhat, scale;
       if (training) {
@@ -201,8 +239,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
         scale = from_vector(invstd, stat_shape, xs.dtype());
         xhat = (xs - from_vector(means, stat_shape, xs.dtype())) * scale;
       }
-      const Tensor sum_g = sum(g, axes, /*keepdim=*/true);            // dβ
-      const Tensor sum_g_h = sum(g * xhat, axes, /*keepdim=*/true);   // dγ
+      const Tensor sum_g = sum(g, axes, /*keepdim=*/true);           // dβ
+      const Tensor sum_g_h = sum(g * xhat, axes, /*keepdim=*/true);  // dγ
       if (grads.needs(0)) {
         if (affine) scale = reshape(ws, per_channel) * scale;
         grads.add(0, training ? scale * (g - (sum_g + xhat * sum_g_h) / count) : scale * g);

@@ -1,6 +1,8 @@
 #pragma once
-// Dropout, and a switch for Monte-Carlo dropout over a whole model.
+// Dropout, channel dropout (Dropout2d), and a switch for Monte-Carlo dropout
+// over a whole model.
 #include <string>
+#include <utility>
 
 #include "tapegrad/nn/module.hpp"
 
@@ -17,6 +19,7 @@ class Dropout : public Module {
   explicit Dropout(double p = 0.5);
 
   Tensor forward(const Tensor& input) override;
+  // "Dropout(p=0.5)" (the layer's type name, then p).
   std::string str() const override;
 
   double p() const { return p_; }
@@ -28,15 +31,37 @@ class Dropout : public Module {
   // undefined before.
   const Tensor& last_mask() const { return last_mask_; }
 
+ protected:
+  // For the variants that share p, the Monte-Carlo switch and last_mask.
+  Dropout(std::string layer_type, double p);
+  void set_last_mask(Tensor mask) { last_mask_ = std::move(mask); }
+
  private:
   double p_;
   bool monte_carlo_ = false;
   Tensor last_mask_;
 };
 
-// Sets Monte-Carlo mode on every Dropout and DropConnect in the module tree;
-// returns how many it found. With model.eval() this gives MC dropout with
-// BatchNorm still on its running statistics.
+/// Channel dropout (op: tapegrad::dropout2d) of images [N, C, H, W], or of
+/// one image [C, H, W]: in training, each feature map (n, c) is zeroed whole
+/// with probability p and the rest are scaled by 1/(1 - p); in evaluation,
+/// the identity. Neighbouring pixels of a feature map are strongly
+/// correlated, so dropping single pixels barely regularises a convolution;
+/// dropping whole maps does. last_mask() is [N, C, 1, 1] (resp. [C, 1, 1]).
+/// Monte-Carlo mode as Dropout's (set_monte_carlo_dropout reaches it too).
+/// A 3-D input is always one image [C, H, W] (PyTorch 1.x reads it as
+/// [N, C, L] with a warning).
+class Dropout2d : public Dropout {
+ public:
+  explicit Dropout2d(double p = 0.5) : Dropout("Dropout2d", p) {}
+
+  Tensor forward(const Tensor& input) override;
+};
+
+// Sets Monte-Carlo mode on every Dropout (Dropout2d included) and
+// DropConnect in the module tree; returns how many it found. With
+// model.eval() this gives MC dropout with BatchNorm still on its running
+// statistics.
 int set_monte_carlo_dropout(Module& model, bool on);
 
 }  // namespace tapegrad::nn

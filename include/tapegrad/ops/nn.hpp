@@ -1,5 +1,6 @@
 #pragma once
-// Differentiable ops behind the nn layers: dropout and batch normalisation.
+// Differentiable ops behind the nn layers: dropout, channel dropout and batch
+// normalisation.
 #include "tapegrad/tensor.hpp"
 
 namespace tapegrad {
@@ -15,8 +16,20 @@ Tensor dropout(const Tensor& x, const Tensor& mask);
 /// fresh mask each call); otherwise, or for p = 0, y = x (the same tensor).
 Tensor dropout(const Tensor& x, double p, bool training = true);
 
-/// Batch normalisation of x [N, C] or [N, C, L] per channel c (axis 1), over
-/// the M = N·L values of that channel:
+/// Channel dropout (as PyTorch's Dropout2d) of x [N, C, H, W], or of one
+/// sample [C, H, W]: y = x ⊙ mask with mask [N, C, 1, 1] (resp. [C, 1, 1])
+/// broadcast over H and W, so that each feature map is kept whole (scaled by
+/// the mask's 1/(1 - p)) or zeroed whole; dx = dy ⊙ mask. Recorded as a
+/// broadcasting multiply by the constant mask: differentiable to any order.
+Tensor dropout2d(const Tensor& x, const Tensor& mask);
+/// When `training`, dropout2d(x, dropout_mask([N, C, 1, 1], p)) (a fresh
+/// mask each call, from the thread's current generator, so manual_seed
+/// reproduces it); otherwise, or for p = 0, y = x (the same tensor).
+Tensor dropout2d(const Tensor& x, double p, bool training = true);
+
+/// Batch normalisation of x [N, C, *] (any rank >= 2: [N, C], [N, C, L],
+/// [N, C, H, W], ...) per channel c (axis 1), over the M = N·L values of that
+/// channel, L the product of the trailing extents (H·W for images):
 ///   training:   y = γ (x - μ_B) / √(σ²_B + ε) + β with the batch mean μ_B and
 ///               biased variance σ²_B; then, if the running statistics are
 ///               defined, they are updated in place (not recorded):
