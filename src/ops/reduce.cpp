@@ -68,6 +68,43 @@ Tensor with_shape(Tensor t, const Shape& shape) {
   return Tensor(std::move(impl));
 }
 
+// Σ of n contiguous values, in double: float32 loses digits fast. Eight
+// running sums, so that the adds do not wait on each other (one chain is
+// bound by the add's latency) and the loop vectorises.
+template <class T>
+double lane_sum(const T* values, std::int64_t n) {
+  constexpr std::int64_t kLanes = 8;
+  double lanes[kLanes] = {};
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (std::int64_t k = 0; k < kLanes; ++k) lanes[k] += values[i + k];
+  }
+  double total = 0;
+  for (; i < n; ++i) total += values[i];
+  for (double lane : lanes) total += lane;
+  return total;
+}
+
+// The input's trailing axes that are all reduced or all kept, merged into
+// one contiguous run of `length` elements starting at `first_axis`.
+struct TrailingRun {
+  std::size_t first_axis = 0;
+  std::int64_t length = 1;
+  bool reduced = false;
+};
+
+TrailingRun trailing_run(const Shape& in, const ReducePlan& plan) {
+  TrailingRun run;
+  run.first_axis = in.rank();
+  if (in.rank() == 0) return run;
+  run.reduced = plan.slot_strides[in.rank() - 1] == 0;
+  while (run.first_axis > 0 && (plan.slot_strides[run.first_axis - 1] == 0) == run.reduced) {
+    --run.first_axis;
+    run.length *= in[run.first_axis];
+  }
+  return run;
+}
+
 // y = scale · Σ x over the plan's axes; dx = scale · dy broadcast back.
 Tensor scaled_sum(const Tensor& x, const ReducePlan& plan, double scale, OpInfo info) {
   Tensor y = zeros(plan.kept, x.dtype());
@@ -76,24 +113,35 @@ Tensor scaled_sum(const Tensor& x, const ReducePlan& plan, double scale, OpInfo 
     const T* xv = x.data<T>();
     T* yv = y.data<T>();
     if (plan.kept.numel() == 1) {
-      // Whole-tensor sums accumulate in double: float32 loses digits fast.
-      // Eight running sums, so that the adds do not wait on each other
-      // (one chain is bound by the add's latency) and the loop vectorises.
-      constexpr std::int64_t kLanes = 8;
-      double lanes[kLanes] = {};
-      const std::int64_t n = x.numel();
-      std::int64_t i = 0;
-      for (; i + kLanes <= n; i += kLanes) {
-        for (std::int64_t k = 0; k < kLanes; ++k) lanes[k] += xv[i + k];
-      }
-      double total = 0;
-      for (; i < n; ++i) total += xv[i];
-      for (double lane : lanes) total += lane;
-      yv[0] = static_cast<T>(total * scale);
+      yv[0] = static_cast<T>(lane_sum(xv, x.numel()) * scale);
       return;
     }
-    for_each_strided<2>(x.shape(), {x.shape().strides(), plan.slot_strides},
-                        [&](const std::array<std::int64_t, 2>& at) { yv[at[1]] += xv[at[0]]; });
+    const TrailingRun run = trailing_run(x.shape(), plan);
+    if (run.length >= 4) {
+      // One strided step per run instead of per element: a run of reduced
+      // values is summed with running lanes (a channel's pixels, for the
+      // bias gradient of a convolution); a run of kept ones is added as a
+      // row (a column sum over a batch).
+      const Shape in_strides = x.shape().strides();
+      Shape leading, leading_in, leading_slot;
+      for (std::size_t a = 0; a < run.first_axis; ++a) {
+        leading.push_back(x.shape(a));
+        leading_in.push_back(in_strides[a]);
+        leading_slot.push_back(plan.slot_strides[a]);
+      }
+      for_each_strided<2>(leading, {leading_in, leading_slot}, [&](const std::array<std::int64_t, 2>& at) {
+        const T* src = xv + at[0];
+        T* dst = yv + at[1];
+        if (run.reduced) {
+          *dst += static_cast<T>(lane_sum(src, run.length));
+        } else {
+          for (std::int64_t j = 0; j < run.length; ++j) dst[j] += src[j];
+        }
+      });
+    } else {
+      for_each_strided<2>(x.shape(), {x.shape().strides(), plan.slot_strides},
+                          [&](const std::array<std::int64_t, 2>& at) { yv[at[1]] += xv[at[0]]; });
+    }
     if (scale != 1) {
       for (std::int64_t i = 0, end = y.numel(); i < end; ++i) yv[i] = static_cast<T>(yv[i] * scale);
     }
