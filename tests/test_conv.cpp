@@ -319,3 +319,69 @@ TEST_CASE("convolution errors name the op and the shapes", "[conv][errors]") {
                          "conv2d_weight_grad: grad_output [1x2x3x3] does not match the convolution's output "
                          "[1x2x2x2] for input [1x3x4x4] and kernel 3");
 }
+
+// --- Layers ---
+
+TEST_CASE("Conv2d names its parameters as PyTorch, initialises from the fan-in and reproduces PyTorch's outputs",
+          "[conv][nn]") {
+  manual_seed(11);
+  nn::Conv2d layer(3, 4, 3);
+  CHECK(layer.str() == "Conv2d(3 -> 4, kernel=3)");
+  CHECK(layer.weight().shape() == Shape{4, 3, 3, 3});
+  CHECK(layer.bias().shape() == Shape{4});
+  // U(±1/√n_in), n_in = 3 channels x 3 x 3 taps.
+  const double bound = 1.0 / std::sqrt(27.0);
+  for (double v : layer.weight().to_vector()) CHECK(std::abs(v) <= bound);
+  for (double v : layer.bias().to_vector()) CHECK(std::abs(v) <= bound);
+  // PyTorch's weights give PyTorch's output.
+  const Fixture fx("reference_conv.txt");
+  layer.to(DType::Float64);
+  layer.load_state_dict({{"weight", fx.constant("conv2d_plain_w")}, {"bias", fx.constant("conv2d_plain_b")}});
+  check_values(fx, "conv2d_plain_y", layer(fx.constant("conv2d_plain_x")).to_vector());
+
+  nn::Conv2d strided(4, 6, {3, 2}, {.stride = {2, 1}, .padding = {1, 0}, .groups = 2}, {.bias = false});
+  CHECK(strided.str() == "Conv2d(4 -> 6, kernel=(3, 2), stride=(2, 1), padding=(1, 0), groups=2, bias=false)");
+  CHECK(strided.weight().shape() == Shape{6, 2, 3, 2});
+  CHECK(!strided.bias().defined());
+  CHECK(strided.named_parameters().size() == 1);
+  CHECK(strided(zeros({2, 4, 8, 7})).shape() == Shape{2, 6, 4, 6});
+}
+
+TEST_CASE("Conv2d and Conv1d pass gradcheck as modules, and take initialisers", "[conv][nn][gradcheck]") {
+  manual_seed(12);
+  nn::Conv2d conv(2, 3, 3, {.padding = 1}, {.weight_init = nn::init::kaiming_normal(), .bias_init = nn::init::zeros()});
+  for (double v : conv.bias().to_vector()) CHECK(v == 0);
+  conv.to(DType::Float64);
+  std::vector<Tensor> inputs{random_input({2, 2, 5, 4}, -1, 1)};
+  for (const Tensor& p : conv.parameters()) inputs.push_back(p);
+  require_gradcheck(
+      [&](auto& in) { return nn::functional_call(conv, std::vector<Tensor>(in.begin() + 1, in.end()), in[0]); },
+      inputs);
+
+  nn::Conv1d seq(4, 2, 3, {.stride = 2, .padding = 1, .groups = 2});
+  CHECK(seq.str() == "Conv1d(4 -> 2, kernel=3, stride=2, padding=1, groups=2)");
+  CHECK(seq.weight().shape() == Shape{2, 2, 3});
+  seq.to(DType::Float64);
+  const Tensor x = random_input({3, 4, 9}, -1, 1);
+  CHECK(seq(x).shape() == Shape{3, 2, 5});
+  check_close(seq(x), conv1d(x, seq.weight(), seq.bias(), {.stride = 2, .padding = 1, .groups = 2}), 1e-15);
+}
+
+TEST_CASE("convolution layer errors name the layer and the shapes", "[conv][nn][errors]") {
+  nn::Conv2d conv(1, 8, 5, {.padding = 2});
+  REQUIRE_THROWS_MESSAGE(conv(zeros({64, 784})), std::invalid_argument,
+                         "Conv2d(1 -> 8, kernel=5, padding=2): expects input [N x 1 x H x W], got [64x784]");
+  REQUIRE_THROWS_MESSAGE(conv(zeros({2, 3, 28, 28})), std::invalid_argument,
+                         "Conv2d(1 -> 8, kernel=5, padding=2): expects input [N x 1 x H x W], got [2x3x28x28]");
+  REQUIRE_THROWS_MESSAGE(conv(zeros({2, 1, 28, 28}, DType::Float64)), std::invalid_argument,
+                         "Conv2d(1 -> 8, kernel=5, padding=2): input is float64 [2x1x28x28], the layer's parameters "
+                         "are float32 (convert the model with to())");
+  REQUIRE_THROWS_MESSAGE(nn::Conv2d(3, 4, 3, {.groups = 2}), std::invalid_argument,
+                         "Conv2d: channels 3 -> 4 are not both divisible by groups = 2");
+  REQUIRE_THROWS_MESSAGE(nn::Conv2d(0, 4, 3), std::invalid_argument, "Conv2d: channels must be positive, got 0 -> 4");
+  REQUIRE_THROWS_MESSAGE(nn::Conv2d(3, 4, {3, 0}), std::invalid_argument,
+                         "Conv2d: kernel size must be >= 1, got weight [4x3x3x0]");
+  nn::Conv1d seq(2, 2, 3);
+  REQUIRE_THROWS_MESSAGE(seq(zeros({2, 2, 3, 3})), std::invalid_argument,
+                         "Conv1d(2 -> 2, kernel=3): expects input [N x 2 x L], got [2x2x3x3]");
+}

@@ -22,6 +22,7 @@
 #include "tapegrad/threads.hpp"
 #include "tapegrad/nn/activations.hpp"
 #include "tapegrad/nn/batchnorm.hpp"
+#include "tapegrad/nn/conv.hpp"
 #include "tapegrad/nn/dropout.hpp"
 #include "tapegrad/nn/flatten.hpp"
 #include "tapegrad/nn/init.hpp"
