@@ -128,72 +128,68 @@ std::vector<Taps> taps_of(const Axis& a) {
 // or NaN (NaN propagates; the last NaN wins), as PyTorch's CPU kernel.
 template <class T>
 bool takes_max(T v, T best) {
-  return v > best || v != v;
+  return (v > best) | (v != v);  // both evaluated: no branch for the selects that use it
 }
 
 // Max pooling of the planes of x into y, with the argmax flat indices into
 // `arg` when kArgmax (inference skips them).
+//
+// Output row i is built from its input rows one at a time, each swept left
+// to right: for each kernel column b, every window lying wholly inside the
+// input (columns [j0, j1)) compares its tap b in one contiguous loop over
+// the windows, with no branch on the data, so the compiler vectorises it.
+// With stride == kernel and no padding every window is such, and each
+// input row is read once. The few windows cut by the padding take their
+// taps one by one. Each window still sees its own elements in row-major
+// order, so ties and NaNs resolve as in a plain scan of the window.
 template <class T, bool kArgmax>
 void max_pool_planes(const Geometry& geo, const T* x, T* y, std::int64_t* arg) {
   constexpr T kLowest = -std::numeric_limits<T>::infinity();
   const std::int64_t H = geo.h.in, W = geo.w.in, OH = geo.h.out, OW = geo.w.out;
-  const bool tiled = geo.h.stride == geo.h.kernel && geo.w.stride == geo.w.kernel && geo.h.pad == 0 && geo.w.pad == 0 &&
-                     geo.h.dilation == 1 && geo.w.dilation == 1 && OH * geo.h.kernel <= H && OW * geo.w.kernel <= W;
-  if (tiled) {
-    // Non-overlapping windows inside the input: each input row is swept
-    // once, left to right, updating the running maxima of one output row.
-    // Window (i, j) still sees its elements in row-major order, so ties and
-    // NaNs resolve as in the scan the general loop makes.
-    const std::int64_t kh = geo.h.kernel, kw = geo.w.kernel;
-    for (std::int64_t p = 0; p < geo.planes; ++p, x += H * W, y += OH * OW, arg += kArgmax ? OH * OW : 0) {
-      for (std::int64_t i = 0; i < OH; ++i) {
-        T* yr = y + i * OW;
-        std::int64_t* ar = kArgmax ? arg + i * OW : nullptr;
-        std::fill(yr, yr + OW, kLowest);
-        if constexpr (kArgmax) {
-          for (std::int64_t j = 0; j < OW; ++j) ar[j] = i * kh * W + j * kw;  // kept if all are -inf
-        }
-        for (std::int64_t a = 0; a < kh; ++a) {
-          const std::int64_t row = (i * kh + a) * W;
-          const T* xr = x + row;
-          for (std::int64_t j = 0; j < OW; ++j) {
-            T best = yr[j];
-            const T* xw = xr + j * kw;
-            for (std::int64_t b = 0; b < kw; ++b) {
-              if (takes_max(xw[b], best)) {
-                best = xw[b];
-                if constexpr (kArgmax) ar[j] = row + j * kw + b;
-              }
-            }
-            yr[j] = best;
-          }
-        }
-      }
-    }
-    return;
-  }
+  const std::int64_t dh = geo.h.dilation, kw = geo.w.kernel, sw = geo.w.stride, pw = geo.w.pad, dw = geo.w.dilation;
   const std::vector<Taps> rows = taps_of(geo.h);
   const std::vector<Taps> cols = taps_of(geo.w);
-  const std::int64_t dh = geo.h.dilation, dw = geo.w.dilation;
+  // Window j lies inside the input when j·sw - pw >= 0 and
+  // j·sw - pw + (kw - 1)·dw <= W - 1.
+  const std::int64_t j0 = std::min(OW, (pw + sw - 1) / sw);
+  const std::int64_t last = W - 1 + pw - (kw - 1) * dw;
+  const std::int64_t j1 = std::max(j0, last < 0 ? 0 : std::min(OW, last / sw + 1));
   for (std::int64_t p = 0; p < geo.planes; ++p, x += H * W, y += OH * OW, arg += kArgmax ? OH * OW : 0) {
     for (std::int64_t i = 0; i < OH; ++i) {
       const Taps r = rows[i];
-      for (std::int64_t j = 0; j < OW; ++j) {
-        const Taps c = cols[j];
-        T best = kLowest;
-        std::int64_t at = r.count > 0 && c.count > 0 ? r.first * W + c.first : -1;  // -1: padding only
-        for (std::int64_t a = 0; a < r.count; ++a) {
-          const std::int64_t row = (r.first + a * dh) * W;
-          const T* xr = x + row;
-          for (std::int64_t b = 0, col = c.first; b < c.count; ++b, col += dw) {
-            if (takes_max(xr[col], best)) {
-              best = xr[col];
-              at = row + col;
-            }
+      T* yr = y + i * OW;
+      std::int64_t* ar = kArgmax ? arg + i * OW : nullptr;
+      std::fill(yr, yr + OW, kLowest);
+      if constexpr (kArgmax) {  // the first tap, kept if all are -inf; -1 for a window of padding only
+        for (std::int64_t j = 0; j < OW; ++j)
+          ar[j] = r.count > 0 && cols[j].count > 0 ? r.first * W + cols[j].first : -1;
+      }
+      for (std::int64_t a = 0; a < r.count; ++a) {
+        const std::int64_t row = (r.first + a * dh) * W;
+        const T* xr = x + row;
+        const auto cut_window = [&](std::int64_t j) {
+          T best = yr[j];
+          std::int64_t at = kArgmax ? ar[j] : 0;
+          for (std::int64_t b = 0, col = cols[j].first; b < cols[j].count; ++b, col += dw) {
+            const bool take = takes_max(xr[col], best);
+            best = take ? xr[col] : best;
+            at = take ? row + col : at;
+          }
+          yr[j] = best;
+          if constexpr (kArgmax) ar[j] = at;
+        };
+        for (std::int64_t j = 0; j < j0; ++j) cut_window(j);
+        for (std::int64_t b = 0; b < kw; ++b) {
+          const std::int64_t offset = b * dw - pw;
+          for (std::int64_t j = j0; j < j1; ++j) {
+            const std::int64_t col = j * sw + offset;
+            const T v = xr[col];
+            const bool take = takes_max(v, yr[j]);
+            yr[j] = take ? v : yr[j];
+            if constexpr (kArgmax) ar[j] = take ? row + col : ar[j];
           }
         }
-        y[i * OW + j] = best;
-        if constexpr (kArgmax) arg[i * OW + j] = at;
+        for (std::int64_t j = j1; j < OW; ++j) cut_window(j);
       }
     }
   }
