@@ -430,7 +430,7 @@ TEST_CASE("adaptive_avg_pool2d averages PyTorch's bins", "[pool][adaptive]") {
   for (int p = 0; p < 6; ++p) {
     double total = 0;
     for (int i = 0; i < 20; ++i) total += xv[p * 20 + i];
-    CHECK(yv[p] == Approx(total / 20).epsilon(1e-15));
+    CHECK(yv[p] == Approx(total / 20).margin(1e-15));
   }
   // 5 rows into 3 bins: [0, 2), [1, 4), [3, 5) overlap.
   Tensor rows = plane({0, 1, 2, 3, 4}, 5, 1);
@@ -466,6 +466,168 @@ TEST_CASE("adaptive_avg_pool2d is gradient-checked to third order", "[pool][adap
   const Tensor gx = grad({adaptive_avg_pool2d(x, {2, 3})}, {x}, {dy}, {.create_graph = true})[0];
   REQUIRE(gx.grad_fn() != nullptr);
   CHECK(std::string(gx.grad_fn()->name()) == "adaptive_avg_pool2d_backward");
+}
+
+// --- a sweep against plain loops ---
+
+namespace {
+
+// One axis of a strided pool as the header documents it.
+struct RefAxis {
+  std::int64_t in, kernel, stride, pad, dilation;
+  bool ceil_mode;
+  std::int64_t out() const {
+    const std::int64_t numerator = in + 2 * pad - dilation * (kernel - 1) - 1 + (ceil_mode ? stride - 1 : 0);
+    std::int64_t o = (numerator >= 0 ? numerator / stride : -((-numerator + stride - 1) / stride)) + 1;
+    if (ceil_mode && (o - 1) * stride >= in + pad) --o;
+    return o;
+  }
+};
+
+// max_pool2d by scanning each window's taps in row-major order; the argmax
+// flat index per output (-1 for padding only).
+std::vector<double> reference_max(const std::vector<double>& x, std::int64_t planes, const RefAxis& h, const RefAxis& w,
+                                  std::vector<std::int64_t>& argmax) {
+  std::vector<double> y;
+  argmax.clear();
+  for (std::int64_t p = 0; p < planes; ++p) {
+    for (std::int64_t i = 0; i < h.out(); ++i) {
+      for (std::int64_t j = 0; j < w.out(); ++j) {
+        double best = -kInf;
+        std::int64_t at = -1;
+        for (std::int64_t a = 0; a < h.kernel; ++a) {
+          for (std::int64_t b = 0; b < w.kernel; ++b) {
+            const std::int64_t ih = i * h.stride - h.pad + a * h.dilation, iw = j * w.stride - w.pad + b * w.dilation;
+            if (ih < 0 || ih >= h.in || iw < 0 || iw >= w.in) continue;
+            const double v = x[(p * h.in + ih) * w.in + iw];
+            if (at < 0) at = ih * w.in + iw;  // the first tap inside, kept if all are -inf
+            if (v > best || std::isnan(v)) {
+              best = v;
+              at = ih * w.in + iw;
+            }
+          }
+        }
+        y.push_back(best);
+        argmax.push_back(at);
+      }
+    }
+  }
+  return y;
+}
+
+// avg_pool2d window by window with PyTorch's divisor, and the gradient of
+// sum(y ⊙ r) in grad_x.
+std::vector<double> reference_avg(const std::vector<double>& x, std::int64_t planes, const RefAxis& h, const RefAxis& w,
+                                  bool count_include_pad, const std::vector<double>& r, std::vector<double>& grad_x) {
+  std::vector<double> y;
+  grad_x.assign(x.size(), 0.0);
+  std::size_t o = 0;
+  for (std::int64_t p = 0; p < planes; ++p) {
+    for (std::int64_t i = 0; i < h.out(); ++i) {
+      for (std::int64_t j = 0; j < w.out(); ++j, ++o) {
+        const std::int64_t h0 = i * h.stride - h.pad, w0 = j * w.stride - w.pad;
+        const std::int64_t h1 = std::min(h0 + h.kernel, h.in + h.pad), w1 = std::min(w0 + w.kernel, w.in + w.pad);
+        const std::int64_t hb = std::max<std::int64_t>(h0, 0), wb = std::max<std::int64_t>(w0, 0);
+        const std::int64_t he = std::min(h1, h.in), we = std::min(w1, w.in);
+        const double divisor = count_include_pad ? (h1 - h0) * (w1 - w0) : (he - hb) * (we - wb);
+        double total = 0;
+        for (std::int64_t ih = hb; ih < he; ++ih)
+          for (std::int64_t iw = wb; iw < we; ++iw) total += x[(p * h.in + ih) * w.in + iw];
+        y.push_back(total / divisor);
+        for (std::int64_t ih = hb; ih < he; ++ih)
+          for (std::int64_t iw = wb; iw < we; ++iw) grad_x[(p * h.in + ih) * w.in + iw] += r[o] / divisor;
+      }
+    }
+  }
+  return y;
+}
+
+}  // namespace
+
+TEST_CASE("the pools match plain loops over a sweep of geometries", "[pool][sweep]") {
+  std::mt19937_64 rng(2026);
+  const auto pick = [&](std::int64_t low, std::int64_t high) {
+    return std::uniform_int_distribution<std::int64_t>(low, high)(rng);
+  };
+  int max_checked = 0, avg_checked = 0, adaptive_checked = 0;
+  for (int trial = 0; trial < 600; ++trial) {
+    const std::int64_t n = pick(1, 2), c = pick(1, 2);
+    RefAxis h{pick(1, 9), pick(1, 4), pick(1, 3), 0, pick(1, 2), pick(0, 1) == 1};
+    RefAxis w{pick(1, 12), pick(1, 4), pick(1, 3), 0, pick(1, 2), h.ceil_mode};
+    h.pad = pick(0, h.kernel / 2);
+    w.pad = pick(0, w.kernel / 2);
+    const bool is_max = trial % 2 == 0;
+    if (!is_max) h.dilation = w.dilation = 1;
+    if (h.out() < 1 || w.out() < 1) continue;
+    // Small integers: windows full of ties, and now and then a NaN or -inf.
+    std::vector<double> values;
+    for (std::int64_t k = 0; k < n * c * h.in * w.in; ++k) {
+      const std::int64_t v = pick(-3, 3);
+      values.push_back(pick(0, 40) == 0 ? kNaN : pick(0, 40) == 0 ? -kInf : static_cast<double>(v));
+    }
+    if (!is_max) {
+      for (double& v : values) v = std::isfinite(v) ? v : 0.5;
+    }
+    INFO("trial " << trial << ": input [" << n << "x" << c << "x" << h.in << "x" << w.in << "], kernel (" << h.kernel
+                  << ", " << w.kernel << "), stride (" << h.stride << ", " << w.stride << "), padding (" << h.pad
+                  << ", " << w.pad << "), dilation (" << h.dilation << ", " << w.dilation << "), ceil_mode "
+                  << h.ceil_mode);
+    Tensor x = from_vector(values, {n, c, h.in, w.in}, DType::Float64);
+    x.requires_grad_();
+    const Shape out_shape{n, c, h.out(), w.out()};
+    std::vector<double> r;
+    for (std::int64_t k = 0; k < out_shape.numel(); ++k) r.push_back(static_cast<double>(pick(1, 9)));
+    const Tensor weights = from_vector(r, out_shape, DType::Float64);
+    if (is_max) {
+      const Tensor y = max_pool2d(x, {h.kernel, w.kernel},
+                                  {.stride = {h.stride, w.stride},
+                                   .padding = {h.pad, w.pad},
+                                   .dilation = {h.dilation, w.dilation},
+                                   .ceil_mode = h.ceil_mode});
+      std::vector<std::int64_t> argmax;
+      check_exact(y, out_shape, reference_max(values, n * c, h, w, argmax));
+      sum(y * weights).backward();
+      std::vector<double> want(values.size(), 0.0);
+      for (std::size_t o = 0; o < argmax.size(); ++o) {
+        const std::int64_t plane = static_cast<std::int64_t>(o) / (h.out() * w.out());
+        if (argmax[o] >= 0) want[plane * h.in * w.in + argmax[o]] += r[o];
+      }
+      check_exact(x.grad(), x.shape(), want);
+      ++max_checked;
+    } else {
+      const bool include_pad = pick(0, 1) == 1;
+      const Tensor y = avg_pool2d(x, {h.kernel, w.kernel},
+                                  {.stride = {h.stride, w.stride},
+                                   .padding = {h.pad, w.pad},
+                                   .ceil_mode = h.ceil_mode,
+                                   .count_include_pad = include_pad});
+      std::vector<double> want_grad;
+      check_near(y, out_shape, reference_avg(values, n * c, h, w, include_pad, r, want_grad), 1e-14);
+      sum(y * weights).backward();
+      check_near(x.grad(), x.shape(), want_grad, 1e-14);
+      ++avg_checked;
+      // Adaptive: bins of the same input, to a random size.
+      const Size2 size{pick(1, 2 * h.in), pick(1, 2 * w.in)};
+      std::vector<double> want;
+      for (std::int64_t p = 0; p < n * c; ++p) {
+        for (std::int64_t i = 0; i < size.h; ++i) {
+          for (std::int64_t j = 0; j < size.w; ++j) {
+            const std::int64_t h0 = i * h.in / size.h, h1 = ((i + 1) * h.in + size.h - 1) / size.h;
+            const std::int64_t w0 = j * w.in / size.w, w1 = ((j + 1) * w.in + size.w - 1) / size.w;
+            double total = 0;
+            for (std::int64_t ih = h0; ih < h1; ++ih)
+              for (std::int64_t iw = w0; iw < w1; ++iw) total += values[(p * h.in + ih) * w.in + iw];
+            want.push_back(total / static_cast<double>((h1 - h0) * (w1 - w0)));
+          }
+        }
+      }
+      check_near(adaptive_avg_pool2d(x, size), {n, c, size.h, size.w}, want, 1e-14);
+      ++adaptive_checked;
+    }
+  }
+  CHECK(max_checked > 150);
+  CHECK(avg_checked > 150);
+  CHECK(adaptive_checked > 150);
 }
 
 // --- float32 ---

@@ -103,14 +103,42 @@ Geometry strided_geometry(const char* op, const Tensor& x, Size2 kernel, Size2 s
   return g;
 }
 
-// ---- max pooling -------------------------------------------------------
-
-// The input positions of a window along one axis: first + j·dilation for
-// j < count (count 0 for a window holding only padding).
+// The input positions of a window along one axis: first + k·step for
+// k < count, step the dilation (count 0 for a window of padding only).
 struct Taps {
   std::int64_t first = 0;
   std::int64_t count = 0;
 };
+
+// The windows along the width axis as the loops over an output row take
+// them. Each input row is swept once per output row: for each tap b, the
+// run [j0, j1) of windows whose taps lie inside the input at even places
+// (first = j·stride + offset, `kernel` taps) is handled in one contiguous
+// loop over the windows with no branch on the data, which the compiler
+// vectorises; the few other windows (cut by padding, or uneven adaptive
+// bins) take their taps one by one, as do all windows when they are fewer
+// than their taps. Each window still sees its elements in row-major order.
+struct Columns {
+  std::vector<Taps> taps;
+  std::int64_t step = 1;
+  std::int64_t stride = 1, offset = 0, kernel = 0;
+  std::int64_t j0 = 0, j1 = 0;
+};
+
+Columns make_columns(std::vector<Taps> taps, std::int64_t step, std::int64_t stride, std::int64_t offset,
+                     std::int64_t kernel) {
+  Columns c{std::move(taps), step, stride, offset, kernel};
+  const auto even = [&](std::int64_t j) { return c.taps[j].first == j * stride + offset && c.taps[j].count == kernel; };
+  const auto n = static_cast<std::int64_t>(c.taps.size());
+  while (c.j0 < n && !even(c.j0)) ++c.j0;
+  for (c.j1 = c.j0; c.j1 < n && even(c.j1);) ++c.j1;
+  // Fewer windows than taps (global pooling): a loop over each window's
+  // contiguous taps is the longer one, so take every window that way.
+  if (c.j1 - c.j0 < kernel) c.j0 = c.j1 = 0;
+  return c;
+}
+
+// ---- max pooling -------------------------------------------------------
 
 std::vector<Taps> taps_of(const Axis& a) {
   std::vector<Taps> taps(static_cast<std::size_t>(a.out));
@@ -132,28 +160,15 @@ bool takes_max(T v, T best) {
 }
 
 // Max pooling of the planes of x into y, with the argmax flat indices into
-// `arg` when kArgmax (inference skips them).
-//
-// Output row i is built from its input rows one at a time, each swept left
-// to right: for each kernel column b, every window lying wholly inside the
-// input (columns [j0, j1)) compares its tap b in one contiguous loop over
-// the windows, with no branch on the data, so the compiler vectorises it.
-// With stride == kernel and no padding every window is such, and each
-// input row is read once. The few windows cut by the padding take their
-// taps one by one. Each window still sees its own elements in row-major
-// order, so ties and NaNs resolve as in a plain scan of the window.
+// `arg` when kArgmax (inference skips them); row by row as Columns says.
+// With stride == kernel and no padding every window is even, and each input
+// row is read once, in one tight loop per tap.
 template <class T, bool kArgmax>
 void max_pool_planes(const Geometry& geo, const T* x, T* y, std::int64_t* arg) {
   constexpr T kLowest = -std::numeric_limits<T>::infinity();
-  const std::int64_t H = geo.h.in, W = geo.w.in, OH = geo.h.out, OW = geo.w.out;
-  const std::int64_t dh = geo.h.dilation, kw = geo.w.kernel, sw = geo.w.stride, pw = geo.w.pad, dw = geo.w.dilation;
+  const std::int64_t H = geo.h.in, W = geo.w.in, OH = geo.h.out, OW = geo.w.out, dh = geo.h.dilation;
   const std::vector<Taps> rows = taps_of(geo.h);
-  const std::vector<Taps> cols = taps_of(geo.w);
-  // Window j lies inside the input when j·sw - pw >= 0 and
-  // j·sw - pw + (kw - 1)·dw <= W - 1.
-  const std::int64_t j0 = std::min(OW, (pw + sw - 1) / sw);
-  const std::int64_t last = W - 1 + pw - (kw - 1) * dw;
-  const std::int64_t j1 = std::max(j0, last < 0 ? 0 : std::min(OW, last / sw + 1));
+  const Columns cols = make_columns(taps_of(geo.w), geo.w.dilation, geo.w.stride, -geo.w.pad, geo.w.kernel);
   for (std::int64_t p = 0; p < geo.planes; ++p, x += H * W, y += OH * OW, arg += kArgmax ? OH * OW : 0) {
     for (std::int64_t i = 0; i < OH; ++i) {
       const Taps r = rows[i];
@@ -161,16 +176,18 @@ void max_pool_planes(const Geometry& geo, const T* x, T* y, std::int64_t* arg) {
       std::int64_t* ar = kArgmax ? arg + i * OW : nullptr;
       std::fill(yr, yr + OW, kLowest);
       if constexpr (kArgmax) {  // the first tap, kept if all are -inf; -1 for a window of padding only
-        for (std::int64_t j = 0; j < OW; ++j)
-          ar[j] = r.count > 0 && cols[j].count > 0 ? r.first * W + cols[j].first : -1;
+        for (std::int64_t j = 0; j < OW; ++j) {
+          ar[j] = r.count > 0 && cols.taps[j].count > 0 ? r.first * W + cols.taps[j].first : -1;
+        }
       }
       for (std::int64_t a = 0; a < r.count; ++a) {
         const std::int64_t row = (r.first + a * dh) * W;
         const T* xr = x + row;
-        const auto cut_window = [&](std::int64_t j) {
+        const auto uneven = [&](std::int64_t j) {
           T best = yr[j];
           std::int64_t at = kArgmax ? ar[j] : 0;
-          for (std::int64_t b = 0, col = cols[j].first; b < cols[j].count; ++b, col += dw) {
+          const Taps c = cols.taps[j];
+          for (std::int64_t b = 0, col = c.first; b < c.count; ++b, col += cols.step) {
             const bool take = takes_max(xr[col], best);
             best = take ? xr[col] : best;
             at = take ? row + col : at;
@@ -178,18 +195,18 @@ void max_pool_planes(const Geometry& geo, const T* x, T* y, std::int64_t* arg) {
           yr[j] = best;
           if constexpr (kArgmax) ar[j] = at;
         };
-        for (std::int64_t j = 0; j < j0; ++j) cut_window(j);
-        for (std::int64_t b = 0; b < kw; ++b) {
-          const std::int64_t offset = b * dw - pw;
-          for (std::int64_t j = j0; j < j1; ++j) {
-            const std::int64_t col = j * sw + offset;
+        for (std::int64_t j = 0; j < cols.j0; ++j) uneven(j);
+        for (std::int64_t b = 0; b < cols.kernel; ++b) {
+          const std::int64_t offset = cols.offset + b * cols.step;
+          for (std::int64_t j = cols.j0; j < cols.j1; ++j) {
+            const std::int64_t col = j * cols.stride + offset;
             const T v = xr[col];
             const bool take = takes_max(v, yr[j]);
             yr[j] = take ? v : yr[j];
             if constexpr (kArgmax) ar[j] = take ? row + col : ar[j];
           }
         }
-        for (std::int64_t j = j1; j < OW; ++j) cut_window(j);
+        for (std::int64_t j = cols.j1; j < OW; ++j) uneven(j);
       }
     }
   }
@@ -256,43 +273,70 @@ Tensor max_pool2d_gather(const Tensor& x, const Tensor& indices) {
 // ---- average pooling ---------------------------------------------------
 
 // An average pool as the linear map y = A·x on each plane: output (i, j) is
-// the sum of the input rectangle rows[i] × cols[j] (clipped to the input)
-// divided by rows[i].divisor · cols[j].divisor. Shared, read-only, by the
-// nodes of a pool and of its backward chain.
+// the sum of the input rectangle rows[i] × cols.taps[j] (clipped to the
+// input) divided by rows[i].divisor · col_divisors[j]. Shared, read-only, by
+// the nodes of a pool and of its backward chain.
 struct AvgWindows {
   struct Span {
-    std::int64_t begin = 0, end = 0;  // input positions [begin, end)
+    std::int64_t begin = 0, end = 0;  // input rows [begin, end)
     std::int64_t divisor = 1;
   };
   OpInfo forward, backward;
   Shape in_shape, out_shape;
-  std::vector<Span> rows, cols;
+  std::vector<Span> rows;
+  Columns cols;  // step 1
+  std::vector<std::int64_t> col_divisors;
   std::int64_t planes() const { return in_shape[0] * in_shape[1]; }
 };
 
 using SharedWindows = std::shared_ptr<const AvgWindows>;
 
-// y = A·x (no graph). Sums in double, so float32 windows lose nothing.
+// Σ x[0 .. n) in double, in four independent sums: a wide window (global
+// pooling) is otherwise one long chain of dependent additions.
+template <class T>
+double sum_run(const T* x, std::int64_t n) {
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  std::int64_t k = 0;
+  for (; k + 4 <= n; k += 4) {
+    s0 += x[k];
+    s1 += x[k + 1];
+    s2 += x[k + 2];
+    s3 += x[k + 3];
+  }
+  for (; k < n; ++k) s0 += x[k];
+  return (s0 + s1) + (s2 + s3);
+}
+
+// y = A·x (no graph), row by row as Columns says. Sums in double, so float32
+// windows lose nothing.
 Tensor average_values(const Tensor& x, const AvgWindows& win) {
   Tensor y = empty(win.out_shape, x.dtype(), win.forward.name);
   const std::int64_t W = win.in_shape[3];
   const std::int64_t plane_in = win.in_shape[2] * W;
   const std::int64_t OH = win.out_shape[2], OW = win.out_shape[3];
+  const Columns& cols = win.cols;
+  std::vector<double> totals(static_cast<std::size_t>(OW));
   dispatch_float(x.dtype(), win.forward.name, [&](auto tag) {
     using T = decltype(tag);
     const T* xv = x.data<T>();
     T* out = y.data<T>();
+    double* total = totals.data();
     for (std::int64_t p = 0, planes = win.planes(); p < planes; ++p, xv += plane_in, out += OH * OW) {
       for (std::int64_t i = 0; i < OH; ++i) {
         const AvgWindows::Span r = win.rows[i];
-        for (std::int64_t j = 0; j < OW; ++j) {
-          const AvgWindows::Span c = win.cols[j];
-          double total = 0;
-          for (std::int64_t ih = r.begin; ih < r.end; ++ih) {
-            const T* xr = xv + ih * W;
-            for (std::int64_t iw = c.begin; iw < c.end; ++iw) total += xr[iw];
+        std::fill(total, total + OW, 0.0);
+        for (std::int64_t ih = r.begin; ih < r.end; ++ih) {
+          const T* xr = xv + ih * W;
+          const auto uneven = [&](std::int64_t j) { total[j] += sum_run(xr + cols.taps[j].first, cols.taps[j].count); };
+          for (std::int64_t j = 0; j < cols.j0; ++j) uneven(j);
+          for (std::int64_t b = 0; b < cols.kernel; ++b) {
+            const T* xb = xr + cols.offset + b;
+            for (std::int64_t j = cols.j0; j < cols.j1; ++j) total[j] += xb[j * cols.stride];
           }
-          out[i * OW + j] = static_cast<T>(total / static_cast<double>(r.divisor * c.divisor));
+          for (std::int64_t j = cols.j1; j < OW; ++j) uneven(j);
+        }
+        for (std::int64_t j = 0; j < OW; ++j) {
+          out[i * OW + j] = static_cast<T>(total[j] / static_cast<double>(r.divisor * win.col_divisors[j]));
         }
       }
     }
@@ -306,20 +350,31 @@ Tensor spread_values(const Tensor& g, const AvgWindows& win) {
   const std::int64_t W = win.in_shape[3];
   const std::int64_t plane_in = win.in_shape[2] * W;
   const std::int64_t OH = win.out_shape[2], OW = win.out_shape[3];
+  const Columns& cols = win.cols;
   dispatch_float(g.dtype(), win.backward.name, [&](auto tag) {
     using T = decltype(tag);
+    std::vector<T> shares(static_cast<std::size_t>(OW));
+    const T* __restrict share = shares.data();
     const T* gv = g.data<T>();
     T* out = gx.data<T>();
     for (std::int64_t p = 0, planes = win.planes(); p < planes; ++p, gv += OH * OW, out += plane_in) {
       for (std::int64_t i = 0; i < OH; ++i) {
         const AvgWindows::Span r = win.rows[i];
         for (std::int64_t j = 0; j < OW; ++j) {
-          const AvgWindows::Span c = win.cols[j];
-          const T share = static_cast<T>(gv[i * OW + j] / static_cast<double>(r.divisor * c.divisor));
-          for (std::int64_t ih = r.begin; ih < r.end; ++ih) {
-            T* gr = out + ih * W;
-            for (std::int64_t iw = c.begin; iw < c.end; ++iw) gr[iw] += share;
+          shares[j] = static_cast<T>(gv[i * OW + j] / static_cast<double>(r.divisor * win.col_divisors[j]));
+        }
+        for (std::int64_t ih = r.begin; ih < r.end; ++ih) {
+          T* gr = out + ih * W;
+          const auto uneven = [&](std::int64_t j) {
+            const Taps c = cols.taps[j];
+            for (std::int64_t col = c.first; col < c.first + c.count; ++col) gr[col] += share[j];
+          };
+          for (std::int64_t j = 0; j < cols.j0; ++j) uneven(j);
+          for (std::int64_t b = 0; b < cols.kernel; ++b) {
+            T* gb = gr + cols.offset + b;
+            for (std::int64_t j = cols.j0; j < cols.j1; ++j) gb[j * cols.stride] += share[j];
           }
+          for (std::int64_t j = cols.j1; j < OW; ++j) uneven(j);
         }
       }
     }
@@ -365,6 +420,18 @@ std::vector<AvgWindows::Span> adaptive_spans(std::int64_t in, std::int64_t out) 
   return spans;
 }
 
+// The width axis's spans as Columns (even when first = j·stride + offset
+// with `kernel` taps) and their divisors.
+void set_columns(AvgWindows& win, const std::vector<AvgWindows::Span>& spans, std::int64_t stride, std::int64_t offset,
+                 std::int64_t kernel) {
+  std::vector<Taps> taps;
+  for (const AvgWindows::Span& s : spans) {
+    taps.push_back({s.begin, s.end - s.begin});
+    win.col_divisors.push_back(s.divisor);
+  }
+  win.cols = make_columns(std::move(taps), 1, stride, offset, kernel);
+}
+
 }  // namespace
 
 Tensor max_pool2d(const Tensor& x, Size2 kernel, MaxPool2dOptions options) {
@@ -399,7 +466,7 @@ Tensor avg_pool2d(const Tensor& x, Size2 kernel, AvgPool2dOptions options) {
   win->in_shape = x.shape();
   win->out_shape = geo.out_shape;
   win->rows = avg_spans(geo.h, options.count_include_pad);
-  win->cols = avg_spans(geo.w, options.count_include_pad);
+  set_columns(*win, avg_spans(geo.w, options.count_include_pad), geo.w.stride, -geo.w.pad, geo.w.kernel);
   return average(x, win);
 }
 
@@ -413,7 +480,11 @@ Tensor adaptive_avg_pool2d(const Tensor& x, Size2 output_size) {
   win->in_shape = x.shape();
   win->out_shape = Shape{x.shape(0), x.shape(1), output_size.h, output_size.w};
   win->rows = adaptive_spans(x.shape(2), output_size.h);
-  win->cols = adaptive_spans(x.shape(3), output_size.w);
+  // Even bins when output_size.w divides the width (and some other sizes):
+  // the stride and size of the first two.
+  const std::vector<AvgWindows::Span> bins = adaptive_spans(x.shape(3), output_size.w);
+  set_columns(*win, bins, bins.size() > 1 ? bins[1].begin - bins[0].begin : 0, bins[0].begin,
+              bins[0].end - bins[0].begin);
   return average(x, win);
 }
 
