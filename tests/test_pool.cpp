@@ -443,6 +443,12 @@ TEST_CASE("adaptive_avg_pool2d averages PyTorch's bins", "[pool][adaptive]") {
   // More bins than rows: 2 rows into 3 bins [0, 1), [0, 2), [1, 2).
   Tensor two = plane({2, 6}, 2, 1);
   check_near(adaptive_avg_pool2d(two, {3, 1}), {1, 1, 3, 1}, {2, 4, 6});
+  check_near(adaptive_avg_pool2d(plane({2, 6}, 1, 2), {1, 3}), {1, 1, 1, 3}, {2, 4, 6});
+  // One column into 3 bins: every bin is that column, which gets all three
+  // bins' gradients.
+  Tensor column = plane({5, 7}, 2, 1);
+  check_near(adaptive_avg_pool2d(column, {2, 3}), {1, 1, 2, 3}, {5, 5, 5, 7, 7, 7});
+  check_near(grad_of_sum(column, [](const Tensor& t) { return adaptive_avg_pool2d(t, {2, 3}); }), {1, 1, 2, 1}, {3, 3});
   // A size that divides is plain average pooling.
   Tensor z = random_input({1, 2, 6, 8});
   check_near(adaptive_avg_pool2d(z, {3, 2}), {1, 2, 3, 2}, avg_pool2d(z, {2, 4}).to_vector());
@@ -606,22 +612,34 @@ TEST_CASE("the pools match plain loops over a sweep of geometries", "[pool][swee
       sum(y * weights).backward();
       check_near(x.grad(), x.shape(), want_grad, 1e-14);
       ++avg_checked;
-      // Adaptive: bins of the same input, to a random size.
+      // Adaptive: bins of the same input, to a random size (a width of 1
+      // makes every bin the same column).
       const Size2 size{pick(1, 2 * h.in), pick(1, 2 * w.in)};
-      std::vector<double> want;
+      std::vector<double> want, weights_of_size, want_grad_adaptive(values.size(), 0.0);
       for (std::int64_t p = 0; p < n * c; ++p) {
         for (std::int64_t i = 0; i < size.h; ++i) {
           for (std::int64_t j = 0; j < size.w; ++j) {
             const std::int64_t h0 = i * h.in / size.h, h1 = ((i + 1) * h.in + size.h - 1) / size.h;
             const std::int64_t w0 = j * w.in / size.w, w1 = ((j + 1) * w.in + size.w - 1) / size.w;
+            const double count = static_cast<double>((h1 - h0) * (w1 - w0));
+            const double weight = static_cast<double>(pick(1, 9));
             double total = 0;
-            for (std::int64_t ih = h0; ih < h1; ++ih)
-              for (std::int64_t iw = w0; iw < w1; ++iw) total += values[(p * h.in + ih) * w.in + iw];
-            want.push_back(total / static_cast<double>((h1 - h0) * (w1 - w0)));
+            for (std::int64_t ih = h0; ih < h1; ++ih) {
+              for (std::int64_t iw = w0; iw < w1; ++iw) {
+                total += values[(p * h.in + ih) * w.in + iw];
+                want_grad_adaptive[(p * h.in + ih) * w.in + iw] += weight / count;
+              }
+            }
+            want.push_back(total / count);
+            weights_of_size.push_back(weight);
           }
         }
       }
-      check_near(adaptive_avg_pool2d(x, size), {n, c, size.h, size.w}, want, 1e-14);
+      x.zero_grad();
+      const Tensor adaptive = adaptive_avg_pool2d(x, size);
+      check_near(adaptive, {n, c, size.h, size.w}, want, 1e-14);
+      sum(adaptive * from_vector(weights_of_size, adaptive.shape(), DType::Float64)).backward();
+      check_near(x.grad(), x.shape(), want_grad_adaptive, 1e-14);
       ++adaptive_checked;
     }
   }
