@@ -14,6 +14,7 @@
 #include "tapegrad/ops/linalg.hpp"
 #include "tapegrad/ops/loss.hpp"
 #include "tapegrad/ops/nn.hpp"
+#include "tapegrad/ops/pool.hpp"
 #include "tapegrad/ops/reduce.hpp"
 #include "tapegrad/ops/shape_ops.hpp"
 #include "tapegrad/random.hpp"
