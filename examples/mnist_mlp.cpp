@@ -16,6 +16,7 @@
 #include <tapegrad/tapegrad.hpp>
 
 #include "example_support.hpp"
+#include "mnist_support.hpp"
 
 using namespace tapegrad;
 
@@ -53,50 +54,6 @@ std::vector<std::int64_t> parse_sizes(const std::string& text) {
     start = comma + 1;
   }
   return sizes;
-}
-
-// Data augmentation: each training image moved by a random whole-pixel
-// offset in [-max_shift, max_shift]² (zeros shifted in). Handwriting is
-// never centred exactly; the net learns that position does not matter.
-Tensor random_shifts(const Tensor& images, std::int64_t side, int max_shift, std::mt19937_64& generator) {
-  const std::int64_t batch = images.shape(0);
-  Tensor shifted = zeros(images.shape(), images.dtype());
-  std::uniform_int_distribution<int> offset(-max_shift, max_shift);
-  const float* in = images.data<float>();
-  float* out = shifted.data<float>();
-  for (std::int64_t b = 0; b < batch; ++b) {
-    const int dy = offset(generator);
-    const int dx = offset(generator);
-    const float* src = in + b * side * side;
-    float* dst = out + b * side * side;
-    for (std::int64_t y = 0; y < side; ++y) {
-      const std::int64_t sy = y - dy;
-      if (sy < 0 || sy >= side) continue;
-      for (std::int64_t x = 0; x < side; ++x) {
-        const std::int64_t sx = x - dx;
-        if (sx >= 0 && sx < side) dst[y * side + x] = src[sy * side + sx];
-      }
-    }
-  }
-  return shifted;
-}
-
-using examples::Evaluation;
-
-// Loss and accuracy over a whole data set, in evaluation mode, in batches
-// (of 1,000: memory stays bounded on the full 60,000-image MNIST).
-Evaluation evaluate(nn::Module& model, const data::Dataset& dataset) {
-  const examples::EvaluationMode evaluating(model);
-  data::DataLoader loader(dataset, {.batch_size = 1000});
-  double loss_sum = 0;
-  std::int64_t correct = 0;
-  for (const auto& [x, y] : loader) {
-    const Tensor logits = model(x);
-    loss_sum += cross_entropy(logits, y, Reduction::Sum).item();
-    correct += train::count_correct(logits, y);
-  }
-  const auto n = static_cast<double>(dataset.size());
-  return {loss_sum / n, static_cast<double>(correct) / n};
 }
 
 int run(int argc, char** argv) {
@@ -177,21 +134,21 @@ int run(int argc, char** argv) {
     model->train();
     progress.begin_epoch(epoch, epochs, loader.num_batches());
     for (const auto& [x, y] : loader) {
-      const Tensor inputs = max_shift > 0 ? random_shifts(x, side, max_shift, augment_generator) : x;
+      const Tensor inputs = max_shift > 0 ? examples::random_shifts(x, side, max_shift, augment_generator) : x;
       const Tensor loss = cross_entropy((*model)(inputs), y);
       optimizer->zero_grad();
       loss.backward();
       optimizer->step();
       progress.step(x.shape(0), loss.item());
     }
-    const Evaluation val = evaluate(*model, val_set);
+    const examples::Evaluation val = examples::evaluate(*model, val_set);
     progress.end_epoch({{"val_loss", val.loss}, {"val_acc", val.accuracy}});
     history.add(epoch, {{"train_loss", progress.running_loss()}, {"val_loss", val.loss}, {"val_acc", val.accuracy}});
     if (schedule) schedule->step();
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  const Evaluation test = evaluate(*model, mnist.test);
+  const examples::Evaluation test = examples::evaluate(*model, mnist.test);
   std::filesystem::create_directories(out_dir);
   const std::string checkpoint = out_dir + "/mnist_mlp.npz";
   io::save_checkpoint(checkpoint, *model, *optimizer);

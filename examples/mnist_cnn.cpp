@@ -1,0 +1,187 @@
+// A small convolutional network learns the handwritten digits: two 5x5
+// convolutions (32 and 64 filters), each followed by ReLU and 2x2 max
+// pooling, then a 128-unit hidden layer and the 10 classes. Trained with
+// Adam on random shifts of the training images and a cosine schedule; it
+// prints per-epoch validation accuracy and finally `test_accuracy=0.9xxx`,
+// and saves a checkpoint and the learning curves.
+//
+// Why it beats the MLP (0.972 on the same split): a convolution applies the
+// same small filter at every position, so what it learns about a stroke in
+// one place holds everywhere, with 800 weights per filter bank where a
+// dense layer needs 784 per unit; pooling then makes the features tolerate
+// small shifts.
+//
+// Data: the four MNIST IDX files in --data (scripts/get-data makes the
+// 8,000/2,000 set; the full 60,000/10,000 MNIST works too).
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <sstream>
+
+#include <tapegrad/tapegrad.hpp>
+
+#include "example_support.hpp"
+#include "mnist_support.hpp"
+
+using namespace tapegrad;
+
+namespace {
+
+const char* kUsage = R"(usage: mnist_cnn [options]
+  --data DIR          MNIST IDX files (default: the repository's data/mnist)
+  --epochs N          training epochs (default 12)
+  --batch-size N      mini-batch size (default 64)
+  --lr X              Adam's learning rate (default 1e-3)
+  --channels A,B      filters of the two convolutions (default 32,64)
+  --hidden N          units of the hidden dense layer (default 128)
+  --batch-norm        batch normalisation after each convolution (BatchNorm2d)
+  --dropout P         dropout before the last layer (default 0)
+  --shift N           augment: move training images by up to N pixels each way (default 2; 0 = off)
+  --schedule NAME     learning-rate schedule per epoch: none, cosine (default cosine)
+  --val-fraction F    share of the training set held out for validation (default 0.1)
+  --max-train N       use only N training samples, chosen at random (quick runs)
+  --seed N            random seed (default 1)
+  --out DIR           checkpoint and curves go here (default mnist_cnn_out)
+  --min-accuracy A    exit with status 1 if the test accuracy is below A
+  --quiet             no progress output
+)";
+
+struct CnnOptions {
+  std::int64_t channels1 = 32, channels2 = 64, hidden = 128;
+  bool batch_norm = false;
+  double dropout = 0;
+};
+
+// conv 5x5 (padding 2 keeps 28x28) → [BatchNorm2d] → ReLU → max-pool 2 →
+// 14x14, the same again → 7x7, then dense layers.
+std::shared_ptr<nn::Sequential> make_cnn(const CnnOptions& o) {
+  auto model = std::make_shared<nn::Sequential>();
+  auto conv_block = [&](std::int64_t in, std::int64_t out) {
+    model->add(std::make_shared<nn::Conv2d>(in, out, 5, Conv2dOptions{.padding = 2},
+                                            nn::ConvParameters{.weight_init = nn::init::kaiming_uniform()}));
+    if (o.batch_norm) model->add(std::make_shared<nn::BatchNorm2d>(out));
+    model->add(std::make_shared<nn::ReLU>());
+    model->add(std::make_shared<nn::MaxPool2d>(2));
+  };
+  conv_block(1, o.channels1);
+  conv_block(o.channels1, o.channels2);
+  model->add(std::make_shared<nn::Flatten>());
+  model->add(std::make_shared<nn::Linear>(o.channels2 * 7 * 7, o.hidden,
+                                          nn::LinearOptions{.weight_init = nn::init::kaiming_uniform()}));
+  model->add(std::make_shared<nn::ReLU>());
+  if (o.dropout > 0) model->add(std::make_shared<nn::Dropout>(o.dropout));
+  model->add(std::make_shared<nn::Linear>(o.hidden, 10));
+  return model;
+}
+
+std::pair<std::int64_t, std::int64_t> parse_pair(const std::string& text) {
+  const std::size_t comma = text.find(',');
+  if (comma == std::string::npos) throw std::invalid_argument("--channels needs two numbers A,B, got '" + text + "'");
+  return {std::stoll(text.substr(0, comma)), std::stoll(text.substr(comma + 1))};
+}
+
+// [N, 784] or [N, 28, 28] images as [N, 1, 28, 28].
+data::Dataset as_images(const data::Dataset& set) {
+  const Tensor& x = set.features();
+  return data::Dataset(reshape(x, {x.shape(0), 1, 28, 28}), set.targets());
+}
+
+int run(int argc, char** argv) {
+  examples::Flags flags(argc, argv);
+  if (flags.help(kUsage)) return 0;
+  const std::string data_dir = flags.get("data", TAPEGRAD_SOURCE_DIR "/data/mnist");
+  const auto epochs = static_cast<std::int64_t>(flags.number("epochs", 12));
+  const auto batch_size = static_cast<std::int64_t>(flags.number("batch-size", 64));
+  const double lr = flags.number("lr", 1e-3);
+  CnnOptions cnn;
+  std::tie(cnn.channels1, cnn.channels2) = parse_pair(flags.get("channels", "32,64"));
+  cnn.hidden = static_cast<std::int64_t>(flags.number("hidden", 128));
+  cnn.batch_norm = flags.flag("batch-norm");
+  cnn.dropout = flags.number("dropout", 0);
+  const int max_shift = static_cast<int>(flags.number("shift", 2));
+  const std::string schedule_name = flags.get("schedule", "cosine");
+  const double val_fraction = flags.number("val-fraction", 0.1);
+  const auto max_train = static_cast<std::int64_t>(flags.number("max-train", 0));
+  const auto seed = static_cast<std::uint64_t>(flags.number("seed", 1));
+  const std::string out_dir = flags.get("out", "mnist_cnn_out");
+  const double min_accuracy = flags.number("min-accuracy", 0);
+  const bool quiet = flags.flag("quiet");
+  flags.finish();
+  if (batch_size < 1) throw std::invalid_argument("--batch-size must be >= 1");
+  if (schedule_name != "cosine" && schedule_name != "none") {
+    throw std::invalid_argument("unknown schedule '" + schedule_name + "' (none, cosine)");
+  }
+
+  manual_seed(seed);
+  data::MnistData mnist = data::load_mnist(data_dir, {.flatten = true});
+  if (mnist.train.features().shape(1) != 28 * 28) {
+    throw std::invalid_argument("mnist_cnn expects 28x28 images, got " +
+                                std::to_string(mnist.train.features().shape(1)) + " pixels");
+  }
+  data::Dataset train_set = mnist.train;
+  if (max_train > 0 && max_train < train_set.size()) {
+    std::vector<std::int64_t> chosen = data::random_permutation(train_set.size(), seed);
+    chosen.resize(static_cast<std::size_t>(max_train));
+    train_set = train_set.subset(chosen);
+  }
+  const auto [fit_flat, val_flat] = train::train_validation_split(train_set, val_fraction, seed);
+  const data::Dataset fit_set = as_images(fit_flat), val_set = as_images(val_flat);
+  const data::Dataset test_set = as_images(mnist.test);
+  if (!quiet) {
+    std::printf("data: %lld training, %lld validation, %lld test images from %s\n",
+                static_cast<long long>(fit_set.size()), static_cast<long long>(val_set.size()),
+                static_cast<long long>(test_set.size()), data_dir.c_str());
+  }
+
+  auto model = make_cnn(cnn);
+  if (!quiet) std::printf("model: %s\n", model->str().c_str());
+  optim::Adam optimizer(model->parameters(), {.lr = lr});
+  std::unique_ptr<optim::LRScheduler> schedule;
+  if (schedule_name == "cosine") schedule = std::make_unique<optim::CosineAnnealingLR>(optimizer, epochs);
+
+  std::mt19937_64 augment_generator(seed);
+  data::DataLoader loader(fit_set, {.batch_size = batch_size, .shuffle = true, .seed = seed});
+  train::Progress progress({.mode = quiet ? train::ProgressMode::Quiet : train::ProgressMode::Auto});
+  train::History history;
+  const auto start = std::chrono::steady_clock::now();
+  for (std::int64_t epoch = 1; epoch <= epochs; ++epoch) {
+    model->train();
+    progress.begin_epoch(epoch, epochs, loader.num_batches());
+    for (const auto& [x, y] : loader) {
+      const Tensor inputs = max_shift > 0 ? examples::random_shifts(x, 28, max_shift, augment_generator) : x;
+      const Tensor loss = cross_entropy((*model)(inputs), y);
+      optimizer.zero_grad();
+      loss.backward();
+      optimizer.step();
+      progress.step(x.shape(0), loss.item());
+    }
+    const examples::Evaluation val = examples::evaluate(*model, val_set);
+    progress.end_epoch({{"val_loss", val.loss}, {"val_acc", val.accuracy}});
+    history.add(epoch, {{"train_loss", progress.running_loss()}, {"val_loss", val.loss}, {"val_acc", val.accuracy}});
+    if (schedule) schedule->step();
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  const examples::Evaluation test = examples::evaluate(*model, test_set);
+  std::filesystem::create_directories(out_dir);
+  const std::string checkpoint = out_dir + "/mnist_cnn.npz";
+  io::save_checkpoint(checkpoint, *model, optimizer);
+  std::ostringstream curve_warnings;
+  const train::CurvesResult curves =
+      train::save_curves(history, out_dir + "/mnist_cnn_curves", {.title = "MNIST CNN", .warnings = &curve_warnings});
+  if (!quiet) {
+    std::printf("checkpoint: %s\n", checkpoint.c_str());
+    std::printf("curves: %s%s\n", curves.csv_path.c_str(),
+                curves.png_written ? (" and " + curves.png_path).c_str() : (" (no picture: " + curves.message + ")").c_str());
+  }
+  std::printf("training_seconds=%.2f\n", seconds);
+  std::printf("seconds_per_epoch=%.2f\n", seconds / static_cast<double>(std::max<std::int64_t>(epochs, 1)));
+  std::printf("test_loss=%.4f\n", test.loss);
+  std::printf("test_accuracy=%.4f\n", test.accuracy);
+  return test.accuracy >= min_accuracy ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return examples::run_example("mnist_cnn", argc, argv, run); }
