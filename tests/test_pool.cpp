@@ -1,9 +1,11 @@
 // 2-D pooling: max_pool2d, avg_pool2d, adaptive_avg_pool2d. Hand-computed
 // small cases (ties, NaN, padding, dilation, ceil_mode, count_include_pad),
 // gradcheck and gradgradcheck in float64 (and third order, which reaches
-// the derivative of each backward op's derivative), float32, the error
-// messages, and a comparison with PyTorch through the committed fixture
-// tests/data/reference_pool.txt (scripts/make_pool_fixtures.py).
+// the derivative of each backward op's derivative), create-graph against
+// plain gradients, a sweep of random geometries against plain per-window
+// loops, float32, the error messages, and a comparison with PyTorch through
+// the committed fixture tests/data/reference_pool.txt
+// (scripts/make_pool_fixtures.py).
 #include <algorithm>
 #include <cmath>
 #include <functional>
