@@ -799,3 +799,42 @@ TEST_CASE("the pools match PyTorch", "[pool][reference]") {
     check_case(fixture, name, [&](const Tensor& t) { return adaptive_avg_pool2d(t, size); });
   }
 }
+
+// --- Layers ---
+
+TEST_CASE("MaxPool2d, AvgPool2d and AdaptiveAvgPool2d wrap the ops and describe themselves", "[pool][nn]") {
+  manual_seed(21);
+  const Tensor x = rand({2, 3, 7, 6}, DType::Float64, -1, 1);
+  nn::MaxPool2d max_layer(2);
+  CHECK(max_layer.str() == "MaxPool2d(kernel=2)");
+  CHECK(max_layer.parameters().empty());
+  CHECK(max_layer(x).to_vector() == max_pool2d(x, 2).to_vector());
+  nn::MaxPool2d strided(3, {.stride = 2, .padding = 1, .ceil_mode = true});
+  CHECK(strided.str() == "MaxPool2d(kernel=3, stride=2, padding=1, ceil_mode=true)");
+  CHECK(strided(x).to_vector() == max_pool2d(x, 3, {.stride = 2, .padding = 1, .ceil_mode = true}).to_vector());
+
+  nn::AvgPool2d avg_layer({2, 3}, {.count_include_pad = false});
+  CHECK(avg_layer.str() == "AvgPool2d(kernel=(2, 3), count_include_pad=false)");
+  CHECK(avg_layer(x).to_vector() == avg_pool2d(x, {2, 3}, {.count_include_pad = false}).to_vector());
+
+  nn::AdaptiveAvgPool2d global(1);
+  CHECK(global.str() == "AdaptiveAvgPool2d(output_size=1)");
+  const Tensor pooled = global(x);
+  REQUIRE(pooled.shape() == Shape{2, 3, 1, 1});
+  const std::vector<double> means = mean(x, {2, 3}, true).to_vector();
+  for (std::size_t i = 0; i < means.size(); ++i) CHECK(pooled.to_vector()[i] == Approx(means[i]).epsilon(1e-14));
+
+  // In a Sequential, a gradient flows through the layers as through the ops.
+  nn::Sequential net(std::make_shared<nn::MaxPool2d>(2), std::make_shared<nn::AdaptiveAvgPool2d>(Size2{1, 2}),
+                     std::make_shared<nn::Flatten>());
+  const Tensor leaf = random_input({2, 3, 8, 8}, -1, 1);
+  CHECK(net(leaf).shape() == Shape{2, 6});
+  require_gradcheck([&](auto& in) { return net(in[0]); }, {leaf});
+}
+
+TEST_CASE("pooling layer errors come from the op, naming it and the shape", "[pool][nn][errors]") {
+  nn::MaxPool2d layer(2);
+  REQUIRE_THROWS_WITH(layer(zeros({3, 4})), Catch::Matchers::StartsWith("max_pool2d: "));
+  nn::AdaptiveAvgPool2d global(1);
+  REQUIRE_THROWS_WITH(global(zeros({2, 3, 4})), Catch::Matchers::StartsWith("adaptive_avg_pool2d: "));
+}
