@@ -52,3 +52,37 @@ void bench_conv_layer() {
 }
 
 }  // namespace tapegrad::bench
+
+namespace tapegrad::bench {
+
+// One training step of examples/mnist_cnn's network at batch 64: conv 5x5
+// 1 -> 32, ReLU, max-pool 2, conv 5x5 32 -> 64, ReLU, max-pool 2, linear
+// 3136 -> 128, ReLU, linear 128 -> 10; softmax cross-entropy, Adam.
+void bench_cnn_step() {
+  manual_seed(5);
+  auto model = std::make_shared<nn::Sequential>(
+      std::make_shared<nn::Conv2d>(1, 32, 5, Conv2dOptions{.padding = 2}), std::make_shared<nn::ReLU>(),
+      std::make_shared<nn::MaxPool2d>(2), std::make_shared<nn::Conv2d>(32, 64, 5, Conv2dOptions{.padding = 2}),
+      std::make_shared<nn::ReLU>(), std::make_shared<nn::MaxPool2d>(2), std::make_shared<nn::Flatten>(),
+      std::make_shared<nn::Linear>(64 * 7 * 7, 128), std::make_shared<nn::ReLU>(), std::make_shared<nn::Linear>(128, 10));
+  optim::Adam optimizer(model->parameters(), {.lr = 1e-3});
+  const Tensor x = rand({64, 1, 28, 28});
+  std::vector<std::int64_t> labels(64);
+  for (std::int64_t i = 0; i < 64; ++i) labels[i] = (i * 7) % 10;
+  const Tensor y = from_indices(labels, {64});
+  const Timing t = measure(
+      [&] {
+        const Tensor loss = cross_entropy((*model)(x), y);
+        optimizer.zero_grad();
+        loss.backward();
+        optimizer.step();
+      },
+      3, 10, 2.0);
+  // Multiply-adds of the two convolutions (forward; backward is twice that).
+  const double conv_flops = 2.0 * 64 * (32.0 * 25 * 784 + 64.0 * 32 * 25 * 196) * 3;
+  char extra[96];
+  std::snprintf(extra, sizeof extra, "conv_gflops=%.1f", conv_flops / t.median / 1e9);
+  report("cnn_step_batch64", t.median, extra);
+}
+
+}  // namespace tapegrad::bench

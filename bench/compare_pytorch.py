@@ -115,6 +115,57 @@ def torch_mlp():
     return results
 
 
+def torch_conv_paths(build):
+    """Times build()'s step in PyTorch's two CPU convolution paths: its
+    default (oneDNN in Debian's build) and its own im2col + BLAS one."""
+    import torch
+    results = {}
+    for suffix, use_onednn in (("", True), ("@im2col", False)):
+        torch.backends.mkldnn.enabled = use_onednn
+        name, step = build()
+        results[name + suffix] = measure(step, 3, 10, 2.0)
+    torch.backends.mkldnn.enabled = True
+    return results
+
+
+def torch_conv():
+    import torch
+
+    def build():
+        x = torch.randn(64, 32, 14, 14, requires_grad=True)
+        conv = torch.nn.Conv2d(32, 64, 3, padding=1)
+        dy = torch.randn(64, 64, 14, 14)
+
+        def step():
+            conv.zero_grad()
+            x.grad = None
+            conv(x).backward(dy)
+        return "conv_layer_fwd_bwd", step
+    return torch_conv_paths(build)
+
+
+def torch_cnn():
+    import torch
+
+    def build():
+        torch.manual_seed(5)
+        model = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 32, 5, padding=2), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(32, 64, 5, padding=2), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+            torch.nn.Linear(64 * 7 * 7, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        x = torch.rand(64, 1, 28, 28)
+        y = torch.arange(64) * 7 % 10
+
+        def step():
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return "cnn_step_batch64", step
+    return torch_conv_paths(build)
+
+
 TORCH_RATIOS = {}  # hvp_over_grad per PyTorch thread count
 
 
@@ -194,7 +245,7 @@ def memory_child():
 
 
 TORCH_WORKLOADS = {"tape": torch_tape, "matmul": torch_matmul, "mlp": torch_mlp, "mnist": torch_mnist,
-                   "hvp": torch_hvp}
+                   "hvp": torch_hvp, "conv": torch_conv, "cnn": torch_cnn}
 
 
 SEEN_COMMENTS = set()
@@ -246,6 +297,10 @@ def main():
             line += f" pytorch={theirs[name]:.6g} speedup={theirs[name] / float(values['seconds']):.2f}"
         extras = " ".join(f"{k}={v}" for k, v in values.items() if k != "seconds")
         print(line + (" " + extras if extras else ""))
+        if name + "@im2col" in theirs:  # PyTorch's second convolution path
+            im2col = theirs[name + "@im2col"]
+            print(f"{name}_vs_pytorch_im2col tapegrad={float(values['seconds']):.6g} pytorch={im2col:.6g} "
+                  f"speedup={im2col / float(values['seconds']):.2f}")
     if TORCH_RATIOS:
         ratios = " ".join(f"threads{n}={r:.2f}" for n, r in sorted(TORCH_RATIOS.items()))
         print(f"hvp_over_grad pytorch {ratios} (median of interleaved pairs)")

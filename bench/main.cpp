@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
       {"mnist", bench_mnist_epoch},
       {"hvp", bench_hvp},
       {"conv", bench_conv_layer},
+      {"cnn", bench_cnn_step},
       // Run alone in its own process: it reports the process's peak memory.
       {"memory", bench_memory},
       {"graph_memory", bench_graph_memory},

@@ -11,5 +11,6 @@ void bench_graph_memory();
 void bench_saved_memory();
 void bench_hvp();
 void bench_conv_layer();
+void bench_cnn_step();
 
 }  // namespace tapegrad::bench

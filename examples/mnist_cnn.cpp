@@ -16,9 +16,9 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <sstream>
-
 #include <tapegrad/tapegrad.hpp>
 
 #include "example_support.hpp"
@@ -44,6 +44,7 @@ const char* kUsage = R"(usage: mnist_cnn [options]
   --seed N            random seed (default 1)
   --out DIR           checkpoint and curves go here (default mnist_cnn_out)
   --min-accuracy A    exit with status 1 if the test accuracy is below A
+  --no-pictures       skip the pictures of filters and feature maps and the graph
   --quiet             no progress output
 )";
 
@@ -87,6 +88,113 @@ data::Dataset as_images(const data::Dataset& set) {
   return data::Dataset(reshape(x, {x.shape(0), 1, 28, 28}), set.targets());
 }
 
+// A grid of small grey-scale images in one picture: `images` holds
+// rows x cols images of h x w values each (row-major, one after the
+// other), each scaled to its own range; `captions` one title per image
+// (empty for none).
+struct ImageGrid {
+  std::string stem, title;
+  std::int64_t rows = 1, cols = 1, h = 1, w = 1;
+  std::vector<float> images = {};
+  std::vector<std::string> captions = {};
+};
+
+void draw_grid(const std::string& out_dir, const ImageGrid& grid, bool quiet) {
+  const examples::PlotFiles files = examples::plot_files(out_dir, grid.stem, "dat");
+  {
+    // One matrix per image, separated by two blank lines: gnuplot's "index"
+    // then picks each one.
+    std::ofstream out(files.data);
+    for (std::int64_t k = 0; k < grid.rows * grid.cols; ++k) {
+      for (std::int64_t y = 0; y < grid.h; ++y) {
+        for (std::int64_t x = 0; x < grid.w; ++x) out << (x ? " " : "") << grid.images[(k * grid.h + y) * grid.w + x];
+        out << '\n';
+      }
+      out << "\n\n";
+    }
+  }
+  {
+    std::ofstream gp(files.script);
+    gp << examples::png_terminal(static_cast<int>(110 * grid.cols), static_cast<int>(120 * grid.rows + 40), files.png)
+       << "set termoption noenhanced\n"
+       << "set multiplot layout " << grid.rows << "," << grid.cols << " title '" << grid.title << "'\n"
+       << "set palette gray\nunset colorbox\nunset tics\nunset key\nset size ratio " << grid.h << ".0/" << grid.w
+       << "\nset xrange [-0.5:" << grid.w - 0.5 << "]\nset yrange [" << grid.h - 0.5 << ":-0.5]\n";
+    for (std::int64_t k = 0; k < grid.rows * grid.cols; ++k) {
+      const std::string caption = k < static_cast<std::int64_t>(grid.captions.size()) ? grid.captions[k] : "";
+      gp << "set title '" << caption << "'\nplot '" << files.data << "' index " << k << " matrix with image\n";
+    }
+    gp << "unset multiplot\nset output\n";
+  }
+  if (examples::run_gnuplot_or_note(files.script, files.png) && !quiet) {
+    std::printf("picture: %s\n", files.png.c_str());
+  }
+}
+
+// The first `count` maps of channel-major activations [1, C, h, w], each
+// with its channel number as caption.
+ImageGrid feature_maps(const Tensor& activations, std::int64_t count, std::int64_t cols, const std::string& stem,
+                       const std::string& title) {
+  ImageGrid grid{stem, title, (count + cols - 1) / cols, cols, activations.shape(2), activations.shape(3)};
+  const Tensor maps = activations.to(DType::Float32);
+  const float* v = maps.data<float>();
+  grid.images.assign(v, v + grid.rows * grid.cols * grid.h * grid.w);
+  for (std::int64_t k = 0; k < count; ++k) grid.captions.push_back("channel " + std::to_string(k));
+  return grid;
+}
+
+// Teaching pictures of the trained net: the first layer's filters, and
+// what one test digit looks like after each convolution block's ReLU; and
+// the graph of that digit's forward and backward, with 4-D shapes on its
+// edges.
+void draw_what_the_net_learned(nn::Sequential& model, const data::Dataset& test_set, const std::string& out_dir,
+                               bool quiet) {
+  const Tensor digit = slice(test_set.features(), 0, 0, 1);  // [1, 1, 28, 28]
+  {
+    const examples::EvaluationMode evaluating(model);
+    const auto first = model.at<nn::Conv2d>(0);
+    const Tensor filters = first->weight().to(DType::Float32);
+    const std::int64_t count = std::min<std::int64_t>(first->out_channels(), 32);
+    ImageGrid grid{"mnist_cnn_filters", "First-layer 5x5 filters", (count + 7) / 8, 8,
+                   first->kernel().h,   first->kernel().w};
+    const float* f = filters.data<float>();  // [out, 1, 5, 5]: filter k's taps are contiguous
+    grid.images.assign(f, f + grid.rows * grid.cols * grid.h * grid.w);
+    draw_grid(out_dir, grid, quiet);
+
+    Tensor x = digit;
+    int block = 0;
+    for (std::size_t i = 0; i < model.size(); ++i) {
+      x = (*model[i])(x);
+      const bool after_conv_block = model[i]->type_name() == "ReLU" && block < 2;
+      if (!after_conv_block) continue;
+      ++block;
+      const std::int64_t maps = std::min<std::int64_t>(x.shape(1), 32);
+      draw_grid(out_dir,
+                feature_maps(x, maps, 8, "mnist_cnn_feature_maps_conv" + std::to_string(block),
+                             "Test digit 0 after conv block " + std::to_string(block) +
+                                 " (ReLU): " + std::to_string(x.shape(2)) + "x" + std::to_string(x.shape(3)) + " maps"),
+                quiet);
+    }
+  }
+
+  // The graph of one digit's loss after backward: every node with its
+  // output's shape ([1x32x28x28] after the first convolution) and, for the
+  // parameters, their gradients' summaries (in evaluation mode: batch norm
+  // and dropout as at inference).
+  model.eval();
+  model.zero_grad();
+  const Tensor loss = cross_entropy(model(digit), slice(test_set.targets(), 0, 0, 1));
+  loss.backward();
+  const tools::RenderResult graph =
+      tools::save_dot(tools::to_dot(loss, {.precision = 3, .title = "mnist_cnn: one test digit's loss"}),
+                      out_dir + "/mnist_cnn_graph", {.format = "svg"});
+  model.zero_grad();
+  if (!quiet) {
+    std::printf("graph: %s%s\n", graph.dot_path.c_str(),
+                graph.rendered ? (" and " + graph.image_path).c_str() : (" (" + graph.message + ")").c_str());
+  }
+}
+
 int run(int argc, char** argv) {
   examples::Flags flags(argc, argv);
   if (flags.help(kUsage)) return 0;
@@ -107,6 +215,7 @@ int run(int argc, char** argv) {
   const std::string out_dir = flags.get("out", "mnist_cnn_out");
   const double min_accuracy = flags.number("min-accuracy", 0);
   const bool quiet = flags.flag("quiet");
+  const bool pictures = !flags.flag("no-pictures");
   flags.finish();
   if (batch_size < 1) throw std::invalid_argument("--batch-size must be >= 1");
   if (schedule_name != "cosine" && schedule_name != "none") {
@@ -135,7 +244,11 @@ int run(int argc, char** argv) {
   }
 
   auto model = make_cnn(cnn);
-  if (!quiet) std::printf("model: %s\n", model->str().c_str());
+  if (!quiet) {
+    std::ostringstream tree;
+    tree << *model;
+    std::printf("model:\n%s\n", tree.str().c_str());
+  }
   optim::Adam optimizer(model->parameters(), {.lr = lr});
   std::unique_ptr<optim::LRScheduler> schedule;
   if (schedule_name == "cosine") schedule = std::make_unique<optim::CosineAnnealingLR>(optimizer, epochs);
@@ -165,6 +278,7 @@ int run(int argc, char** argv) {
 
   const examples::Evaluation test = examples::evaluate(*model, test_set);
   std::filesystem::create_directories(out_dir);
+  if (pictures) draw_what_the_net_learned(*model, test_set, out_dir, quiet);
   const std::string checkpoint = out_dir + "/mnist_cnn.npz";
   io::save_checkpoint(checkpoint, *model, optimizer);
   std::ostringstream curve_warnings;
@@ -172,8 +286,9 @@ int run(int argc, char** argv) {
       train::save_curves(history, out_dir + "/mnist_cnn_curves", {.title = "MNIST CNN", .warnings = &curve_warnings});
   if (!quiet) {
     std::printf("checkpoint: %s\n", checkpoint.c_str());
-    std::printf("curves: %s%s\n", curves.csv_path.c_str(),
-                curves.png_written ? (" and " + curves.png_path).c_str() : (" (no picture: " + curves.message + ")").c_str());
+    std::printf(
+        "curves: %s%s\n", curves.csv_path.c_str(),
+        curves.png_written ? (" and " + curves.png_path).c_str() : (" (no picture: " + curves.message + ")").c_str());
   }
   std::printf("training_seconds=%.2f\n", seconds);
   std::printf("seconds_per_epoch=%.2f\n", seconds / static_cast<double>(std::max<std::int64_t>(epochs, 1)));
