@@ -385,3 +385,14 @@ TEST_CASE("convolution layer errors name the layer and the shapes", "[conv][nn][
   REQUIRE_THROWS_MESSAGE(seq(zeros({2, 2, 3, 3})), std::invalid_argument,
                          "Conv1d(2 -> 2, kernel=3): expects input [N x 2 x L], got [2x2x3x3]");
 }
+
+TEST_CASE("Size2 is one number for both axes, or a pair", "[conv]") {
+  const Size2 both = 3;
+  CHECK(both.h == 3);
+  CHECK(both.w == 3);
+  CHECK(both.str() == "3");
+  const Size2 pair{2, 1};
+  CHECK(pair.str() == "(2, 1)");
+  CHECK(pair != both);
+  CHECK(Size2(4) == Size2(4, 4));
+}

@@ -1,9 +1,11 @@
+// Shapes and dtypes, and the (height, width) pairs of ops/window.hpp.
 #include "tapegrad/shape.hpp"
 
 #include <algorithm>
 
 #include "tapegrad/dtype.hpp"
 #include "tapegrad/error.hpp"
+#include "tapegrad/ops/window.hpp"
 
 namespace tapegrad {
 
@@ -87,6 +89,10 @@ Shape Shape::strides() const {
 
 std::vector<std::size_t> Shape::to_size_vector() const {
   return std::vector<std::size_t>(begin(), end());
+}
+
+std::string Size2::str() const {
+  return h == w ? std::to_string(h) : "(" + std::to_string(h) + ", " + std::to_string(w) + ")";
 }
 
 std::string Shape::str() const {

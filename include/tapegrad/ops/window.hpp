@@ -14,10 +14,10 @@ struct Size2 {
   Size2(std::int64_t both) : h(both), w(both) {}  // NOLINT: implicit on purpose, as PyTorch's int-or-pair
   Size2(std::int64_t height, std::int64_t width) : h(height), w(width) {}
   friend bool operator==(const Size2&, const Size2&) = default;
-  // "3" when both are equal, else "(3, 2)": as error messages and str() show it.
-  std::string str() const {
-    return h == w ? std::to_string(h) : "(" + std::to_string(h) + ", " + std::to_string(w) + ")";
-  }
+  // "3" when both are equal, else "(3, 2)": as error messages and str() show
+  // it. Out of line: inlined, g++ 12 reports a false -Wrestrict in the
+  // string concatenation in every caller built with -Wall.
+  std::string str() const;
 };
 
 }  // namespace tapegrad
