@@ -19,22 +19,13 @@ one tensor per line: name rank d0 ... d{rank-1} v0 v1 ... (repr floats).
 """
 
 import os
-import subprocess
 import sys
 
-TORCH_INTERPRETER = "/usr/bin/python3"
-
-try:
-    import torch
-except ImportError:
-    if os.environ.get("TAPEGRAD_FIXTURES_REEXEC") or not os.path.exists(TORCH_INTERPRETER):
-        sys.exit(f"{sys.executable} cannot import torch; install python3-torch (Debian) and run "
-                 f"{TORCH_INTERPRETER} {' '.join(sys.argv)}")
-    print(f"{sys.executable} has no torch; re-running with {TORCH_INTERPRETER}", file=sys.stderr)
-    env = dict(os.environ, TAPEGRAD_FIXTURES_REEXEC="1")
-    os.execve(TORCH_INTERPRETER, [TORCH_INTERPRETER, os.path.abspath(__file__)] + sys.argv[1:], env)
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fixture_torch import import_torch_or_reexec  # noqa: E402
+
+torch = import_torch_or_reexec()
+
 from make_reference_fixtures import format_tensor  # noqa: E402  (needs torch importable first)
 
 DT = torch.float64

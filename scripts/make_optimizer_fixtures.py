@@ -33,19 +33,11 @@ import math
 import os
 import sys
 
-if not os.environ.get("TAPEGRAD_FIXTURES_REEXEC"):
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        if os.path.exists("/usr/bin/python3") and os.path.realpath(sys.executable) != os.path.realpath("/usr/bin/python3"):
-            print(f"{sys.executable} has no torch; re-running with /usr/bin/python3", file=sys.stderr)
-            env = dict(os.environ, TAPEGRAD_FIXTURES_REEXEC="1")
-            os.execve("/usr/bin/python3", ["/usr/bin/python3", os.path.abspath(__file__)] + sys.argv[1:], env)
-        sys.exit(f"{sys.executable} cannot import torch; install python3-torch (Debian) and run with /usr/bin/python3")
-
-import torch  # noqa: E402
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fixture_torch import import_torch_or_reexec  # noqa: E402
+
+torch = import_torch_or_reexec()
+
 from make_reference_fixtures import format_tensor  # noqa: E402  (the shared fixture line format)
 
 F = torch.nn.functional

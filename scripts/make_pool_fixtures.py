@@ -23,21 +23,13 @@ Per case <case> (max<k>, avg<k>, adaptive<k>): <case>_config (int64),
 import os
 import sys
 
-TORCH_INTERPRETER = "/usr/bin/python3"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fixture_torch import import_torch_or_reexec  # noqa: E402
 
-try:
-    import torch
-except ImportError:
-    if os.environ.get("TAPEGRAD_FIXTURES_REEXEC") or not os.path.exists(TORCH_INTERPRETER):
-        sys.exit(f"{sys.executable} cannot import torch; install python3-torch (Debian) and run "
-                 f"{TORCH_INTERPRETER} {' '.join(sys.argv)}")
-    print(f"{sys.executable} has no torch; re-running with {TORCH_INTERPRETER}", file=sys.stderr)
-    env = dict(os.environ, TAPEGRAD_FIXTURES_REEXEC="1")
-    os.execve(TORCH_INTERPRETER, [TORCH_INTERPRETER, os.path.abspath(__file__)] + sys.argv[1:], env)
+torch = import_torch_or_reexec()
 
 import torch.nn.functional as F  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_reference_fixtures import format_tensor  # noqa: E402  (needs torch importable first)
 
 DT = torch.float64

@@ -25,33 +25,10 @@ the two in sync.
 
 import math
 import os
-import subprocess
 import sys
 
-# Interpreters tried, in order, when the running one cannot import torch.
-TORCH_INTERPRETERS = ["/usr/bin/python3", "/usr/local/bin/python3"]
-
-
-def import_torch_or_reexec():
-    try:
-        import torch  # noqa: F401
-        return torch
-    except ImportError:
-        pass
-    if os.environ.get("TAPEGRAD_FIXTURES_REEXEC"):
-        sys.exit(f"{sys.executable} cannot import torch either; install python3-torch (Debian) "
-                 "and run this script with /usr/bin/python3")
-    for candidate in TORCH_INTERPRETERS:
-        if not os.path.exists(candidate) or os.path.realpath(candidate) == os.path.realpath(sys.executable):
-            continue
-        probe = subprocess.run([candidate, "-c", "import torch"], capture_output=True)
-        if probe.returncode == 0:
-            print(f"{sys.executable} has no torch; re-running with {candidate}", file=sys.stderr)
-            env = dict(os.environ, TAPEGRAD_FIXTURES_REEXEC="1")
-            os.execve(candidate, [candidate, os.path.abspath(__file__)] + sys.argv[1:], env)
-    sys.exit(f"{sys.executable} cannot import torch and none of {TORCH_INTERPRETERS} can; "
-             "install python3-torch (Debian) and run: /usr/bin/python3 " + " ".join(sys.argv))
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fixture_torch import import_torch_or_reexec  # noqa: E402
 
 torch = import_torch_or_reexec()
 F = torch.nn.functional
