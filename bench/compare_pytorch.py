@@ -249,13 +249,16 @@ TORCH_WORKLOADS = {"tape": torch_tape, "matmul": torch_matmul, "mlp": torch_mlp,
 
 
 SEEN_COMMENTS = set()
+SEEN_COMMENTS_RAW = set()
 
 
-def run_tapegrad(bench, workloads):
-    out = subprocess.run([bench] + workloads, check=True, capture_output=True, text=True).stdout
+def run_tapegrad(bench, workloads, env=None):
+    out = subprocess.run([bench] + workloads, check=True, capture_output=True, text=True,
+                         env=dict(os.environ, **(env or {}))).stdout
     results = {}
     for line in out.splitlines():
         if line.startswith("#"):
+            SEEN_COMMENTS_RAW.add(line)
             if line not in SEEN_COMMENTS:
                 SEEN_COMMENTS.add(line)
                 print(f"# tapegrad {line[1:].strip()}")
@@ -285,6 +288,12 @@ def main():
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     print(f"# machine: {cpu}, {os.cpu_count()} cores; PyTorch {torch.__version__}, best of 1 and 2 threads")
     ours = run_tapegrad(args.bench, workloads)
+    # The convolutions again through the oneDNN backend, when built in
+    # (the bench says so): lines <workload>@onednn.
+    conv_workloads = [w for w in workloads if w in ("conv", "cnn")]
+    if conv_workloads and "# conv_backends=im2col,onednn" in SEEN_COMMENTS_RAW:
+        for name, values in run_tapegrad(args.bench, conv_workloads, {"TAPEGRAD_CONV_BACKEND": "onednn"}).items():
+            ours[name + "@onednn"] = values
     theirs = {}
     for threads in (1, 2):
         torch.set_num_threads(threads)
@@ -293,12 +302,13 @@ def main():
                 theirs[name] = min(seconds, theirs.get(name, float("inf")))
     for name, values in ours.items():
         line = f"{name} tapegrad={float(values['seconds']):.6g}"
-        if name in theirs:
-            line += f" pytorch={theirs[name]:.6g} speedup={theirs[name] / float(values['seconds']):.2f}"
+        base = name.split("@")[0]  # <workload>@onednn compares with PyTorch's default path too
+        if base in theirs:
+            line += f" pytorch={theirs[base]:.6g} speedup={theirs[base] / float(values['seconds']):.2f}"
         extras = " ".join(f"{k}={v}" for k, v in values.items() if k != "seconds")
         print(line + (" " + extras if extras else ""))
-        if name + "@im2col" in theirs:  # PyTorch's second convolution path
-            im2col = theirs[name + "@im2col"]
+        if base + "@im2col" in theirs:  # PyTorch's second convolution path
+            im2col = theirs[base + "@im2col"]
             print(f"{name}_vs_pytorch_im2col tapegrad={float(values['seconds']):.6g} pytorch={im2col:.6g} "
                   f"speedup={im2col / float(values['seconds']):.2f}")
     if TORCH_RATIOS:

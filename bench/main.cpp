@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   // The setting every result below ran with (see tapegrad/threads.hpp).
   std::printf("# threads=%d parallel_gemm_work=%lld\n", tapegrad::num_threads(),
               static_cast<long long>(tapegrad::kParallelGemmWork));
+  std::printf("# conv_backends=%s\n", tapegrad::onednn_available() ? "im2col,onednn" : "im2col");
   if (argc == 1) {
     for (const auto& [name, run] : workloads) {
       if (name != "memory" && name != "graph_memory") run();

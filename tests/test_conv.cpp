@@ -396,3 +396,44 @@ TEST_CASE("Size2 is one number for both axes, or a pair", "[conv]") {
   CHECK(pair != both);
   CHECK(Size2(4) == Size2(4, 4));
 }
+
+TEST_CASE("the oneDNN backend gives the im2col results in float32", "[conv][onednn]") {
+  if (!onednn_available()) {
+    REQUIRE_THROWS_MESSAGE(set_conv_backend(ConvBackend::OneDnn), std::invalid_argument,
+                           "set_conv_backend: oneDNN is not built in (configure with -DTAPEGRAD_ONEDNN=ON)");
+    return;
+  }
+  const ConvBackend before = conv_backend();
+  manual_seed(13);
+  struct Result {
+    std::vector<double> y, gx, gw, gb;
+  };
+  auto run = [](const Conv2dCase& c, const Tensor& x0, const Tensor& w0, const Tensor& b0, const Tensor& r) {
+    Tensor x = x0.detach().requires_grad_(), w = w0.detach().requires_grad_();
+    Tensor b = c.bias ? b0.detach().requires_grad_() : Tensor();
+    const Tensor y = conv2d(x, w, b, c.options);
+    sum(y * r).backward();
+    return Result{y.to_vector(), x.grad().to_vector(), w.grad().to_vector(),
+                  c.bias ? b.grad().to_vector() : std::vector<double>{}};
+  };
+  for (const Conv2dCase& c : conv2d_cases()) {
+    INFO("case " << c.name);
+    const Tensor x = rand(c.x, DType::Float32, -1, 1);
+    const Tensor w = rand(c.w, DType::Float32, -1, 1);
+    const Tensor b = rand({c.w[0]}, DType::Float32, -1, 1);
+    const Tensor r = rand(conv2d(x, w, Tensor(), c.options).shape(), DType::Float32, -1, 1);
+    set_conv_backend(ConvBackend::Im2col);
+    const Result want = run(c, x, w, b, r);
+    set_conv_backend(ConvBackend::OneDnn);
+    const Result got = run(c, x, w, b, r);
+    set_conv_backend(before);
+    auto same = [](const std::vector<double>& a, const std::vector<double>& e) {
+      REQUIRE(a.size() == e.size());
+      for (std::size_t i = 0; i < a.size(); ++i) REQUIRE(a[i] == Approx(e[i]).margin(1e-4).epsilon(1e-4));
+    };
+    same(got.y, want.y);
+    same(got.gx, want.gx);
+    same(got.gw, want.gw);
+    same(got.gb, want.gb);
+  }
+}

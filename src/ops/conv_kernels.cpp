@@ -18,8 +18,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "ops/blas.hpp"
+#include "ops/conv_onednn.hpp"
 #include "tapegrad/detail/pool.hpp"
 
 namespace tapegrad::detail {
@@ -220,6 +222,9 @@ void product(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, c
 
 template <class T>
 void conv_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (onednn_conv_forward(g, x, w, bias, y)) return;
+  }
   const std::int64_t pixels = g.pixels(), og = g.group_out(), patch = g.patch();
   const Chunks<T> chunks(g);
   T* col = chunks.col.data();
@@ -243,6 +248,9 @@ void conv_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, 
 
 template <class T>
 void conv_input_grad(const ConvGeometry& g, const T* gy, const T* w, T* gx) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (onednn_conv_input_grad(g, gy, w, gx)) return;
+  }
   std::fill(gx, gx + g.input_size(), T(0));
   const std::int64_t og = g.group_out(), patch = g.patch();
   const Chunks<T> chunks(g);
@@ -260,6 +268,9 @@ void conv_input_grad(const ConvGeometry& g, const T* gy, const T* w, T* gx) {
 
 template <class T>
 void conv_weight_grad(const ConvGeometry& g, const T* x, const T* gy, T* gw) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (onednn_conv_weight_grad(g, x, gy, gw)) return;
+  }
   if (g.n == 0) {
     std::fill(gw, gw + g.weight_size(), T(0));
     return;

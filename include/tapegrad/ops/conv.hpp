@@ -86,4 +86,15 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bia
 /// differentiable in both.
 Tensor conv2d_weight_grad(const Tensor& x, const Tensor& grad_output, Size2 kernel, Conv2dOptions options = {});
 
+/// Which code runs the float32 convolutions (float64 always runs im2col,
+/// the reference). OneDnn needs a build with -DTAPEGRAD_ONEDNN=ON (Debian's
+/// libdnnl-dev): oneDNN's JIT kernels (AVX-512 where the CPU has it), with
+/// a reorder to and from its blocked layouts around each call. The default
+/// is Im2col, or OneDnn when the environment variable
+/// TAPEGRAD_CONV_BACKEND=onednn is set and oneDNN is built in. Process-wide.
+enum class ConvBackend { Im2col, OneDnn };
+void set_conv_backend(ConvBackend backend);
+ConvBackend conv_backend();
+bool onednn_available();
+
 }  // namespace tapegrad
