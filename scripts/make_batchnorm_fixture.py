@@ -14,7 +14,7 @@ Usage, from anywhere:
 (default: tests/data of this repo). Started with an interpreter without
 torch, it re-runs itself with /usr/bin/python3 (Debian's python3-torch).
 
-Format: as scripts/make_reference_fixtures.py (whose format_tensor it uses),
+Format: as scripts/make_reference_fixtures.py (whose write_fixture it uses),
 one tensor per line: name rank d0 ... d{rank-1} v0 v1 ... (repr floats).
 """
 
@@ -26,7 +26,7 @@ from fixture_torch import import_torch_or_reexec  # noqa: E402
 
 torch = import_torch_or_reexec()
 
-from make_reference_fixtures import format_tensor  # noqa: E402  (needs torch importable first)
+from make_reference_fixtures import write_fixture  # noqa: E402  (needs torch importable first)
 
 DT = torch.float64
 EPS = 1e-5
@@ -95,15 +95,7 @@ Step 0 also: train_grad_* of loss = sum(y0 * train_R). Then eval on eval_x: eval
 [N, C, H, W] case, prefix 2d_ (C = 3): torch.nn.BatchNorm2d, x0 [4x3x5x6], x1 [2x3x4x4], x2 [3x3x2x5],
 eval_x [2x3x3x4].
 """
-    path = os.path.join(out_dir, "reference_batchnorm.txt")
-    lines = [f"# tapegrad reference fixture 'batchnorm': PyTorch {torch.__version__}, float64.",
-             "# Regenerate: /usr/bin/python3 scripts/make_batchnorm_fixture.py",
-             "# Format: name rank d0 .. d(rank-1) values (row-major).",
-             *(f"# {line}" for line in description.strip().splitlines())]
-    lines += [format_tensor(name, t) for name, t in tensors]
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print(f"wrote {path} ({len(tensors)} tensors)")
+    write_fixture(out_dir, "batchnorm", description, tensors, script="make_batchnorm_fixture.py")
 
 
 if __name__ == "__main__":

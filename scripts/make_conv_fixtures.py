@@ -15,7 +15,7 @@ Usage, from anywhere:
 (default: tests/data of this repo). Started with an interpreter without
 torch, it re-runs itself with /usr/bin/python3 (Debian's python3-torch).
 
-Format: as scripts/make_reference_fixtures.py (whose format_tensor it uses),
+Format: as scripts/make_reference_fixtures.py (whose write_fixture it uses),
 one tensor per line: name rank d0 ... d{rank-1} v0 v1 ... (repr floats).
 """
 
@@ -29,7 +29,7 @@ torch = import_torch_or_reexec()
 
 import torch.nn.functional as F  # noqa: E402
 
-from make_reference_fixtures import format_tensor  # noqa: E402  (needs torch importable first)
+from make_reference_fixtures import write_fixture  # noqa: E402  (needs torch importable first)
 
 DT = torch.float64
 
@@ -101,17 +101,12 @@ def main():
     for name, (xs, ws, s, p, d, g, bias) in CONV1D.items():
         tensors += first_order(gen, f"conv1d_{name}_", F.conv1d, xs, ws, bias, False, stride=s, padding=p,
                                dilation=d, groups=g)
-    lines = [f"# tapegrad reference fixture 'conv': PyTorch {torch.__version__}, float64.",
-             "# Regenerate: /usr/bin/python3 scripts/make_conv_fixtures.py",
-             "# Format: name rank d0 .. d(rank-1) values (row-major).",
-             "# Per case <op>_<case>_: x, w, [b], R, y = op(x, w, b), grad_* of sum(y * R);",
-             "# 2-D ops also S, Q and hess_x, hess_w = d/d(x, w) of sum(grad_x * S) + sum(grad_w * Q).",
-             "# Options per case: see CONV2D, CONV_TRANSPOSE2D and CONV1D in the script."]
-    lines += [format_tensor(name, t) for name, t in tensors]
-    path = os.path.join(out_dir, "reference_conv.txt")
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print(f"wrote {path} ({len(tensors)} tensors)")
+    description = """
+Per case <op>_<case>_: x, w, [b], R, y = op(x, w, b), grad_* of sum(y * R);
+2-D ops also S, Q and hess_x, hess_w = d/d(x, w) of sum(grad_x * S) + sum(grad_w * Q).
+Options per case: see CONV2D, CONV_TRANSPOSE2D and CONV1D in the script.
+"""
+    write_fixture(out_dir, "conv", description, tensors, script="make_conv_fixtures.py")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ Usage, from anywhere:
 (default: tests/data of this repo). Started with an interpreter without
 torch, it re-runs itself with /usr/bin/python3 (Debian's python3-torch).
 
-Format: as scripts/make_reference_fixtures.py (whose format_tensor it uses),
+Format: as scripts/make_reference_fixtures.py (whose write_fixture it uses),
 one tensor per line: name rank d0 ... d{rank-1} v0 v1 ... (repr floats).
 The last max cases have integer inputs, full of ties.
 Per case <case> (max<k>, avg<k>, adaptive<k>): <case>_config (int64),
@@ -30,7 +30,7 @@ torch = import_torch_or_reexec()
 
 import torch.nn.functional as F  # noqa: E402
 
-from make_reference_fixtures import format_tensor  # noqa: E402  (needs torch importable first)
+from make_reference_fixtures import write_fixture  # noqa: E402  (needs torch importable first)
 
 DT = torch.float64
 
@@ -119,15 +119,7 @@ max<k>_config:      kh kw sh sw ph pw dh dw ceil_mode   (F.max_pool2d; max10.. h
 avg<k>_config:      kh kw sh sw ph pw ceil_mode count_include_pad   (F.avg_pool2d)
 adaptive<k>_config: oh ow   (F.adaptive_avg_pool2d)
 """
-    path = os.path.join(out_dir, "reference_pool.txt")
-    lines = [f"# tapegrad reference fixture 'pool': PyTorch {torch.__version__}, float64.",
-             "# Regenerate: /usr/bin/python3 scripts/make_pool_fixtures.py",
-             "# Format: name rank d0 .. d(rank-1) values (row-major).",
-             *(f"# {line}" for line in description.strip().splitlines())]
-    lines += [format_tensor(name, t) for name, t in tensors]
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print(f"wrote {path} ({len(tensors)} tensors)")
+    write_fixture(out_dir, "pool", description, tensors, script="make_pool_fixtures.py")
 
 
 if __name__ == "__main__":

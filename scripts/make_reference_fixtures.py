@@ -55,10 +55,13 @@ def format_tensor(name, t):
     return " ".join([name, str(len(dims))] + [str(d) for d in dims] + values)
 
 
-def write_fixture(out_dir, case, description, tensors):
+def write_fixture(out_dir, case, description, tensors, script="make_reference_fixtures.py"):
+    """Writes tests/data-style reference_<case>.txt: a header naming PyTorch's
+    version, the script that regenerates it and the description, then one
+    tensor per line. Every fixture script writes through here."""
     path = os.path.join(out_dir, f"reference_{case}.txt")
     lines = [f"# tapegrad reference fixture '{case}': PyTorch {torch.__version__}, float64.",
-             "# Regenerate: /usr/bin/python3 scripts/make_reference_fixtures.py",
+             f"# Regenerate: /usr/bin/python3 scripts/{script}",
              "# Format: name rank d0 .. d(rank-1) values (row-major).",
              *(f"# {line}" for line in description.strip().splitlines())]
     lines += [format_tensor(name, t) for name, t in tensors]
