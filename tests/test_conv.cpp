@@ -5,6 +5,7 @@
 // float64; their error messages.
 #include <cmath>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fixture.hpp"
@@ -128,6 +129,40 @@ TEST_CASE("conv2d over a batch larger than one workspace chunk equals conv2d per
   const Tensor w64 = w.detach().to(DType::Float64);
   const Tensor x64 = x.detach().to(DType::Float64);
   check_close(w.grad().to(DType::Float64), conv2d_weight_grad(x64, r.to(DType::Float64), {3, 3}, options), 1e-4);
+}
+
+TEST_CASE("conv2d split over two threads gives the one-thread results, also from two user threads at once",
+          "[conv][threads]") {
+  const int threads_before = num_threads();
+  manual_seed(15);
+  // 8 channels x 3x3 taps x 16x16 pixels per image: each image is a part
+  // of its own, so im2col, col2im and the layout copies all split.
+  const Tensor x0 = rand({6, 8, 16, 16}, DType::Float64, -1, 1);
+  const Tensor w0 = rand({5, 8, 3, 3}, DType::Float64, -1, 1);
+  const Tensor b0 = rand({5}, DType::Float64, -1, 1);
+  const Conv2dOptions options{.stride = 1, .padding = 1};
+  const Tensor r = rand(conv2d(x0, w0, b0, options).shape(), DType::Float64, -1, 1);
+  auto run = [&] {
+    Tensor x = x0.detach().requires_grad_(), w = w0.detach().requires_grad_(), b = b0.detach().requires_grad_();
+    const Tensor y = conv2d(x, w, b, options);
+    sum(y * r).backward();
+    return std::vector<Tensor>{y.detach(), x.grad(), w.grad(), b.grad()};
+  };
+  set_num_threads(1);
+  const std::vector<Tensor> one = run();
+  set_num_threads(2);
+  const std::vector<Tensor> two = run();
+  std::vector<Tensor> first, second;
+  std::thread a([&] { first = run(); });
+  std::thread b([&] { second = run(); });
+  a.join();
+  b.join();
+  set_num_threads(threads_before);
+  for (std::size_t i = 0; i < one.size(); ++i) {
+    check_close(two[i], one[i], 1e-12);
+    check_close(first[i], one[i], 1e-12);
+    check_close(second[i], one[i], 1e-12);
+  }
 }
 
 TEST_CASE("conv2d's gradients are the adjoints conv_transpose2d and conv2d_weight_grad", "[conv]") {

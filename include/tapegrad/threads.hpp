@@ -1,11 +1,17 @@
 #pragma once
-// Threads. tapegrad's own loops are single-threaded; OpenBLAS runs matrix
-// products on up to num_threads() threads, but only for products big enough
-// to gain from it (at least kParallelGemmWork = 2^22 multiply-adds; on this
-// project's 2-core machine 2^22 beat 2^20 and 2^24 for the MNIST MLP step).
-// Smaller products run on one thread: OpenBLAS's threads spin-wait between
-// calls, and on a busy machine a two-thread product of a few thousand
-// multiply-adds per thread costs far more than it saves.
+// Threads. OpenBLAS runs matrix products on up to num_threads() threads,
+// but only for products big enough to gain from it (at least
+// kParallelGemmWork = 2^22 multiply-adds; on this project's 2-core machine
+// 2^22 beat 2^20 and 2^24 for the MNIST MLP step). Smaller products run on
+// one thread: OpenBLAS's threads spin-wait between calls, and on a busy
+// machine a two-thread product of a few thousand multiply-adds per thread
+// costs far more than it saves.
+//
+// Of tapegrad's own loops, the convolutions' memory-bound ones (im2col,
+// col2im and the layout copies around the products) split their images
+// over up to num_threads() threads of a pool whose workers poll for 0.1 ms
+// after a loop and then sleep, so an idle pool takes no core. Every other
+// loop runs on the calling thread.
 //
 // The default is the TAPEGRAD_NUM_THREADS environment variable if set, else
 // OpenBLAS's own default (OPENBLAS_NUM_THREADS, else one per core), so the

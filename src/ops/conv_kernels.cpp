@@ -20,6 +20,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "core/parallel.hpp"
 #include "ops/blas.hpp"
 #include "ops/conv_onednn.hpp"
 #include "tapegrad/detail/pool.hpp"
@@ -183,25 +184,38 @@ TAPEGRAD_KEEP_LOOPS void col2im_images(const ConvGeometry& g, const T* col, std:
   }
 }
 
-// col [c·kh·kw, nb·L] from the nb images at x.
-template <class T>
-void im2col(const ConvGeometry& g, const T* x, std::int64_t nb, T* col) {
-  im2col_images(g, x, nb, 0, nb, col);
+// Images per part of a parallel loop whose work per image is `per_image`
+// elements: enough that a part outweighs waking a worker.
+std::int64_t images_per_part(std::int64_t per_image) {
+  constexpr std::int64_t kMinPartElements = std::int64_t{1} << 15;
+  return std::max<std::int64_t>(1, kMinPartElements / std::max<std::int64_t>(per_image, 1));
 }
 
-// Adds col back into the nb images at x.
+// col [c·kh·kw, nb·L] from the nb images at x, the images split between
+// threads (each writes its own columns).
+template <class T>
+void im2col(const ConvGeometry& g, const T* x, std::int64_t nb, T* col) {
+  parallel_for(nb, images_per_part(g.patch() * g.groups * g.pixels()),
+               [&](std::int64_t first, std::int64_t last) { im2col_images(g, x, nb, first, last, col); });
+}
+
+// Adds col back into the nb images at x, the images split between threads
+// (each writes its own images).
 template <class T>
 void col2im(const ConvGeometry& g, const T* col, std::int64_t nb, T* x) {
-  col2im_images(g, col, nb, 0, nb, x);
+  parallel_for(nb, images_per_part(g.patch() * g.groups * g.pixels()),
+               [&](std::int64_t first, std::int64_t last) { col2im_images(g, col, nb, first, last, x); });
 }
 
 // [nb, o, L] images at y → [o, nb·L] at m.
 template <class T>
 void images_to_rows(const ConvGeometry& g, const T* y, std::int64_t nb, T* m) {
   const std::int64_t pixels = g.pixels();
-  for (std::int64_t n = 0; n < nb; ++n)
-    for (std::int64_t oc = 0; oc < g.o; ++oc)
-      std::memcpy(m + (oc * nb + n) * pixels, y + (n * g.o + oc) * pixels, sizeof(T) * pixels);
+  parallel_for(nb, images_per_part(g.o * pixels), [&](std::int64_t first, std::int64_t last) {
+    for (std::int64_t n = first; n < last; ++n)
+      for (std::int64_t oc = 0; oc < g.o; ++oc)
+        std::memcpy(m + (oc * nb + n) * pixels, y + (n * g.o + oc) * pixels, sizeof(T) * pixels);
+  });
 }
 
 // C = op(A)·op(B) (+ C when accumulate); skips empty products, which BLAS
@@ -235,14 +249,16 @@ void conv_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, 
       product<T>(false, false, og, ld, patch, w + grp * og * patch, patch, col + grp * patch * ld, ld, false,
                  rows + grp * og * ld, ld);
     }
-    for (std::int64_t n = 0; n < nb; ++n) {  // [o, nb·L] → [nb, o, L], plus the bias
-      for (std::int64_t oc = 0; oc < g.o; ++oc) {
-        const T* src = rows + oc * ld + n * pixels;
-        T* dst = y + ((n0 + n) * g.o + oc) * pixels;
-        const T b = bias ? bias[oc] : T(0);
-        for (std::int64_t l = 0; l < pixels; ++l) dst[l] = src[l] + b;
+    parallel_for(nb, images_per_part(g.o * pixels), [&](std::int64_t first, std::int64_t last) {
+      for (std::int64_t n = first; n < last; ++n) {  // [o, nb·L] → [nb, o, L], plus the bias
+        for (std::int64_t oc = 0; oc < g.o; ++oc) {
+          const T* src = rows + oc * ld + n * pixels;
+          T* dst = y + ((n0 + n) * g.o + oc) * pixels;
+          const T b = bias ? bias[oc] : T(0);
+          for (std::int64_t l = 0; l < pixels; ++l) dst[l] = src[l] + b;
+        }
       }
-    }
+    });
   });
 }
 

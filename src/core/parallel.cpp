@@ -1,0 +1,136 @@
+#include "core/parallel.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "tapegrad/threads.hpp"
+
+namespace tapegrad::detail {
+
+namespace {
+
+// How long a thread waits by polling before it sleeps: a worker for the
+// next loop, the caller for its workers to finish. A convolution runs its
+// parallel loops a few microseconds apart (im2col, then the product, then
+// the layout copy), and waking a sleeping thread costs tens of
+// microseconds here (a futex call and an inter-processor interrupt through
+// the hypervisor). Past this, idle threads sleep.
+constexpr auto kPollFor = std::chrono::microseconds(100);
+
+// Polls `ready` until it holds or kPollFor has passed; true if it holds.
+template <class Ready>
+bool poll(const Ready& ready) {
+  const auto until = std::chrono::steady_clock::now() + kPollFor;
+  for (int spins = 0;; ++spins) {
+    if (ready()) return true;
+    if ((spins & 63) == 63 && std::chrono::steady_clock::now() >= until) return false;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+}
+
+// Workers started on first use and kept for the life of the process.
+class WorkerPool {
+ public:
+  static WorkerPool& instance() {
+    static WorkerPool* pool = new WorkerPool();  // never destroyed: workers may outlive static destructors
+    return *pool;
+  }
+
+  // False when another loop holds the pool.
+  bool try_run(std::int64_t count, int parts, const std::function<void(std::int64_t, std::int64_t)>& body) {
+    std::unique_lock busy(busy_, std::try_to_lock);
+    if (!busy.owns_lock()) return false;
+    start_workers(parts - 1);
+    body_ = &body;
+    count_ = count;
+    parts_ = parts;
+    unfinished_.store(parts - 1);
+    next_part_.store(1);  // part 0 is the caller's
+    {
+      std::lock_guard lock(mutex_);  // a worker between its check and its wait must not miss this
+      generation_.fetch_add(1);
+    }
+    wake_.notify_all();
+    run_part(0);
+    if (!poll([&] { return unfinished_.load() == 0; })) {
+      std::unique_lock lock(mutex_);
+      done_.wait(lock, [&] { return unfinished_.load() == 0; });
+    }
+    return true;
+  }
+
+ private:
+  void run_part(int part) const {
+    const std::int64_t begin = count_ * part / parts_;
+    const std::int64_t end = count_ * (part + 1) / parts_;
+    if (begin < end) (*body_)(begin, end);
+  }
+
+  void start_workers(int wanted) {
+    // Started before the loop's generation is published: a worker that
+    // first looked at the generation after that would wait for the next.
+    const std::uint64_t current = generation_.load();
+    while (static_cast<int>(workers_.size()) < wanted) workers_.emplace_back([this, current] { work(current); });
+  }
+
+  void work(std::uint64_t seen) {
+    while (true) {
+      if (!poll([&] { return generation_.load() != seen; })) {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [&] { return generation_.load() != seen; });
+      }
+      seen = generation_.load();
+      const int part = next_part_.fetch_add(1);
+      if (part >= parts_) continue;  // the other workers took every part
+      run_part(part);
+      if (unfinished_.fetch_sub(1) == 1) {
+        std::lock_guard lock(mutex_);  // the caller between its check and its wait must not miss this
+        done_.notify_one();
+      }
+    }
+  }
+
+  std::mutex busy_;  // held by the loop in progress
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  std::vector<std::thread> workers_;
+  // Written by the caller before it advances generation_, read by workers after.
+  const std::function<void(std::int64_t, std::int64_t)>* body_ = nullptr;
+  std::int64_t count_ = 0;
+  int parts_ = 0;
+  std::atomic<int> next_part_{0};
+  std::atomic<int> unfinished_{0};
+  std::atomic<std::uint64_t> generation_{0};
+};
+
+thread_local bool t_inside_loop = false;
+
+}  // namespace
+
+void parallel_for(std::int64_t count, std::int64_t min_per_part,
+                  const std::function<void(std::int64_t, std::int64_t)>& body) {
+  if (count <= 0) return;
+  const std::int64_t by_size = count / std::max<std::int64_t>(min_per_part, 1);
+  const int parts = static_cast<int>(std::min<std::int64_t>(num_threads(), by_size));
+  if (parts >= 2 && !t_inside_loop) {
+    t_inside_loop = true;
+    const bool ran = WorkerPool::instance().try_run(count, parts, [&](std::int64_t begin, std::int64_t end) {
+      const bool outer = t_inside_loop;
+      t_inside_loop = true;  // a worker's nested loops run serially
+      body(begin, end);
+      t_inside_loop = outer;
+    });
+    t_inside_loop = false;
+    if (ran) return;
+  }
+  body(0, count);
+}
+
+}  // namespace tapegrad::detail
