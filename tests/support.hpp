@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <cmath>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
@@ -44,6 +45,17 @@ inline void require_gradgradcheck(const GradcheckFn& f, const std::vector<Tensor
   const GradcheckResult result = gradgradcheck(f, inputs, options);
   INFO(result.message);
   REQUIRE(result.passed);
+}
+
+// Asserts equal shapes and |got - want| <= tolerance · max(1, |want|)
+// element by element: absolute up to 1, relative beyond.
+inline void check_close(const Tensor& got, const Tensor& want, double tolerance = 1e-12) {
+  REQUIRE(got.shape() == want.shape());
+  const std::vector<double> a = got.to_vector(), b = want.to_vector();
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    INFO("element " << i << ": got " << a[i] << ", want " << b[i]);
+    REQUIRE(std::abs(a[i] - b[i]) <= tolerance * std::max(1.0, std::abs(b[i])));
+  }
 }
 
 // Asserts that `expression` throws E with exactly `message`.

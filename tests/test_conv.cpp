@@ -45,15 +45,6 @@ Tensor direct_conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Co
   return from_vector(y, Shape{n, oc, oh, ow}, DType::Float64);
 }
 
-void check_close(const Tensor& got, const Tensor& want, double tolerance) {
-  REQUIRE(got.shape() == want.shape());
-  const std::vector<double> a = got.to_vector(), b = want.to_vector();
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    INFO("element " << i << ": got " << a[i] << ", want " << b[i]);
-    REQUIRE(std::abs(a[i] - b[i]) <= tolerance * std::max(1.0, std::abs(b[i])));
-  }
-}
-
 double dot(const Tensor& a, const Tensor& b) { return sum(a * b).item(); }
 
 struct Conv2dCase {

@@ -28,16 +28,6 @@ std::vector<std::string> names_of(const NamedTensors& tensors) {
   return out;
 }
 
-void check_close(const Tensor& got, const Tensor& want, double tolerance = 1e-12) {
-  REQUIRE(got.shape() == want.shape());
-  const std::vector<double> a = got.to_vector();
-  const std::vector<double> b = want.to_vector();
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    INFO("element " << i);
-    CHECK(a[i] == Approx(b[i]).margin(tolerance).epsilon(tolerance));
-  }
-}
-
 // Checks a whole module: gradcheck over the input and every parameter, the
 // parameters substituted by gradcheck's copies through functional_call.
 // `before_each_call` runs before every evaluation (e.g. to reseed dropout).

@@ -15,6 +15,7 @@
 #include "tapegrad/ops/loss.hpp"
 #include "tapegrad/ops/nn.hpp"
 #include "tapegrad/ops/pool.hpp"
+#include "tapegrad/ops/recurrent.hpp"
 #include "tapegrad/ops/reduce.hpp"
 #include "tapegrad/ops/shape_ops.hpp"
 #include "tapegrad/random.hpp"

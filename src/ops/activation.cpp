@@ -18,20 +18,14 @@ using detail::unary_pointwise;
 
 namespace {
 
-// σ(x) = 1 / (1 + e^-x) overflows e^-x for x << 0; there the equal form
-// e^x / (1 + e^x) only underflows, to the right limit 0.
+using detail::tanh_value;
+// σ of a value: ops/vector_math.hpp's, shared with the recurrent cells.
 template <class T>
 T stable_sigmoid(T x) {
-  if (x >= 0) return T(1) / (T(1) + std::exp(-x));
-  const T e = std::exp(x);
-  return e / (T(1) + e);
+  return detail::sigmoid_value(x);
 }
-float stable_sigmoid(float x) { return detail::sigmoid_float(x); }  // vectorises (ops/vector_math.hpp)
 // The same on Tensors (softplus's derivative in a create-graph pass).
 Tensor stable_sigmoid(const Tensor& x) { return sigmoid(x); }
-
-float tanh_value(float x) { return detail::tanh_float(x); }  // vectorises (ops/vector_math.hpp)
-double tanh_value(double x) { return std::tanh(x); }
 
 }  // namespace
 

@@ -218,20 +218,6 @@ void images_to_rows(const ConvGeometry& g, const T* y, std::int64_t nb, T* m) {
   });
 }
 
-// C = op(A)·op(B) (+ C when accumulate); skips empty products, which BLAS
-// rejects.
-template <class T>
-void product(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64_t lda, const T* b,
-             std::int64_t ldb, bool accumulate, T* c, std::int64_t ldc) {
-  if (m == 0 || n == 0) return;
-  if (k == 0) {
-    if (!accumulate)
-      for (std::int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, T(0));
-    return;
-  }
-  gemm(ta, tb, m, n, k, T(1), a, lda, b, ldb, accumulate ? T(1) : T(0), c, ldc);
-}
-
 }  // namespace
 
 template <class T>
@@ -246,8 +232,8 @@ void conv_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, 
   chunks.for_each([&](std::int64_t n0, std::int64_t nb, std::int64_t ld) {
     im2col(g, x + n0 * g.c * g.h * g.w, nb, col);
     for (std::int64_t grp = 0; grp < g.groups; ++grp) {  // Y_g = W_g·col_g
-      product<T>(false, false, og, ld, patch, w + grp * og * patch, patch, col + grp * patch * ld, ld, false,
-                 rows + grp * og * ld, ld);
+      gemm_checked<T>(false, false, og, ld, patch, w + grp * og * patch, patch, col + grp * patch * ld, ld, T(0),
+                      rows + grp * og * ld, ld);
     }
     parallel_for(nb, images_per_part(g.o * pixels), [&](std::int64_t first, std::int64_t last) {
       for (std::int64_t n = first; n < last; ++n) {  // [o, nb·L] → [nb, o, L], plus the bias
@@ -275,8 +261,8 @@ void conv_input_grad(const ConvGeometry& g, const T* gy, const T* w, T* gx) {
   chunks.for_each([&](std::int64_t n0, std::int64_t nb, std::int64_t ld) {
     images_to_rows(g, gy + n0 * g.o * g.pixels(), nb, rows);
     for (std::int64_t grp = 0; grp < g.groups; ++grp) {  // col_g = W_gᵀ·dY_g
-      product<T>(true, false, patch, ld, og, w + grp * og * patch, patch, rows + grp * og * ld, ld, false,
-                 col + grp * patch * ld, ld);
+      gemm_checked<T>(true, false, patch, ld, og, w + grp * og * patch, patch, rows + grp * og * ld, ld, T(0),
+                      col + grp * patch * ld, ld);
     }
     col2im(g, col, nb, gx + n0 * g.c * g.h * g.w);
   });
@@ -299,8 +285,8 @@ void conv_weight_grad(const ConvGeometry& g, const T* x, const T* gy, T* gw) {
     im2col(g, x + n0 * g.c * g.h * g.w, nb, col);
     images_to_rows(g, gy + n0 * g.o * g.pixels(), nb, rows);
     for (std::int64_t grp = 0; grp < g.groups; ++grp) {  // dW_g (+)= dY_g·col_gᵀ
-      product<T>(false, true, og, patch, ld, rows + grp * og * ld, ld, col + grp * patch * ld, ld, n0 > 0,
-                 gw + grp * og * patch, patch);
+      gemm_checked<T>(false, true, og, patch, ld, rows + grp * og * ld, ld, col + grp * patch * ld, ld,
+                      n0 > 0 ? T(1) : T(0), gw + grp * og * patch, patch);
     }
   });
 }

@@ -15,6 +15,7 @@ namespace tapegrad {
 namespace {
 
 using detail::dispatch_float;
+using detail::gemm_checked;
 
 // Views a matmul as `batch` products [m,k]·[k,n]; B is shared by all
 // products when b_batched is false.
@@ -43,20 +44,6 @@ MatmulShape matmul_shape(const Tensor& a, const Tensor& b) {
                   " (supported: 2-D·2-D, 3-D·3-D with equal batch, 3-D·2-D)");
   }
   return s;
-}
-
-// C = op(A)·op(B) (+ beta C). Handles k = 0, which BLAS rejects.
-template <class T>
-void gemm_checked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64_t lda,
-                  const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
-  if (m == 0 || n == 0) return;
-  if (k == 0) {
-    for (std::int64_t i = 0; i < m; ++i)
-      for (std::int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0 ? T(0) : beta * c[i * ldc + j];
-    return;
-  }
-  detail::gemm(ta, tb, m, n, k, T(1), a, std::max<std::int64_t>(lda, 1), b, std::max<std::int64_t>(ldb, 1), beta,
-               c, std::max<std::int64_t>(ldc, 1));
 }
 
 std::vector<std::int64_t> extents_of(const Tensor& t) { return {t.shape().begin(), t.shape().end()}; }

@@ -65,4 +65,18 @@ inline float sigmoid_float(float x) {
   return static_cast<float>(1 / (2 + expm1_bounded(-clamped)));
 }
 
+// σ and tanh of one value in either dtype, for the pointwise loops of the
+// activations and the recurrent cells: float through the branch-free
+// versions above (they vectorise), double through the C library.
+inline float sigmoid_value(float x) { return sigmoid_float(x); }
+// σ(x) = 1 / (1 + e^-x) overflows e^-x for x << 0; there the equal form
+// e^x / (1 + e^x) only underflows, to the right limit 0.
+inline double sigmoid_value(double x) {
+  if (x >= 0) return 1 / (1 + std::exp(-x));
+  const double e = std::exp(x);
+  return e / (1 + e);
+}
+inline float tanh_value(float x) { return tanh_float(x); }
+inline double tanh_value(double x) { return std::tanh(x); }
+
 }  // namespace tapegrad::detail
