@@ -275,3 +275,210 @@ TEST_CASE("recurrent cell errors name the op and the shapes", "[recurrent][error
   REQUIRE_THROWS_MESSAGE(rnn_cell(x.to(DType::Int64), h, w_ih, w_hh), std::invalid_argument,
                          "rnn_cell(tanh): expects a floating-point tensor, got int64 [3x4]");
 }
+
+// ---------------------------------------------------------------------------
+// Modules.
+
+namespace {
+
+// x[i] along `axis`, the axis removed.
+Tensor select(const Tensor& x, std::int64_t axis, std::int64_t i) { return squeeze(slice(x, axis, i, i + 1), axis); }
+
+// The model's output and final state for x with the model's parameters
+// replaced by `parameters` (named_parameters() order), flattened into one
+// tensor, so that gradcheck covers every output.
+Tensor run_flat(nn::RecurrentBase& model, const Tensor& x, const std::vector<Tensor>& parameters,
+                const std::vector<std::int64_t>& lengths, const nn::RecurrentState& initial = {}) {
+  nn::NamedTensors named = model.named_parameters();
+  for (std::size_t k = 0; k < named.size(); ++k) named[k].second = parameters[k];
+  const nn::NamedTensors previous = model.replace_parameters(named);
+  const nn::RecurrentOutput out = model.forward(x, initial, lengths);
+  model.replace_parameters(previous);
+  std::vector<Tensor> parts{flatten(out.output), flatten(out.state.h)};
+  if (out.state.c.defined()) parts.push_back(flatten(out.state.c));
+  return concat(parts, 0);
+}
+
+std::vector<Tensor> parameter_leaves(const nn::Module& model) {
+  std::vector<Tensor> leaves;
+  for (const Tensor& p : model.parameters()) leaves.push_back(p.detach().requires_grad_());
+  return leaves;
+}
+
+}  // namespace
+
+TEST_CASE("recurrent layers name and shape their parameters as PyTorch and initialise them in ±1/√hidden",
+          "[recurrent][nn]") {
+  manual_seed(30);
+  nn::LSTM lstm(3, 4, {.num_layers = 2, .bidirectional = true});
+  std::vector<std::string> names;
+  for (const auto& [name, p] : lstm.named_parameters()) {
+    names.push_back(name);
+    for (double v : p.to_vector()) CHECK(std::abs(v) <= 0.5);
+  }
+  CHECK(names == std::vector<std::string>{"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0",
+                                          "weight_ih_l0_reverse", "weight_hh_l0_reverse", "bias_ih_l0_reverse",
+                                          "bias_hh_l0_reverse", "weight_ih_l1", "weight_hh_l1", "bias_ih_l1",
+                                          "bias_hh_l1", "weight_ih_l1_reverse", "weight_hh_l1_reverse",
+                                          "bias_ih_l1_reverse", "bias_hh_l1_reverse"});
+  CHECK(lstm.parameter("weight_ih_l0").shape() == Shape{16, 3});
+  CHECK(lstm.parameter("weight_ih_l1").shape() == Shape{16, 8});  // both directions of layer 0 feed layer 1
+  CHECK(lstm.parameter("weight_hh_l1_reverse").shape() == Shape{16, 4});
+  CHECK(nn::GRU(3, 4, {.bias = false}).parameters().size() == 2);
+  CHECK(nn::GRU(3, 4).parameter("weight_hh_l0").shape() == Shape{12, 4});
+  CHECK(lstm.str() == "LSTM(3 -> 4, num_layers=2, bidirectional)");
+  CHECK(nn::RNN(3, 4, {.batch_first = true, .nonlinearity = RnnActivation::Relu}).str() ==
+        "RNN(3 -> 4, batch_first, nonlinearity=relu)");
+  CHECK(nn::LSTMCell(3, 4).str() == "LSTMCell(3 -> 4)");
+  CHECK(nn::LSTMCell(3, 4).parameter("weight_ih").shape() == Shape{16, 3});
+}
+
+TEST_CASE("an LSTM layer is its cell unrolled over time, and batch_first is the transposed layout", "[recurrent][nn]") {
+  manual_seed(31);
+  nn::LSTM lstm(3, 4);
+  lstm.to(DType::Float64);
+  const Tensor x = rand({5, 2, 3}, DType::Float64, -1, 1);
+  const Tensor h0 = rand({1, 2, 4}, DType::Float64, -1, 1), c0 = rand({1, 2, 4}, DType::Float64, -1, 1);
+  const nn::RecurrentOutput out = lstm.forward(x, {h0, c0});
+  LstmState state{select(h0, 0, 0), select(c0, 0, 0)};
+  for (std::int64_t t = 0; t < 5; ++t) {
+    state = lstm_cell(select(x, 0, t), state, lstm.parameter("weight_ih_l0"), lstm.parameter("weight_hh_l0"),
+                      lstm.parameter("bias_ih_l0"), lstm.parameter("bias_hh_l0"));
+    check_close(select(out.output, 0, t), state.h);
+  }
+  check_close(select(out.state.h, 0, 0), state.h);
+  check_close(select(out.state.c, 0, 0), state.c);
+
+  nn::LSTM batch_first(3, 4, {.batch_first = true});
+  batch_first.to(DType::Float64);
+  batch_first.load_state_dict(lstm.state_dict());
+  const nn::RecurrentOutput bf = batch_first.forward(transpose(x, 0, 1), {h0, c0});
+  check_close(bf.output, transpose(out.output, 0, 1));
+  check_close(bf.state.h, out.state.h);
+  const Tensor zero = zeros({1, 2, 4}, DType::Float64);
+  check_close(lstm(x), lstm.forward(x, {zero, zero}).output);  // forward(x): zero state
+}
+
+TEST_CASE("sequences of different lengths give what each gives alone, in both directions", "[recurrent][nn]") {
+  manual_seed(32);
+  const std::vector<std::int64_t> lengths{3, 5, 1, 4};
+  for (const char* mode : {"RNN", "LSTM", "GRU"}) {
+    for (bool bidirectional : {false, true}) {
+      INFO(mode << (bidirectional ? " bidirectional" : ""));
+      const nn::RecurrentOptions options{.num_layers = 2, .bidirectional = bidirectional};
+      std::shared_ptr<nn::RecurrentBase> model;
+      if (std::string(mode) == "RNN") model = std::make_shared<nn::RNN>(3, 4, options);
+      if (std::string(mode) == "LSTM") model = std::make_shared<nn::LSTM>(3, 4, options);
+      if (std::string(mode) == "GRU") model = std::make_shared<nn::GRU>(3, 4, options);
+      model->to(DType::Float64);
+      const std::int64_t dirs = bidirectional ? 2 : 1;
+      const Tensor x = rand({5, 4, 3}, DType::Float64, -1, 1);
+      const Tensor h0 = rand({2 * dirs, 4, 4}, DType::Float64, -1, 1);
+      const Tensor c0 = std::string(mode) == "LSTM" ? rand({2 * dirs, 4, 4}, DType::Float64, -1, 1) : Tensor();
+      const nn::RecurrentOutput all = model->forward(x, {h0, c0}, lengths);
+      for (std::int64_t i = 0; i < 4; ++i) {
+        const std::int64_t n = lengths[i];
+        const Tensor xi = slice(slice(x, 1, i, i + 1), 0, 0, n);
+        const nn::RecurrentOutput one =
+            model->forward(xi, {slice(h0, 1, i, i + 1), c0.defined() ? slice(c0, 1, i, i + 1) : Tensor()});
+        const Tensor oi = slice(all.output, 1, i, i + 1);
+        check_close(slice(oi, 0, 0, n), one.output);
+        if (n < 5) CHECK(sum(abs(slice(oi, 0, n, 5))).item() == 0);  // zeros past the end
+        check_close(slice(all.state.h, 1, i, i + 1), one.state.h);
+        if (c0.defined()) check_close(slice(all.state.c, 1, i, i + 1), one.state.c);
+      }
+    }
+  }
+}
+
+TEST_CASE("recurrent layers pass gradcheck over input, initial state and parameters, with lengths",
+          "[recurrent][nn][gradcheck]") {
+  manual_seed(33);
+  nn::LSTM lstm(2, 3, {.num_layers = 2, .bidirectional = true});
+  lstm.to(DType::Float64);
+  std::vector<Tensor> in{random_input({4, 3, 2}, -1, 1), random_input({4, 3, 3}, -1, 1),
+                         random_input({4, 3, 3}, -1, 1)};
+  for (const Tensor& p : parameter_leaves(lstm)) in.push_back(p);
+  const std::vector<std::int64_t> lengths{2, 4, 3};
+  require_gradcheck(
+      [&](auto& v) {
+        return run_flat(lstm, v[0], std::vector<Tensor>(v.begin() + 3, v.end()), lengths, {v[1], v[2]});
+      },
+      in);
+  nn::GRU gru(2, 3, {.batch_first = true});
+  gru.to(DType::Float64);
+  std::vector<Tensor> gin{random_input({3, 4, 2}, -1, 1)};
+  for (const Tensor& p : parameter_leaves(gru)) gin.push_back(p);
+  require_gradgradcheck(
+      [&](auto& v) {
+        return run_flat(gru, v[0], std::vector<Tensor>(v.begin() + 1, v.end()), {3, 1, 4});
+      },
+      gin);
+}
+
+TEST_CASE("dropout between layers acts in training only", "[recurrent][nn]") {
+  manual_seed(34);
+  nn::GRU gru(3, 4, {.num_layers = 2, .dropout = 0.5});
+  const Tensor x = rand({6, 2, 3});
+  gru.eval();
+  const Tensor a = gru(x), b = gru(x);
+  check_close(a, b, 0);
+  gru.train();
+  CHECK(sum(abs(gru(x) - a)).item() > 1e-3);
+  nn::GRU single(3, 4, {.dropout = 0.5});  // one layer: nothing to drop between
+  const nn::NamedTensors state = gru.state_dict();
+  single.load_state_dict(nn::NamedTensors(state.begin(), state.begin() + 4));
+  single.train();
+  check_close(single(x), single(x), 0);
+}
+
+TEST_CASE("a 10,000-step LSTM unroll runs backward and frees its graph without deep recursion", "[recurrent][nn]") {
+  manual_seed(35);
+  nn::LSTMCell cell(2, 8);
+  const Tensor x = rand({1, 2});
+  LstmState state{zeros({1, 8}), zeros({1, 8})};
+  Tensor loss = zeros({});
+  for (int t = 0; t < 10000; ++t) {
+    state = cell.forward(x, state);
+    if (t % 100 == 0) loss = loss + sum(state.h);
+  }
+  loss.backward();
+  CHECK(std::isfinite(sum(cell.parameter("weight_hh").grad()).item()));
+  loss = Tensor();
+  state = LstmState{};  // drops the 10,000-step graph
+  CHECK(cell.parameter("weight_hh").grad().defined());
+}
+
+TEST_CASE("recurrent layer errors name the layer and the shapes", "[recurrent][nn][errors]") {
+  nn::LSTM lstm(3, 4, {.num_layers = 2});
+  const Tensor x = zeros({5, 2, 3});
+  REQUIRE_THROWS_MESSAGE(lstm.forward(zeros({5, 3})), std::invalid_argument,
+                         "LSTM(3 -> 4, num_layers=2): expects input [T x B x 3], got [5x3]");
+  REQUIRE_THROWS_MESSAGE(nn::GRU(3, 4, {.batch_first = true}).forward(zeros({2, 5, 2})), std::invalid_argument,
+                         "GRU(3 -> 4, batch_first): expects input [B x T x 3], got [2x5x2]");
+  REQUIRE_THROWS_MESSAGE(lstm.forward(zeros({0, 2, 3})), std::invalid_argument,
+                         "LSTM(3 -> 4, num_layers=2): the sequence is empty (T = 0), input [0x2x3]");
+  REQUIRE_THROWS_MESSAGE(lstm.forward(x, {}, {5}), std::invalid_argument,
+                         "LSTM(3 -> 4, num_layers=2): got 1 lengths for a batch of 2");
+  REQUIRE_THROWS_MESSAGE(lstm.forward(x, {}, {5, 6}), std::invalid_argument,
+                         "LSTM(3 -> 4, num_layers=2): length 6 of sequence 1 is outside 1..5");
+  REQUIRE_THROWS_MESSAGE(lstm.forward(x, {}, {0, 2}), std::invalid_argument,
+                         "LSTM(3 -> 4, num_layers=2): length 0 of sequence 0 is outside 1..5");
+  REQUIRE_THROWS_MESSAGE(lstm.forward(x, {zeros({1, 2, 4}), Tensor()}), std::invalid_argument,
+                         "LSTM(3 -> 4, num_layers=2): initial h [1x2x4] does not match (expects [2x2x4])");
+  REQUIRE_THROWS_MESSAGE(nn::GRU(3, 4).forward(x, {zeros({1, 2, 4}), zeros({1, 2, 4})}), std::invalid_argument,
+                         "GRU(3 -> 4): has no cell state, but an initial c was given");
+  REQUIRE_THROWS_MESSAGE(lstm.forward(x.to(DType::Float64)), std::invalid_argument,
+                         "LSTM(3 -> 4, num_layers=2): input is float64 [5x2x3], the layer's parameters are float32 "
+                         "(convert the model with to())");
+  REQUIRE_THROWS_MESSAGE(nn::LSTM(3, 4, {.num_layers = 0}), std::invalid_argument,
+                         "LSTM: num_layers must be >= 1, got 0");
+  REQUIRE_THROWS_MESSAGE(nn::LSTM(3, 4, {.dropout = 1}), std::invalid_argument,
+                         "LSTM: dropout must be in [0, 1), got 1");
+  REQUIRE_THROWS_MESSAGE(nn::GRU(3, 4, {.nonlinearity = RnnActivation::Relu}), std::invalid_argument,
+                         "GRU: nonlinearity applies to RNN only");
+  REQUIRE_THROWS_MESSAGE(nn::LSTMCell(0, 4), std::invalid_argument,
+                         "LSTMCell: input and hidden sizes must be positive, got 0 -> 4");
+  REQUIRE_THROWS_MESSAGE(nn::LSTMCell(3, 4).forward(zeros({2, 5})), std::invalid_argument,
+                         "LSTMCell(3 -> 4): expects input [B x 3], got [2x5]");
+}

@@ -33,6 +33,7 @@
 #include "tapegrad/nn/mlp.hpp"
 #include "tapegrad/nn/module.hpp"
 #include "tapegrad/nn/pool.hpp"
+#include "tapegrad/nn/recurrent.hpp"
 #include "tapegrad/nn/sequential.hpp"
 #include "tapegrad/optim/optimizer.hpp"
 #include "tapegrad/optim/basic_optimizer.hpp"
