@@ -1,12 +1,13 @@
-// Readers (IDX, CSV) on small files written into a temporary directory,
-// every bad-file case with its exact message, Dataset, DataLoader, and the
-// train/validation and K-fold splits.
+// Readers (IDX, CSV, text) on small files written into a temporary
+// directory, every bad-file case with its exact message, the character
+// vocabulary, Dataset, DataLoader, and the train/validation and K-fold splits.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -496,6 +497,40 @@ TEST_CASE("CSV: the reason a file cannot be opened is the real one", "[data][csv
                          "read_csv: cannot open '" + dir.file("missing.csv") + "': No such file or directory");
 }
 
+// The forecast example's series (scripts/get-series): a quoted header, the
+// year in the first column, the value in the second.
+TEST_CASE("CSV: a yearly series in the layout of statsmodels' sunspots.csv", "[data][csv]") {
+  TempDir dir;
+  const std::string path = write_text(dir.file("sunspots.csv"), "\"YEAR\",\"SUNACTIVITY\"\n1700,5\n1701,11\n1702,16.5\n");
+  CsvTable table = read_csv_table(path, true);
+  CHECK(table.header == std::vector<std::string>{"YEAR", "SUNACTIVITY"});
+  CHECK(table.rows == 3);
+  CHECK(table.values == std::vector<double>{1700, 5, 1701, 11, 1702, 16.5});
+  Dataset series = read_csv(path, {.has_header = true, .target_name = "SUNACTIVITY", .target = CsvTarget::Value,
+                                   .dtype = DType::Float64});
+  CHECK(series.features().to_vector() == std::vector<double>{1700, 1701, 1702});
+  CHECK(series.targets().to_vector() == std::vector<double>{5, 11, 16.5});
+}
+
+TEST_CASE("the sunspots series made by scripts/get-series: 309 years, 1700 to 2008", "[data][csv][series]") {
+  const std::string path = TAPEGRAD_TEST_DATA_DIR "/../../data/sunspots/sunspots.csv";
+  if (!fs::exists(path)) {
+    WARN("skipped: " << path << " is absent (scripts/get-series makes it)");
+    return;
+  }
+  CsvTable table = read_csv_table(path, true);
+  REQUIRE(table.header == std::vector<std::string>{"YEAR", "SUNACTIVITY"});
+  REQUIRE(table.rows == 309);
+  for (std::int64_t r = 0; r < table.rows; ++r) {
+    INFO("row " << r);
+    CHECK(table.values[static_cast<std::size_t>(2 * r)] == 1700 + r);
+    CHECK(table.values[static_cast<std::size_t>(2 * r + 1)] >= 0);
+  }
+  CHECK(table.values[1] == 5);
+  CHECK(table.values[3] == 11);
+  CHECK(table.values.back() == 2.9);
+}
+
 TEST_CASE("fuzz inputs: every IDX and CSV seed and kept crash is read or refused cleanly", "[data][fuzz]") {
   // scripts/fuzz adds each input that crashed a reader to fuzz/regressions/;
   // here they are replayed through the public API, with the seeds.
@@ -517,6 +552,125 @@ TEST_CASE("fuzz inputs: every IDX and CSV seed and kept crash is read or refused
     CHECK(read_or_refused([&] { read_csv(path, {.target = CsvTarget::OneHot}); }));
     CHECK(read_or_refused([&] { read_csv(path, {.has_header = true, .target_name = "y", .target = CsvTarget::Value}); }));
   }
+}
+
+// --- text ---
+
+TEST_CASE("read_text_files: one file, or a directory's text files by name, without links and binaries", "[data][text]") {
+  TempDir dir;
+  write_text(dir.file("b"), "two\n%\nthree\n");
+  write_text(dir.file("a"), "one\n");
+  write_file(dir.file("a.dat"), Bytes{0, 0, 0, 2, 'o', 'n', 'e'});  // fortune's strfile index: binary
+  fs::create_symlink(dir.file("a"), dir.file("a.u8"));               // fortune's second name for a
+  fs::create_directory(dir.file("sub"));
+  write_text(dir.file("sub/c"), "not read\n");
+
+  std::vector<TextFile> files = read_text_files(dir.path().string());
+  REQUIRE(files.size() == 2);
+  CHECK(files[0].path == dir.file("a"));
+  CHECK(files[0].text == "one\n");
+  CHECK(files[1].path == dir.file("b"));
+  CHECK(files[1].text == "two\n%\nthree\n");
+
+  files = read_text_files(dir.file("b"));
+  REQUIRE(files.size() == 1);
+  CHECK(files[0].text == "two\n%\nthree\n");
+
+  REQUIRE_THROWS_MESSAGE(read_text_files(dir.file("a.dat")), std::runtime_error,
+                         "read_text_files: " + dir.file("a.dat") + ": not a text file (it holds a NUL byte)");
+  REQUIRE_THROWS_MESSAGE(read_text_files(dir.file("missing")), std::runtime_error,
+                         "read_text_files: cannot open '" + dir.file("missing") + "': No such file or directory");
+  TempDir binaries;
+  write_file(binaries.file("x.dat"), Bytes{1, 0, 2});
+  REQUIRE_THROWS_MESSAGE(read_text_files(binaries.path().string()), std::runtime_error,
+                         "read_text_files: " + binaries.path().string() + ": the directory holds no text file");
+}
+
+TEST_CASE("split_entries: lines holding just the separator end an entry; blank entries are dropped", "[data][text]") {
+  CHECK(split_entries("A day.\n%\nTwo\nlines.\n%\n%\n  \n%\n100% sure\n%%\nno newline") ==
+        std::vector<std::string>{"A day.\n", "Two\nlines.\n", "100% sure\n%%\nno newline\n"});
+  CHECK(split_entries("x\r\n%\r\ny\r\n") == std::vector<std::string>{"x\r\n", "y\r\n"});
+  CHECK(split_entries("a\n--\nb\n%\nc\n", "--") == std::vector<std::string>{"a\n", "b\n%\nc\n"});
+  CHECK(split_entries("").empty());
+  CHECK(split_entries("%\n%\n").empty());
+}
+
+TEST_CASE("CharVocabulary: sorted distinct bytes, encode and decode", "[data][text]") {
+  CharVocabulary vocab(std::vector<std::string>{"hello", "world\n"});
+  CHECK(vocab.size() == 8);
+  CHECK(vocab.symbols() == "\ndehlorw");
+  CHECK(vocab.index('l') == 4);
+  CHECK(vocab.symbol(7) == 'w');
+  CHECK(vocab.contains('d'));
+  CHECK_FALSE(vocab.contains('x'));
+
+  Tensor ids = vocab.encode("low\n");
+  CHECK(ids.dtype() == DType::Int64);
+  CHECK(ids.shape() == Shape{4});
+  CHECK(as_indices(ids) == std::vector<std::int64_t>{4, 5, 7, 0});
+  CHECK(vocab.decode(ids) == "low\n");
+  CHECK(vocab.decode(from_indices({3, 2, 4, 4, 5, 0}, Shape{2, 3})) == "hello\n");  // any shape, row-major
+  CHECK(vocab.encode("").shape() == Shape{0});
+
+  REQUIRE_THROWS_MESSAGE(vocab.encode("hex"), std::invalid_argument,
+                         "CharVocabulary::encode: byte 0x78 ('x') at offset 2 is not in the vocabulary of 8 symbols");
+  REQUIRE_THROWS_MESSAGE(vocab.index('\t'), std::invalid_argument,
+                         "CharVocabulary::index: byte 0x09 is not in the vocabulary");
+  REQUIRE_THROWS_MESSAGE(vocab.decode(from_indices({0, 8}, Shape{2})), std::out_of_range,
+                         "CharVocabulary::decode: index 8 at element 1 is out of range [0, 8)");
+  REQUIRE_THROWS_MESSAGE(vocab.decode(from_indices({-1}, Shape{1})), std::out_of_range,
+                         "CharVocabulary::decode: index -1 at element 0 is out of range [0, 8)");
+  REQUIRE_THROWS_MESSAGE(vocab.decode(Tensor({1.0})), std::invalid_argument,
+                         "CharVocabulary::decode: indices must be int64, got float32");
+  REQUIRE_THROWS_MESSAGE(vocab.symbol(8), std::out_of_range, "CharVocabulary::symbol: index 8 is out of range [0, 8)");
+
+  // UTF-8: a two-byte character is two symbols, and comes back byte for byte.
+  const std::string text = "caf\xC3\xA9";
+  CharVocabulary utf8(text);
+  CHECK(utf8.size() == 5);
+  CHECK(utf8.decode(utf8.encode(text)) == text);
+  REQUIRE_THROWS_MESSAGE(utf8.encode("\xFF"), std::invalid_argument,
+                         "CharVocabulary::encode: byte 0xff at offset 0 is not in the vocabulary of 5 symbols");
+}
+
+TEST_CASE("split_held_out: seeded, disjoint, complete, in the original order", "[data][text]") {
+  std::vector<std::string> entries;
+  for (int i = 0; i < 20; ++i) entries.push_back(std::to_string(i) + " entry\n");
+  const TextSplit split = split_held_out(entries, 0.25, 3);
+  REQUIRE(split.held_out.size() == 5);
+  REQUIRE(split.train.size() == 15);
+  auto position = [&](const std::string& e) { return std::find(entries.begin(), entries.end(), e) - entries.begin(); };
+  for (const auto* part : {&split.train, &split.held_out}) {
+    for (std::size_t k = 1; k < part->size(); ++k) CHECK(position((*part)[k - 1]) < position((*part)[k]));
+  }
+  std::set<std::string> all(split.train.begin(), split.train.end());
+  all.insert(split.held_out.begin(), split.held_out.end());
+  CHECK(all.size() == 20);
+
+  const TextSplit again = split_held_out(entries, 0.25, 3);
+  CHECK(again.held_out == split.held_out);
+  CHECK(again.train == split.train);
+  CHECK(split_held_out(entries, 0.25, 4).held_out != split.held_out);
+  CHECK(split_held_out(entries, 0.0, 3).train == entries);
+  CHECK(split_held_out(entries, 0.01, 3).held_out.empty());  // round(0.2) entries
+
+  REQUIRE_THROWS_MESSAGE(split_held_out(entries, 1.0, 3), std::invalid_argument,
+                         "split_held_out: held_out_fraction must lie in [0, 1), got 1");
+  REQUIRE_THROWS_MESSAGE(split_held_out(entries, -0.5, 3), std::invalid_argument,
+                         "split_held_out: held_out_fraction must lie in [0, 1), got -0.5");
+  REQUIRE_THROWS_AS(split_held_out(entries, std::nan(""), 3), std::invalid_argument);
+}
+
+TEST_CASE("unigram_entropy_bits: closed forms", "[data][text]") {
+  CHECK(unigram_entropy_bits({"ab", "ab"}) == 1.0);
+  CHECK(unigram_entropy_bits({"abcd"}) == 2.0);
+  CHECK(unigram_entropy_bits({"aaaa", ""}) == 0.0);
+  // p = (2/3, 1/3): log2(3) - 2/3.
+  CHECK(unigram_entropy_bits({"aab"}) == Approx(std::log2(3.0) - 2.0 / 3.0).epsilon(1e-15));
+  REQUIRE_THROWS_MESSAGE(unigram_entropy_bits({""}), std::invalid_argument,
+                         "unigram_entropy_bits: the texts hold no character");
+  REQUIRE_THROWS_MESSAGE(unigram_entropy_bits({}), std::invalid_argument,
+                         "unigram_entropy_bits: the texts hold no character");
 }
 
 // --- Dataset and DataLoader ---

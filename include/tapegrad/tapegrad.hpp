@@ -48,6 +48,7 @@
 #include "tapegrad/data/dataloader.hpp"
 #include "tapegrad/data/dataset.hpp"
 #include "tapegrad/data/idx.hpp"
+#include "tapegrad/data/text.hpp"
 #include "tapegrad/train/curves.hpp"
 #include "tapegrad/train/early_stopping.hpp"
 #include "tapegrad/train/metrics.hpp"
