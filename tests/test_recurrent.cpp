@@ -2,9 +2,12 @@
 // same cells composed from primitive ops (the reference), gradcheck and
 // gradgradcheck, the create-graph backward against the plain one, and the
 // error messages.
+#include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "fixture.hpp"
 #include "support.hpp"
 
 using namespace tapegrad;
@@ -481,4 +484,141 @@ TEST_CASE("recurrent layer errors name the layer and the shapes", "[recurrent][n
                          "LSTMCell: input and hidden sizes must be positive, got 0 -> 4");
   REQUIRE_THROWS_MESSAGE(nn::LSTMCell(3, 4).forward(zeros({2, 5})), std::invalid_argument,
                          "LSTMCell(3 -> 4): expects input [B x 3], got [2x5]");
+}
+
+// ---------------------------------------------------------------------------
+// Against PyTorch (tests/data/reference_rnn.txt, scripts/make_rnn_fixtures.py).
+
+namespace {
+
+// The "# case <name>: key=value ..." lines of the fixture's header.
+std::map<std::string, std::map<std::string, std::string>> fixture_cases(const std::string& file) {
+  std::map<std::string, std::map<std::string, std::string>> cases;
+  std::istringstream lines(read_file(std::string(TAPEGRAD_TEST_DATA_DIR) + "/" + file));
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind("# case ", 0) != 0) continue;
+    const std::size_t colon = line.find(':');
+    std::istringstream fields(line.substr(colon + 1));
+    auto& flags = cases[line.substr(7, colon - 7)];
+    std::string field;
+    while (fields >> field) {
+      const std::size_t eq = field.find('=');
+      flags[field.substr(0, eq)] = field.substr(eq + 1);
+    }
+  }
+  return cases;
+}
+
+// Gradients of `loss` with respect to `inputs`, compared with grad.<name>.
+std::vector<Tensor> check_gradients(const Fixture& fx, const std::string& prefix, const Tensor& loss,
+                                    const std::vector<std::pair<std::string, Tensor>>& inputs, bool create_graph) {
+  std::vector<Tensor> leaves;
+  for (const auto& [name, t] : inputs) leaves.push_back(t);
+  const std::vector<Tensor> g = grad({loss}, leaves, {}, {.create_graph = create_graph});
+  for (std::size_t k = 0; k < inputs.size(); ++k)
+    check_values(fx, prefix + "grad." + inputs[k].first, g[k].to_vector());
+  return g;
+}
+
+}  // namespace
+
+TEST_CASE("fused cells match PyTorch's: outputs, gradients and second derivatives", "[recurrent][reference]") {
+  const Fixture fx("reference_rnn.txt");
+  std::size_t checked = 0;
+  for (const auto& [name, flags] : fixture_cases("reference_rnn.txt")) {
+    if (!flags.count("cell")) continue;
+    INFO("case " << name);
+    const std::string p = name + ".";
+    const bool lstm = flags.at("cell") == "LSTM", gru = flags.at("cell") == "GRU", bias = flags.at("bias") == "1";
+    std::vector<std::pair<std::string, Tensor>> in{{"x", fx.input(p + "x")}, {"h0", fx.input(p + "h0")}};
+    if (lstm) in.push_back({"c0", fx.input(p + "c0")});
+    for (const char* param : {"weight_ih", "weight_hh", "bias_ih", "bias_hh"}) {
+      if (bias || param[0] == 'w') in.push_back({param, fx.input(p + param)});
+    }
+    auto at = [&](const char* key) {
+      for (const auto& [k, t] : in)
+        if (k == key) return t;
+      return Tensor();
+    };
+    Tensor loss;
+    if (lstm) {
+      const LstmState s =
+          lstm_cell(at("x"), {at("h0"), at("c0")}, at("weight_ih"), at("weight_hh"), at("bias_ih"), at("bias_hh"));
+      check_values(fx, p + "h", s.h.to_vector());
+      check_values(fx, p + "c", s.c.to_vector());
+      loss = sum(s.h * fx.constant(p + "seed_h")) + sum(s.c * fx.constant(p + "seed_c"));
+    } else {
+      const Tensor h = gru ? gru_cell(at("x"), at("h0"), at("weight_ih"), at("weight_hh"), at("bias_ih"), at("bias_hh"))
+                           : rnn_cell(at("x"), at("h0"), at("weight_ih"), at("weight_hh"), at("bias_ih"), at("bias_hh"),
+                                      flags.at("nonlinearity") == "relu" ? RnnActivation::Relu : RnnActivation::Tanh);
+      check_values(fx, p + "h", h.to_vector());
+      loss = sum(h * fx.constant(p + "seed_h"));
+    }
+    const std::vector<Tensor> g = check_gradients(fx, p, loss, in, true);
+    Tensor total = zeros({}, DType::Float64);
+    for (std::size_t k = 0; k < in.size(); ++k) total = total + sum(g[k] * fx.constant(p + "sseed." + in[k].first));
+    std::vector<Tensor> leaves;
+    for (const auto& [k, t] : in) leaves.push_back(t);
+    const std::vector<Tensor> h2 = grad({total}, leaves, {}, {.allow_unused = true});
+    for (std::size_t k = 0; k < in.size(); ++k) {
+      const Tensor second = h2[k].defined() ? h2[k] : zeros_like(in[k].second);
+      check_values(fx, p + "hess." + in[k].first, second.to_vector());
+    }
+    ++checked;
+  }
+  CHECK(checked == 8);
+}
+
+TEST_CASE("RNN, LSTM and GRU layers match PyTorch's: outputs, final states and every gradient",
+          "[recurrent][nn][reference]") {
+  const Fixture fx("reference_rnn.txt");
+  std::size_t checked = 0;
+  for (const auto& [name, flags] : fixture_cases("reference_rnn.txt")) {
+    if (!flags.count("mode")) continue;
+    INFO("case " << name);
+    const std::string p = name + ".";
+    const std::string mode = flags.at("mode");
+    const nn::RecurrentOptions options{
+        .num_layers = std::stoll(flags.at("layers")),
+        .batch_first = flags.at("batch_first") == "1",
+        .bidirectional = flags.at("bidirectional") == "1",
+        .nonlinearity = flags.at("nonlinearity") == "relu" ? RnnActivation::Relu : RnnActivation::Tanh};
+    std::shared_ptr<nn::RecurrentBase> model;
+    if (mode == "RNN") model = std::make_shared<nn::RNN>(3, 4, options);
+    if (mode == "LSTM") model = std::make_shared<nn::LSTM>(3, 4, options);
+    if (mode == "GRU") model = std::make_shared<nn::GRU>(3, 4, options);
+    REQUIRE(model);
+    model->to(DType::Float64);
+    nn::NamedTensors state;
+    for (const auto& [param, t] : model->named_parameters()) state.push_back({param, fx.constant(p + param)});
+    model->load_state_dict(state);
+
+    std::vector<std::pair<std::string, Tensor>> in{{"x", fx.input(p + "x")}};
+    nn::RecurrentState initial;
+    if (flags.at("initial_state") == "1") {
+      initial.h = fx.input(p + "h0");
+      in.push_back({"h0", initial.h});
+      if (mode == "LSTM") {
+        initial.c = fx.input(p + "c0");
+        in.push_back({"c0", initial.c});
+      }
+    }
+    std::vector<std::int64_t> lengths;
+    if (flags.at("lengths") != "none") {
+      for (double v : fx.get(p + "lengths").values) lengths.push_back(static_cast<std::int64_t>(v));
+    }
+    for (const auto& [param, t] : model->named_parameters()) in.push_back({param, t});
+    const nn::RecurrentOutput out = model->forward(in[0].second, initial, lengths);
+    check_values(fx, p + "output", out.output.to_vector());
+    check_values(fx, p + "h_n", out.state.h.to_vector());
+    Tensor loss = sum(out.output * fx.constant(p + "seed_output")) + sum(out.state.h * fx.constant(p + "seed_h_n"));
+    if (mode == "LSTM") {
+      check_values(fx, p + "c_n", out.state.c.to_vector());
+      loss = loss + sum(out.state.c * fx.constant(p + "seed_c_n"));
+    }
+    check_gradients(fx, p, loss, in, false);
+    ++checked;
+  }
+  CHECK(checked == 25);
 }
