@@ -20,6 +20,9 @@ int main(int argc, char** argv) {
       {"hvp", bench_hvp},
       {"conv", bench_conv_layer},
       {"cnn", bench_cnn_step},
+      {"lstm", bench_lstm_layer},
+      {"lstm_cell", bench_lstm_cell_unrolled},
+      {"lstm_unroll", bench_lstm_unroll},
       // Run alone in its own process: it reports the process's peak memory.
       {"memory", bench_memory},
       {"graph_memory", bench_graph_memory},

@@ -12,5 +12,8 @@ void bench_saved_memory();
 void bench_hvp();
 void bench_conv_layer();
 void bench_cnn_step();
+void bench_lstm_layer();
+void bench_lstm_cell_unrolled();
+void bench_lstm_unroll();
 
 }  // namespace tapegrad::bench

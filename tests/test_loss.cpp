@@ -38,7 +38,8 @@ double log_sum_exp(std::initializer_list<double> values) {
 
 double sigma(double z) { return 1 / (1 + std::exp(-z)); }
 
-void check_close(const Tensor& actual, const std::vector<double>& expected, double tolerance = 1e-12) {
+// The elements of `actual` against literal values.
+void check_values_close(const Tensor& actual, const std::vector<double>& expected, double tolerance = 1e-12) {
   const std::vector<double> got = actual.to_vector();
   REQUIRE(got.size() == expected.size());
   for (std::size_t i = 0; i < got.size(); ++i) {
@@ -62,7 +63,7 @@ TEST_CASE("cross_entropy matches hand-computed values for each reduction", "[los
   const double l1 = log_sum_exp({1, -1, 0.5}) - 1;
   Tensor none = cross_entropy(logits, labels, Reduction::None);
   CHECK(none.shape() == Shape{2});
-  check_close(none, {l0, l1});
+  check_values_close(none, {l0, l1});
   CHECK(cross_entropy(logits, labels, Reduction::Sum).shape() == Shape{});
   CHECK(cross_entropy(logits, labels, Reduction::Sum).item() == Approx(l0 + l1));
   CHECK(cross_entropy(logits, labels).item() == Approx((l0 + l1) / 2));
@@ -71,7 +72,7 @@ TEST_CASE("cross_entropy matches hand-computed values for each reduction", "[los
   const double s0 =
       0.25 * (log_sum_exp({1, 2, 3}) - 1) + 0.25 * (log_sum_exp({1, 2, 3}) - 2) + 0.5 * (log_sum_exp({1, 2, 3}) - 3);
   const double s1 = log_sum_exp({1, -1, 0.5}) + 1;
-  check_close(cross_entropy(logits, soft, Reduction::None), {s0, s1});
+  check_values_close(cross_entropy(logits, soft, Reduction::None), {s0, s1});
   // One sample: [C] logits with a 0-d class index.
   Tensor single = cross_entropy(Tensor({1, 2, 3}, DType::Float64), from_indices({0}, {}), Reduction::None);
   CHECK(single.shape() == Shape{});
@@ -82,7 +83,7 @@ TEST_CASE("cross_entropy matches hand-computed values for each reduction", "[los
 TEST_CASE("nll_loss picks -log p of the target class", "[loss]") {
   Tensor log_probs({{-0.5, -1.2, -2.0}, {-3.0, -0.1, -4.0}}, DType::Float64);
   Tensor labels = from_indices({1, 0}, {2});
-  check_close(nll_loss(log_probs, labels, Reduction::None), {1.2, 3.0});
+  check_values_close(nll_loss(log_probs, labels, Reduction::None), {1.2, 3.0});
   CHECK(nll_loss(log_probs, labels, Reduction::Sum).item() == Approx(4.2));
   CHECK(nll_loss(log_probs, labels).item() == Approx(2.1));
   CHECK(nll_loss(Tensor({-0.5, -1.5}, DType::Float64), from_indices({1}, {})).item() == Approx(1.5));
@@ -99,13 +100,13 @@ TEST_CASE("nll_loss of log_softmax equals cross_entropy, values and gradients", 
   const std::vector<double> fused = z.grad().to_vector();
   z.zero_grad();
   b.backward();
-  check_close(z.grad(), fused);
+  check_values_close(z.grad(), fused);
 }
 
 TEST_CASE("mse_loss, sse_loss, binary_cross_entropy and bce_with_logits match hand computation", "[loss]") {
   Tensor prediction({1, 2, 3}, DType::Float64);
   Tensor target({1.5, 2, 1}, DType::Float64);
-  check_close(mse_loss(prediction, target, Reduction::None), {0.25, 0, 4});
+  check_values_close(mse_loss(prediction, target, Reduction::None), {0.25, 0, 4});
   CHECK(mse_loss(prediction, target).item() == Approx(4.25 / 3));
   CHECK(mse_loss(prediction, target, Reduction::Sum).item() == Approx(4.25));
   CHECK(sse_loss(prediction, target).item() == Approx(4.25));
@@ -114,7 +115,7 @@ TEST_CASE("mse_loss, sse_loss, binary_cross_entropy and bce_with_logits match ha
   Tensor p({0.2, 0.9, 0.6}, DType::Float64);
   Tensor y({0, 1, 0.5}, DType::Float64);
   const std::vector<double> bce{-std::log(0.8), -std::log(0.9), -0.5 * std::log(0.6) - 0.5 * std::log(0.4)};
-  check_close(binary_cross_entropy(p, y, Reduction::None), bce);
+  check_values_close(binary_cross_entropy(p, y, Reduction::None), bce);
   CHECK(binary_cross_entropy(p, y).item() == Approx((bce[0] + bce[1] + bce[2]) / 3));
   CHECK(binary_cross_entropy(p, y, Reduction::Sum).item() == Approx(bce[0] + bce[1] + bce[2]));
 
@@ -124,10 +125,10 @@ TEST_CASE("mse_loss, sse_loss, binary_cross_entropy and bce_with_logits match ha
   for (auto [zv, tv] : {std::pair{0.3, 1.0}, {-2.0, 0.25}, {4.0, 0.0}}) {
     expected.push_back(-(tv * std::log(sigma(zv)) + (1 - tv) * std::log(1 - sigma(zv))));
   }
-  check_close(bce_with_logits(z, t, Reduction::None), expected);
+  check_values_close(bce_with_logits(z, t, Reduction::None), expected);
   CHECK(bce_with_logits(z, t).item() == Approx((expected[0] + expected[1] + expected[2]) / 3));
   // BCE on logits equals BCE on their sigmoid where the latter is accurate.
-  check_close(bce_with_logits(z, t, Reduction::None), binary_cross_entropy(sigmoid(z), t, Reduction::None).to_vector(),
+  check_values_close(bce_with_logits(z, t, Reduction::None), binary_cross_entropy(sigmoid(z), t, Reduction::None).to_vector(),
               1e-10);
 }
 
@@ -172,13 +173,13 @@ TEST_CASE("cross_entropy with class indices agrees with one-hot targets", "[loss
     Tensor by_index = cross_entropy(logits, labels, r);
     Tensor by_one_hot = cross_entropy(logits, one_hot, r);
     CHECK(by_index.shape() == by_one_hot.shape());
-    check_close(by_index, by_one_hot.to_vector());
+    check_values_close(by_index, by_one_hot.to_vector());
     logits.zero_grad();
     sum(by_index).backward();
     const std::vector<double> index_grad = logits.grad().to_vector();
     logits.zero_grad();
     sum(by_one_hot).backward();
-    check_close(logits.grad(), index_grad);
+    check_values_close(logits.grad(), index_grad);
   }
 }
 
@@ -239,7 +240,7 @@ TEST_CASE("cross_entropy and bce_with_logits stay finite for logits of ±1000", 
     Tensor y({0, 1, 1, 0, 1}, dtype);
     Tensor bce = bce_with_logits(z, y, Reduction::None);
     REQUIRE(all_finite(bce));
-    check_close(bce, {1000, 1000, 0, 0, std::log(2.0)}, 1e-6);
+    check_values_close(bce, {1000, 1000, 0, 0, std::log(2.0)}, 1e-6);
     bce_with_logits(z, y, Reduction::Sum).backward();
     REQUIRE(all_finite(z.grad()));
     CHECK(z.grad().to_vector() == std::vector<double>{1, -1, 0, 0, -0.5});
@@ -264,7 +265,7 @@ TEST_CASE("binary_cross_entropy clamps its logs at -100 so p = 0 and p = 1 stay 
   Tensor p = leaf({0.1, 0.5, 0.93});
   Tensor y = Tensor({1, 0.3, 0}, DType::Float64);
   binary_cross_entropy(p, y, Reduction::Sum).backward();
-  check_close(p.grad(), {(0.1 - 1) / (0.1 * 0.9), (0.5 - 0.3) / 0.25, 0.93 / (0.93 * 0.07)}, 1e-10);
+  check_values_close(p.grad(), {(0.1 - 1) / (0.1 * 0.9), (0.5 - 0.3) / 0.25, 0.93 / (0.93 * 0.07)}, 1e-10);
 }
 
 TEST_CASE("bce_with_logits takes its exact limits at infinite logits", "[loss][stability][nan]") {
@@ -308,11 +309,11 @@ TEST_CASE("binary_cross_entropy's gradient is exact where PyTorch clamps p(1 - p
   Tensor p = leaf({0, 1, 0, 1, 1e-13});
   Tensor y = Tensor({0, 1, 1, 0, 1}, DType::Float64);
   y.requires_grad_();
-  check_close(binary_cross_entropy(p, y, Reduction::None), {0, 0, 100, 100, -std::log(1e-13)}, 1e-12);
+  check_values_close(binary_cross_entropy(p, y, Reduction::None), {0, 0, 100, 100, -std::log(1e-13)}, 1e-12);
   binary_cross_entropy(p, y, Reduction::Sum).backward();
-  check_close(p.grad(), {1, -1, 0, 0, -1 / 1e-13}, 1e-12);
+  check_values_close(p.grad(), {1, -1, 0, 0, -1 / 1e-13}, 1e-12);
   // d/dy = ln(1 - p) - ln p with clamped logs: ±100 at p = 0 and 1 (PyTorch: ±inf).
-  check_close(y.grad(), {100, -100, 100, -100, std::log1p(-1e-13) - std::log(1e-13)}, 1e-12);
+  check_values_close(y.grad(), {100, -100, 100, -100, std::log1p(-1e-13) - std::log(1e-13)}, 1e-12);
 }
 
 TEST_CASE("bce_with_logits' gradient is sigmoid(z) - y", "[loss]") {
@@ -504,10 +505,10 @@ TEST_CASE("second-order loss gradients stay finite for extreme inputs", "[loss][
   Tensor zb = leaf({1000.0, -1000.0, 0.0});
   Tensor yb = leaf({1.0, 0.0, 0.5});
   const std::vector<Tensor> gb = grad({bce_with_logits(zb, yb, Reduction::Sum)}, {zb, yb}, {}, {.create_graph = true});
-  check_close(gb[0], {0.0, 0.0, 0.0});
+  check_values_close(gb[0], {0.0, 0.0, 0.0});
   const std::vector<Tensor> hb = grad({sum(gb[0])}, {zb, yb});
-  check_close(hb[0], {0.0, 0.0, 0.25});
-  check_close(hb[1], {-1.0, -1.0, -1.0});
+  check_values_close(hb[0], {0.0, 0.0, 0.25});
+  check_values_close(hb[1], {-1.0, -1.0, -1.0});
   // binary_cross_entropy at p = 0 and 1: the create path gives the fused
   // path's gradients (a clamped log's term dropped), then finite second ones.
   Tensor p = leaf({0.0, 1.0, 0.25});
@@ -515,8 +516,8 @@ TEST_CASE("second-order loss gradients stay finite for extreme inputs", "[loss][
   const std::vector<Tensor> fused = grad({binary_cross_entropy(p, y, Reduction::Sum)}, {p, y});
   const std::vector<Tensor> recorded =
       grad({binary_cross_entropy(p, y, Reduction::Sum)}, {p, y}, {}, {.create_graph = true});
-  check_close(recorded[0], fused[0].to_vector());
-  check_close(recorded[1], fused[1].to_vector());
+  check_values_close(recorded[0], fused[0].to_vector());
+  check_values_close(recorded[1], fused[1].to_vector());
   const std::vector<Tensor> second = grad({sum(recorded[0]) + sum(recorded[1])}, {p, y});
   CHECK(all_finite(second[0]));
   CHECK(all_finite(second[1]));

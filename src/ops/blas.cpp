@@ -84,27 +84,58 @@ void set_num_threads(int threads) {
 namespace tapegrad::detail {
 
 namespace {
+
 CBLAS_TRANSPOSE flag(bool transpose) { return transpose ? CblasTrans : CblasNoTrans; }
+
+// C = alpha·op(A)·op(B) + beta·C through `gemm_call` (cblas_sgemm or
+// cblas_dgemm), or through `gemv_call` when C is one row or one column. A
+// matrix-vector product is what such a product is, and BLAS's gemm would
+// first pack the whole matrix operand into panels: at batch 1 (a recurrent
+// cell's step) the packing cost more than the arithmetic.
+template <class T, class Gemm, class Gemv>
+void product(const Gemm& gemm_call, const Gemv& gemv_call, bool ta, bool tb, std::int64_t m, std::int64_t n,
+             std::int64_t k, T alpha, const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c,
+             std::int64_t ldc) {
+  check_blas_extents(m, n, k, lda, ldb, ldc);
+  use_threads_for(m, n, k);
+  auto i = [](std::int64_t v) { return static_cast<blasint>(v); };
+  if ((m == 1 || n == 1) && k > 0) {
+    // beta = 0 must not read C (it may hold anything): start from zeros.
+    const std::int64_t count = m == 1 ? n : m, stride = m == 1 ? 1 : ldc;
+    if (beta == T(0))
+      for (std::int64_t j = 0; j < count; ++j) c[j * stride] = T(0);
+    if (m == 1) {  // c[0, :] = alpha · op(B)ᵀ · op(A)[0, :]
+      const std::int64_t inc_a = ta ? lda : 1;
+      if (tb) {  // B stored [n x k]
+        gemv_call(CblasRowMajor, CblasNoTrans, i(n), i(k), alpha, b, i(ldb), a, i(inc_a), beta, c, 1);
+      } else {  // B stored [k x n]
+        gemv_call(CblasRowMajor, CblasTrans, i(k), i(n), alpha, b, i(ldb), a, i(inc_a), beta, c, 1);
+      }
+    } else {  // c[:, 0] = alpha · op(A) · op(B)[:, 0]
+      const std::int64_t inc_b = tb ? 1 : ldb;
+      if (ta) {  // A stored [k x m]
+        gemv_call(CblasRowMajor, CblasTrans, i(k), i(m), alpha, a, i(lda), b, i(inc_b), beta, c, i(ldc));
+      } else {  // A stored [m x k]
+        gemv_call(CblasRowMajor, CblasNoTrans, i(m), i(k), alpha, a, i(lda), b, i(inc_b), beta, c, i(ldc));
+      }
+    }
+    return;
+  }
+  gemm_call(CblasRowMajor, flag(ta), flag(tb), i(m), i(n), i(k), alpha, a, i(lda), b, i(ldb), beta, c, i(ldc));
+}
+
 }  // namespace
 
 void gemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
           const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
           std::int64_t ldc) {
-  check_blas_extents(m, n, k, lda, ldb, ldc);
-  use_threads_for(m, n, k);
-  cblas_sgemm(CblasRowMajor, flag(transpose_a), flag(transpose_b), static_cast<blasint>(m), static_cast<blasint>(n),
-              static_cast<blasint>(k), alpha, a, static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c,
-              static_cast<blasint>(ldc));
+  product(cblas_sgemm, cblas_sgemv, transpose_a, transpose_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void gemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
           const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c,
           std::int64_t ldc) {
-  check_blas_extents(m, n, k, lda, ldb, ldc);
-  use_threads_for(m, n, k);
-  cblas_dgemm(CblasRowMajor, flag(transpose_a), flag(transpose_b), static_cast<blasint>(m), static_cast<blasint>(n),
-              static_cast<blasint>(k), alpha, a, static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c,
-              static_cast<blasint>(ldc));
+  product(cblas_dgemm, cblas_dgemv, transpose_a, transpose_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 const char* blas_config() { return openblas_get_config(); }

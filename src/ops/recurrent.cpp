@@ -291,33 +291,59 @@ Tensor rnn_cell(const Tensor& x, const Tensor& h, const Tensor& weight_ih, const
 
 namespace {
 
+// p[k] = σ(p[k]) / tanh(p[k]) for k < n: loops this plain vectorise
+// (the float σ and tanh are branch-free); one loop computing all the gates
+// at once did not.
+template <class T>
+void sigmoid_in_place(T* __restrict p, std::int64_t n) {
+  for (std::int64_t k = 0; k < n; ++k) p[k] = sigmoid_value(p[k]);
+}
+template <class T>
+void tanh_in_place(T* __restrict p, std::int64_t n) {
+  for (std::int64_t k = 0; k < n; ++k) p[k] = tanh_value(p[k]);
+}
+
+// One batch row of the LSTM's gate pass. The arrays never overlap;
+// restrict on parameters (which GCC honours, unlike on locals) lets the
+// loops vectorise.
+template <class T>
+void lstm_gates_row(std::int64_t n, T* __restrict gi, T* __restrict gf, T* __restrict gg, T* __restrict go,
+                    T* __restrict gt, const T* __restrict c, T* __restrict h_new, T* __restrict c_new) {
+  sigmoid_in_place(gi, n);
+  sigmoid_in_place(gf, n);
+  tanh_in_place(gg, n);
+  sigmoid_in_place(go, n);
+  for (std::int64_t j = 0; j < n; ++j) c_new[j] = gf[j] * c[j] + gi[j] * gg[j];
+  for (std::int64_t j = 0; j < n; ++j) gt[j] = tanh_value(c_new[j]);
+  for (std::int64_t j = 0; j < n; ++j) h_new[j] = go[j] * gt[j];
+}
+
 // a [batch, 5H] holds the pre-activations a_i a_f a_g a_o (row stride 5H);
 // overwrites them with i f g o and tanh(c') for the backward, and writes
 // h' and c'.
 template <class T>
 void lstm_gates(const CellShape& s, const T* c, T* a, T* h_new, T* c_new) {
-  const std::int64_t hidden = s.hidden, ld = 5 * hidden;
+  const std::int64_t n = s.hidden, ld = 5 * n;
   for (std::int64_t b = 0; b < s.batch; ++b) {
-    T* gi = a + b * ld;
-    T* gf = gi + hidden;
-    T* gg = gf + hidden;
-    T* go = gg + hidden;
-    T* gt = go + hidden;
-    const T* cb = c + b * hidden;
-    T* hb = h_new + b * hidden;
-    T* cn = c_new + b * hidden;
-    for (std::int64_t j = 0; j < hidden; ++j) {
-      const T i = sigmoid_value(gi[j]), f = sigmoid_value(gf[j]), g = tanh_value(gg[j]), o = sigmoid_value(go[j]);
-      const T cj = f * cb[j] + i * g;
-      const T t = tanh_value(cj);
-      gi[j] = i;
-      gf[j] = f;
-      gg[j] = g;
-      go[j] = o;
-      gt[j] = t;
-      cn[j] = cj;
-      hb[j] = o * t;
-    }
+    T* row = a + b * ld;
+    lstm_gates_row(n, row, row + n, row + 2 * n, row + 3 * n, row + 4 * n, c + b * n, h_new + b * n, c_new + b * n);
+  }
+}
+
+// One batch row of the LSTM's closed-form gate gradients.
+template <class T>
+void lstm_gate_grads_row(std::int64_t n, const T* __restrict gi, const T* __restrict gf, const T* __restrict gg,
+                         const T* __restrict go, const T* __restrict gt, const T* __restrict c, const T* __restrict g_h,
+                         const T* __restrict g_c, T* __restrict di, T* __restrict df, T* __restrict dg,
+                         T* __restrict d_o, T* __restrict dc) {
+  for (std::int64_t j = 0; j < n; ++j) {
+    const T i = gi[j], f = gf[j], g = gg[j], o = go[j], t = gt[j];
+    const T c_hat = g_c[j] + g_h[j] * o * (T(1) - t * t);
+    di[j] = c_hat * g * i * (T(1) - i);
+    df[j] = c_hat * c[j] * f * (T(1) - f);
+    dg[j] = c_hat * i * (T(1) - g * g);
+    d_o[j] = g_h[j] * t * o * (T(1) - o);
+    dc[j] = c_hat * f;
   }
 }
 
@@ -325,30 +351,12 @@ void lstm_gates(const CellShape& s, const T* c, T* a, T* h_new, T* c_new) {
 // the gradient of the pre-activations, and dc [batch, H].
 template <class T>
 void lstm_gate_grads(const CellShape& s, const T* gates, const T* c, const T* g_h, const T* g_c, T* d, T* dc) {
-  const std::int64_t hidden = s.hidden, ld = 5 * hidden, rows = s.rows;
+  const std::int64_t n = s.hidden, ld = 5 * n;
   for (std::int64_t b = 0; b < s.batch; ++b) {
-    const T* gi = gates + b * ld;
-    const T* gf = gi + hidden;
-    const T* gg = gf + hidden;
-    const T* go = gg + hidden;
-    const T* gt = go + hidden;
-    const T* cb = c + b * hidden;
-    const T* ghb = g_h + b * hidden;
-    const T* gcb = g_c + b * hidden;
-    T* di = d + b * rows;
-    T* df = di + hidden;
-    T* dg = df + hidden;
-    T* dout = dg + hidden;
-    T* dcb = dc + b * hidden;
-    for (std::int64_t j = 0; j < hidden; ++j) {
-      const T i = gi[j], f = gf[j], g = gg[j], o = go[j], t = gt[j];
-      const T c_hat = gcb[j] + ghb[j] * o * (T(1) - t * t);
-      di[j] = c_hat * g * i * (T(1) - i);
-      df[j] = c_hat * cb[j] * f * (T(1) - f);
-      dg[j] = c_hat * i * (T(1) - g * g);
-      dout[j] = ghb[j] * t * o * (T(1) - o);
-      dcb[j] = c_hat * f;
-    }
+    const T* row = gates + b * ld;
+    T* drow = d + b * s.rows;
+    lstm_gate_grads_row(n, row, row + n, row + 2 * n, row + 3 * n, row + 4 * n, c + b * n, g_h + b * n, g_c + b * n,
+                        drow, drow + n, drow + 2 * n, drow + 3 * n, dc + b * n);
   }
 }
 
@@ -420,31 +428,44 @@ LstmState lstm_cell(const Tensor& x, const LstmState& state, const Tensor& weigh
 
 namespace {
 
+// One batch row of the GRU's gate pass.
+template <class T>
+void gru_gates_row(std::int64_t n, const T* __restrict u, const T* __restrict v, const T* __restrict h, T* __restrict r,
+                   T* __restrict z, T* __restrict gate_n, T* __restrict vn, T* __restrict h_new) {
+  for (std::int64_t j = 0; j < n; ++j) r[j] = sigmoid_value(u[j] + v[j]);
+  for (std::int64_t j = 0; j < n; ++j) z[j] = sigmoid_value(u[n + j] + v[n + j]);
+  for (std::int64_t j = 0; j < n; ++j) vn[j] = v[2 * n + j];
+  for (std::int64_t j = 0; j < n; ++j) gate_n[j] = tanh_value(u[2 * n + j] + r[j] * vn[j]);
+  for (std::int64_t j = 0; j < n; ++j) h_new[j] = (T(1) - z[j]) * gate_n[j] + z[j] * h[j];
+}
+
 // u, v [batch, 3H]: the input and hidden projections. Writes h' and keeps
 // r, z, n and v_n in gates [batch, 4H] for the backward.
 template <class T>
 void gru_gates(const CellShape& s, const T* u, const T* v, const T* h, T* gates, T* h_new) {
-  const std::int64_t hidden = s.hidden, rows = s.rows, ld = 4 * hidden;
+  const std::int64_t n = s.hidden, ld = 4 * n;
   for (std::int64_t b = 0; b < s.batch; ++b) {
-    const T* ub = u + b * rows;
-    const T* vb = v + b * rows;
-    const T* hb = h + b * hidden;
-    T* gr = gates + b * ld;
-    T* gz = gr + hidden;
-    T* gn = gz + hidden;
-    T* gv = gn + hidden;
-    T* ob = h_new + b * hidden;
-    for (std::int64_t j = 0; j < hidden; ++j) {
-      const T r = sigmoid_value(ub[j] + vb[j]);
-      const T z = sigmoid_value(ub[hidden + j] + vb[hidden + j]);
-      const T vn = vb[2 * hidden + j];
-      const T n = tanh_value(ub[2 * hidden + j] + r * vn);
-      gr[j] = r;
-      gz[j] = z;
-      gn[j] = n;
-      gv[j] = vn;
-      ob[j] = (T(1) - z) * n + z * hb[j];
-    }
+    T* row = gates + b * ld;
+    gru_gates_row(n, u + b * s.rows, v + b * s.rows, h + b * n, row, row + n, row + 2 * n, row + 3 * n, h_new + b * n);
+  }
+}
+
+// One batch row of the GRU's closed-form gate gradients.
+template <class T>
+void gru_gate_grads_row(std::int64_t n, const T* __restrict r, const T* __restrict z, const T* __restrict gate_n,
+                        const T* __restrict vn, const T* __restrict h, const T* __restrict g, T* __restrict d_in,
+                        T* __restrict d_hid, T* __restrict direct) {
+  for (std::int64_t j = 0; j < n; ++j) {
+    const T d_n = g[j] * (T(1) - z[j]) * (T(1) - gate_n[j] * gate_n[j]);
+    const T d_z = g[j] * (h[j] - gate_n[j]) * z[j] * (T(1) - z[j]);
+    const T d_r = d_n * vn[j] * r[j] * (T(1) - r[j]);
+    d_in[j] = d_r;
+    d_in[n + j] = d_z;
+    d_in[2 * n + j] = d_n;
+    d_hid[j] = d_r;
+    d_hid[n + j] = d_z;
+    d_hid[2 * n + j] = r[j] * d_n;
+    direct[j] = g[j] * z[j];
   }
 }
 
@@ -452,30 +473,11 @@ void gru_gates(const CellShape& s, const T* u, const T* v, const T* h, T* gates,
 // hidden side's pre-activation gradients [batch, 3H], and g ⊙ z.
 template <class T>
 void gru_gate_grads(const CellShape& s, const T* gates, const T* h, const T* g, T* d_in, T* d_hid, T* direct) {
-  const std::int64_t hidden = s.hidden, rows = s.rows, ld = 4 * hidden;
+  const std::int64_t n = s.hidden, ld = 4 * n;
   for (std::int64_t b = 0; b < s.batch; ++b) {
-    const T* gr = gates + b * ld;
-    const T* gz = gr + hidden;
-    const T* gn = gz + hidden;
-    const T* gvn = gn + hidden;
-    const T* gb = g + b * hidden;
-    const T* hb = h + b * hidden;
-    T* dib = d_in + b * rows;
-    T* dhb = d_hid + b * rows;
-    T* dzb = direct + b * hidden;
-    for (std::int64_t j = 0; j < hidden; ++j) {
-      const T r = gr[j], z = gz[j], n = gn[j];
-      const T d_n = gb[j] * (T(1) - z) * (T(1) - n * n);
-      const T d_z = gb[j] * (hb[j] - n) * z * (T(1) - z);
-      const T d_r = d_n * gvn[j] * r * (T(1) - r);
-      dib[j] = d_r;
-      dib[hidden + j] = d_z;
-      dib[2 * hidden + j] = d_n;
-      dhb[j] = d_r;
-      dhb[hidden + j] = d_z;
-      dhb[2 * hidden + j] = r * d_n;
-      dzb[j] = gb[j] * z;
-    }
+    const T* row = gates + b * ld;
+    gru_gate_grads_row(n, row, row + n, row + 2 * n, row + 3 * n, h + b * n, g + b * n, d_in + b * s.rows,
+                       d_hid + b * s.rows, direct + b * n);
   }
 }
 
