@@ -11,6 +11,8 @@
 
 #include "core/dispatch.hpp"
 #include "ops/blas.hpp"
+#include "ops/recurrent_common.hpp"
+#include "ops/recurrent_kernels.hpp"
 #include "ops/vector_math.hpp"
 #include "tapegrad/autograd.hpp"
 #include "tapegrad/ops/activation.hpp"
@@ -19,60 +21,28 @@
 #include "tapegrad/ops/reduce.hpp"
 #include "tapegrad/ops/shape_ops.hpp"
 
-namespace tapegrad {
-
-namespace {
-
-using detail::dispatch_float;
-using detail::gemm_checked;
-using detail::sigmoid_value;
-using detail::tanh_value;
-
-// Extents of a cell as its checks found them.
-struct CellShape {
-  std::int64_t batch = 0, input = 0, hidden = 0;
-  std::int64_t rows = 0;  // gates · hidden: the weights' rows
-  bool has_bias = false;
-  DType dtype = DType::Float32;
-};
-
-// The tensors a cell's backward reads, saved (version-checked, and on the
-// tape in a create-graph pass). c only for the LSTM; the biases only when
-// given.
-struct CellInputs {
-  Tensor x, h, c, w_ih, w_hh, b_ih, b_hh;
-};
-
-// Where each input sits in the node's input list.
-struct Slots {
-  std::size_t x = 0, h = 1, c = 2, w_ih, w_hh, b_ih, b_hh;
-};
-constexpr Slots kTwoStateSlots{0, 1, 0, 2, 3, 4, 5};  // RNN and GRU: no c
-constexpr Slots kLstmSlots{0, 1, 2, 3, 4, 5, 6};
+namespace tapegrad::detail::recurrent {
 
 void check_state(const char* op, const char* name, const Tensor& state, const Tensor& x, const CellShape& s) {
   if (!state.defined())
     throw_invalid(op, "state ", name, " is undefined (start from zeros([", s.batch, ", ", s.hidden, "]))");
-  detail::check_same_dtype(op, x, state);
+  check_same_dtype(op, x, state);
   if (state.shape() != Shape{s.batch, s.hidden}) {
     throw_invalid(op, "state ", name, " ", state.shape().str(), " does not match input ", x.shape().str(),
                   " and hidden size ", s.hidden, " (expects ", Shape{s.batch, s.hidden}.str(), ")");
   }
 }
 
-CellShape check_cell(const char* op, std::int64_t gates, const Tensor& x, const Tensor& h, const Tensor* c,
-                     const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh) {
-  detail::check_floating(op, x);
-  if (x.dim() != 2) throw_invalid(op, "input must be [batch x input_size], got ", x.shape().str());
-  detail::check_same_dtype(op, x, w_ih);
-  detail::check_same_dtype(op, x, w_hh);
+CellShape check_weights(const char* op, std::int64_t gates, const Tensor& x, const char* layout, const Tensor& w_ih,
+                        const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh) {
+  check_same_dtype(op, x, w_ih);
+  check_same_dtype(op, x, w_hh);
   const std::string gate_rows = gates == 1 ? std::string("hidden") : std::to_string(gates) + "·hidden";
   if (w_hh.dim() != 2 || w_hh.shape(0) != gates * w_hh.shape(1)) {
     throw_invalid(op, "weight_hh ", w_hh.shape().str(), " must be [", gate_rows, " x hidden]");
   }
   CellShape s;
-  s.batch = x.shape(0);
-  s.input = x.shape(1);
+  s.input = x.shape().back();
   s.hidden = w_hh.shape(1);
   s.rows = gates * s.hidden;
   s.dtype = x.dtype();
@@ -81,16 +51,14 @@ CellShape check_cell(const char* op, std::int64_t gates, const Tensor& x, const 
                   s.rows, " x input_size])");
   }
   if (w_ih.shape(1) != s.input) {
-    throw_invalid(op, "input ", x.shape().str(), " does not match weight_ih ", w_ih.shape().str(),
-                  " (expects [batch x ", w_ih.shape(1), "])");
+    throw_invalid(op, "input ", x.shape().str(), " does not match weight_ih ", w_ih.shape().str(), " (expects [",
+                  layout, w_ih.shape(1), "])");
   }
-  check_state(op, "h", h, x, s);
-  if (c != nullptr) check_state(op, "c", *c, x, s);
   if (b_ih.defined() != b_hh.defined()) throw_invalid(op, "bias_ih and bias_hh must both be given or both omitted");
   s.has_bias = b_ih.defined();
   if (s.has_bias) {
     for (const auto& [name, bias] : {std::pair{"bias_ih", &b_ih}, std::pair{"bias_hh", &b_hh}}) {
-      detail::check_same_dtype(op, x, *bias);
+      check_same_dtype(op, x, *bias);
       if (bias->shape() != Shape{s.rows}) {
         throw_invalid(op, name, " ", bias->shape().str(), " does not match weight_ih ", w_ih.shape().str(),
                       " (expects ", Shape{s.rows}.str(), ")");
@@ -121,6 +89,37 @@ std::vector<const Tensor*> input_list(std::initializer_list<const Tensor*> fixed
   return inputs;
 }
 
+Tensor output_grad_or_zeros(const InputGrads& grads, std::size_t k, const Shape& shape, DType dtype) {
+  const Tensor& g = grads.output_grad(k);
+  return g.defined() ? g : zeros(shape, dtype);
+}
+
+}  // namespace tapegrad::detail::recurrent
+
+namespace tapegrad {
+
+namespace {
+
+using namespace detail::recurrent;
+
+// The cells' checks: x [B, I], the states [B, H], the weights.
+CellShape check_cell(const char* op, std::int64_t gates, const Tensor& x, const Tensor& h, const Tensor* c,
+                     const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh) {
+  detail::check_floating(op, x);
+  if (x.dim() != 2) throw_invalid(op, "input must be [batch x input_size], got ", x.shape().str());
+  CellShape s = check_weights(op, gates, x, "batch x ", w_ih, w_hh, b_ih, b_hh);
+  s.batch = x.shape(0);
+  check_state(op, "h", h, x, s);
+  if (c != nullptr) check_state(op, "c", *c, x, s);
+  return s;
+}
+
+using detail::dispatch_float;
+using detail::gemm_checked;
+using detail::sigmoid_value;
+using detail::tanh_value;
+using namespace detail::recurrent;
+
 // out[b, 0:rows] (row stride ld) = x·W_ihᵀ + b_ih, and, when `hidden_too`,
 // + h·W_hhᵀ + b_hh as well.
 template <class T>
@@ -147,21 +146,6 @@ void project_hidden(const CellShape& s, const T* h, const T* w_hh, const T* b_hh
     beta = 1;
   }
   gemm_checked<T>(false, true, s.batch, s.rows, s.hidden, h, s.hidden, w_hh, s.hidden, beta, out, s.rows);
-}
-
-template <class T>
-const T* data_or_null(const Tensor& t) {
-  return t.defined() ? t.data<T>() : nullptr;
-}
-
-// Σ over the batch of d [batch, rows].
-template <class T>
-Tensor column_sums(const CellShape& s, const T* d) {
-  Tensor out = zeros(Shape{s.rows}, s.dtype);
-  T* o = out.data<T>();
-  for (std::int64_t b = 0; b < s.batch; ++b)
-    for (std::int64_t j = 0; j < s.rows; ++j) o[j] += d[b * s.rows + j];
-  return out;
 }
 
 // Sends the gate gradients through the projections: dA_in [batch, rows] of
@@ -196,8 +180,8 @@ void send_through_projections(InputGrads& grads, const Slots& slot, const CellSh
                     s.hidden);
     grads.add(slot.w_hh, std::move(gw));
   }
-  if (s.has_bias && grads.needs(slot.b_ih)) grads.add(slot.b_ih, column_sums(s, d_in));
-  if (s.has_bias && grads.needs(slot.b_hh)) grads.add(slot.b_hh, column_sums(s, d_hid));
+  if (s.has_bias && grads.needs(slot.b_ih)) grads.add(slot.b_ih, column_sums(s, s.batch, d_in));
+  if (s.has_bias && grads.needs(slot.b_hh)) grads.add(slot.b_hh, column_sums(s, s.batch, d_hid));
 }
 
 // The same with recorded ops (create-graph pass).
@@ -212,12 +196,6 @@ void send_recorded(InputGrads& grads, const Slots& slot, const CellShape& s, con
   if (grads.needs(slot.w_hh)) grads.add(slot.w_hh, matmul(transpose(d_hid), in.h));
   if (s.has_bias && grads.needs(slot.b_ih)) grads.add(slot.b_ih, sum(d_in, {0}));
   if (s.has_bias && grads.needs(slot.b_hh)) grads.add(slot.b_hh, sum(d_hid, {0}));
-}
-
-// The gradient reaching output k, zeros where none arrived.
-Tensor output_grad_or_zeros(const InputGrads& grads, std::size_t k, const CellShape& s) {
-  const Tensor& g = grads.output_grad(k);
-  return g.defined() ? g : zeros({s.batch, s.hidden}, s.dtype);
 }
 
 }  // namespace
@@ -291,33 +269,6 @@ Tensor rnn_cell(const Tensor& x, const Tensor& h, const Tensor& weight_ih, const
 
 namespace {
 
-// p[k] = σ(p[k]) / tanh(p[k]) for k < n: loops this plain vectorise
-// (the float σ and tanh are branch-free); one loop computing all the gates
-// at once did not.
-template <class T>
-void sigmoid_in_place(T* __restrict p, std::int64_t n) {
-  for (std::int64_t k = 0; k < n; ++k) p[k] = sigmoid_value(p[k]);
-}
-template <class T>
-void tanh_in_place(T* __restrict p, std::int64_t n) {
-  for (std::int64_t k = 0; k < n; ++k) p[k] = tanh_value(p[k]);
-}
-
-// One batch row of the LSTM's gate pass. The arrays never overlap;
-// restrict on parameters (which GCC honours, unlike on locals) lets the
-// loops vectorise.
-template <class T>
-void lstm_gates_row(std::int64_t n, T* __restrict gi, T* __restrict gf, T* __restrict gg, T* __restrict go,
-                    T* __restrict gt, const T* __restrict c, T* __restrict h_new, T* __restrict c_new) {
-  sigmoid_in_place(gi, n);
-  sigmoid_in_place(gf, n);
-  tanh_in_place(gg, n);
-  sigmoid_in_place(go, n);
-  for (std::int64_t j = 0; j < n; ++j) c_new[j] = gf[j] * c[j] + gi[j] * gg[j];
-  for (std::int64_t j = 0; j < n; ++j) gt[j] = tanh_value(c_new[j]);
-  for (std::int64_t j = 0; j < n; ++j) h_new[j] = go[j] * gt[j];
-}
-
 // a [batch, 5H] holds the pre-activations a_i a_f a_g a_o (row stride 5H);
 // overwrites them with i f g o and tanh(c') for the backward, and writes
 // h' and c'.
@@ -327,23 +278,6 @@ void lstm_gates(const CellShape& s, const T* c, T* a, T* h_new, T* c_new) {
   for (std::int64_t b = 0; b < s.batch; ++b) {
     T* row = a + b * ld;
     lstm_gates_row(n, row, row + n, row + 2 * n, row + 3 * n, row + 4 * n, c + b * n, h_new + b * n, c_new + b * n);
-  }
-}
-
-// One batch row of the LSTM's closed-form gate gradients.
-template <class T>
-void lstm_gate_grads_row(std::int64_t n, const T* __restrict gi, const T* __restrict gf, const T* __restrict gg,
-                         const T* __restrict go, const T* __restrict gt, const T* __restrict c, const T* __restrict g_h,
-                         const T* __restrict g_c, T* __restrict di, T* __restrict df, T* __restrict dg,
-                         T* __restrict d_o, T* __restrict dc) {
-  for (std::int64_t j = 0; j < n; ++j) {
-    const T i = gi[j], f = gf[j], g = gg[j], o = go[j], t = gt[j];
-    const T c_hat = g_c[j] + g_h[j] * o * (T(1) - t * t);
-    di[j] = c_hat * g * i * (T(1) - i);
-    df[j] = c_hat * c[j] * f * (T(1) - f);
-    dg[j] = c_hat * i * (T(1) - g * g);
-    d_o[j] = g_h[j] * t * o * (T(1) - o);
-    dc[j] = c_hat * f;
   }
 }
 
@@ -390,8 +324,8 @@ LstmState lstm_cell(const Tensor& x, const LstmState& state, const Tensor& weigh
       const std::vector<Tensor> a = chunk(linear(in.x, in.w_ih, in.b_ih) + linear(in.h, in.w_hh, in.b_hh), 4, 1);
       const Tensor i = sigmoid(a[0]), f = sigmoid(a[1]), g = tanh(a[2]), o = sigmoid(a[3]);
       const Tensor t = tanh(f * in.c + i * g);
-      const Tensor g_h = output_grad_or_zeros(grads, 0, s);
-      const Tensor c_hat = output_grad_or_zeros(grads, 1, s) + g_h * o * (1.0 - t * t);
+      const Tensor g_h = output_grad_or_zeros(grads, 0, {s.batch, s.hidden}, s.dtype);
+      const Tensor c_hat = output_grad_or_zeros(grads, 1, {s.batch, s.hidden}, s.dtype) + g_h * o * (1.0 - t * t);
       const Tensor d = concat(
           {c_hat * g * i * (1.0 - i), c_hat * in.c * f * (1.0 - f), c_hat * i * (1.0 - g * g), g_h * t * o * (1.0 - o)},
           1);
@@ -401,8 +335,8 @@ LstmState lstm_cell(const Tensor& x, const LstmState& state, const Tensor& weigh
     }
     dispatch_float(s.dtype, op, [&](auto tag) {
       using T = decltype(tag);
-      const Tensor g_h = output_grad_or_zeros(grads, 0, s);
-      const Tensor g_c = output_grad_or_zeros(grads, 1, s);
+      const Tensor g_h = output_grad_or_zeros(grads, 0, {s.batch, s.hidden}, s.dtype);
+      const Tensor g_c = output_grad_or_zeros(grads, 1, {s.batch, s.hidden}, s.dtype);
       // c's gradient is computed even when c needs none (a first step from
       // zeros): one loop that vectorises beats a branch inside it.
       Tensor d = empty({s.batch, s.rows}, s.dtype);
@@ -428,17 +362,6 @@ LstmState lstm_cell(const Tensor& x, const LstmState& state, const Tensor& weigh
 
 namespace {
 
-// One batch row of the GRU's gate pass.
-template <class T>
-void gru_gates_row(std::int64_t n, const T* __restrict u, const T* __restrict v, const T* __restrict h, T* __restrict r,
-                   T* __restrict z, T* __restrict gate_n, T* __restrict vn, T* __restrict h_new) {
-  for (std::int64_t j = 0; j < n; ++j) r[j] = sigmoid_value(u[j] + v[j]);
-  for (std::int64_t j = 0; j < n; ++j) z[j] = sigmoid_value(u[n + j] + v[n + j]);
-  for (std::int64_t j = 0; j < n; ++j) vn[j] = v[2 * n + j];
-  for (std::int64_t j = 0; j < n; ++j) gate_n[j] = tanh_value(u[2 * n + j] + r[j] * vn[j]);
-  for (std::int64_t j = 0; j < n; ++j) h_new[j] = (T(1) - z[j]) * gate_n[j] + z[j] * h[j];
-}
-
 // u, v [batch, 3H]: the input and hidden projections. Writes h' and keeps
 // r, z, n and v_n in gates [batch, 4H] for the backward.
 template <class T>
@@ -447,25 +370,6 @@ void gru_gates(const CellShape& s, const T* u, const T* v, const T* h, T* gates,
   for (std::int64_t b = 0; b < s.batch; ++b) {
     T* row = gates + b * ld;
     gru_gates_row(n, u + b * s.rows, v + b * s.rows, h + b * n, row, row + n, row + 2 * n, row + 3 * n, h_new + b * n);
-  }
-}
-
-// One batch row of the GRU's closed-form gate gradients.
-template <class T>
-void gru_gate_grads_row(std::int64_t n, const T* __restrict r, const T* __restrict z, const T* __restrict gate_n,
-                        const T* __restrict vn, const T* __restrict h, const T* __restrict g, T* __restrict d_in,
-                        T* __restrict d_hid, T* __restrict direct) {
-  for (std::int64_t j = 0; j < n; ++j) {
-    const T d_n = g[j] * (T(1) - z[j]) * (T(1) - gate_n[j] * gate_n[j]);
-    const T d_z = g[j] * (h[j] - gate_n[j]) * z[j] * (T(1) - z[j]);
-    const T d_r = d_n * vn[j] * r[j] * (T(1) - r[j]);
-    d_in[j] = d_r;
-    d_in[n + j] = d_z;
-    d_in[2 * n + j] = d_n;
-    d_hid[j] = d_r;
-    d_hid[n + j] = d_z;
-    d_hid[2 * n + j] = r[j] * d_n;
-    direct[j] = g[j] * z[j];
   }
 }
 

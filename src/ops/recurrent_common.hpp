@@ -1,0 +1,65 @@
+#pragma once
+// Internal: what the recurrent ops share besides their pointwise kernels:
+// the extents their checks find, the checks, the inputs a backward saves.
+#include <cstdint>
+#include <vector>
+
+#include "core/dispatch.hpp"
+#include "tapegrad/autograd.hpp"
+#include "tapegrad/tensor.hpp"
+
+namespace tapegrad::detail::recurrent {
+
+// Extents of a cell as its checks found them.
+struct CellShape {
+  std::int64_t batch = 0, input = 0, hidden = 0;
+  std::int64_t rows = 0;  // gates · hidden: the weights' rows
+  bool has_bias = false;
+  DType dtype = DType::Float32;
+};
+
+// The tensors a backward reads, saved (version-checked, and on the tape in
+// a create-graph pass). c only for the LSTM; the biases only when given.
+struct CellInputs {
+  Tensor x, h, c, w_ih, w_hh, b_ih, b_hh;
+};
+
+// Where each input sits in the node's input list.
+struct Slots {
+  std::size_t x = 0, h = 1, c = 2, w_ih, w_hh, b_ih, b_hh;
+};
+inline constexpr Slots kTwoStateSlots{0, 1, 0, 2, 3, 4, 5};  // RNN and GRU: no c
+inline constexpr Slots kLstmSlots{0, 1, 2, 3, 4, 5, 6};
+
+// The weights [gates·H, I] and [gates·H, H] and the biases [gates·H] (both
+// or neither) against x, whose last extent is the input size; `layout`
+// names x's other axes in messages ("batch x "). batch is left 0.
+CellShape check_weights(const char* op, std::int64_t gates, const Tensor& x, const char* layout, const Tensor& w_ih,
+                        const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh);
+// A state (h or c) is defined, of x's dtype, and [s.batch, s.hidden].
+void check_state(const char* op, const char* name, const Tensor& state, const Tensor& x, const CellShape& s);
+
+CellInputs save_inputs(const Tensor& x, const Tensor& h, const Tensor* c, const Tensor& w_ih, const Tensor& w_hh,
+                       const Tensor& b_ih, const Tensor& b_hh);
+// The node's inputs: `fixed`, then the biases when given.
+std::vector<const Tensor*> input_list(std::initializer_list<const Tensor*> fixed, const Tensor& b_ih,
+                                      const Tensor& b_hh);
+// The gradient reaching output k, zeros of `shape` where none arrived.
+Tensor output_grad_or_zeros(const InputGrads& grads, std::size_t k, const Shape& shape, DType dtype);
+
+template <class T>
+const T* data_or_null(const Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
+
+// Σ over the rows of d [n, s.rows].
+template <class T>
+Tensor column_sums(const CellShape& s, std::int64_t n, const T* d) {
+  Tensor out = zeros(Shape{s.rows}, s.dtype);
+  T* o = out.data<T>();
+  for (std::int64_t b = 0; b < n; ++b)
+    for (std::int64_t j = 0; j < s.rows; ++j) o[j] += d[b * s.rows + j];
+  return out;
+}
+
+}  // namespace tapegrad::detail::recurrent
