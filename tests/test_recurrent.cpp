@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "fixture.hpp"
+#include "ops/recurrent_common.hpp"
 #include "support.hpp"
 
 using namespace tapegrad;
@@ -621,4 +622,126 @@ TEST_CASE("RNN, LSTM and GRU layers match PyTorch's: outputs, final states and e
     ++checked;
   }
   CHECK(checked == 25);
+}
+
+// ---------------------------------------------------------------------------
+// Whole-sequence ops against the cells unrolled.
+
+namespace {
+
+using detail::recurrent::CellKind;
+
+SequenceOutput fused_sequence(CellKind kind, const std::vector<Tensor>& in, bool bias, const SequenceOptions& options) {
+  const bool lstm = kind == CellKind::Lstm;
+  const std::size_t w = lstm ? 3 : 2;
+  const Tensor b_ih = bias ? in[w + 2] : Tensor(), b_hh = bias ? in[w + 3] : Tensor();
+  switch (kind) {
+    case CellKind::Lstm:
+      return lstm_sequence(in[0], {in[1], in[2]}, in[w], in[w + 1], b_ih, b_hh, options);
+    case CellKind::Gru:
+      return gru_sequence(in[0], in[1], in[w], in[w + 1], b_ih, b_hh, options);
+    case CellKind::RnnRelu:
+      return rnn_sequence(in[0], in[1], in[w], in[w + 1], b_ih, b_hh, RnnActivation::Relu, options);
+    case CellKind::RnnTanh:
+      break;
+  }
+  return rnn_sequence(in[0], in[1], in[w], in[w + 1], b_ih, b_hh, RnnActivation::Tanh, options);
+}
+
+SequenceOutput unrolled_sequence(CellKind kind, const std::vector<Tensor>& in, bool bias,
+                                 const SequenceOptions& options) {
+  const bool lstm = kind == CellKind::Lstm;
+  const std::size_t w = lstm ? 3 : 2;
+  return detail::recurrent::unroll_cells(kind, in[0], {in[1], lstm ? in[2] : Tensor()}, in[w], in[w + 1],
+                                         bias ? in[w + 2] : Tensor(), bias ? in[w + 3] : Tensor(), options);
+}
+
+Tensor flat(const SequenceOutput& out) {
+  std::vector<Tensor> parts{flatten(out.output), flatten(out.state.h)};
+  if (out.state.c.defined()) parts.push_back(flatten(out.state.c));
+  return concat(parts, 0);
+}
+
+std::vector<Tensor> sequence_inputs(CellKind kind, bool bias, std::int64_t steps, std::int64_t batch) {
+  const std::int64_t gates = kind == CellKind::Lstm ? 4 : kind == CellKind::Gru ? 3 : 1, input = 3, hidden = 4;
+  std::vector<Tensor> in{random_input({steps, batch, input}, -1, 1), random_input({batch, hidden}, -1, 1)};
+  if (kind == CellKind::Lstm) in.push_back(random_input({batch, hidden}, -1, 1));
+  in.push_back(random_input({gates * hidden, input}, -0.7, 0.7));
+  in.push_back(random_input({gates * hidden, hidden}, -0.7, 0.7));
+  if (bias) {
+    in.push_back(random_input({gates * hidden}, -0.5, 0.5));
+    in.push_back(random_input({gates * hidden}, -0.5, 0.5));
+  }
+  return in;
+}
+
+const char* kind_name(CellKind kind) {
+  return kind == CellKind::Lstm      ? "lstm"
+         : kind == CellKind::Gru     ? "gru"
+         : kind == CellKind::RnnRelu ? "rnn relu"
+                                     : "rnn tanh";
+}
+
+}  // namespace
+
+TEST_CASE("sequence ops give the unrolled cells' outputs, final states and gradients", "[recurrent]") {
+  manual_seed(40);
+  for (CellKind kind : {CellKind::RnnTanh, CellKind::RnnRelu, CellKind::Lstm, CellKind::Gru}) {
+    for (bool bias : {true, false}) {
+      for (bool reverse : {false, true}) {
+        for (const std::vector<std::int64_t>& sizes : {std::vector<std::int64_t>{}, {4, 4, 3, 1, 1}, {3, 2, 2, 0, 0}}) {
+          INFO(kind_name(kind) << (bias ? "" : " no bias") << (reverse ? " reverse" : "") << " batch sizes "
+                               << sizes.size());
+          const SequenceOptions options{sizes, reverse};
+          const std::vector<Tensor> in = sequence_inputs(kind, bias, 5, 4);
+          const Tensor got = flat(fused_sequence(kind, in, bias, options));
+          const Tensor want = flat(unrolled_sequence(kind, in, bias, options));
+          check_close(got, want);
+          const Tensor seed = rand(got.shape(), DType::Float64, -1, 1);
+          const std::vector<Tensor> g = grad({sum(got * seed)}, in, {}, {.allow_unused = true});
+          const std::vector<Tensor> e = grad({sum(want * seed)}, in, {}, {.allow_unused = true});
+          for (std::size_t k = 0; k < in.size(); ++k) {
+            INFO("input " << k);
+            REQUIRE(g[k].defined() == e[k].defined());
+            if (g[k].defined()) check_close(g[k], e[k]);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("sequence ops pass gradcheck and gradgradcheck", "[recurrent][gradcheck]") {
+  manual_seed(41);
+  for (CellKind kind : {CellKind::RnnTanh, CellKind::Lstm, CellKind::Gru}) {
+    INFO(kind_name(kind));
+    const SequenceOptions options{{3, 2, 2, 1}, kind == CellKind::Gru};
+    const std::vector<Tensor> in = sequence_inputs(kind, true, 4, 3);
+    require_gradcheck([&](auto& v) { return flat(fused_sequence(kind, v, true, options)); }, in);
+    require_gradgradcheck([&](auto& v) { return flat(fused_sequence(kind, v, true, options)); }, in);
+  }
+}
+
+TEST_CASE("sequence op errors name the op and the shapes", "[recurrent][errors]") {
+  const Tensor x = zeros({5, 2, 3}, DType::Float64), h = zeros({2, 4}, DType::Float64);
+  const Tensor w_ih = zeros({16, 3}, DType::Float64), w_hh = zeros({16, 4}, DType::Float64);
+  REQUIRE_THROWS_MESSAGE(lstm_sequence(zeros({2, 3}, DType::Float64), {h, h}, w_ih, w_hh), std::invalid_argument,
+                         "lstm_sequence: input must be [T x batch x input_size], got [2x3]");
+  REQUIRE_THROWS_MESSAGE(lstm_sequence(zeros({5, 2, 2}, DType::Float64), {h, h}, w_ih, w_hh), std::invalid_argument,
+                         "lstm_sequence: input [5x2x2] does not match weight_ih [16x3] (expects [T x batch x 3])");
+  REQUIRE_THROWS_MESSAGE(lstm_sequence(zeros({0, 2, 3}, DType::Float64), {h, h}, w_ih, w_hh), std::invalid_argument,
+                         "lstm_sequence: the sequence is empty (T = 0), input [0x2x3]");
+  REQUIRE_THROWS_MESSAGE(lstm_sequence(x, {zeros({3, 4}, DType::Float64), h}, w_ih, w_hh), std::invalid_argument,
+                         "lstm_sequence: state h [3x4] does not match input [5x2x3] and hidden size 4 (expects [2x4])");
+  REQUIRE_THROWS_MESSAGE(lstm_sequence(x, {h, h}, w_ih, w_hh, Tensor(), Tensor(), {{2, 2, 1}}), std::invalid_argument,
+                         "lstm_sequence: got 3 batch sizes for 5 steps");
+  REQUIRE_THROWS_MESSAGE(lstm_sequence(x, {h, h}, w_ih, w_hh, Tensor(), Tensor(), {{2, 1, 2, 1, 1}}),
+                         std::invalid_argument,
+                         "lstm_sequence: batch size 2 at step 2 must be in 0..1 (non-increasing over the steps, at "
+                         "most the batch)");
+  REQUIRE_THROWS_MESSAGE(gru_sequence(x, h, zeros({12, 3}, DType::Float64), zeros({12, 4}, DType::Float64), Tensor(),
+                                      Tensor(), {{3, 2, 2, 1, 1}}),
+                         std::invalid_argument,
+                         "gru_sequence: batch size 3 at step 0 must be in 0..2 (non-increasing over the steps, at "
+                         "most the batch)");
 }

@@ -165,62 +165,6 @@ std::string RecurrentBase::str() const {
 
 Tensor RecurrentBase::forward(const Tensor& input) { return forward(input, RecurrentState{}).output; }
 
-std::vector<Tensor> RecurrentBase::run_direction(const std::vector<Tensor>& xs, const std::vector<std::int64_t>& active,
-                                                 bool reverse, const LayerParameters& p, const LstmState& initial,
-                                                 LstmState& final_state) {
-  const std::int64_t steps = static_cast<std::int64_t>(xs.size());
-  const std::int64_t batch = initial.h.shape(0);
-  const bool lstm = has_cell_state();
-  std::vector<Tensor> outputs(xs.size());
-  auto padded = [&](const Tensor& h) {  // rows past the active ones are zeros
-    const std::int64_t rows = h.shape(0);
-    return rows == batch ? h : concat({h, zeros({batch - rows, hidden_size_}, h.dtype())}, 0);
-  };
-  auto rows_of = [](const Tensor& t, std::int64_t begin, std::int64_t end) {
-    return t.defined() ? slice(t, 0, begin, end) : Tensor();
-  };
-  if (!reverse) {
-    // Rows leave as their sequences end (the batch is sorted longest
-    // first): the state they leave with is their final one.
-    LstmState state = initial;
-    std::vector<LstmState> finished;  // later entries hold lower rows
-    for (std::int64_t t = 0; t < steps; ++t) {
-      const std::int64_t rows = state.h.shape(0), b = active[t];
-      if (b < rows) {
-        finished.push_back({rows_of(state.h, b, rows), rows_of(state.c, b, rows)});
-        state = {rows_of(state.h, 0, b), rows_of(state.c, 0, b)};
-      }
-      const Tensor& x = xs[t];
-      state = step(b == batch ? x : slice(x, 0, 0, b), state, p);
-      outputs[t] = padded(state.h);
-    }
-    std::vector<Tensor> hs{state.h}, cs{state.c};
-    for (auto it = finished.rbegin(); it != finished.rend(); ++it) {
-      hs.push_back(it->h);
-      cs.push_back(it->c);
-    }
-    final_state = {hs.size() == 1 ? hs[0] : concat(hs, 0), lstm ? (cs.size() == 1 ? cs[0] : concat(cs, 0)) : Tensor()};
-    return outputs;
-  }
-  // Reverse: each sequence starts at its own last step, from the initial
-  // state; rows join as t falls below their lengths.
-  LstmState state;
-  for (std::int64_t t = steps - 1; t >= 0; --t) {
-    const std::int64_t b = active[t];
-    const std::int64_t rows = state.h.defined() ? state.h.shape(0) : 0;
-    if (b > rows) {
-      const LstmState joining{rows_of(initial.h, rows, b), rows_of(initial.c, rows, b)};
-      state = rows == 0 ? joining
-                        : LstmState{concat({state.h, joining.h}, 0), lstm ? concat({state.c, joining.c}, 0) : Tensor()};
-    }
-    const Tensor& x = xs[t];
-    state = step(b == batch ? x : slice(x, 0, 0, b), state, p);
-    outputs[t] = padded(state.h);
-  }
-  final_state = state;
-  return outputs;
-}
-
 RecurrentOutput RecurrentBase::forward(const Tensor& input, const RecurrentState& initial,
                                        const std::vector<std::int64_t>& lengths) {
   const DType dtype = parameter(names_[0]).dtype();
@@ -229,8 +173,8 @@ RecurrentOutput RecurrentBase::forward(const Tensor& input, const RecurrentState
     detail::throw_layer(*this, "expects input ", options_.batch_first ? "[B x T x " : "[T x B x ", input_size_,
                         "], got ", input.shape().str());
   }
-  const Tensor sequence = options_.batch_first ? transpose(input, 0, 1) : input;  // [T, B, in]
-  const std::int64_t steps = sequence.shape(0), batch = sequence.shape(1);
+  const Tensor time_major = options_.batch_first ? transpose(input, 0, 1) : input;  // [T, B, in]
+  const std::int64_t steps = time_major.shape(0), batch = time_major.shape(1);
   if (steps == 0) detail::throw_layer(*this, "the sequence is empty (T = 0), input ", input.shape().str());
   const std::int64_t layers = options_.num_layers, dirs = directions();
   const Shape state_shape{layers * dirs, batch, hidden_size_};
@@ -273,27 +217,32 @@ RecurrentOutput RecurrentBase::forward(const Tensor& input, const RecurrentState
     return order.empty() || !t.defined() ? t : index_select(t, axis, order_index);
   };
 
-  std::vector<Tensor> xs = unbind(sorted(sequence, 1), 0);
+  // The first batch_sizes[t] rows (longest first) take step t.
+  SequenceOptions forward_options, reverse_options;
+  if (!lengths.empty()) {
+    forward_options.batch_sizes = active;
+    reverse_options.batch_sizes = active;
+  }
+  reverse_options.reverse = true;
+  Tensor layer_input = sorted(time_major, 1);
   const std::vector<Tensor> h0 = initial.h.defined() ? unbind(sorted(initial.h, 1), 0) : std::vector<Tensor>{};
   const std::vector<Tensor> c0 = initial.c.defined() ? unbind(sorted(initial.c, 1), 0) : std::vector<Tensor>{};
   const Tensor zero = zeros({batch, hidden_size_}, dtype);
   std::vector<Tensor> final_h, final_c;
   for (std::int64_t layer = 0; layer < layers; ++layer) {
-    std::vector<std::vector<Tensor>> outputs;
+    std::vector<Tensor> outputs;
     for (std::int64_t direction = 0; direction < dirs; ++direction) {
       const std::size_t k = static_cast<std::size_t>(layer * dirs + direction);
       const LstmState start{h0.empty() ? zero : h0[k], has_cell_state() ? (c0.empty() ? zero : c0[k]) : Tensor()};
-      LstmState final_state;
-      outputs.push_back(
-          run_direction(xs, active, direction == 1, layer_parameters(layer, direction), start, final_state));
-      final_h.push_back(final_state.h);
-      final_c.push_back(final_state.c);
+      const SequenceOutput out = sequence(layer_input, start, layer_parameters(layer, direction),
+                                          direction == 1 ? reverse_options : forward_options);
+      outputs.push_back(out.output);
+      final_h.push_back(out.state.h);
+      final_c.push_back(out.state.c);
     }
-    for (std::int64_t t = 0; t < steps; ++t) {
-      xs[t] = dirs == 1 ? outputs[0][t] : concat({outputs[0][t], outputs[1][t]}, 1);
-    }
+    layer_input = dirs == 1 ? outputs[0] : concat(outputs, 2);
     if (layer + 1 < layers && options_.dropout > 0 && is_training()) {
-      xs = unbind(dropout(stack(xs, 0), options_.dropout, true), 0);
+      layer_input = dropout(layer_input, options_.dropout, true);
     }
   }
 
@@ -303,7 +252,7 @@ RecurrentOutput RecurrentBase::forward(const Tensor& input, const RecurrentState
     return order.empty() || !t.defined() ? t : index_select(t, axis, from_indices(inverse, {batch}));
   };
   RecurrentOutput result;
-  result.output = unsorted(stack(xs, 0), 1);
+  result.output = unsorted(layer_input, 1);
   if (options_.batch_first) result.output = transpose(result.output, 0, 1);
   result.state.h = unsorted(stack(final_h, 0), 1);
   if (has_cell_state()) result.state.c = unsorted(stack(final_c, 0), 1);
@@ -313,22 +262,25 @@ RecurrentOutput RecurrentBase::forward(const Tensor& input, const RecurrentState
 RNN::RNN(std::int64_t input_size, std::int64_t hidden_size, const RecurrentOptions& options)
     : RecurrentBase("RNN", 1, input_size, hidden_size, options) {}
 
-LstmState RNN::step(const Tensor& x, const LstmState& state, const LayerParameters& p) {
-  return {rnn_cell(x, state.h, p.w_ih, p.w_hh, p.b_ih, p.b_hh, options().nonlinearity), Tensor()};
+SequenceOutput RNN::sequence(const Tensor& x, const LstmState& initial, const LayerParameters& p,
+                             const SequenceOptions& options) {
+  return rnn_sequence(x, initial.h, p.w_ih, p.w_hh, p.b_ih, p.b_hh, this->options().nonlinearity, options);
 }
 
 LSTM::LSTM(std::int64_t input_size, std::int64_t hidden_size, const RecurrentOptions& options)
     : RecurrentBase("LSTM", 4, input_size, hidden_size, options) {}
 
-LstmState LSTM::step(const Tensor& x, const LstmState& state, const LayerParameters& p) {
-  return lstm_cell(x, state, p.w_ih, p.w_hh, p.b_ih, p.b_hh);
+SequenceOutput LSTM::sequence(const Tensor& x, const LstmState& initial, const LayerParameters& p,
+                              const SequenceOptions& options) {
+  return lstm_sequence(x, initial, p.w_ih, p.w_hh, p.b_ih, p.b_hh, options);
 }
 
 GRU::GRU(std::int64_t input_size, std::int64_t hidden_size, const RecurrentOptions& options)
     : RecurrentBase("GRU", 3, input_size, hidden_size, options) {}
 
-LstmState GRU::step(const Tensor& x, const LstmState& state, const LayerParameters& p) {
-  return {gru_cell(x, state.h, p.w_ih, p.w_hh, p.b_ih, p.b_hh), Tensor()};
+SequenceOutput GRU::sequence(const Tensor& x, const LstmState& initial, const LayerParameters& p,
+                             const SequenceOptions& options) {
+  return gru_sequence(x, initial.h, p.w_ih, p.w_hh, p.b_ih, p.b_hh, options);
 }
 
 }  // namespace tapegrad::nn

@@ -6,6 +6,7 @@
 
 #include "core/dispatch.hpp"
 #include "tapegrad/autograd.hpp"
+#include "tapegrad/ops/recurrent.hpp"
 #include "tapegrad/tensor.hpp"
 
 namespace tapegrad::detail::recurrent {
@@ -61,5 +62,21 @@ Tensor column_sums(const CellShape& s, std::int64_t n, const T* d) {
     for (std::int64_t j = 0; j < s.rows; ++j) o[j] += d[b * s.rows + j];
   return out;
 }
+
+}  // namespace tapegrad::detail::recurrent
+
+namespace tapegrad::detail::recurrent {
+
+enum class CellKind { RnnTanh, RnnRelu, Lstm, Gru };
+
+// One step of a cell of `kind` (c only for the LSTM): the recorded op.
+LstmState cell_step(CellKind kind, const Tensor& x, const LstmState& state, const Tensor& w_ih, const Tensor& w_hh,
+                    const Tensor& b_ih, const Tensor& b_hh);
+
+// The sequence as the cells unrolled step by step, every step a recorded
+// node: the reference the fused sequence ops are tested against, and what
+// their create-graph backward differentiates.
+SequenceOutput unroll_cells(CellKind kind, const Tensor& x, const LstmState& initial, const Tensor& w_ih,
+                            const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh, const SequenceOptions& options);
 
 }  // namespace tapegrad::detail::recurrent

@@ -136,17 +136,14 @@ class RecurrentBase : public Module {
   struct LayerParameters {
     Tensor w_ih, w_hh, b_ih, b_hh;
   };
-  // One step: the state's h (and c) [b, H] after x [b, in].
-  virtual LstmState step(const Tensor& x, const LstmState& state, const LayerParameters& p) = 0;
+  // One layer and direction over the whole sequence x [T, B, in] (the
+  // sequence ops of ops/recurrent.hpp).
+  virtual SequenceOutput sequence(const Tensor& x, const LstmState& initial, const LayerParameters& p,
+                                  const SequenceOptions& options) = 0;
   virtual bool has_cell_state() const { return false; }
 
  private:
   LayerParameters layer_parameters(std::int64_t layer, std::int64_t direction) const;
-  // One direction of one layer over the time steps xs (batch sorted by
-  // length, longest first; active[t] rows take step t).
-  std::vector<Tensor> run_direction(const std::vector<Tensor>& xs, const std::vector<std::int64_t>& active,
-                                    bool reverse, const LayerParameters& p, const LstmState& initial,
-                                    LstmState& final_state);
 
   std::int64_t input_size_, hidden_size_;
   RecurrentOptions options_;
@@ -159,7 +156,8 @@ class RNN : public RecurrentBase {
   RNN(std::int64_t input_size, std::int64_t hidden_size, const RecurrentOptions& options = {});
 
  protected:
-  LstmState step(const Tensor& x, const LstmState& state, const LayerParameters& p) override;
+  SequenceOutput sequence(const Tensor& x, const LstmState& initial, const LayerParameters& p,
+                          const SequenceOptions& options) override;
 };
 
 /// LSTM; the state has h and c.
@@ -168,7 +166,8 @@ class LSTM : public RecurrentBase {
   LSTM(std::int64_t input_size, std::int64_t hidden_size, const RecurrentOptions& options = {});
 
  protected:
-  LstmState step(const Tensor& x, const LstmState& state, const LayerParameters& p) override;
+  SequenceOutput sequence(const Tensor& x, const LstmState& initial, const LayerParameters& p,
+                          const SequenceOptions& options) override;
   bool has_cell_state() const override { return true; }
 };
 
@@ -178,7 +177,8 @@ class GRU : public RecurrentBase {
   GRU(std::int64_t input_size, std::int64_t hidden_size, const RecurrentOptions& options = {});
 
  protected:
-  LstmState step(const Tensor& x, const LstmState& state, const LayerParameters& p) override;
+  SequenceOutput sequence(const Tensor& x, const LstmState& initial, const LayerParameters& p,
+                          const SequenceOptions& options) override;
 };
 
 }  // namespace tapegrad::nn

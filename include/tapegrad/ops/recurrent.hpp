@@ -16,6 +16,9 @@
 // products. In a create-graph pass the same closed form is evaluated with
 // recorded ops on gates recomputed from the inputs, so every cell is
 // differentiable to any order.
+#include <cstdint>
+#include <vector>
+
 #include "tapegrad/tensor.hpp"
 
 namespace tapegrad {
@@ -47,5 +50,46 @@ LstmState lstm_cell(const Tensor& x, const LstmState& state, const Tensor& weigh
 ///   h' = (1 - z) ⊙ n + z ⊙ h
 Tensor gru_cell(const Tensor& x, const Tensor& h, const Tensor& weight_ih, const Tensor& weight_hh,
                 const Tensor& bias_ih = Tensor(), const Tensor& bias_hh = Tensor());
+
+}  // namespace tapegrad
+
+namespace tapegrad {
+
+// --- Whole sequences ------------------------------------------------------
+//
+// One layer and direction of a recurrent network over a whole sequence x
+// [T, B, I] as one node. Forward: the input projection of every step in one
+// product ([T·B, I]·W_ihᵀ), then per step the hidden projection and the gate
+// pass. Backward: per step (from the end) the closed-form gate gradients
+// and the hidden state's gradient, then one product each for dx, dW_ih and
+// dW_hh over all steps. What the per-step cells spend on products too small
+// to use both cores, and on T nodes, is spent here once per sequence.
+// Values and gradients equal those of the cells unrolled (tested); a
+// create-graph backward unrolls the cells and differentiates them.
+
+struct SequenceOptions {
+  // Empty: every row takes every step. Otherwise T counts: the first
+  // batch_sizes[t] rows take step t and the others skip it (their state
+  // is unchanged, their output is zero), for a batch of sequences sorted
+  // longest first; non-increasing in t.
+  std::vector<std::int64_t> batch_sizes;
+  // Steps run from t = T - 1 down to 0: each row starts at its last step.
+  bool reverse = false;
+};
+
+struct SequenceOutput {
+  Tensor output;    // h after each step, [T, B, H] (zero where a row skipped the step)
+  LstmState state;  // the final h [B, H] (and c, for the LSTM)
+};
+
+SequenceOutput rnn_sequence(const Tensor& x, const Tensor& h0, const Tensor& weight_ih, const Tensor& weight_hh,
+                            const Tensor& bias_ih = Tensor(), const Tensor& bias_hh = Tensor(),
+                            RnnActivation activation = RnnActivation::Tanh, const SequenceOptions& options = {});
+SequenceOutput lstm_sequence(const Tensor& x, const LstmState& initial, const Tensor& weight_ih,
+                             const Tensor& weight_hh, const Tensor& bias_ih = Tensor(),
+                             const Tensor& bias_hh = Tensor(), const SequenceOptions& options = {});
+SequenceOutput gru_sequence(const Tensor& x, const Tensor& h0, const Tensor& weight_ih, const Tensor& weight_hh,
+                            const Tensor& bias_ih = Tensor(), const Tensor& bias_hh = Tensor(),
+                            const SequenceOptions& options = {});
 
 }  // namespace tapegrad
