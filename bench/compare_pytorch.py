@@ -166,6 +166,41 @@ def torch_cnn():
     return torch_conv_paths(build)
 
 
+def torch_lstm():
+    """nn.LSTM(32 -> 128), T = 100, batch 32: forward, backward of the mean
+    square of the outputs, Adam step (bench_recurrent.cpp's lstm_layer_step)."""
+    import torch
+    torch.manual_seed(7)
+    lstm = torch.nn.LSTM(32, 128)
+    optimizer = torch.optim.Adam(lstm.parameters(), lr=1e-3)
+    x = torch.randn(100, 32, 32)
+
+    def step():
+        y, _ = lstm(x)
+        loss = (y * y).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return {"lstm_layer_step": measure(step, 2, 10, 2.0)}
+
+
+def torch_lstm_cell():
+    """LSTMCell(64 -> 64) unrolled by hand over 1,000 steps at batch 1,
+    forward and backward: seconds per time step."""
+    import torch
+    torch.manual_seed(8)
+    cell = torch.nn.LSTMCell(64, 64)
+    x = torch.randn(1, 64)
+
+    def run():
+        h, c = torch.zeros(1, 64), torch.zeros(1, 64)
+        for _ in range(1000):
+            h, c = cell(x, (h, c))
+        h.sum().backward()
+        cell.zero_grad()
+    return {"lstm_cell_step": measure(run, 2, 10, 2.0) / 1000}
+
+
 TORCH_RATIOS = {}  # hvp_over_grad per PyTorch thread count
 
 
@@ -245,7 +280,9 @@ def memory_child():
 
 
 TORCH_WORKLOADS = {"tape": torch_tape, "matmul": torch_matmul, "mlp": torch_mlp, "mnist": torch_mnist,
-                   "hvp": torch_hvp, "conv": torch_conv, "cnn": torch_cnn}
+                   "hvp": torch_hvp, "conv": torch_conv, "cnn": torch_cnn,
+                   "lstm": torch_lstm, "lstm_cell": torch_lstm_cell,
+                   "lstm_unroll": lambda: {}}  # tapegrad only: time and memory against T
 
 
 SEEN_COMMENTS = set()
