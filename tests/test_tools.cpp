@@ -175,6 +175,87 @@ TEST_CASE("graph export: shared inputs appear once, names and captured values sh
   CHECK(deep.ops.front().inputs[0] == 0);
 }
 
+// Two steps of lstm_cell (batch 2, input 4, hidden 3), its weights named:
+// the multi-output node behind the graph tests below.
+struct TwoLstmSteps {
+  Tensor w_ih = randn({12, 4}, DType::Float64).requires_grad_().set_name("W_ih");
+  Tensor w_hh = randn({12, 3}, DType::Float64).requires_grad_().set_name("W_hh");
+  Tensor x1 = randn({2, 4}, DType::Float64).set_name("x1");
+  Tensor x2 = randn({2, 4}, DType::Float64).set_name("x2");
+  LstmState zero{zeros({2, 3}, DType::Float64), zeros({2, 3}, DType::Float64)};
+  LstmState step(const Tensor& x, const LstmState& state) const { return lstm_cell(x, state, w_ih, w_hh); }
+};
+
+TEST_CASE("graph export of lstm_cell: both outputs drawn, and step 1's c feeds step 2's c input", "[tools][graph]") {
+  manual_seed(4);
+  const TwoLstmSteps lstm;
+  Tensor loss;
+  {
+    const LstmState s2 = lstm.step(lstm.x2, lstm.step(lstm.x1, lstm.zero));
+    loss = sum(s2.h);
+  }  // h1, c1, h2, c2 gone: their boxes are labelled by the op
+  const ComputationGraph graph = build_graph(loss);
+  REQUIRE(graph.ops.size() == 3);
+  const GraphOp& step1 = graph.ops[0];
+  const GraphOp& step2 = graph.ops[1];
+  CHECK(step1.name == "lstm_cell");
+  REQUIRE(step1.outputs.size() == 2);
+  REQUIRE(step2.outputs.size() == 2);
+  CHECK(step1.output == step1.outputs[0]);
+  CHECK(graph.ops[2].outputs.size() == 1);
+  // lstm_cell's inputs are x, h, c, W_ih, W_hh: h1 into h, c1 into c.
+  REQUIRE(step2.inputs.size() == 5);
+  CHECK(step2.inputs[1] == step1.outputs[0]);
+  CHECK(step2.inputs[2] == step1.outputs[1]);
+  const GraphTensor& c1 = graph.tensors[static_cast<std::size_t>(step1.outputs[1])];
+  CHECK(c1.producer == 0);
+  CHECK(c1.producer_output == 1);
+  CHECK(c1.shape == Shape{2, 3});
+  // c2 feeds nothing here, and is in the graph all the same.
+  CHECK(graph.tensors[static_cast<std::size_t>(step2.outputs[1])].producer_output == 1);
+
+  const std::string dot = to_dot(graph);
+  CHECK(count(dot, "label=\"lstm_cell\\nc' = σ(a_f)⊙c + σ(a_i)⊙tanh(a_g), h' = σ(a_o)⊙tanh(c')\"") == 2);
+  CHECK(count(dot, "lstm_cell output 0\\n[2x3] float64") == 2);
+  CHECK(count(dot, "lstm_cell output 1\\n[2x3] float64") == 2);
+  CHECK(count(dot, "shape=box") == 11);  // x1, h0, c0, W_ih, W_hh, h1, c1, x2, h2, c2, the loss
+  const std::string c1_id = c1.id;
+  CHECK(contains(dot, step1.id + " -> " + graph.tensors[static_cast<std::size_t>(step1.outputs[0])].id + " [label=\"0\"];"));
+  CHECK(contains(dot, step1.id + " -> " + c1_id + " [label=\"1\"];"));
+  CHECK(contains(dot, c1_id + " -> " + step2.id + " [label=\"2\"];"));
+  CHECK(contains(dot, graph.ops[2].id + " -> " + graph.tensors[static_cast<std::size_t>(graph.root)].id + ";"));
+
+  // A graph built from an op's second output has it as its root.
+  const LstmState s1 = lstm.step(lstm.x1, lstm.zero);
+  const ComputationGraph from_c = build_graph(s1.c);
+  REQUIRE(from_c.ops.size() == 1);
+  CHECK(from_c.root == from_c.ops[0].outputs[1]);
+  CHECK(contains(to_dot(from_c), "t6 [shape=box, style=\"rounded,filled\", fillcolor=\"#ffffff\", penwidth=2"));
+}
+
+TEST_CASE("captured values of a node with several outputs: each output's own, and the inputs' names",
+          "[tools][graph]") {
+  manual_seed(4);
+  const TwoLstmSteps lstm;
+  std::vector<double> h1, c1;
+  Tensor loss;
+  {
+    CaptureValuesGuard capture;
+    const LstmState s1 = lstm.step(lstm.x1, lstm.zero);
+    h1 = s1.h.to_vector();
+    c1 = s1.c.to_vector();
+    loss = sum(lstm.step(lstm.x2, s1).h);
+  }
+  const ComputationGraph graph = build_graph(loss);
+  REQUIRE(graph.ops.size() == 3);
+  CHECK(graph.tensors[static_cast<std::size_t>(graph.ops[0].outputs[0])].value.to_vector() == h1);
+  CHECK(graph.tensors[static_cast<std::size_t>(graph.ops[0].outputs[1])].value.to_vector() == c1);
+  const GraphTensor& x1 = graph.tensors[static_cast<std::size_t>(graph.ops[0].inputs[0])];
+  CHECK(x1.name == "x1");
+  CHECK(x1.value.to_vector() == lstm.x1.to_vector());
+  CHECK(contains(to_dot(graph), "x2\\n[2x4] float64\\nvalue "));
+}
+
 // ---------------------------------------------------------------- backward trace
 
 TEST_CASE("a backward trace lists each step: op, upstream gradient, local derivative, gradient sent", "[tools][trace]") {

@@ -47,7 +47,8 @@ bool pass_wants(const GraphTask& task, const Edge& edge);
 // with those tools off.
 struct NodeDebugInfo {
   std::vector<void*> stack;          // return addresses, innermost first
-  Tensor value;                      // the output (detached)
+  Tensor value;                      // the output (detached); output 0 of an op with several
+  std::vector<Tensor> more_values;   // outputs 1.. of an op with several (detached)
   std::vector<Tensor> input_values;  // the inputs (detached), in input order
 };
 

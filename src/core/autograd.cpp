@@ -153,7 +153,7 @@ void detail_attach(Tensor& output, std::shared_ptr<Node> node) {
   check_closure_does_not_hold(*node, output);
   node->first_output_ = describe_output(output);
   // Anomaly mode and value capture (tools/anomaly.hpp); may throw.
-  if (detail::g_debug_hooks.load(std::memory_order_relaxed)) node->debug_ = detail::debug_on_record(*node, output);
+  if (detail::g_debug_hooks.load(std::memory_order_relaxed)) node->debug_ = detail::debug_on_record(*node, &output, 1);
   output.impl()->grad_fn = std::move(node);
   output.impl()->output_nr = 0;
   output.impl()->requires_grad = true;
@@ -165,8 +165,10 @@ void detail_attach_outputs(std::vector<Tensor>& outputs, std::shared_ptr<Node> n
   node->first_output_ = describe_output(outputs[0]);
   if (outputs.size() > 1) node->more_outputs_ = std::make_unique<std::vector<NodeOutput>>();
   for (std::size_t k = 1; k < outputs.size(); ++k) node->more_outputs_->push_back(describe_output(outputs[k]));
+  // Once for all outputs: a call per output would replace the record each
+  // time, and only the first would find the inputs' values.
   if (detail::g_debug_hooks.load(std::memory_order_relaxed)) {
-    for (const Tensor& output : outputs) node->debug_ = detail::debug_on_record(*node, output);
+    node->debug_ = detail::debug_on_record(*node, outputs.data(), outputs.size());
   }
   for (std::size_t k = 0; k < outputs.size(); ++k) {
     TensorImpl& impl = *outputs[k].impl();

@@ -406,17 +406,20 @@ void debug_note_inputs(const Tensor* const* inputs, std::size_t count) {
   }
 }
 
-std::unique_ptr<NodeDebugInfo> debug_on_record(const Node& node, const Tensor& output) {
+std::unique_ptr<NodeDebugInfo> debug_on_record(const Node& node, const Tensor* outputs, std::size_t count) {
   auto info = std::make_unique<NodeDebugInfo>();
   if (tools::g_capture_values.load(std::memory_order_relaxed) > 0) {
-    info->value = output.detach();
+    info->value = outputs[0].detach();
+    for (std::size_t k = 1; k < count; ++k) info->more_values.push_back(outputs[k].detach());
     if (tools::t_pending_inputs.size() == node.inputs().size()) info->input_values = std::move(tools::t_pending_inputs);
   }
   tools::t_pending_inputs.clear();
   if (tools::g_anomaly.load(std::memory_order_relaxed)) {
     info->stack = tools::call_stack();
-    const std::string finding = tools::forward_finding(output, node.formula());
-    if (!finding.empty()) tools::report(node, info.get(), finding, "forward");
+    for (std::size_t k = 0; k < count; ++k) {
+      const std::string finding = tools::forward_finding(outputs[k], node.formula());
+      if (!finding.empty()) tools::report(node, info.get(), finding, "forward");
+    }
   }
   return info;
 }

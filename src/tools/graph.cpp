@@ -173,7 +173,7 @@ ComputationGraph build_graph(const Tensor& root) {
     for (std::size_t i = 0; i < node->inputs().size(); ++i) {
       const Edge& edge = node->inputs()[i];
       if (edge.node) {
-        op.inputs.push_back(graph.ops[static_cast<std::size_t>(op_of.at(edge.node.get()))].output);
+        op.inputs.push_back(graph.ops[static_cast<std::size_t>(op_of.at(edge.node.get()))].outputs.at(edge.output_nr));
       } else if (edge.leaf) {
         auto [it, fresh] = leaf_of.emplace(edge.leaf.get(), 0);
         if (fresh) {
@@ -214,23 +214,30 @@ ComputationGraph build_graph(const Tensor& root) {
         op.inputs.push_back(add_tensor(std::move(t)));
       }
     }
-    GraphTensor out;
-    out.kind = GraphTensor::Kind::Intermediate;
-    out.shape = node->output_shape();
-    out.dtype = node->output_dtype();
-    out.producer = static_cast<int>(k);
-    if (const Tensor output = live(node->output()); output.defined()) {
-      out.name = output.name();
-      out.value = value_of(output);
-      if (output.impl()->retains_grad) out.grad = output.grad();
-    } else if (debug && debug->value.defined()) {
-      out.value = debug->value;
+    for (std::size_t n = 0; n < node->num_outputs(); ++n) {
+      GraphTensor out;
+      out.kind = GraphTensor::Kind::Intermediate;
+      out.shape = node->output_info(n).shape;
+      out.dtype = node->output_info(n).dtype;
+      out.producer = static_cast<int>(k);
+      out.producer_output = static_cast<int>(n);
+      const Tensor captured = !debug ? Tensor() : n == 0 ? debug->value
+                              : n - 1 < debug->more_values.size() ? debug->more_values[n - 1]
+                                                                  : Tensor();
+      if (const Tensor output = live(node->output(n)); output.defined()) {
+        out.name = output.name();
+        out.value = value_of(output);
+        if (output.impl()->retains_grad) out.grad = output.grad();
+      } else if (captured.defined()) {
+        out.value = captured;
+      }
+      op.outputs.push_back(add_tensor(std::move(out)));
     }
-    op.output = add_tensor(std::move(out));
+    op.output = op.outputs.front();
     op_of.emplace(node.get(), static_cast<int>(k));
     graph.ops.push_back(std::move(op));
   }
-  graph.root = graph.ops.back().output;
+  graph.root = graph.ops[static_cast<std::size_t>(op_of.at(root.grad_fn().get()))].outputs.at(root.impl()->output_nr);
   // The root handle itself: the user holds it, so its value is known.
   graph.tensors[static_cast<std::size_t>(graph.root)].value = value_of(root);
   if (graph.tensors[static_cast<std::size_t>(graph.root)].name.empty()) {
@@ -290,7 +297,9 @@ std::string to_dot(const ComputationGraph& graph, const DotOptions& options) {
     } else if (t.kind == GraphTensor::Kind::Constant) {
       label = "constant";
     } else {
-      label = graph.ops[static_cast<std::size_t>(t.producer)].name + " output";
+      const GraphOp& producer = graph.ops[static_cast<std::size_t>(t.producer)];
+      label = producer.name + " output";
+      if (producer.outputs.size() > 1) label += " " + std::to_string(t.producer_output);
     }
     label += "\n" + t.shape.str() + " " + dtype_name(t.dtype);
     if (options.values && t.value.defined()) {
@@ -317,7 +326,11 @@ std::string to_dot(const ComputationGraph& graph, const DotOptions& options) {
       if (op.inputs.size() > 1) out += " [label=\"" + std::to_string(i) + "\"]";
       out += ";\n";
     }
-    out += "  " + op.id + " -> " + graph.tensors[static_cast<std::size_t>(op.output)].id + ";\n";
+    for (std::size_t k = 0; k < op.outputs.size(); ++k) {
+      out += "  " + op.id + " -> " + graph.tensors[static_cast<std::size_t>(op.outputs[k])].id;
+      if (op.outputs.size() > 1) out += " [label=\"" + std::to_string(k) + "\"]";
+      out += ";\n";
+    }
   }
   out += "}\n";
   return out;

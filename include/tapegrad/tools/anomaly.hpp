@@ -129,8 +129,10 @@ namespace detail {
 extern std::atomic<bool> g_debug_hooks;
 // From the Node constructor: the inputs of the node about to be recorded.
 void debug_note_inputs(const Tensor* const* inputs, std::size_t count);
-// From detail_attach, before the node is attached: may throw AnomalyError.
-std::unique_ptr<NodeDebugInfo> debug_on_record(const Node& node, const Tensor& output);
+// From detail_attach(_outputs), before the node is attached, with all of
+// its outputs at once (the inputs noted above belong to all of them): may
+// throw AnomalyError.
+std::unique_ptr<NodeDebugInfo> debug_on_record(const Node& node, const Tensor* outputs, std::size_t count);
 // From ops that record no node (no input requires grad, or grad mode is
 // off): anomaly mode checks their output too. May throw AnomalyError.
 void debug_on_unrecorded(const OpInfo& op, const Tensor* const* inputs, std::size_t count, const Tensor& output);

@@ -6,7 +6,10 @@
 //   tools::save_dot(dot, "out/graph");                    // out/graph.dot, out/graph.svg
 //
 // The graph is bipartite: op nodes (name and formula) and tensor nodes
-// (shape, and for small tensors their values and gradients). Parameters
+// (shape, and for small tensors their values and gradients). An op with
+// several outputs (lstm_cell's h and c) has a tensor node for each, its
+// edges numbered, and every consumer is joined to the output it read.
+// Parameters
 // are labelled with their names ("0.weight"); name any tensor with
 // set_name() to see it in the picture.
 //
@@ -40,6 +43,7 @@ struct GraphTensor {
   Tensor value;      // undefined when not known
   Tensor grad;       // undefined when not known
   int producer = -1; // the op that made it (Intermediate), index into ops
+  int producer_output = 0;  // which of its outputs (lstm_cell: 0 is h, 1 is c)
 };
 
 struct GraphOp {
@@ -47,8 +51,9 @@ struct GraphOp {
   std::shared_ptr<const Node> node;
   std::string name;
   std::string formula;
-  std::vector<int> inputs;  // tensor indices, in the op's input order
-  int output = -1;          // tensor index
+  std::vector<int> inputs;   // tensor indices, in the op's input order
+  std::vector<int> outputs;  // tensor indices, one per output of the node (lstm_cell: h, c)
+  int output = -1;           // outputs[0]
 };
 
 struct ComputationGraph {
