@@ -34,7 +34,7 @@ const char* kUsage = R"(usage: char_lstm [options]
                       entries are split at '%' lines)
   --max-chars N       use only about N characters of text, whole entries chosen at random (quick runs)
   --val-fraction F    share of the entries held out for validation (default 0.05)
-  --epochs N          passes over the training text (default 2)
+  --epochs N          passes over the training text (default 4)
   --steps N           stop after N training steps in all (default 0: no limit)
   --hidden N          LSTM hidden units (default 128)
   --layers N          stacked LSTM layers (default 1)
@@ -237,7 +237,7 @@ int run(int argc, char** argv) {
   const std::string data_dir = flags.get("data", "/usr/share/games/fortunes");
   const auto max_chars = static_cast<std::int64_t>(flags.number("max-chars", 0));
   const double val_fraction = flags.number("val-fraction", 0.05);
-  const auto epochs = static_cast<std::int64_t>(flags.number("epochs", 2));
+  const auto epochs = static_cast<std::int64_t>(flags.number("epochs", 4));
   const auto max_steps = static_cast<std::int64_t>(flags.number("steps", 0));
   CharModel::Sizes sizes;
   sizes.hidden = static_cast<std::int64_t>(flags.number("hidden", 128));
