@@ -1,7 +1,8 @@
 #pragma once
 // Small helpers shared by the examples: command-line flags, main()'s error
-// handling, choosing an optimizer by name, evaluation mode, and the files and
-// the gnuplot run behind the pictures.
+// handling, choosing an optimizer by name, evaluation mode, the files and
+// the gnuplot run behind the pictures, and saving a checkpoint with its
+// learning curves.
 #include <spawn.h>
 #include <sys/wait.h>
 
@@ -294,6 +295,24 @@ inline void draw_curves(const std::string& out_dir, const std::string& stem, con
   if (run_gnuplot_or_note(files.script, files.png)) {
     std::printf("picture: %s (data %s)\n", files.png.c_str(), files.data.c_str());
   }
+}
+
+// Writes <out_dir>/<name>.npz (model and optimizer) and the learning curves
+// <out_dir>/<curves_stem>.csv/.png, and says where unless quiet.
+inline void save_training(const tapegrad::nn::Module& model, const tapegrad::optim::Optimizer& optimizer,
+                          const tapegrad::train::History& history, const std::string& out_dir, const std::string& name,
+                          const std::string& curves_stem, const std::string& title, bool quiet) {
+  std::filesystem::create_directories(out_dir);
+  const std::string checkpoint = out_dir + "/" + name + ".npz";
+  tapegrad::io::save_checkpoint(checkpoint, model, optimizer);
+  std::ostringstream curve_warnings;
+  const tapegrad::train::CurvesResult curves =
+      tapegrad::train::save_curves(history, out_dir + "/" + curves_stem, {.title = title, .warnings = &curve_warnings});
+  if (quiet) return;
+  std::printf("checkpoint: %s\n", checkpoint.c_str());
+  std::printf(
+      "curves: %s%s\n", curves.csv_path.c_str(),
+      curves.png_written ? (" and " + curves.png_path).c_str() : (" (no picture: " + curves.message + ")").c_str());
 }
 
 }  // namespace examples

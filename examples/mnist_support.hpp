@@ -1,14 +1,11 @@
 #pragma once
 // What the two MNIST examples (mnist_mlp, mnist_cnn) share: a random
 // training subset, the random shifts that augment training images, loss
-// and accuracy over a data set, the training loop, and saving the
-// checkpoint and the learning curves.
+// and accuracy over a data set and the training loop.
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <filesystem>
 #include <random>
-#include <sstream>
 #include <string>
 #include <tapegrad/tapegrad.hpp>
 #include <vector>
@@ -117,24 +114,6 @@ inline TrainingResult train_classifier(tapegrad::nn::Module& model, tapegrad::op
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
-}
-
-// Writes <out_dir>/<name>.npz (model and optimizer) and the learning curves
-// <out_dir>/<curves_stem>.csv/.png, and says where unless quiet.
-inline void save_training(const tapegrad::nn::Module& model, const tapegrad::optim::Optimizer& optimizer,
-                          const tapegrad::train::History& history, const std::string& out_dir, const std::string& name,
-                          const std::string& curves_stem, const std::string& title, bool quiet) {
-  std::filesystem::create_directories(out_dir);
-  const std::string checkpoint = out_dir + "/" + name + ".npz";
-  tapegrad::io::save_checkpoint(checkpoint, model, optimizer);
-  std::ostringstream curve_warnings;
-  const tapegrad::train::CurvesResult curves =
-      tapegrad::train::save_curves(history, out_dir + "/" + curves_stem, {.title = title, .warnings = &curve_warnings});
-  if (quiet) return;
-  std::printf("checkpoint: %s\n", checkpoint.c_str());
-  std::printf(
-      "curves: %s%s\n", curves.csv_path.c_str(),
-      curves.png_written ? (" and " + curves.png_path).c_str() : (" (no picture: " + curves.message + ")").c_str());
 }
 
 }  // namespace examples
