@@ -248,8 +248,9 @@ RecurrentOutput RecurrentBase::forward(const Tensor& input, const RecurrentState
 
   std::vector<std::int64_t> inverse(order.size());
   for (std::size_t i = 0; i < order.size(); ++i) inverse[order[i]] = static_cast<std::int64_t>(i);
+  const Tensor inverse_index = order.empty() ? Tensor() : from_indices(inverse, {batch});
   auto unsorted = [&](const Tensor& t, std::int64_t axis) {
-    return order.empty() || !t.defined() ? t : index_select(t, axis, from_indices(inverse, {batch}));
+    return order.empty() || !t.defined() ? t : index_select(t, axis, inverse_index);
   };
   RecurrentOutput result;
   result.output = unsorted(layer_input, 1);

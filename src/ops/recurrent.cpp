@@ -127,10 +127,7 @@ void project(const CellShape& s, const T* x, const T* w_ih, const T* b_ih, const
              bool hidden_too, T* out, std::int64_t ld) {
   T beta = 0;
   if (b_ih != nullptr) {
-    for (std::int64_t b = 0; b < s.batch; ++b) {
-      T* row = out + b * ld;
-      for (std::int64_t j = 0; j < s.rows; ++j) row[j] = hidden_too ? b_ih[j] + b_hh[j] : b_ih[j];
-    }
+    fill_bias_rows(out, s.batch, s.rows, ld, b_ih, hidden_too ? b_hh : nullptr);
     beta = 1;
   }
   gemm_checked<T>(false, true, s.batch, s.rows, s.input, x, s.input, w_ih, s.input, beta, out, ld);
@@ -142,7 +139,7 @@ template <class T>
 void project_hidden(const CellShape& s, const T* h, const T* w_hh, const T* b_hh, T* out) {
   T beta = 0;
   if (b_hh != nullptr) {
-    for (std::int64_t b = 0; b < s.batch; ++b) std::copy(b_hh, b_hh + s.rows, out + b * s.rows);
+    fill_bias_rows(out, s.batch, s.rows, s.rows, b_hh, static_cast<const T*>(nullptr));
     beta = 1;
   }
   gemm_checked<T>(false, true, s.batch, s.rows, s.hidden, h, s.hidden, w_hh, s.hidden, beta, out, s.rows);

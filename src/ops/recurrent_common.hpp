@@ -53,6 +53,14 @@ const T* data_or_null(const Tensor& t) {
   return t.defined() ? t.data<T>() : nullptr;
 }
 
+// out[r, 0:width] = a (+ b when given) for rows r < rows of stride ld: the
+// biases a projection's product then adds onto (beta = 1).
+template <class T>
+void fill_bias_rows(T* out, std::int64_t rows, std::int64_t width, std::int64_t ld, const T* a, const T* b) {
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t j = 0; j < width; ++j) out[r * ld + j] = b != nullptr ? a[j] + b[j] : a[j];
+}
+
 // Σ over the rows of d [n, s.rows].
 template <class T>
 Tensor column_sums(const CellShape& s, std::int64_t n, const T* d) {

@@ -148,12 +148,6 @@ struct SequenceRecord {
 };
 
 template <class T>
-void fill_rows(T* out, std::int64_t rows, std::int64_t width, std::int64_t ld, const T* a, const T* b) {
-  for (std::int64_t r = 0; r < rows; ++r)
-    for (std::int64_t j = 0; j < width; ++j) out[r * ld + j] = b != nullptr ? a[j] + b[j] : a[j];
-}
-
-template <class T>
 void forward_kernel(CellKind kind, const SequenceShape& s, bool reverse, const CellInputs& in, SequenceRecord& rec,
                     T* y, T* h, T* c) {
   const std::int64_t steps = s.steps, batch = s.cell.batch, input = s.cell.input, hidden = s.cell.hidden;
@@ -184,7 +178,7 @@ void forward_kernel(CellKind kind, const SequenceShape& s, bool reverse, const C
     u = y;
   }
   const bool both_biases = kind != CellKind::Gru;
-  if (b_ih != nullptr) fill_rows(u, all, rows, ldu, b_ih, both_biases ? b_hh : nullptr);
+  if (b_ih != nullptr) fill_bias_rows(u, all, rows, ldu, b_ih, both_biases ? b_hh : nullptr);
   gemm_checked<T>(false, true, all, rows, input, x, input, w_ih, input, b_ih != nullptr ? T(1) : T(0), u, ldu);
 
   Tensor v_buffer = kind == CellKind::Gru ? empty({batch, rows}, s.cell.dtype) : Tensor();
@@ -207,7 +201,7 @@ void forward_kernel(CellKind kind, const SequenceShape& s, bool reverse, const C
         }
         std::memcpy(yt, h, sizeof(T) * b * hidden);
       } else if (kind == CellKind::Gru) {
-        if (b_hh != nullptr) fill_rows(v, b, rows, rows, b_hh, static_cast<const T*>(nullptr));
+        if (b_hh != nullptr) fill_bias_rows(v, b, rows, rows, b_hh, static_cast<const T*>(nullptr));
         gemm_checked<T>(false, true, b, rows, hidden, hp, hidden, w_hh, hidden, b_hh != nullptr ? T(1) : T(0), v, rows);
         for (std::int64_t r = 0; r < b; ++r) {
           T* kr = kept + (t * batch + r) * ldk;
