@@ -24,7 +24,8 @@ namespace {
 
 std::size_t count_matches(const std::string& text, const std::string& pattern) {
   const std::regex re(pattern);
-  return static_cast<std::size_t>(std::distance(std::sregex_iterator(text.begin(), text.end(), re), std::sregex_iterator()));
+  return static_cast<std::size_t>(
+      std::distance(std::sregex_iterator(text.begin(), text.end(), re), std::sregex_iterator()));
 }
 
 // The lecture's worked example (a) as two linear layers: x = (−3, 5), ReLU
@@ -67,8 +68,8 @@ std::string run_chromium(const TempDir& dir, const std::string& arguments, const
   const std::string command = std::string("timeout --kill-after=5 60 ") + kChromium +
                               " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run"
                               " --disable-background-networking --disable-component-update --disable-sync"
-                              " --disable-dev-shm-usage --user-data-dir='" + profile + "' " + arguments + " '" + url +
-                              "' 2>'" + log + "'";
+                              " --disable-dev-shm-usage --user-data-dir='" +
+                              profile + "' " + arguments + " '" + url + "' 2>'" + log + "'";
   FILE* pipe = ::popen(command.c_str(), "r");
   REQUIRE(pipe != nullptr);
   std::string out;
@@ -76,7 +77,8 @@ std::string run_chromium(const TempDir& dir, const std::string& arguments, const
   for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) out.append(buffer, n);
   const int status = ::pclose(pipe);
   const std::string errors = read_file(log);
-  INFO("command: " << command << "\nits stderr ends with: " << errors.substr(errors.size() > 2000 ? errors.size() - 2000 : 0));
+  INFO("command: " << command
+                   << "\nits stderr ends with: " << errors.substr(errors.size() > 2000 ? errors.size() - 2000 : 0));
   REQUIRE(WIFEXITED(status));
   REQUIRE(WEXITSTATUS(status) == 0);  // 124: timed out
   return out;
@@ -95,6 +97,20 @@ std::string body_attribute(const std::string& dom, const std::string& name) {
   std::smatch value;
   if (!std::regex_search(attributes, value, std::regex("\\s" + name + "=\"([^\"]*)\""))) return "<absent>";
   return value[1].str();
+}
+
+// The rendered DOM without its <script> elements, whose source holds every
+// string the page can show.
+std::string without_scripts(const std::string& dom) {
+  std::string out;
+  std::size_t at = 0;
+  for (std::size_t open; (open = dom.find("<script", at)) != std::string::npos;) {
+    out.append(dom, at, open - at);
+    const std::size_t close = dom.find("</script>", open);
+    if (close == std::string::npos) return out;
+    at = close + 9;
+  }
+  return out.append(dom, at, std::string::npos);
 }
 
 // The ids of the op nodes drawn as current (class "current").
@@ -207,7 +223,8 @@ TEST_CASE("names and titles cannot break out of the page", "[page]") {
   CHECK(nlohmann::json::parse(embedded(html, "page-options"))["title"] == "<b>\"A & B\"</b> @@TRACE_JSON@@");
 }
 
-TEST_CASE("write_backprop_page writes the page and creates its directory, bad options and paths throw", "[page][errors]") {
+TEST_CASE("write_backprop_page writes the page and creates its directory, bad options and paths throw",
+          "[page][errors]") {
   const BackwardTrace trace = worked_trace();
   TempDir dir;
   const std::string path = dir.file("out/pages/worked.html");
@@ -296,15 +313,15 @@ TEST_CASE("in headless chromium: the buttons, the arrow keys and the slider chan
   // "press" drives the controls after load: buttons are clicked, keys
   // dispatched, the slider moved.
   const std::pair<std::string, std::string> cases[] = {
-      {"", "1"},                                   // PageOptions::start_step
-      {"?step=1&press=next,next", "3"},            // Next twice
-      {"?step=3&press=prev", "2"},                 // Previous
-      {"?step=3&press=reset", "0"},                // Reset
-      {"?step=0&press=right,right,left", "1"},     // → → ←
-      {"?step=0&press=slider:4", "4"},             // the slider
-      {"?step=2&press=end,next", "4"},             // End, then Next stops at the last step
-      {"?step=0&press=prev", "0"},                 // Previous stops at the first
-      {"?step=99", "4"},                           // out of range: the last step
+      {"", "1"},                                // PageOptions::start_step
+      {"?step=1&press=next,next", "3"},         // Next twice
+      {"?step=3&press=prev", "2"},              // Previous
+      {"?step=3&press=reset", "0"},             // Reset
+      {"?step=0&press=right,right,left", "1"},  // → → ←
+      {"?step=0&press=slider:4", "4"},          // the slider
+      {"?step=2&press=end,next", "4"},          // End, then Next stops at the last step
+      {"?step=0&press=prev", "0"},              // Previous stops at the first
+      {"?step=99", "4"},                        // out of range: the last step
   };
   for (const auto& [query, step] : cases) {
     const std::string dom = dump_dom(dir, "file://" + page + query);
@@ -343,6 +360,35 @@ TEST_CASE("in headless chromium: large, NaN, shared and gradient-free tensors re
   CHECK(body_attribute(empty, "data-step") == "-1");
   CHECK(body_attribute(empty, "data-errors") == "<absent>");
   CHECK(contains(empty, "No backward steps"));
+}
+
+TEST_CASE("in headless chromium: an op with two outputs (lstm_cell) shows both and their upstream gradients",
+          "[page][chromium]") {
+  if (!have_chromium()) return;
+  TempDir dir;
+  {
+    CaptureValuesGuard keep_values;
+    manual_seed(6);
+    const Tensor w_ih = randn({8, 2}, DType::Float64).requires_grad_().set_name("W_ih");
+    const Tensor w_hh = randn({8, 2}, DType::Float64).requires_grad_().set_name("W_hh");
+    const LstmState zero{zeros({1, 2}, DType::Float64), zeros({1, 2}, DType::Float64)};
+    const LstmState s1 = lstm_cell(randn({1, 2}, DType::Float64).set_name("x1"), zero, w_ih, w_hh);
+    const LstmState s2 = lstm_cell(randn({1, 2}, DType::Float64).set_name("x2"), s1, w_ih, w_hh);
+    write_backprop_page(dir.file("lstm.html"), trace_backward(sum(s2.h).set_name("L")));
+  }
+  // Steps: 0 the sum, 1 the second cell (its c unused), 2 the first cell.
+  const std::string second = without_scripts(dump_dom(dir, "file://" + dir.file("lstm.html") + "?step=1"));
+  CHECK(body_attribute(second, "data-errors") == "<absent>");
+  CHECK(body_attribute(second, "data-step") == "1");
+  CHECK(contains(second, "output y0"));
+  CHECK(contains(second, "output y1"));
+  CHECK(contains(second, "This op has 2 outputs"));
+  CHECK(contains(second, "none: nothing downstream used this output"));
+  CHECK(contains(second, "lstm_cell output 1"));
+  const std::string first = without_scripts(dump_dom(dir, "file://" + dir.file("lstm.html") + "?step=2"));
+  CHECK(body_attribute(first, "data-errors") == "<absent>");
+  CHECK(contains(first, "This op has 2 outputs"));
+  CHECK_FALSE(contains(first, "none: nothing downstream used this output"));
 }
 
 TEST_CASE("in headless chromium: a screenshot of the page", "[page][chromium]") {

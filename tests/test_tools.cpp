@@ -9,8 +9,8 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "support.hpp"
@@ -45,7 +45,8 @@ TEST_CASE("format_values prints small tensors as nested lists and large ones as 
   CHECK(format_values(Tensor()) == "?");
 }
 
-TEST_CASE("the graph of the XOR network: ops with formulas, tensors with shapes, parameters by name", "[tools][graph]") {
+TEST_CASE("the graph of the XOR network: ops with formulas, tensors with shapes, parameters by name",
+          "[tools][graph]") {
   auto model = xor_network();
   const Tensor x({{0, 0}, {0, 1}, {1, 0}, {1, 1}});
   const Tensor y({{0}, {1}, {1}, {0}});
@@ -88,7 +89,7 @@ TEST_CASE("the graph of the XOR network: ops with formulas, tensors with shapes,
   DotOptions small;
   small.max_elements = 4;
   const std::string with_grads = to_dot(loss, small);
-  CHECK(contains(with_grads, "0.bias\\n[4] float32\\nvalue [") );
+  CHECK(contains(with_grads, "0.bias\\n[4] float32\\nvalue ["));
   CHECK(contains(with_grads, "\\ngrad ["));
 
   TempDir dir;
@@ -115,13 +116,15 @@ TEST_CASE("save_dot without dot writes the DOT file and warns, and rejects unkno
   TempDir dir;
   std::ostringstream warnings;
   const std::string stem = dir.file("g");
-  const RenderResult r = save_dot("digraph { a -> b; }\n", stem, {.program = "no-such-dot-program", .warnings = &warnings});
+  const RenderResult r =
+      save_dot("digraph { a -> b; }\n", stem, {.program = "no-such-dot-program", .warnings = &warnings});
   CHECK_FALSE(r.rendered);
   CHECK(fs::exists(r.dot_path));
   CHECK_FALSE(fs::exists(r.image_path));
   CHECK(r.message == "'no-such-dot-program' not found on PATH (Debian package graphviz)");
-  CHECK(warnings.str() == "save_dot: warning: 'no-such-dot-program' not found on PATH (Debian package graphviz); wrote " +
-                              stem + ".dot but no svg (draw it with: dot -Tsvg -o " + stem + ".svg " + stem + ".dot)\n");
+  CHECK(warnings.str() ==
+        "save_dot: warning: 'no-such-dot-program' not found on PATH (Debian package graphviz); wrote " + stem +
+            ".dot but no svg (draw it with: dot -Tsvg -o " + stem + ".svg " + stem + ".dot)\n");
   REQUIRE_THROWS_MESSAGE(save_dot("digraph {}", stem, {.format = "gif"}), std::invalid_argument,
                          "save_dot: format 'gif' is not one of svg, png, pdf");
   REQUIRE_THROWS_MESSAGE(build_graph(Tensor()), std::invalid_argument, "build_graph: got an undefined tensor");
@@ -220,7 +223,8 @@ TEST_CASE("graph export of lstm_cell: both outputs drawn, and step 1's c feeds s
   CHECK(count(dot, "lstm_cell output 1\\n[2x3] float64") == 2);
   CHECK(count(dot, "shape=box") == 11);  // x1, h0, c0, W_ih, W_hh, h1, c1, x2, h2, c2, the loss
   const std::string c1_id = c1.id;
-  CHECK(contains(dot, step1.id + " -> " + graph.tensors[static_cast<std::size_t>(step1.outputs[0])].id + " [label=\"0\"];"));
+  CHECK(contains(dot,
+                 step1.id + " -> " + graph.tensors[static_cast<std::size_t>(step1.outputs[0])].id + " [label=\"0\"];"));
   CHECK(contains(dot, step1.id + " -> " + c1_id + " [label=\"1\"];"));
   CHECK(contains(dot, c1_id + " -> " + step2.id + " [label=\"2\"];"));
   CHECK(contains(dot, graph.ops[2].id + " -> " + graph.tensors[static_cast<std::size_t>(graph.root)].id + ";"));
@@ -258,7 +262,8 @@ TEST_CASE("captured values of a node with several outputs: each output's own, an
 
 // ---------------------------------------------------------------- backward trace
 
-TEST_CASE("a backward trace lists each step: op, upstream gradient, local derivative, gradient sent", "[tools][trace]") {
+TEST_CASE("a backward trace lists each step: op, upstream gradient, local derivative, gradient sent",
+          "[tools][trace]") {
   Tensor x = leaf({1, 2});
   x.set_name("x");
   Tensor h = log(x);
@@ -299,13 +304,15 @@ TEST_CASE("a backward trace lists each step: op, upstream gradient, local deriva
   const std::string text = trace.text();
   INFO(text);
   CHECK(text.rfind("Backward trace from t3 'loss' (sum output) float64 []: 3 steps, in the order backward visits them\n"
-                   "seed (dL/dL) = 1\n", 0) == 0);
-  CHECK(contains(text, "\nstep 2: log (op0)   y = ln x\n"
-                       "  output    t1 'h' (log output) float64 [2] = [0, 0.693147]\n"
-                       "  upstream  dL/dy = [0, 1.38629]\n"
-                       "  input 0   t0 'x' (leaf) float64 [2] = [1, 2]\n"
-                       "            local ∂y/∂x = [nan, 0.5]   (elementwise: sent / upstream (nan where upstream is 0))\n"
-                       "            sent  dL/dx = [0, 0.693147]\n"));
+                   "seed (dL/dL) = 1\n",
+                   0) == 0);
+  CHECK(contains(text,
+                 "\nstep 2: log (op0)   y = ln x\n"
+                 "  output    t1 'h' (log output) float64 [2] = [0, 0.693147]\n"
+                 "  upstream  dL/dy = [0, 1.38629]\n"
+                 "  input 0   t0 'x' (leaf) float64 [2] = [1, 2]\n"
+                 "            local ∂y/∂x = [nan, 0.5]   (elementwise: sent / upstream (nan where upstream is 0))\n"
+                 "            sent  dL/dx = [0, 0.693147]\n"));
 }
 
 TEST_CASE("trace JSON: nodes, edges and ordered steps, valid and complete", "[tools][trace]") {
@@ -360,6 +367,46 @@ TEST_CASE("trace JSON: nodes, edges and ordered steps, valid and complete", "[to
   // relu at 0 with upstream 1/0 = inf sends inf·0 = NaN: no local derivative to read off.
   CHECK(k["steps"][2]["inputs"][0]["local_derivative"]["values"][0].is_null());
   CHECK(k["steps"][2]["inputs"][0]["local_derivative"]["values"][1] == 1);
+}
+
+TEST_CASE("a backward trace of lstm_cell steps gives each output its own upstream gradient", "[tools][trace]") {
+  manual_seed(5);
+  const TwoLstmSteps lstm;
+  LstmState s1 = lstm.step(lstm.x1, lstm.zero);
+  s1.h.retain_grad();
+  s1.c.retain_grad();
+  const LstmState s2 = lstm.step(lstm.x2, s1);
+  const Tensor loss = sum(s2.h);  // s2.c is not used: its upstream is none
+  const BackwardTrace trace = trace_backward(loss);
+  const ComputationGraph& graph = trace.graph();
+
+  REQUIRE(graph.ops[0].name == "lstm_cell");
+  const TraceStep& first = trace.step_for(s1.c);  // either output finds its op's step
+  CHECK(&first == &trace.step_for(s1.h));
+  REQUIRE(first.grad_outputs.size() == 2);
+  CHECK(first.grad_outputs[0].to_vector() == s1.h.grad().to_vector());
+  CHECK(first.grad_outputs[1].to_vector() == s1.c.grad().to_vector());
+  CHECK(first.grad_output.to_vector() == s1.h.grad().to_vector());
+  const TraceStep& second = trace.step_for(s2.h);
+  REQUIRE(second.grad_outputs.size() == 2);
+  CHECK(second.grad_outputs[0].to_vector() == std::vector<double>(6, 1.0));
+  CHECK_FALSE(second.grad_outputs[1].defined());
+  for (const TraceInput& in : first.inputs) {
+    if (in.grad.defined()) CHECK(in.local_rule == "see formula");  // a Jacobian per output, not one number
+  }
+  // The graph's tensors carry what the pass gave them: c1's gradient too.
+  CHECK(graph.tensors[static_cast<std::size_t>(graph.ops[0].outputs[1])].grad.to_vector() == s1.c.grad().to_vector());
+
+  const std::string text = trace.text();
+  CHECK(contains(text, "upstream  dL/dy0 = "));
+  CHECK(contains(text, "upstream  dL/dy1 = none (unused downstream)"));
+  const std::string json = trace.json();
+  const std::string c1 = graph.tensors[static_cast<std::size_t>(graph.ops[0].outputs[1])].id;
+  const std::string h1 = graph.tensors[static_cast<std::size_t>(graph.ops[0].outputs[0])].id;
+  CHECK(contains(json, "\"outputs\":[\"" + h1 + "\",\"" + c1 + "\"]"));
+  CHECK(contains(json, "\"to\":\"" + c1 + "\",\"input\":null,\"output\":1}"));
+  CHECK(contains(json, "\"grad_outputs\":[{"));
+  CHECK(contains(json, ",null],\"inputs\""));  // the second step's unused c
 }
 
 TEST_CASE("trace_backward errors", "[tools][trace][errors]") {
@@ -423,7 +470,8 @@ TEST_CASE("anomaly mode names the op that made a NaN in the forward pass and the
   }
 }
 
-TEST_CASE("anomaly mode catches a non-finite gradient in backward, names the op and cleans up", "[tools][anomaly][errors]") {
+TEST_CASE("anomaly mode catches a non-finite gradient in backward, names the op and cleans up",
+          "[tools][anomaly][errors]") {
   Tensor x = leaf({0, 4});
   Tensor y = sum(x * 3.0 + sqrt(x));  // d sqrt(x)/dx = 1 / (2 sqrt x): infinite at 0
   {
@@ -507,8 +555,9 @@ TEST_CASE("anomaly mode cost per op", "[.bench]") {
   const double capture = per_node(false, true);
   const double on = per_node(true, false);
   std::printf("tanh node forward+backward, 1x8 float32, best of 30 rounds of %d nodes:\n", kNodes);
-  std::printf("  anomaly off:      %.3f us/node\n  values captured:  %.3f us/node\n  anomaly on:       %.3f us/node (%.1fx)\n",
-              off, capture, on, on / off);
+  std::printf(
+      "  anomaly off:      %.3f us/node\n  values captured:  %.3f us/node\n  anomaly on:       %.3f us/node (%.1fx)\n",
+      off, capture, on, on / off);
 }
 
 // ---------------------------------------------------------------- worked examples
@@ -548,7 +597,7 @@ TEST_CASE("worked example (a): ReLU hidden units, sigmoid output, cross-entropy,
     const BackwardTrace trace = trace_backward(loss);
     const TraceStep& out = trace.step_for(y_hat);  // sigmoid: local derivative ŷ(1 − ŷ)
     CHECK(out.inputs[0].local_derivative.item() == Approx(s * (1 - s)).epsilon(1e-6));
-    CHECK(out.inputs[0].grad.item() == Approx(s).epsilon(1e-12));  // δ5 = ŷ − y
+    CHECK(out.inputs[0].grad.item() == Approx(s).epsilon(1e-12));      // δ5 = ŷ − y
     CHECK(trace.step_for(h4).inputs[0].local_derivative.item() == 0);  // ReLU'(−8)
     CHECK(trace.step_for(h3).inputs[0].local_derivative.item() == 1);  // ReLU'(11)
 
@@ -678,9 +727,10 @@ TEST_CASE("gradient flow: 10 sigmoid layers starve the first layer, ReLU does no
   CHECK(s.activations[0].grad_norm < s.activations[19].grad_norm / 1000);
 
   const std::string table = sigmoid_flow.table();
-  CHECK(table.rfind("gradient flow at step 0\n  parameter              shape           grad norm   max |grad|   value norm\n"
-                    "  0.weight               [32x16]  ",
-                    0) == 0);
+  CHECK(table.rfind(
+            "gradient flow at step 0\n  parameter              shape           grad norm   max |grad|   value norm\n"
+            "  0.weight               [32x16]  ",
+            0) == 0);
   CHECK(contains(table, "  1      Sigmoid  "));
 
   TempDir dir;
@@ -692,7 +742,8 @@ TEST_CASE("gradient flow: 10 sigmoid layers starve the first layer, ReLU does no
   CHECK(parameters.rfind("index,parameter,shape,grad_norm_step_0\n0,0.weight,[32x16],", 0) == 0);
   CHECK(count(parameters, "\n") == 23);
   const std::string activations = read_file(files.activations_csv);
-  CHECK(activations.rfind("index,layer,module,label,grad_norm_step_0,std_step_0\n0,0,Linear(16 -> 32),0 Linear,", 0) == 0);
+  CHECK(activations.rfind("index,layer,module,label,grad_norm_step_0,std_step_0\n0,0,Linear(16 -> 32),0 Linear,", 0) ==
+        0);
   CHECK(contains(read_file(files.script_path), "set logscale y"));
   if (train::find_program("gnuplot").empty()) {
     WARN("gnuplot is not installed: the PNG is not checked");

@@ -189,8 +189,7 @@ namespace detail {
 template <class F>
 class ClosureNode final : public Node {
  public:
-  ClosureNode(OpInfo info, const Tensor* const* inputs, std::size_t count, F backward)
-      : Node(info, inputs, count) {
+  ClosureNode(OpInfo info, const Tensor* const* inputs, std::size_t count, F backward) : Node(info, inputs, count) {
     ::new (static_cast<void*>(storage_)) F(std::move(backward));
     alive_ = true;
   }
@@ -285,8 +284,8 @@ inline Tensor unrecorded(const OpInfo& info, Tensor output, std::initializer_lis
 template <class F>
 Tensor record_op(OpInfo info, Tensor output, std::initializer_list<const Tensor*> inputs, F&& backward) {
   if (!any_requires_grad(inputs)) return unrecorded(info, std::move(output), inputs);
-  detail_attach(output, detail::make_pooled<detail::ClosureNode<std::decay_t<F>>>(
-                            info, inputs.begin(), inputs.size(), std::forward<F>(backward)));
+  detail_attach(output, detail::make_pooled<detail::ClosureNode<std::decay_t<F>>>(info, inputs.begin(), inputs.size(),
+                                                                                  std::forward<F>(backward)));
   return output;
 }
 
@@ -299,8 +298,8 @@ Tensor record_op(OpInfo info, Tensor output, const std::vector<const Tensor*>& i
     detail::check_unrecorded(info, inputs.data(), inputs.size(), output);
     return output;
   }
-  detail_attach(output, detail::make_pooled<detail::ClosureNode<std::decay_t<F>>>(
-                            info, inputs.data(), inputs.size(), std::forward<F>(backward)));
+  detail_attach(output, detail::make_pooled<detail::ClosureNode<std::decay_t<F>>>(info, inputs.data(), inputs.size(),
+                                                                                  std::forward<F>(backward)));
   return output;
 }
 
@@ -341,16 +340,20 @@ inline Tensor saved_if(bool keep, const Tensor& tensor) { return keep ? saved(te
 // and debugging; observers must not keep references past the call.
 struct BackwardStep {
   const Node& node;
-  std::size_t index;  // 0 for the first node visited
-  const Tensor& grad_output;
+  std::size_t index;          // 0 for the first node visited
+  const Tensor& grad_output;  // grad_outputs[0]
   const GradientList& input_grads;
+  // Every output's upstream gradient, one per output of the node (lstm_cell:
+  // h, then c); undefined for an output nothing downstream used.
+  const Tensor* grad_outputs = nullptr;
+  std::size_t num_outputs = 1;
 };
 using BackwardObserver = std::function<void(const BackwardStep&)>;
 
 // Runs backward from `root` seeded with `seed`; `observer` (may be null)
 // is called after each node computed its input gradients.
-void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph,
-                  const BackwardObserver* observer = nullptr, bool create_graph = false);
+void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph, const BackwardObserver* observer = nullptr,
+                  bool create_graph = false);
 
 struct GradOptions {
   // Keep the saved tensors for another pass; default: create_graph.

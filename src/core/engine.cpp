@@ -23,9 +23,9 @@ struct PendingNode {
   // The handle of a consumer's edge (or of a root tensor) to the node: those
   // stay put, and keep the node alive, for the whole pass.
   const std::shared_ptr<Node>* node = nullptr;
-  Node* raw = nullptr;   // the node, also before a gradient arrived (mark_needed)
-  bool claimed = false;  // the node's claim fields point here (Node::claimed_by_)
-  Tensor first;          // output 0
+  Node* raw = nullptr;       // the node, also before a gradient arrived (mark_needed)
+  bool claimed = false;      // the node's claim fields point here (Node::claimed_by_)
+  Tensor first;              // output 0
   std::vector<Tensor> rest;  // outputs 0.. of a node with several
   bool queued = false;
   bool needed = true;  // grad(): false where no captured tensor lies below
@@ -227,7 +227,8 @@ class GraphTask {
           }
         }
         for (Capture& capture : captures_) {
-          if (capture.node == node.get() && capture.output_nr == k) detail::accumulate_into(capture.value, grads_out[k]);
+          if (capture.node == node.get() && capture.output_nr == k)
+            detail::accumulate_into(capture.value, grads_out[k]);
         }
       }
       if (!needed) continue;
@@ -247,7 +248,7 @@ class GraphTask {
       if (detail::g_debug_hooks.load(std::memory_order_relaxed)) detail::debug_on_backward(*node, collected);
       if (observer_ != nullptr && *observer_) {
         collected.resize(node->inputs_.size());
-        (*observer_)(BackwardStep{*node, visited, grads_out[0], collected});
+        (*observer_)(BackwardStep{*node, visited, grads_out[0], collected, grads_out, outputs});
       }
       ++visited;
       for (std::size_t i = 0; i < collected.size(); ++i) {

@@ -373,9 +373,15 @@ function gradAt(id, k) {
   return (gradCache[key] = {tensor: t, count: known.length, total: all.length, complete: known.length === all.length});
 }
 
+// An op's output tensors (lstm_cell: h, c); older traces name only one.
+function outputsOf(o) { return o.outputs || [o.output]; }
+
 function displayName(t) {
   if (t.name) return t.name;
-  if (t.kind === 'intermediate' && t.producer && byId[t.producer]) return byId[t.producer].op + ' output';
+  if (t.kind === 'intermediate' && t.producer && byId[t.producer]) {
+    var p = byId[t.producer];
+    return p.op + ' output' + (outputsOf(p).length > 1 ? ' ' + (t.producer_output || 0) : '');
+  }
   return (t.kind === 'leaf' ? 'leaf ' : 'constant ') + t.id;
 }
 
@@ -513,7 +519,7 @@ function layout() {
     var r = 0;
     o.inputs.forEach(function (id) { if (byId[id].producer) r = Math.max(r, rank[id] + 1); });
     rank[o.id] = Math.max(r, 1);
-    rank[o.output] = rank[o.id] + 1;
+    outputsOf(o).forEach(function (id) { rank[id] = rank[o.id] + 1; });
   });
   var consumers = {};
   edges.forEach(function (e) {
@@ -801,7 +807,8 @@ function panelHTML(k) {
   if (steps.length === 0) {
     return '<p class="empty">No backward steps: the traced tensor was not made by an op.</p>';
   }
-  var s = steps[k], out = byId[s.output], up = T(s.grad_output);
+  var s = steps[k], out = byId[s.output];
+  var outIds = s.outputs || [s.output], ups = s.grad_outputs || [s.grad_output];
   var h = '<div class="step-title"><span class="pill">step ' + k + '</span><span class="op-name">' + esc(s.name) +
           '</span><span class="muted">' + esc(s.op) + '</span></div>';
   h += '<div class="formula">' + esc(s.formula) + '</div>';
@@ -817,11 +824,20 @@ function panelHTML(k) {
          'Now <b>' + esc(s.name) + '</b> runs backward: sent \u2202L/\u2202x = upstream \u2202L/\u2202y \u00D7 local ' +
          '\u2202y/\u2202x, for each input that needs a gradient.</p>';
   }
-  h += '<section class="io out"><h3><span class="role">output y</span>' + esc(displayName(out)) +
-       ' <span class="muted">' + esc(shapeText(out.shape)) + '</span></h3>';
-  h += row('value', 'value', '', tableHTML(T(out.value), false));
-  h += row('upstream', 'upstream \u2202L/\u2202y', k === 0 ? ' (the seed)' : '', tableHTML(up, true));
-  h += '</section>';
+  outIds.forEach(function (id, j) {
+    var y = outIds.length > 1 ? 'y' + j : 'y', t = byId[id], upj = T(ups[j]);
+    h += '<section class="io out"><h3><span class="role">output ' + y + '</span>' + esc(displayName(t)) +
+         ' <span class="muted">' + esc(shapeText(t.shape)) + '</span></h3>';
+    h += row('value', 'value', '', tableHTML(T(t.value), false));
+    h += row('upstream', 'upstream \u2202L/\u2202' + y, k === 0 && j === 0 ? ' (the seed)' : '',
+             upj ? tableHTML(upj, true) : '<span class="muted">none: nothing downstream used this output</span>');
+    h += '</section>';
+  });
+  if (outIds.length > 1) {
+    h += '<p class="note">This op has ' + outIds.length + ' outputs: each input receives the sum of what every ' +
+         'output\u2019s upstream gradient sends through it, so the local derivative is a Jacobian per output.</p>';
+  }
+  var up = T(ups[0]);
   s.inputs.forEach(function (input) {
     var t = byId[input.tensor];
     var head = '<h3><span class="role">input ' + input.input + '</span>' + esc(displayName(t)) + ' <span class="muted">' +
@@ -870,7 +886,8 @@ function show(k) {
   k = Math.max(0, Math.min(last, Math.round(Number(k) || 0)));
   current = k;
   var s = steps[k];
-  var inputs = {}, output = s ? s.output : null;  // input tensor -> does it receive a gradient here
+  var inputs = {}, outputs = {};  // input tensor -> does it receive a gradient here; the step's outputs
+  if (s) (s.outputs || [s.output]).forEach(function (id) { outputs[id] = true; });
   if (s) s.inputs.forEach(function (input) { inputs[input.tensor] = inputs[input.tensor] || !!input.grad; });
   ops.forEach(function (o) {
     var el = elements[o.id], j = stepOfOp[o.id];
@@ -879,9 +896,10 @@ function show(k) {
   });
   tensors.forEach(function (t) {
     var el = elements[t.id], m = models[t.id];
-    el.classList.toggle('is-out', t.id === output);
-    el.classList.toggle('is-in', inputs[t.id] === true && t.id !== output);
-    el.classList.toggle('is-in-nograd', inputs[t.id] === false && t.id !== output);
+    var isOut = outputs[t.id] === true;
+    el.classList.toggle('is-out', isOut);
+    el.classList.toggle('is-in', inputs[t.id] === true && !isOut);
+    el.classList.toggle('is-in-nograd', inputs[t.id] === false && !isOut);
     var g = gradAt(t.id, s ? k : -1);
     var cap = $('gc-' + t.id);
     cap.textContent = g && !g.complete ? 'gradient ' + g.count + '/' + g.total : 'gradient';
@@ -1002,17 +1020,27 @@ std::string html_escape(std::string_view text) {
   std::string out;
   for (const char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
 }
-
 
 // JSON inside <script>: the HTML parser ends the element at the first
 // "</script" whatever the quotes, and "<!--" changes how it scans. In JSON,
@@ -1023,10 +1051,17 @@ std::string script_safe_json(std::string_view json) {
   out.reserve(json.size() + json.size() / 16);
   for (const char c : json) {
     switch (c) {
-      case '<': out += "\\u003c"; break;
-      case '>': out += "\\u003e"; break;
-      case '&': out += "\\u0026"; break;
-      default: out += c;
+      case '<':
+        out += "\\u003c";
+        break;
+      case '>':
+        out += "\\u003e";
+        break;
+      case '&':
+        out += "\\u0026";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -1042,7 +1077,8 @@ std::string options_json(const PageOptions& options) {
 }
 
 // Appends `text` with each @@NAME@@ replaced by its value.
-void fill(std::string& out, std::string_view text, const std::vector<std::pair<std::string_view, std::string>>& values) {
+void fill(std::string& out, std::string_view text,
+          const std::vector<std::pair<std::string_view, std::string>>& values) {
   std::size_t at = 0;
   while (at < text.size()) {
     const std::size_t open = text.find("@@", at);
@@ -1097,7 +1133,8 @@ void write_backprop_page(const std::string& path, const BackwardTrace& trace, co
   if (!parent.empty()) {
     std::error_code error;
     std::filesystem::create_directories(parent, error);
-    if (error) throw_runtime("write_backprop_page", "cannot create directory '", parent.string(), "': ", error.message());
+    if (error)
+      throw_runtime("write_backprop_page", "cannot create directory '", parent.string(), "': ", error.message());
   }
   std::ofstream file(path, std::ios::binary | std::ios::trunc);
   if (!file) throw_runtime("write_backprop_page", "cannot write '", path, "': ", std::strerror(errno));

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstdio>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <string_view>
@@ -23,12 +23,38 @@ namespace {
 // input has the output's shape): their Jacobian is diagonal, one number per
 // element.
 bool elementwise_op(std::string_view name) {
-  static constexpr std::string_view kOps[] = {
-      "identity", "sigmoid",  "tanh",          "relu",        "leaky_relu", "softplus", "hard_tanh",
-      "arctan",   "sin",      "cos",           "sinc",        "gaussian",   "bent_identity", "soft_exponential",
-      "binary_step", "sign",  "binary_step_ste", "sign_ste",  "neg",        "exp",      "log",
-      "sqrt",     "abs",      "clamp",         "pow",         "clone",      "add",      "sub",
-      "mul",      "div",      "maximum",       "minimum"};
+  static constexpr std::string_view kOps[] = {"identity",
+                                              "sigmoid",
+                                              "tanh",
+                                              "relu",
+                                              "leaky_relu",
+                                              "softplus",
+                                              "hard_tanh",
+                                              "arctan",
+                                              "sin",
+                                              "cos",
+                                              "sinc",
+                                              "gaussian",
+                                              "bent_identity",
+                                              "soft_exponential",
+                                              "binary_step",
+                                              "sign",
+                                              "binary_step_ste",
+                                              "sign_ste",
+                                              "neg",
+                                              "exp",
+                                              "log",
+                                              "sqrt",
+                                              "abs",
+                                              "clamp",
+                                              "pow",
+                                              "clone",
+                                              "add",
+                                              "sub",
+                                              "mul",
+                                              "div",
+                                              "maximum",
+                                              "minimum"};
   for (std::string_view op : kOps) {
     if (op == name) return true;
   }
@@ -62,7 +88,6 @@ std::string label(const ComputationGraph& graph, int index) {
 
 // --- JSON, written by hand ---
 
-
 // The shortest text that reads back to the same float32 / float64 value.
 void json_number(std::string& out, double v, DType dtype, bool nan_as_null = false) {
   if (std::isnan(v)) {
@@ -82,6 +107,16 @@ void json_number(std::string& out, double v, DType dtype, bool nan_as_null = fal
 void json_shape(std::string& out, const Shape& shape) {
   out += '[';
   for (std::size_t d = 0; d < shape.rank(); ++d) out += (d ? "," : "") + std::to_string(shape[d]);
+  out += ']';
+}
+
+// The ids of graph tensors, as a JSON array of strings.
+void json_tensor_ids(std::string& out, const ComputationGraph& graph, const std::vector<int>& tensors) {
+  out += '[';
+  for (std::size_t k = 0; k < tensors.size(); ++k) {
+    if (k) out += ',';
+    json_string(out, graph.tensors[static_cast<std::size_t>(tensors[k])].id);
+  }
   out += ']';
 }
 
@@ -161,8 +196,8 @@ BackwardTrace trace_backward(const Tensor& root, const TraceOptions& options) {
   Tensor seed = options.seed;
   if (!seed.defined()) {
     if (root.numel() != 1) {
-      throw_invalid("trace_backward", "a gradient can be implied only for a one-element tensor, got ", root.shape().str(),
-                    "; pass TraceOptions::seed");
+      throw_invalid("trace_backward", "a gradient can be implied only for a one-element tensor, got ",
+                    root.shape().str(), "; pass TraceOptions::seed");
     }
     seed = ones(root.shape(), root.dtype());
   }
@@ -180,9 +215,16 @@ BackwardTrace trace_backward(const Tensor& root, const TraceOptions& options) {
     TraceStep step;
     step.index = s.index;
     step.op = found->second;
-    step.grad_output = s.grad_output.clone();  // the engine may reuse its buffers
-    const bool one_element_output = s.grad_output.numel() == 1;
-    const bool elementwise = elementwise_op(op.name);
+    // Clones: the engine may reuse its buffers.
+    for (std::size_t k = 0; k < s.num_outputs; ++k) {
+      const Tensor& upstream = s.grad_outputs != nullptr ? s.grad_outputs[k] : s.grad_output;
+      step.grad_outputs.push_back(upstream.defined() ? upstream.clone() : Tensor());
+    }
+    step.grad_output = step.grad_outputs.front();
+    // With several outputs no input has one local derivative per element.
+    const bool one_output = s.num_outputs == 1 && step.grad_output.defined();
+    const bool one_element_output = one_output && s.grad_output.numel() == 1;
+    const bool elementwise = one_output && elementwise_op(op.name);
     for (std::size_t i = 0; i < s.node.inputs().size(); ++i) {
       TraceInput in;
       in.tensor = op.inputs[i];
@@ -207,7 +249,10 @@ BackwardTrace trace_backward(const Tensor& root, const TraceOptions& options) {
 
   // What the pass taught us: each intermediate's gradient, the leaves' .grad.
   for (const TraceStep& step : trace.steps_) {
-    graph.tensors[static_cast<std::size_t>(graph.ops[static_cast<std::size_t>(step.op)].output)].grad = step.grad_output;
+    const GraphOp& op = graph.ops[static_cast<std::size_t>(step.op)];
+    for (std::size_t k = 0; k < op.outputs.size() && k < step.grad_outputs.size(); ++k) {
+      graph.tensors[static_cast<std::size_t>(op.outputs[k])].grad = step.grad_outputs[k];
+    }
   }
   for (GraphTensor& t : graph.tensors) {
     if (t.kind == GraphTensor::Kind::Leaf && t.value.defined()) t.grad = t.value.grad();
@@ -231,10 +276,17 @@ std::string BackwardTrace::text(const TraceTextOptions& options) const {
   out += "seed (dL/dL) = " + values(seed_) + "\n";
   for (const TraceStep& step : steps_) {
     const GraphOp& op = graph_.ops[static_cast<std::size_t>(step.op)];
-    const GraphTensor& output = graph_.tensors[static_cast<std::size_t>(op.output)];
     out += "\nstep " + std::to_string(step.index) + ": " + op.name + " (" + op.id + ")   " + op.formula + "\n";
-    out += "  output    " + label(graph_, op.output) + " = " + values(output.value) + "\n";
-    out += "  upstream  dL/dy = " + values(step.grad_output) + "\n";
+    const bool several = op.outputs.size() > 1;
+    for (std::size_t k = 0; k < op.outputs.size(); ++k) {
+      const int tensor = op.outputs[k];
+      const std::string y = several ? "y" + std::to_string(k) : std::string("y");
+      const Tensor upstream = k < step.grad_outputs.size() ? step.grad_outputs[k] : Tensor();
+      out += "  output" + std::string(several ? " " + std::to_string(k) : "  ") + "  " + label(graph_, tensor) + " = " +
+             values(graph_.tensors[static_cast<std::size_t>(tensor)].value) + "\n";
+      out +=
+          "  upstream  dL/d" + y + " = " + (upstream.defined() ? values(upstream) : "none (unused downstream)") + "\n";
+    }
     for (std::size_t i = 0; i < step.inputs.size(); ++i) {
       const TraceInput& in = step.inputs[i];
       const GraphTensor& t = graph_.tensors[static_cast<std::size_t>(in.tensor)];
@@ -243,9 +295,10 @@ std::string BackwardTrace::text(const TraceTextOptions& options) const {
         out += "            " + in.local_rule + "\n";
         continue;
       }
-      out += "            local ∂y/∂x = " +
-             (in.local_derivative.defined() ? values(in.local_derivative) + "   (" + in.local_rule + ")" : in.local_rule) +
-             "\n";
+      out +=
+          "            local ∂y/∂x = " +
+          (in.local_derivative.defined() ? values(in.local_derivative) + "   (" + in.local_rule + ")" : in.local_rule) +
+          "\n";
       out += "            sent  dL/dx = " + values(in.grad) + "\n";
     }
   }
@@ -281,6 +334,7 @@ std::string BackwardTrace::json(std::int64_t max_elements) const {
     } else {
       out += "null";
     }
+    out += ",\"producer_output\":" + std::to_string(t.producer_output);
     out += ",\"value\":";
     json_tensor(out, t.value, max_elements);
     out += ",\"grad\":";
@@ -304,6 +358,8 @@ std::string BackwardTrace::json(std::int64_t max_elements) const {
     json_string(out, graph_.tensors[static_cast<std::size_t>(op.output)].id);
     out += ",\"output_shape\":";
     json_shape(out, graph_.tensors[static_cast<std::size_t>(op.output)].shape);
+    out += ",\"outputs\":";
+    json_tensor_ids(out, graph_, op.outputs);
     out += "}";
   }
   out += "],\n\"edges\":[";
@@ -317,12 +373,14 @@ std::string BackwardTrace::json(std::int64_t max_elements) const {
       json_string(out, op.id);
       out += ",\"input\":" + std::to_string(i) + "}";
     }
-    separator();
-    out += "{\"from\":";
-    json_string(out, op.id);
-    out += ",\"to\":";
-    json_string(out, graph_.tensors[static_cast<std::size_t>(op.output)].id);
-    out += ",\"input\":null}";
+    for (std::size_t k = 0; k < op.outputs.size(); ++k) {
+      separator();
+      out += "{\"from\":";
+      json_string(out, op.id);
+      out += ",\"to\":";
+      json_string(out, graph_.tensors[static_cast<std::size_t>(op.outputs[k])].id);
+      out += ",\"input\":null,\"output\":" + std::to_string(k) + "}";
+    }
   }
   out += "],\n\"steps\":[";
   first = true;
@@ -339,7 +397,14 @@ std::string BackwardTrace::json(std::int64_t max_elements) const {
     json_string(out, graph_.tensors[static_cast<std::size_t>(op.output)].id);
     out += ",\"grad_output\":";
     json_tensor(out, step.grad_output, max_elements);
-    out += ",\"inputs\":[";
+    out += ",\"outputs\":";
+    json_tensor_ids(out, graph_, op.outputs);
+    out += ",\"grad_outputs\":[";
+    for (std::size_t k = 0; k < step.grad_outputs.size(); ++k) {
+      if (k) out += ',';
+      json_tensor(out, step.grad_outputs[k], max_elements);
+    }
+    out += "],\"inputs\":[";
     for (std::size_t i = 0; i < step.inputs.size(); ++i) {
       const TraceInput& in = step.inputs[i];
       if (i) out += ',';

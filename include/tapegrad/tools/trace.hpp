@@ -19,7 +19,9 @@
 // The JSON holds the whole picture for other tools: "nodes" (tensors and
 // ops with ids, op names, formulas, shapes, dtypes, values and gradients of
 // small tensors), "edges" (tensor -> op with the input's position, op ->
-// tensor) and "steps" (the ordered backward steps). Values are nested
+// tensor, one per output of the op) and "steps" (the ordered backward
+// steps; an op with several outputs, such as lstm_cell's h and c, lists them
+// all with their upstream gradients in "outputs" and "grad_outputs"). Values are nested
 // arrays in row-major order; NaN and infinities are the strings "NaN",
 // "Infinity" and "-Infinity"; an undefined local derivative element is null.
 #include <cstddef>
@@ -49,7 +51,10 @@ struct TraceInput {
 struct TraceStep {
   std::size_t index = 0;  // 0 for the first node visited
   int op = -1;            // index into graph().ops
-  Tensor grad_output;     // the upstream gradient dL/dy
+  Tensor grad_output;     // the upstream gradient dL/dy (of the first output)
+  // One per output of the op (lstm_cell: dL/dh, dL/dc); grad_outputs[0] is
+  // grad_output; undefined for an output that nothing downstream used.
+  std::vector<Tensor> grad_outputs;
   std::vector<TraceInput> inputs;
 };
 
