@@ -23,38 +23,13 @@ namespace {
 // input has the output's shape): their Jacobian is diagonal, one number per
 // element.
 bool elementwise_op(std::string_view name) {
-  static constexpr std::string_view kOps[] = {"identity",
-                                              "sigmoid",
-                                              "tanh",
-                                              "relu",
-                                              "leaky_relu",
-                                              "softplus",
-                                              "hard_tanh",
-                                              "arctan",
-                                              "sin",
-                                              "cos",
-                                              "sinc",
-                                              "gaussian",
-                                              "bent_identity",
-                                              "soft_exponential",
-                                              "binary_step",
-                                              "sign",
-                                              "binary_step_ste",
-                                              "sign_ste",
-                                              "neg",
-                                              "exp",
-                                              "log",
-                                              "sqrt",
-                                              "abs",
-                                              "clamp",
-                                              "pow",
-                                              "clone",
-                                              "add",
-                                              "sub",
-                                              "mul",
-                                              "div",
-                                              "maximum",
-                                              "minimum"};
+  // clang-format off
+  static constexpr std::string_view kOps[] = {
+      "identity", "sigmoid", "tanh", "relu", "leaky_relu", "softplus", "hard_tanh", "arctan", "sin", "cos",
+      "sinc", "gaussian", "bent_identity", "soft_exponential", "binary_step", "sign", "binary_step_ste",
+      "sign_ste", "neg", "exp", "log", "sqrt", "abs", "clamp", "pow", "clone", "add", "sub", "mul", "div",
+      "maximum", "minimum"};
+  // clang-format on
   for (std::string_view op : kOps) {
     if (op == name) return true;
   }
