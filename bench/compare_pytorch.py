@@ -2,10 +2,14 @@
 """Runs the benchmark workloads in tapegrad and in PyTorch on this machine and
 prints one table line per workload:
 
-    <workload> tapegrad=<seconds> pytorch=<seconds> speedup=<pytorch/tapegrad>
+    <workload> tapegrad=<seconds> pytorch=<seconds> speedup=<median> speedup_min=<..> speedup_max=<..>
 
-PyTorch runs at 1 and at 2 intra-op threads; its best time is compared.
-Usage: bench/compare_pytorch.py [--bench PATH] [--workloads tape,matmul,...]
+The engines run interleaved: per workload, --rounds rounds of tapegrad
+then PyTorch (at 1 and at 2 intra-op threads, its best taken), so that the
+machine's drift and other load fall on both sides of each round's ratio.
+tapegrad= and pytorch= are the medians over the rounds; speedup is the
+median of the rounds' ratios, with their min and max.
+Usage: bench/compare_pytorch.py [--bench PATH] [--workloads tape,matmul,...] [--rounds N]
 Needs Debian's python3-torch (it re-executes itself under /usr/bin/python3
 when the first python3 on PATH has no torch).
 """
@@ -306,11 +310,38 @@ def run_tapegrad(bench, workloads, env=None):
     return results
 
 
+def spread(values):
+    return statistics.median(values), min(values), max(values)
+
+
+def print_workload(rounds):
+    """One line per tapegrad result: its median over the rounds and, where PyTorch has the workload, PyTorch's
+    median and the median, min and max of the per-round speedups. Extra fields are the first round's."""
+    for name, values in rounds[0][0].items():
+        ours = [float(r[0][name]["seconds"]) for r in rounds]
+        base = name.split("@")[0]  # <workload>@onednn compares with PyTorch's default path too
+
+        def against(key):
+            theirs = [r[1][key] for r in rounds]
+            median, low, high = spread([t / o for t, o in zip(theirs, ours)])
+            return (f"pytorch={statistics.median(theirs):.6g} speedup={median:.2f} "
+                    f"speedup_min={low:.2f} speedup_max={high:.2f}")
+
+        line = f"{name} tapegrad={statistics.median(ours):.6g}"
+        if base in rounds[0][1]:
+            line += " " + against(base)
+        extras = " ".join(f"{k}={v}" for k, v in values.items() if k != "seconds")
+        print(line + (" " + extras if extras else ""))
+        if base + "@im2col" in rounds[0][1]:  # PyTorch's second convolution path
+            print(f"{name}_vs_pytorch_im2col tapegrad={statistics.median(ours):.6g} {against(base + '@im2col')}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bench", default=os.path.join(os.path.dirname(__file__), "..", "build-bench", "bench",
                                                         "tapegrad_bench"))
     parser.add_argument("--workloads", default=",".join(TORCH_WORKLOADS))
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per workload (default 3)")
     parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     ensure_torch()
@@ -324,30 +355,29 @@ def main():
     import platform
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     print(f"# machine: {cpu}, {os.cpu_count()} cores; PyTorch {torch.__version__}, best of 1 and 2 threads")
-    ours = run_tapegrad(args.bench, workloads)
-    # The convolutions again through the oneDNN backend, when built in
-    # (the bench says so): lines <workload>@onednn.
-    conv_workloads = [w for w in workloads if w in ("conv", "cnn")]
-    if conv_workloads and "# conv_backends=im2col,onednn" in SEEN_COMMENTS_RAW:
-        for name, values in run_tapegrad(args.bench, conv_workloads, {"TAPEGRAD_CONV_BACKEND": "onednn"}).items():
-            ours[name + "@onednn"] = values
-    theirs = {}
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        for workload in workloads:
-            for name, seconds in TORCH_WORKLOADS[workload]().items():
-                theirs[name] = min(seconds, theirs.get(name, float("inf")))
-    for name, values in ours.items():
-        line = f"{name} tapegrad={float(values['seconds']):.6g}"
-        base = name.split("@")[0]  # <workload>@onednn compares with PyTorch's default path too
-        if base in theirs:
-            line += f" pytorch={theirs[base]:.6g} speedup={theirs[base] / float(values['seconds']):.2f}"
-        extras = " ".join(f"{k}={v}" for k, v in values.items() if k != "seconds")
-        print(line + (" " + extras if extras else ""))
-        if base + "@im2col" in theirs:  # PyTorch's second convolution path
-            im2col = theirs[base + "@im2col"]
-            print(f"{name}_vs_pytorch_im2col tapegrad={float(values['seconds']):.6g} pytorch={im2col:.6g} "
-                  f"speedup={im2col / float(values['seconds']):.2f}")
+    if args.rounds < 1:
+        sys.exit(f"compare_pytorch: --rounds must be at least 1, got {args.rounds}")
+    unknown = [w for w in workloads if w not in TORCH_WORKLOADS]
+    if unknown:
+        sys.exit(f"compare_pytorch: unknown workload(s) {','.join(unknown)}; known: {','.join(TORCH_WORKLOADS)}")
+    print(f"# method: {args.rounds} interleaved rounds per workload (tapegrad, then PyTorch); "
+          "medians over rounds, speedup = median of per-round ratios")
+    for workload in workloads:
+        rounds = []  # per round: (our lines, PyTorch's best seconds per name)
+        for _ in range(args.rounds):
+            ours = run_tapegrad(args.bench, [workload])
+            # The convolutions again through the oneDNN backend, when built in
+            # (the bench says so): lines <workload>@onednn.
+            if workload in ("conv", "cnn") and "# conv_backends=im2col,onednn" in SEEN_COMMENTS_RAW:
+                for name, values in run_tapegrad(args.bench, [workload], {"TAPEGRAD_CONV_BACKEND": "onednn"}).items():
+                    ours[name + "@onednn"] = values
+            theirs = {}
+            for threads in (1, 2):
+                torch.set_num_threads(threads)
+                for name, seconds in TORCH_WORKLOADS[workload]().items():
+                    theirs[name] = min(seconds, theirs.get(name, float("inf")))
+            rounds.append((ours, theirs))
+        print_workload(rounds)
     if TORCH_RATIOS:
         ratios = " ".join(f"threads{n}={r:.2f}" for n, r in sorted(TORCH_RATIOS.items()))
         print(f"hvp_over_grad pytorch {ratios} (median of interleaved pairs)")
