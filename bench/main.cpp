@@ -1,11 +1,13 @@
 // tapegrad_bench [workload ...]: runs the named workloads (all but the memory ones by default)
 // and prints one line per result: "<workload> seconds=<median> key=value ...".
+#include <cblas.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <map>
 #include <string>
-
 #include <tapegrad/tapegrad.hpp>
 
 #include "workloads.hpp"
@@ -33,6 +35,13 @@ int main(int argc, char** argv) {
   std::printf("# threads=%d parallel_gemm_work=%lld\n", tapegrad::num_threads(),
               static_cast<long long>(tapegrad::kParallelGemmWork));
   std::printf("# conv_backends=%s\n", tapegrad::onednn_available() ? "im2col,onednn" : "im2col");
+  // Which kernels OpenBLAS runs: machines that set OPENBLAS_CORETYPE (older
+  // builds miscompute on some newer processors) get e.g. Haswell's AVX2
+  // kernels where AVX-512 exists, about half the GEMM rate; every ratio to
+  // raw sgemm is read against this.
+  const char* coretype = std::getenv("OPENBLAS_CORETYPE");
+  std::printf("# blas corename=%s OPENBLAS_CORETYPE=%s config=\"%s\"\n", openblas_get_corename(),
+              coretype != nullptr ? coretype : "(unset)", openblas_get_config());
   if (argc == 1) {
     for (const auto& [name, run] : workloads) {
       if (name != "memory" && name != "graph_memory") run();
