@@ -1,10 +1,14 @@
 // Training-step benchmarks: the MLP step of the main job (784-256-128-10
 // ReLU, softmax-cross-entropy, Adam) at batch 64 and 512, one MNIST epoch,
 // and the memory of 1,000 steps.
+#include <cblas.h>
+
+#include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <string>
-
 #include <tapegrad/tapegrad.hpp>
+#include <vector>
 
 #include "harness.hpp"
 #include "workloads.hpp"
@@ -41,6 +45,88 @@ long status_kb(const std::string& field) {
   return -1;
 }
 
+constexpr std::int64_t kMlpSizes[] = {784, 256, 128, 10};
+
+// Bytes per second of a stream triad (a = b + s·c: 3 floats of traffic per
+// element) over three arrays of `floats` floats each, sized by the caller
+// to the optimizer's own working set, so that the cache level it runs from
+// in the step is the one measured.
+double triad_bytes_per_second(std::int64_t floats) {
+  std::vector<float> a(static_cast<std::size_t>(floats)), b(a.size(), 1.0f), c(a.size(), 2.0f);
+  const Timing t = measure(
+      [&] {
+        float* __restrict av = a.data();
+        const float* __restrict bv = b.data();
+        const float* __restrict cv = c.data();
+        for (std::int64_t i = 0; i < floats; ++i) av[i] = bv[i] + 0.5f * cv[i];
+      },
+      5, 50, 0.3);
+  return 3.0 * 4.0 * static_cast<double>(floats) / t.median;
+}
+
+// The floor of one MLP step here: its GEMMs called raw through OpenBLAS
+// (the faster of its own thread count and one thread)
+// (linear's shapes and transposes: y = x·Wᵀ, dx = dy·W except for the
+// input layer, dW = dyᵀ·x) plus Adam's memory traffic (reads p, g, m, v;
+// writes p, m, v) at the triad bandwidth. Everything else in the step
+// (bias sums, ReLU, softmax, the tape) counts as overhead above it.
+struct StepLimit {
+  double gemm_seconds = 0;
+  double optimizer_seconds = 0;
+  double seconds() const { return gemm_seconds + optimizer_seconds; }
+};
+
+StepLimit mlp_step_limit(std::int64_t batch) {
+  struct Layer {
+    std::int64_t in, out;
+    std::vector<float> w, x, y, dy, dx, dw;
+  };
+  std::vector<Layer> layers;
+  std::int64_t parameters = 0;
+  for (std::size_t l = 0; l + 1 < std::size(kMlpSizes); ++l) {
+    const std::int64_t in = kMlpSizes[l], out = kMlpSizes[l + 1];
+    const auto size = [](std::int64_t n) { return std::vector<float>(static_cast<std::size_t>(n), 0.01f); };
+    layers.push_back({in, out, size(out * in), size(batch * in), size(batch * out), size(batch * out), size(batch * in),
+                      size(out * in)});
+    parameters += out * in + out;
+  }
+  const auto products = [&] {
+    for (Layer& l : layers) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, l.out, l.in, 1, l.x.data(), l.in, l.w.data(), l.in, 0,
+                  l.y.data(), l.out);
+    }
+    for (std::size_t k = layers.size(); k-- > 0;) {
+      Layer& l = layers[k];
+      if (k > 0) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, batch, l.in, l.out, 1, l.dy.data(), l.out, l.w.data(),
+                    l.in, 0, l.dx.data(), l.in);
+      }
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l.out, l.in, batch, 1, l.dy.data(), l.out, l.x.data(), l.in,
+                  0, l.dw.data(), l.in);
+    }
+  };
+  // OpenBLAS at its own thread count and at one thread: small products run
+  // faster on one (as tapegrad runs them), so the floor is the faster.
+  const int threads = openblas_get_num_threads();
+  const double threaded = measure(products, 5, 20, 0.5).median;
+  openblas_set_num_threads(1);
+  const double serial = measure(products, 5, 20, 0.5).median;
+  openblas_set_num_threads(threads);
+  StepLimit limit;
+  limit.gemm_seconds = std::min(threaded, serial);
+  const double adam_bytes = 7.0 * 4.0 * static_cast<double>(parameters);
+  // Three triad arrays holding as much as Adam's four (p, g, m, v).
+  limit.optimizer_seconds = adam_bytes / triad_bytes_per_second(4 * parameters / 3);
+  return limit;
+}
+
+std::string limit_fields(double limit_seconds, double seconds, const StepLimit& parts) {
+  char text[200];
+  std::snprintf(text, sizeof text, "limit=%.6g of_limit=%.3f limit_gemm=%.6g limit_optimizer=%.6g", limit_seconds,
+                limit_seconds / seconds, parts.gemm_seconds, parts.optimizer_seconds);
+  return text;
+}
+
 }  // namespace
 
 void bench_mlp_step() {
@@ -49,7 +135,8 @@ void bench_mlp_step() {
     const Tensor x = randn({batch, 784});
     const Tensor y = random_labels(batch);
     const Timing t = measure([&] { setup.step(x, y); }, 5, 20, 1.0);
-    report("mlp_step_batch" + std::to_string(batch), t.median);
+    const StepLimit limit = mlp_step_limit(batch);
+    report("mlp_step_batch" + std::to_string(batch), t.median, limit_fields(limit.seconds(), t.median, limit));
   }
 }
 
@@ -63,7 +150,20 @@ void bench_mnist_epoch() {
         for (const auto& [x, y] : loader) setup.step(x, y);
       },
       1, 3, 2.0);
-  report("mnist_epoch_batch64", t.median, "samples=" + std::to_string(mnist.train.size()));
+  // The epoch's floor: its full batches' step limit, plus the last batch's.
+  const std::int64_t samples = static_cast<std::int64_t>(mnist.train.size());
+  const StepLimit full = mlp_step_limit(64);
+  double limit = static_cast<double>(samples / 64) * full.seconds();
+  StepLimit parts{static_cast<double>(samples / 64) * full.gemm_seconds,
+                  static_cast<double>(samples / 64) * full.optimizer_seconds};
+  if (samples % 64 != 0) {
+    const StepLimit last = mlp_step_limit(samples % 64);
+    limit += last.seconds();
+    parts.gemm_seconds += last.gemm_seconds;
+    parts.optimizer_seconds += last.optimizer_seconds;
+  }
+  report("mnist_epoch_batch64", t.median,
+         "samples=" + std::to_string(samples) + " " + limit_fields(limit, t.median, parts));
 }
 
 void bench_memory() {
@@ -118,9 +218,9 @@ void bench_graph_memory() {
     Tensor y = x;
     for (int i = 0; i < kNodes; ++i) y = tanh(y);
     const long recorded = status_kb("VmRSS");
-    report("graph_memory_tanh_chain", 0,
-           "nodes=" + std::to_string(kNodes) +
-               " bytes_per_node=" + std::to_string((recorded - before) * 1024.0 / kNodes));
+    report(
+        "graph_memory_tanh_chain", 0,
+        "nodes=" + std::to_string(kNodes) + " bytes_per_node=" + std::to_string((recorded - before) * 1024.0 / kNodes));
   }
   const long freed = status_kb("VmRSS");
   const std::size_t cached = cached_memory_bytes();
