@@ -286,7 +286,8 @@ def memory_child():
 TORCH_WORKLOADS = {"tape": torch_tape, "matmul": torch_matmul, "mlp": torch_mlp, "mnist": torch_mnist,
                    "hvp": torch_hvp, "conv": torch_conv, "cnn": torch_cnn,
                    "lstm": torch_lstm, "lstm_cell": torch_lstm_cell,
-                   "lstm_unroll": lambda: {}}  # tapegrad only: time and memory against T
+                   "lstm_unroll": lambda: {},  # tapegrad only: time and memory against T
+                   "contention": None}  # the MLP step under load (run_contention)
 
 
 SEEN_COMMENTS = set()
@@ -308,6 +309,50 @@ def run_tapegrad(bench, workloads, env=None):
         values = dict(field.split("=", 1) for field in fields)
         results[name] = values
     return results
+
+
+BUSY_SECONDS = 120  # a competing process stops by itself after this, whatever happens to us
+
+
+def best_torch_mlp64():
+    import torch
+    best = float("inf")
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        best = min(best, torch_mlp()["mlp_step_batch64"])
+    return best
+
+
+def run_contention(bench, rounds):
+    """The MLP step at batch 64, quiet and with one busy process per core
+    (started and stopped here, each bounded to BUSY_SECONDS), both engines
+    interleaved per round; prints each engine's slowdown (loaded / quiet,
+    medians) and their ratio (tapegrad's over PyTorch's: <= 1 is the goal)."""
+    busy_code = f"import time\nend = time.time() + {BUSY_SECONDS}\nwhile time.time() < end: pass\n"
+    quiet = {"tapegrad": [], "pytorch": []}
+    loaded = {"tapegrad": [], "pytorch": []}
+
+    def measure_both(into):
+        into["tapegrad"].append(float(run_tapegrad(bench, ["mlp"])["mlp_step_batch64"]["seconds"]))
+        into["pytorch"].append(best_torch_mlp64())
+
+    for _ in range(rounds):
+        measure_both(quiet)
+        busy = [subprocess.Popen([sys.executable, "-c", busy_code]) for _ in range(os.cpu_count() or 1)]
+        try:
+            measure_both(loaded)
+        finally:
+            for process in busy:
+                process.kill()
+                process.wait()
+    slowdown = {engine: statistics.median(loaded[engine]) / statistics.median(quiet[engine]) for engine in quiet}
+    print(f"contention_mlp_step_batch64 busy_processes={os.cpu_count()} "
+          f"tapegrad_quiet={statistics.median(quiet['tapegrad']):.6g} "
+          f"tapegrad_loaded={statistics.median(loaded['tapegrad']):.6g} "
+          f"pytorch_quiet={statistics.median(quiet['pytorch']):.6g} "
+          f"pytorch_loaded={statistics.median(loaded['pytorch']):.6g} "
+          f"tapegrad_slowdown={slowdown['tapegrad']:.2f} pytorch_slowdown={slowdown['pytorch']:.2f} "
+          f"slowdown_ratio={slowdown['tapegrad'] / slowdown['pytorch']:.2f}")
 
 
 def spread(values):
@@ -363,6 +408,9 @@ def main():
     print(f"# method: {args.rounds} interleaved rounds per workload (tapegrad, then PyTorch); "
           "medians over rounds, speedup = median of per-round ratios")
     for workload in workloads:
+        if workload == "contention":
+            run_contention(args.bench, args.rounds)
+            continue
         rounds = []  # per round: (our lines, PyTorch's best seconds per name)
         for _ in range(args.rounds):
             ours = run_tapegrad(args.bench, [workload])
