@@ -65,10 +65,10 @@ double triad_bytes_per_second(std::int64_t floats) {
 }
 
 // The floor of one MLP step here: its GEMMs called raw through OpenBLAS
-// (the faster of its own thread count and one thread)
-// (linear's shapes and transposes: y = x·Wᵀ, dx = dy·W except for the
-// input layer, dW = dyᵀ·x) plus Adam's memory traffic (reads p, g, m, v;
-// writes p, m, v) at the triad bandwidth. Everything else in the step
+// with linear's shapes and transposes (y = x·Wᵀ, dx = dy·W except for the
+// input layer, dW = dyᵀ·x), the faster of its own thread count and one
+// thread, plus Adam's memory traffic (reads p, g, m, v; writes p, m, v) at
+// the triad bandwidth. Everything else in the step
 // (bias sums, ReLU, softmax, the tape) counts as overhead above it.
 struct StepLimit {
   double gemm_seconds = 0;
@@ -120,10 +120,10 @@ StepLimit mlp_step_limit(std::int64_t batch) {
   return limit;
 }
 
-std::string limit_fields(double limit_seconds, double seconds, const StepLimit& parts) {
+std::string limit_fields(const StepLimit& limit, double seconds) {
   char text[200];
-  std::snprintf(text, sizeof text, "limit=%.6g of_limit=%.3f limit_gemm=%.6g limit_optimizer=%.6g", limit_seconds,
-                limit_seconds / seconds, parts.gemm_seconds, parts.optimizer_seconds);
+  std::snprintf(text, sizeof text, "limit=%.6g of_limit=%.3f limit_gemm=%.6g limit_optimizer=%.6g", limit.seconds(),
+                limit.seconds() / seconds, limit.gemm_seconds, limit.optimizer_seconds);
   return text;
 }
 
@@ -136,7 +136,7 @@ void bench_mlp_step() {
     const Tensor y = random_labels(batch);
     const Timing t = measure([&] { setup.step(x, y); }, 5, 20, 1.0);
     const StepLimit limit = mlp_step_limit(batch);
-    report("mlp_step_batch" + std::to_string(batch), t.median, limit_fields(limit.seconds(), t.median, limit));
+    report("mlp_step_batch" + std::to_string(batch), t.median, limit_fields(limit, t.median));
   }
 }
 
@@ -153,17 +153,14 @@ void bench_mnist_epoch() {
   // The epoch's floor: its full batches' step limit, plus the last batch's.
   const std::int64_t samples = static_cast<std::int64_t>(mnist.train.size());
   const StepLimit full = mlp_step_limit(64);
-  double limit = static_cast<double>(samples / 64) * full.seconds();
-  StepLimit parts{static_cast<double>(samples / 64) * full.gemm_seconds,
-                  static_cast<double>(samples / 64) * full.optimizer_seconds};
+  const double full_batches = static_cast<double>(samples / 64);
+  StepLimit limit{full_batches * full.gemm_seconds, full_batches * full.optimizer_seconds};
   if (samples % 64 != 0) {
     const StepLimit last = mlp_step_limit(samples % 64);
-    limit += last.seconds();
-    parts.gemm_seconds += last.gemm_seconds;
-    parts.optimizer_seconds += last.optimizer_seconds;
+    limit.gemm_seconds += last.gemm_seconds;
+    limit.optimizer_seconds += last.optimizer_seconds;
   }
-  report("mnist_epoch_batch64", t.median,
-         "samples=" + std::to_string(samples) + " " + limit_fields(limit, t.median, parts));
+  report("mnist_epoch_batch64", t.median, "samples=" + std::to_string(samples) + " " + limit_fields(limit, t.median));
 }
 
 void bench_memory() {

@@ -108,15 +108,16 @@ def torch_mlp_model():
     return step
 
 
-def torch_mlp():
+def torch_mlp_step_seconds(batch):
     import torch
-    results = {}
-    for batch in (64, 512):
-        step = torch_mlp_model()
-        x = torch.randn(batch, 784)
-        y = torch.arange(batch) * 7 % 10
-        results[f"mlp_step_batch{batch}"] = measure(lambda: step(x, y), 5, 20, 1.0)
-    return results
+    step = torch_mlp_model()
+    x = torch.randn(batch, 784)
+    y = torch.arange(batch) * 7 % 10
+    return measure(lambda: step(x, y), 5, 20, 1.0)
+
+
+def torch_mlp():
+    return {f"mlp_step_batch{batch}": torch_mlp_step_seconds(batch) for batch in (64, 512)}
 
 
 def torch_conv_paths(build):
@@ -319,7 +320,7 @@ def best_torch_mlp64():
     best = float("inf")
     for threads in (1, 2):
         torch.set_num_threads(threads)
-        best = min(best, torch_mlp()["mlp_step_batch64"])
+        best = min(best, torch_mlp_step_seconds(64))
     return best
 
 
