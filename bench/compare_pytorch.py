@@ -120,6 +120,47 @@ def torch_mlp():
     return {f"mlp_step_batch{batch}": torch_mlp_step_seconds(batch) for batch in (64, 512)}
 
 
+def torch_capture():
+    """PyTorch's eager steps beside tapegrad's captured ones (bench_capture.cpp), and the same steps with the
+    model's forward through torch.jit.trace (keys <name>@jit): the closest PyTorch 1.13 offers on CPU."""
+    import torch
+    times = {}
+    x = torch.randn(1, 8, requires_grad=True)
+
+    def chain():
+        y = x
+        for _ in range(1000):
+            y = torch.tanh(y)
+        y.backward(torch.ones(1, 8))
+        x.grad = None
+
+    times["capture_tape_tanh_per_node"] = measure(chain) / 1000
+
+    def step_seconds(model, batch_x, batch_y, lr, repeats):
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+
+        def step(forward):
+            loss = torch.nn.functional.cross_entropy(forward(batch_x), batch_y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+        traced = torch.jit.trace(model, batch_x)
+        return measure(lambda: step(model), 5, repeats, 1.0), measure(lambda: step(traced), 5, repeats, 1.0)
+
+    small = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(), torch.nn.Linear(16, 16), torch.nn.Tanh(),
+                                torch.nn.Linear(16, 2))
+    eager, traced = step_seconds(small, torch.randn(32, 2), torch.arange(32) % 2, 1e-2, 100)
+    times["capture_small_mlp_step"], times["capture_small_mlp_step@jit"] = eager, traced
+    for batch in (64, 512):
+        mlp = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 128),
+                                  torch.nn.ReLU(), torch.nn.Linear(128, 10))
+        name = f"capture_mlp_step_batch{batch}"
+        times[name], times[name + "@jit"] = step_seconds(mlp, torch.randn(batch, 784), torch.arange(batch) * 7 % 10,
+                                                         1e-3, 20)
+    return times
+
+
 def torch_conv_paths(build):
     """Times build()'s step in PyTorch's two CPU convolution paths: its
     default (oneDNN in Debian's build) and its own im2col + BLAS one."""
@@ -288,6 +329,7 @@ TORCH_WORKLOADS = {"tape": torch_tape, "matmul": torch_matmul, "mlp": torch_mlp,
                    "hvp": torch_hvp, "conv": torch_conv, "cnn": torch_cnn,
                    "lstm": torch_lstm, "lstm_cell": torch_lstm_cell,
                    "lstm_unroll": lambda: {},  # tapegrad only: time and memory against T
+                   "capture": torch_capture,
                    "contention": None}  # the MLP step under load (run_contention)
 
 
@@ -378,8 +420,10 @@ def print_workload(rounds):
             line += " " + against(base)
         extras = " ".join(f"{k}={v}" for k, v in values.items() if k != "seconds")
         print(line + (" " + extras if extras else ""))
-        if base + "@im2col" in rounds[0][1]:  # PyTorch's second convolution path
-            print(f"{name}_vs_pytorch_im2col tapegrad={statistics.median(ours):.6g} {against(base + '@im2col')}")
+        # PyTorch's second convolution path, and its traced (jit) steps.
+        for path in ("im2col", "jit"):
+            if f"{base}@{path}" in rounds[0][1]:
+                print(f"{name}_vs_pytorch_{path} tapegrad={statistics.median(ours):.6g} {against(base + '@' + path)}")
 
 
 def main():

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
       {"lstm", bench_lstm_layer},
       {"lstm_cell", bench_lstm_cell_unrolled},
       {"lstm_unroll", bench_lstm_unroll},
+      {"capture", bench_capture},
       // Run alone in its own process: it reports the process's peak memory.
       {"memory", bench_memory},
       {"graph_memory", bench_graph_memory},

@@ -15,5 +15,6 @@ void bench_cnn_step();
 void bench_lstm_layer();
 void bench_lstm_cell_unrolled();
 void bench_lstm_unroll();
+void bench_capture();
 
 }  // namespace tapegrad::bench

@@ -37,6 +37,7 @@ const char* kUsage = R"(usage: mnist_mlp [options]
   --out DIR           checkpoint and curves go here (default mnist_out)
   --min-accuracy A    exit with status 1 if the test accuracy is below A
   --quiet             no progress output
+  --capture           record the training step once and replay it (no graph building or allocation per step)
 )";
 
 std::vector<std::int64_t> parse_sizes(const std::string& text) {
@@ -72,6 +73,7 @@ int run(int argc, char** argv) {
   const std::string out_dir = flags.get("out", "mnist_out");
   const double min_accuracy = flags.number("min-accuracy", 0);
   const bool quiet = flags.flag("quiet");
+  const bool capture = flags.flag("capture");
   const int max_shift = static_cast<int>(flags.number("shift", 1));
   flags.finish();
 
@@ -114,9 +116,15 @@ int run(int argc, char** argv) {
   if (max_shift > 0 && side * side != sizes.front()) {
     throw std::invalid_argument("--shift needs square images, got " + std::to_string(sizes.front()) + " pixels");
   }
-  const examples::TrainingResult trained = examples::train_classifier(
-      *model, *optimizer, schedule.get(), fit_set, val_set,
-      {.epochs = epochs, .batch_size = batch_size, .seed = seed, .max_shift = max_shift, .side = side, .quiet = quiet});
+  const examples::TrainingResult trained =
+      examples::train_classifier(*model, *optimizer, schedule.get(), fit_set, val_set,
+                                 {.epochs = epochs,
+                                  .batch_size = batch_size,
+                                  .seed = seed,
+                                  .max_shift = max_shift,
+                                  .side = side,
+                                  .quiet = quiet,
+                                  .capture = capture});
   const examples::Evaluation test = examples::evaluate(*model, mnist.test);
   examples::save_training(*model, *optimizer, trained.history, out_dir, "mnist_mlp", "mnist_curves", "MNIST MLP",
                           quiet);

@@ -77,6 +77,9 @@ struct TrainingOptions {
   int max_shift = 0;       // random_shifts of up to this many pixels (0: none)
   std::int64_t side = 28;  // of the square images, for the shifts
   bool quiet = false;
+  // Record the step once and replay it (capture.hpp); the smaller last
+  // batch of an epoch gets a program of its own.
+  bool capture = false;
 };
 
 struct TrainingResult {
@@ -95,17 +98,32 @@ inline TrainingResult train_classifier(tapegrad::nn::Module& model, tapegrad::op
   data::DataLoader loader(fit, {.batch_size = o.batch_size, .shuffle = true, .seed = o.seed});
   train::Progress progress({.mode = o.quiet ? train::ProgressMode::Quiet : train::ProgressMode::Auto});
   TrainingResult result;
+  CapturedStep captured_step(
+      [&](const std::vector<Tensor>& in) {
+        const Tensor loss = cross_entropy(model(in[0]), in[1]);
+        optimizer.zero_grad();
+        loss.backward();
+        optimizer.step();
+        return std::vector<Tensor>{loss};
+      },
+      {.recapture_on_new_shapes = true});
   const auto start = std::chrono::steady_clock::now();
   for (std::int64_t epoch = 1; epoch <= o.epochs; ++epoch) {
     model.train();
     progress.begin_epoch(epoch, o.epochs, loader.num_batches());
     for (const auto& [x, y] : loader) {
       const Tensor inputs = o.max_shift > 0 ? random_shifts(x, o.side, o.max_shift, augment_generator) : x;
-      const Tensor loss = cross_entropy(model(inputs), y);
-      optimizer.zero_grad();
-      loss.backward();
-      optimizer.step();
-      progress.step(x.shape(0), loss.item());
+      double loss = 0;
+      if (o.capture) {
+        loss = captured_step({inputs, y})[0].item();
+      } else {
+        const Tensor batch_loss = cross_entropy(model(inputs), y);
+        optimizer.zero_grad();
+        batch_loss.backward();
+        optimizer.step();
+        loss = batch_loss.item();
+      }
+      progress.step(x.shape(0), loss);
     }
     const Evaluation v = evaluate(model, val);
     progress.end_epoch({{"val_loss", v.loss}, {"val_acc", v.accuracy}});

@@ -375,6 +375,6 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
 
 // Accumulates `gradient` into the .grad of a leaf, checking shape and dtype.
 // In a create-graph pass (grad mode on) the sum is recorded.
-void accumulate_grad(TensorImpl& leaf, Tensor gradient, const char* op);
+void accumulate_grad(const std::shared_ptr<TensorImpl>& leaf, Tensor gradient, const char* op);
 
 }  // namespace tapegrad

@@ -1,10 +1,12 @@
 #pragma once
 // Umbrella header: everything a user of tapegrad needs.
 #include "tapegrad/autograd.hpp"
+#include "tapegrad/capture.hpp"
 #include "tapegrad/dtype.hpp"
 #include "tapegrad/error.hpp"
 #include "tapegrad/functional.hpp"
 #include "tapegrad/gradcheck.hpp"
+#include "tapegrad/kernel.hpp"
 #include "tapegrad/memory.hpp"
 #include "tapegrad/io/checkpoint.hpp"
 #include "tapegrad/io/npz.hpp"

@@ -1,7 +1,9 @@
 #include "core/accumulate.hpp"
 
+#include "core/capture_hooks.hpp"
 #include "core/dispatch.hpp"
 #include "tapegrad/autograd.hpp"
+#include "tapegrad/kernel.hpp"
 #include "tapegrad/storage.hpp"
 
 namespace tapegrad::detail {
@@ -12,11 +14,12 @@ namespace {
 void add_into(const Tensor& a, const Tensor& b, Tensor& out) {
   dispatch_float(a.dtype(), "accumulate_grad", [&](auto tag) {
     using T = decltype(tag);
-    const T* av = a.data<T>();
-    const T* bv = b.data<T>();
-    T* ov = out.data<T>();
-    const std::int64_t n = a.numel();
-    for (std::int64_t i = 0; i < n; ++i) ov[i] = av[i] + bv[i];
+    launch(
+        "accumulate_grad",
+        [n = a.numel()](const T* av, const T* bv, T* ov) {
+          for (std::int64_t i = 0; i < n; ++i) ov[i] = av[i] + bv[i];
+        },
+        a, b, out);
   });
 }
 
@@ -42,7 +45,7 @@ void accumulate_into(Tensor& slot, Tensor gradient) {
   // A slot on the tape (a gradient from a create-graph pass) may be saved by
   // the ops that read it: never overwrite it.
   const bool sole_owner =
-      slot.impl_ptr().use_count() == 1 && slot.impl()->storage.use_count() == 1 && !slot.requires_grad();
+      slot.impl_ptr().use_count() == 1 && owners_besides_capture(slot.impl()->storage) == 1 && !slot.requires_grad();
   Tensor target = sole_owner ? slot : empty(slot.shape(), slot.dtype(), "accumulate_grad");
   add_into(slot, gradient, target);
   slot = std::move(target);

@@ -5,6 +5,7 @@
 #include <queue>
 
 #include "core/accumulate.hpp"
+#include "core/capture_hooks.hpp"
 #include "tapegrad/error.hpp"
 #include "tapegrad/storage.hpp"
 #include "tapegrad/tools/anomaly.hpp"
@@ -36,8 +37,7 @@ bool any_requires_grad(std::initializer_list<const Tensor*> inputs) {
   return false;
 }
 
-Node::Node(OpInfo info, const Tensor* const* inputs, std::size_t count)
-    : info_(info), inputs_(count) {
+Node::Node(OpInfo info, const Tensor* const* inputs, std::size_t count) : info_(info), inputs_(count) {
   std::uint64_t sequence = t_next_sequence;
   for (std::size_t i = 0; i < count; ++i) {
     const Tensor& input = *inputs[i];
@@ -140,8 +140,9 @@ namespace {
 
 void check_closure_does_not_hold(const Node& node, const Tensor& output) {
   if (node.closure_holds(output.impl_ptr())) {
-    throw_invalid(node.name(), "the backward closure captures the op's own output tensor, a reference cycle that "
-                               "would never be freed; capture saved(output) instead");
+    throw_invalid(node.name(),
+                  "the backward closure captures the op's own output tensor, a reference cycle that "
+                  "would never be freed; capture saved(output) instead");
   }
 }
 
@@ -182,18 +183,20 @@ void detail_attach_outputs(std::vector<Tensor>& outputs, std::shared_ptr<Node> n
   }
 }
 
-void accumulate_grad(TensorImpl& leaf, Tensor gradient, const char* op) {
+void accumulate_grad(const std::shared_ptr<TensorImpl>& leaf_ptr, Tensor gradient, const char* op) {
+  TensorImpl& leaf = *leaf_ptr;
   if (gradient.shape() != leaf.shape || gradient.dtype() != leaf.dtype) {
     throw_runtime(op, "gradient ", dtype_name(gradient.dtype()), " ", gradient.shape().str(),
                   " does not match the tensor's ", dtype_name(leaf.dtype), " ", leaf.shape.str());
   }
+  detail::note_grad_accumulated(leaf_ptr, leaf.grad == nullptr);
   Tensor slot(leaf.grad);
   leaf.grad.reset();  // so that the slot is the sole owner when it can be
   // A gradient handed on as it came (add's backward gives both inputs the
   // same tensor) may be shared: a .grad gets a buffer of its own, since
   // users and optimizers (clip_grad_norm) write .grad in place.
   if (!slot.defined() && !gradient.requires_grad() &&
-      (gradient.impl_ptr().use_count() > 1 || gradient.impl()->storage.use_count() > 1)) {
+      (gradient.impl_ptr().use_count() > 1 || detail::owners_besides_capture(gradient.impl()->storage) > 1)) {
     gradient = gradient.clone();  // not recorded: the gradient is off the tape
   }
   detail::accumulate_into(slot, std::move(gradient));

@@ -185,7 +185,7 @@ class GraphTask {
       if (capture.leaf == leaf.get()) detail::accumulate_into(capture.value, gradient);
     }
     if (!options_.accumulate_into_leaves) return;
-    accumulate_grad(*leaf, std::move(gradient), from);
+    accumulate_grad(leaf, std::move(gradient), from);
     if (!counted_leaf_edges_) return;
     int* remaining = leaf_edges_.find(leaf.get());
     // No count: the leaf was a root of the pass, seeded directly.
@@ -223,7 +223,7 @@ class GraphTask {
         if (!grads_out[k].defined()) continue;
         if (node->output_retains_grad_) {
           if (auto output = node->output(k); output && output->retains_grad) {
-            accumulate_grad(*output, grads_out[k], node->name());
+            accumulate_grad(output, grads_out[k], node->name());
           }
         }
         for (Capture& capture : captures_) {

@@ -5,6 +5,7 @@
 
 #include "core/dispatch.hpp"
 #include "core/sampling.hpp"
+#include "tapegrad/kernel.hpp"
 #include "tapegrad/tensor.hpp"
 
 namespace tapegrad {
@@ -151,7 +152,8 @@ void sample_uniform(Generator& generator, T* out, std::int64_t n, double low, do
   const double width = high - low;
   if constexpr (sizeof(T) == 4) {
     for_each_block(generator, n, 4, [&](std::int64_t first, const auto& block) {
-      for (std::int64_t j = 0; j < 4 && first + j < n; ++j) out[first + j] = below<T>(low + width * unit24(block[j]), high, low);
+      for (std::int64_t j = 0; j < 4 && first + j < n; ++j)
+        out[first + j] = below<T>(low + width * unit24(block[j]), high, low);
     });
   } else {
     for_each_block(generator, n, 2, [&](std::int64_t first, const auto& block) {
@@ -199,8 +201,16 @@ Tensor rand(const Shape& shape, DType dtype, double low, double high, Generator*
     throw_invalid("rand", "needs finite low < high, got low=", low, " high=", high);
   }
   Tensor t = empty(shape, dtype, "rand");
+  // The generator is looked up when the kernel runs: a replayed step draws
+  // from the thread's current generator, as the eager step would.
   detail::dispatch_float(dtype, "rand", [&](auto tag) {
-    detail::sample_uniform(generator ? *generator : current_generator(), t.data<decltype(tag)>(), t.numel(), low, high);
+    using T = decltype(tag);
+    launch(
+        "rand",
+        [generator, n = t.numel(), low, high](T* out) {
+          detail::sample_uniform(generator ? *generator : current_generator(), out, n, low, high);
+        },
+        t);
   });
   return t;
 }
@@ -211,8 +221,13 @@ Tensor randn(const Shape& shape, DType dtype, double mean, double stddev, Genera
   }
   Tensor t = empty(shape, dtype, "randn");
   detail::dispatch_float(dtype, "randn", [&](auto tag) {
-    detail::sample_normal(generator ? *generator : current_generator(), t.data<decltype(tag)>(), t.numel(), mean,
-                          stddev);
+    using T = decltype(tag);
+    launch(
+        "randn",
+        [generator, n = t.numel(), mean, stddev](T* out) {
+          detail::sample_normal(generator ? *generator : current_generator(), out, n, mean, stddev);
+        },
+        t);
   });
   return t;
 }

@@ -7,10 +7,12 @@
 #include <cstring>
 #include <iterator>
 
+#include "core/capture_hooks.hpp"
 #include "core/dispatch.hpp"
-#include "tapegrad/detail/pool.hpp"
 #include "tapegrad/autograd.hpp"
+#include "tapegrad/detail/pool.hpp"
 #include "tapegrad/error.hpp"
+#include "tapegrad/kernel.hpp"
 #include "tapegrad/storage.hpp"
 
 namespace tapegrad {
@@ -24,8 +26,10 @@ const std::shared_ptr<Node> kNoNode{};
 void check_not_modified_since_saved(const TensorImpl& impl) {
   if (impl.saved_version != TensorImpl::kNotSaved && impl.saved_version != impl.storage->version()) {
     throw detail::SavedTensorModified(detail::concat(
-        "a ", dtype_name(impl.dtype), " ", impl.shape.str(), " tensor saved for backward was modified in place after it "
-        "was saved (version ", impl.saved_version, ", now ", impl.storage->version(),
+        "a ", dtype_name(impl.dtype), " ", impl.shape.str(),
+        " tensor saved for backward was modified in place after it "
+        "was saved (version ",
+        impl.saved_version, ", now ", impl.storage->version(),
         "), e.g. by an optimizer step or load_state_dict between forward and backward; run backward first"));
   }
 }
@@ -60,6 +64,7 @@ std::shared_ptr<TensorImpl> make_impl(const Shape& shape, DType dtype, const cha
   impl->dtype = dtype;
   try {
     impl->storage = detail::make_pooled<Storage>(static_cast<std::size_t>(bytes));
+    detail::note_created(impl->storage.get(), op);
   } catch (const std::bad_alloc&) {
     throw OutOfMemoryError(detail::concat(op, ": out of memory allocating ", bytes, " bytes (", readable_bytes(bytes),
                                           ") for a ", dtype_name(dtype), " tensor of shape ", shape.str()));
@@ -130,7 +135,6 @@ void* Tensor::raw_data() const {
   return impl_->storage->data();
 }
 
-
 template <class T>
 T* Tensor::data() {
   detail::check_defined("data", *this);
@@ -155,12 +159,14 @@ template const std::int64_t* Tensor::data<std::int64_t>() const;
 
 double Tensor::item() const {
   detail::check_defined("item", *this);
+  detail::refuse_read_while_capturing("item()");
   if (numel() != 1) throw_invalid("item", "needs a one-element tensor, got ", shape().str());
   return detail::dispatch_any(dtype(), [&](auto tag) { return static_cast<double>(data<decltype(tag)>()[0]); });
 }
 
 double Tensor::at(std::initializer_list<std::int64_t> index) const {
   detail::check_defined("at", *this);
+  detail::refuse_read_while_capturing("at()");
   if (index.size() != dim()) {
     throw_invalid("at", "got ", index.size(), " indices for a tensor of shape ", shape().str());
   }
@@ -180,6 +186,7 @@ double Tensor::at(std::initializer_list<std::int64_t> index) const {
 
 std::vector<double> Tensor::to_vector() const {
   detail::check_defined("to_vector", *this);
+  detail::refuse_read_while_capturing("to_vector()");
   return detail::dispatch_any(dtype(), [&](auto tag) {
     const auto* p = data<decltype(tag)>();
     return std::vector<double>(p, p + numel());
@@ -211,11 +218,14 @@ void Tensor::set_grad(const Tensor& grad) {
     throw_invalid("set_grad", "gradient ", dtype_name(grad.dtype()), " ", grad.shape().str(), " does not match tensor ",
                   dtype_name(dtype()), " ", shape().str());
   }
+  detail::note_grad_reset(impl_);
   impl_->grad = grad.impl_ptr();
 }
 
 void Tensor::zero_grad() {
-  if (impl_) impl_->grad.reset();
+  if (!impl_) return;
+  detail::note_grad_reset(impl_);
+  impl_->grad.reset();
 }
 
 Tensor& Tensor::retain_grad() {
@@ -294,14 +304,17 @@ Tensor Tensor::detach() const {
 Tensor Tensor::to(DType target) const {
   detail::check_defined("to", *this);
   if (target == dtype()) return *this;
-  Tensor out = empty(shape(), target);
+  Tensor out = empty(shape(), target, "to");
   detail::dispatch_any(dtype(), [&](auto from) {
     detail::dispatch_any(target, [&](auto to) {
       using From = decltype(from);
       using To = decltype(to);
-      const From* src = data<From>();
-      To* dst = out.data<To>();
-      for (std::int64_t i = 0, end = numel(); i < end; ++i) dst[i] = static_cast<To>(src[i]);
+      launch(
+          "to",
+          [n = numel()](const From* src, To* dst) {
+            for (std::int64_t i = 0; i < n; ++i) dst[i] = static_cast<To>(src[i]);
+          },
+          *this, out);
     });
   });
   if (!is_floating(target) || !is_floating(dtype())) return out;
@@ -312,8 +325,12 @@ Tensor Tensor::to(DType target) const {
 
 Tensor Tensor::clone() const {
   detail::check_defined("clone", *this);
-  Tensor out = empty(shape(), dtype());
-  std::memcpy(out.raw_data(), raw_data(), static_cast<std::size_t>(numel()) * dtype_size(dtype()));
+  Tensor out = empty(shape(), dtype(), "clone");
+  detail::dispatch_any(dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    launch(
+        "clone", [n = numel()](const T* src, T* dst) { std::copy(src, src + n, dst); }, *this, out);
+  });
   return record_op({"clone", "y = x"}, out, {this}, [](const Tensor& g, InputGrads& grads) { grads.add(0, g); });
 }
 
@@ -335,7 +352,8 @@ Tensor filled(const Shape& shape, double value, DType dtype, const char* op) {
   Tensor t = empty(shape, dtype, op);
   detail::dispatch_any(dtype, [&](auto tag) {
     using T = decltype(tag);
-    std::fill_n(t.data<T>(), t.numel(), static_cast<T>(value));
+    launch(
+        op, [n = t.numel(), v = static_cast<T>(value)](T* out) { std::fill_n(out, n, v); }, t);
   });
   return t;
 }
@@ -354,7 +372,8 @@ Tensor arange(double start, double stop, double step, DType dtype) {
   }
   const double count = std::max(0.0, std::ceil((stop - start) / step));
   // Converting a count beyond int64 is undefined; no tensor that long fits anyway.
-  if (!(count < 0x1p62)) throw_invalid("arange", "start=", start, " stop=", stop, " step=", step, " asks for ", count, " elements");
+  if (!(count < 0x1p62))
+    throw_invalid("arange", "start=", start, " stop=", stop, " step=", step, " asks for ", count, " elements");
   const auto n = static_cast<std::int64_t>(count);
   std::vector<double> values(static_cast<std::size_t>(n));
   for (std::int64_t i = 0; i < n; ++i) values[static_cast<std::size_t>(i)] = start + static_cast<double>(i) * step;
@@ -365,8 +384,9 @@ Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType 
   if (static_cast<std::int64_t>(values.size()) != shape.numel()) {
     throw_invalid("from_vector", "got ", values.size(), " values for shape ", shape.str());
   }
-  Tensor t = empty(shape, dtype);
+  Tensor t = empty(shape, dtype, "from_vector");
   fill_from(t, values);
+  detail::note_constant(t);
   return t;
 }
 
@@ -374,8 +394,9 @@ Tensor from_indices(const std::vector<std::int64_t>& values, const Shape& shape)
   if (static_cast<std::int64_t>(values.size()) != shape.numel()) {
     throw_invalid("from_indices", "got ", values.size(), " values for shape ", shape.str());
   }
-  Tensor t = empty(shape, DType::Int64);
+  Tensor t = empty(shape, DType::Int64, "from_indices");
   std::copy(values.begin(), values.end(), t.data<std::int64_t>());
+  detail::note_constant(t);
   return t;
 }
 

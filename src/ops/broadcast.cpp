@@ -2,9 +2,12 @@
 // the other's backward, so gradients through broadcasting are
 // differentiable to any order, and unbroadcast (every broadcasting op's
 // gradient helper) is just sum_to.
+#include <algorithm>
+
 #include "core/dispatch.hpp"
 #include "ops/pointwise.hpp"
 #include "ops/strided.hpp"
+#include "tapegrad/kernel.hpp"
 #include "tapegrad/ops/shape_ops.hpp"
 
 namespace tapegrad {
@@ -33,10 +36,14 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   Tensor y = empty(shape, x.dtype(), "broadcast_to");
   detail::dispatch_any(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const T* in = x.data<T>();
-    T* out = y.data<T>();
-    detail::for_each_strided<2>(shape, {shape.strides(), detail::broadcast_strides(x.shape(), shape)},
-                                [&](const std::array<std::int64_t, 2>& at) { out[at[0]] = in[at[1]]; });
+    launch(
+        "broadcast_to",
+        [shape, strides = std::array<Shape, 2>{shape.strides(), detail::broadcast_strides(x.shape(), shape)}](
+            const T* in, T* out) {
+          detail::for_each_strided<2>(shape, strides,
+                                      [&](const std::array<std::int64_t, 2>& at) { out[at[0]] = in[at[1]]; });
+        },
+        x, y);
   });
   return record_op({"broadcast_to", "y = x repeated along stretched axes; dx = sum_to(dy, x's shape)"}, y, {&x},
                    [in_shape = x.shape()](const Tensor& g, InputGrads& grads) { grads.add(0, sum_to(g, in_shape)); });
@@ -52,18 +59,23 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
   detail::check_floating("sum_to", x);
   // Each element adds into the element of `shape` it was broadcast from:
   // strides are 0 along stretched axes.
-  Tensor y = zeros(shape, x.dtype());
+  Tensor y = empty(shape, x.dtype(), "sum_to");
   detail::dispatch_float(x.dtype(), "sum_to", [&](auto tag) {
     using T = decltype(tag);
-    const T* in = x.data<T>();
-    T* out = y.data<T>();
-    detail::for_each_strided<2>(x.shape(), {x.shape().strides(), detail::broadcast_strides(shape, x.shape())},
-                                [&](const std::array<std::int64_t, 2>& at) { out[at[1]] += in[at[0]]; });
+    launch(
+        "sum_to",
+        [in_shape = x.shape(), n = shape.numel(),
+         strides = std::array<Shape, 2>{x.shape().strides(), detail::broadcast_strides(shape, x.shape())}](const T* in,
+                                                                                                           T* out) {
+          std::fill_n(out, n, T(0));
+          detail::for_each_strided<2>(in_shape, strides,
+                                      [&](const std::array<std::int64_t, 2>& at) { out[at[1]] += in[at[0]]; });
+        },
+        x, y);
   });
-  return record_op({"sum_to", "y = x summed over broadcast axes; dx = broadcast_to(dy, x's shape)"}, y, {&x},
-                   [in_shape = x.shape()](const Tensor& g, InputGrads& grads) {
-                     grads.add(0, broadcast_to(g, in_shape));
-                   });
+  return record_op(
+      {"sum_to", "y = x summed over broadcast axes; dx = broadcast_to(dy, x's shape)"}, y, {&x},
+      [in_shape = x.shape()](const Tensor& g, InputGrads& grads) { grads.add(0, broadcast_to(g, in_shape)); });
 }
 
 namespace detail {

@@ -7,6 +7,7 @@
 #include "ops/blas.hpp"
 #include "ops/strided.hpp"
 #include "tapegrad/autograd.hpp"
+#include "tapegrad/kernel.hpp"
 #include "tapegrad/ops/reduce.hpp"
 #include "tapegrad/ops/shape_ops.hpp"
 
@@ -46,6 +47,19 @@ MatmulShape matmul_shape(const Tensor& a, const Tensor& b) {
   return s;
 }
 
+// The kernel of `batch` products C_i = op(A_i)·op(B_i) ([m x n] each),
+// operand i starting `stride` elements after operand i - 1 (0: shared).
+template <class T>
+auto batched_gemm(std::int64_t batch, bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k,
+                  std::int64_t lda, std::int64_t ldb, std::int64_t stride_a, std::int64_t stride_b,
+                  std::int64_t stride_c) {
+  return [=](const T* a, const T* b, T* c) {
+    for (std::int64_t i = 0; i < batch; ++i) {
+      gemm_checked<T>(ta, tb, m, n, k, a + i * stride_a, lda, b + i * stride_b, ldb, T(0), c + i * stride_c, n);
+    }
+  };
+}
+
 std::vector<std::int64_t> extents_of(const Tensor& t) { return {t.shape().begin(), t.shape().end()}; }
 
 // C = op(A)·op(B) of 2-D tensors, op transposing where asked: the
@@ -65,7 +79,12 @@ Tensor matmul_transposed(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   Tensor c = empty({m, n}, a.dtype(), "matmul");
   dispatch_float(a.dtype(), "matmul", [&](auto tag) {
     using T = decltype(tag);
-    gemm_checked<T>(ta, tb, m, n, k, a.data<T>(), a.shape(1), b.data<T>(), b.shape(1), T(0), c.data<T>(), n);
+    launch(
+        "matmul",
+        [ta, tb, m, n, k, lda = a.shape(1), ldb = b.shape(1)](const T* av, const T* bv, T* cv) {
+          gemm_checked<T>(ta, tb, m, n, k, av, lda, bv, ldb, T(0), cv, n);
+        },
+        a, b, c);
   });
   return record_op({"matmul", kFormulas[ta][tb]}, c, {&a, &b},
                    [as = saved(a), bs = saved(b), ta, tb](const Tensor& g, InputGrads& grads) {
@@ -89,49 +108,45 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   Tensor c = empty(out_shape, a.dtype(), "matmul");
   dispatch_float(a.dtype(), "matmul", [&](auto tag) {
     using T = decltype(tag);
-    for (std::int64_t i = 0; i < s.batch; ++i) {
-      gemm_checked<T>(false, false, s.m, s.n, s.k, a.data<T>() + i * s.m * s.k, s.k,
-                      b.data<T>() + (s.b_batched ? i * s.k * s.n : 0), s.n, T(0), c.data<T>() + i * s.m * s.n, s.n);
-    }
+    const std::int64_t b_stride = s.b_batched ? s.k * s.n : 0;
+    launch("matmul", batched_gemm<T>(s.batch, false, false, s.m, s.n, s.k, s.k, s.n, s.m * s.k, b_stride, s.m * s.n), a,
+           b, c);
   });
-  return record_op({"matmul", "C = A·B"}, c, {&a, &b},
-                   [as = saved(a), bs = saved(b), s](const Tensor& g, InputGrads& grads) {
-                     if (grads.create_graph() && s.b_batched) {  // the same products, recorded
-                       if (grads.needs(0)) grads.add(0, matmul(g, transpose(bs, -1, -2)));
-                       if (grads.needs(1)) grads.add(1, matmul(transpose(as, -1, -2), g));
-                       return;
-                     }
-                     if (grads.create_graph()) {  // one [m x k]·[k x n] product (a shared B folds the batch into m)
-                       const Tensor g2 = reshape(g, {s.m, s.n});
-                       if (grads.needs(0)) {
-                         const Tensor ga = matmul_transposed(g2, bs, false, true);
-                         grads.add(0, as.dim() == 2 ? ga : reshape(ga, extents_of(as)));
-                       }
-                       if (grads.needs(1)) grads.add(1, matmul_transposed(reshape(as, {s.m, s.k}), g2, true, false));
-                       return;
-                     }
-                     dispatch_float(g.dtype(), "matmul", [&](auto tag) {
-                       using T = decltype(tag);
-                       const T* gv = g.data<T>();
-                       if (grads.needs(0)) {  // dA = dC·Bᵀ
-                         Tensor ga = empty(as.shape(), as.dtype());
-                         for (std::int64_t i = 0; i < s.batch; ++i) {
-                           gemm_checked<T>(false, true, s.m, s.k, s.n, gv + i * s.m * s.n, s.n,
-                                           bs.data<T>() + (s.b_batched ? i * s.k * s.n : 0), s.n, T(0),
-                                           ga.data<T>() + i * s.m * s.k, s.k);
-                         }
-                         grads.add(0, std::move(ga));
-                       }
-                       if (grads.needs(1)) {  // dB = Aᵀ·dC
-                         Tensor gb = empty(bs.shape(), bs.dtype());
-                         for (std::int64_t i = 0; i < s.batch; ++i) {
-                           gemm_checked<T>(true, false, s.k, s.n, s.m, as.data<T>() + i * s.m * s.k, s.k,
-                                           gv + i * s.m * s.n, s.n, T(0), gb.data<T>() + i * s.k * s.n, s.n);
-                         }
-                         grads.add(1, std::move(gb));
-                       }
-                     });
-                   });
+  return record_op(
+      {"matmul", "C = A·B"}, c, {&a, &b}, [as = saved(a), bs = saved(b), s](const Tensor& g, InputGrads& grads) {
+        if (grads.create_graph() && s.b_batched) {  // the same products, recorded
+          if (grads.needs(0)) grads.add(0, matmul(g, transpose(bs, -1, -2)));
+          if (grads.needs(1)) grads.add(1, matmul(transpose(as, -1, -2), g));
+          return;
+        }
+        if (grads.create_graph()) {  // one [m x k]·[k x n] product (a shared B folds the batch into m)
+          const Tensor g2 = reshape(g, {s.m, s.n});
+          if (grads.needs(0)) {
+            const Tensor ga = matmul_transposed(g2, bs, false, true);
+            grads.add(0, as.dim() == 2 ? ga : reshape(ga, extents_of(as)));
+          }
+          if (grads.needs(1)) grads.add(1, matmul_transposed(reshape(as, {s.m, s.k}), g2, true, false));
+          return;
+        }
+        dispatch_float(g.dtype(), "matmul", [&](auto tag) {
+          using T = decltype(tag);
+          const std::int64_t b_stride = s.b_batched ? s.k * s.n : 0;
+          if (grads.needs(0)) {  // dA = dC·Bᵀ
+            Tensor ga = empty(as.shape(), as.dtype(), "matmul");
+            launch("matmul",
+                   batched_gemm<T>(s.batch, false, true, s.m, s.k, s.n, s.n, s.n, s.m * s.n, b_stride, s.m * s.k), g,
+                   bs, ga);
+            grads.add(0, std::move(ga));
+          }
+          if (grads.needs(1)) {  // dB = Aᵀ·dC
+            Tensor gb = empty(bs.shape(), bs.dtype(), "matmul");
+            launch("matmul",
+                   batched_gemm<T>(s.batch, true, false, s.k, s.n, s.m, s.k, s.n, s.m * s.k, s.m * s.n, s.k * s.n), as,
+                   g, gb);
+            grads.add(1, std::move(gb));
+          }
+        });
+      });
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
@@ -147,7 +162,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   if (has_bias) {
     detail::check_same_dtype("linear", x, bias);
     if (bias.shape() != Shape{ws[0]}) {
-      throw_invalid("linear", "bias ", bias.shape().str(), " does not match weight ", ws.str(), " (expects [", ws[0], "])");
+      throw_invalid("linear", "bias ", bias.shape().str(), " does not match weight ", ws.str(), " (expects [", ws[0],
+                    "])");
     }
   }
   // Counted from the leading extents, not numel / in: with in = 0 the
@@ -162,41 +178,59 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Tensor y = empty(out_shape, x.dtype(), "linear");
   dispatch_float(x.dtype(), "linear", [&](auto tag) {
     using T = decltype(tag);
-    T* yv = y.data<T>();
-    T beta = 0;
-    if (has_bias) {  // y starts as the bias rows; gemm then adds x·Wᵀ with beta = 1
-      const T* bv = bias.data<T>();
-      for (std::int64_t r = 0; r < rows; ++r) std::copy(bv, bv + out, yv + r * out);
-      beta = 1;
-    }
-    gemm_checked<T>(false, true, rows, out, in, x.data<T>(), in, weight.data<T>(), in, beta, yv, out);
+    launch(
+        "linear",
+        [rows, in, out](const T* xv, const T* wv, const T* bv, T* yv) {
+          T beta = 0;
+          if (bv != nullptr) {  // y starts as the bias rows; gemm then adds x·Wᵀ with beta = 1
+            for (std::int64_t r = 0; r < rows; ++r) std::copy(bv, bv + out, yv + r * out);
+            beta = 1;
+          }
+          gemm_checked<T>(false, true, rows, out, in, xv, in, wv, in, beta, yv, out);
+        },
+        x, weight, bias, y);
   });
   auto backward = [xs_ = saved(x), ws_ = saved(weight), rows, in, out](const Tensor& g, InputGrads& grads) {
     if (grads.create_graph()) {  // the same products on [rows x ...] views, recorded
       const Tensor g2 = reshape(g, {rows, out});
-      if (grads.needs(0)) grads.add(0, reshape(matmul(g2, ws_), std::vector<std::int64_t>(xs_.shape().begin(), xs_.shape().end())));
+      if (grads.needs(0))
+        grads.add(0, reshape(matmul(g2, ws_), std::vector<std::int64_t>(xs_.shape().begin(), xs_.shape().end())));
       if (grads.needs(1)) grads.add(1, matmul_transposed(g2, reshape(xs_, {rows, in}), true, false));
       if (grads.needs(2)) grads.add(2, sum(g2, {0}));
       return;
     }
     dispatch_float(g.dtype(), "linear", [&](auto tag) {
       using T = decltype(tag);
-      const T* gv = g.data<T>();
       if (grads.needs(0)) {  // dx = dy·W
-        Tensor gx = empty(xs_.shape(), xs_.dtype());
-        gemm_checked<T>(false, false, rows, in, out, gv, out, ws_.data<T>(), in, T(0), gx.data<T>(), in);
+        Tensor gx = empty(xs_.shape(), xs_.dtype(), "linear");
+        launch(
+            "linear",
+            [rows, in, out](const T* gv, const T* wv, T* result) {
+              gemm_checked<T>(false, false, rows, in, out, gv, out, wv, in, T(0), result, in);
+            },
+            g, ws_, gx);
         grads.add(0, std::move(gx));
       }
       if (grads.needs(1)) {  // dW = dyᵀ·x
-        Tensor gw = empty(ws_.shape(), ws_.dtype());
-        gemm_checked<T>(true, false, out, in, rows, gv, out, xs_.data<T>(), in, T(0), gw.data<T>(), in);
+        Tensor gw = empty(ws_.shape(), ws_.dtype(), "linear");
+        launch(
+            "linear",
+            [rows, in, out](const T* gv, const T* xv, T* result) {
+              gemm_checked<T>(true, false, out, in, rows, gv, out, xv, in, T(0), result, in);
+            },
+            g, xs_, gw);
         grads.add(1, std::move(gw));
       }
       if (grads.needs(2)) {  // db = Σ_rows dy
-        Tensor gb = zeros(Shape{out}, g.dtype());
-        T* bv = gb.data<T>();
-        for (std::int64_t r = 0; r < rows; ++r)
-          for (std::int64_t j = 0; j < out; ++j) bv[j] += gv[r * out + j];
+        Tensor gb = empty(Shape{out}, g.dtype(), "linear");
+        launch(
+            "linear",
+            [rows, out](const T* gv, T* bv) {
+              std::fill_n(bv, out, T(0));
+              for (std::int64_t r = 0; r < rows; ++r)
+                for (std::int64_t j = 0; j < out; ++j) bv[j] += gv[r * out + j];
+            },
+            g, gb);
         grads.add(2, std::move(gb));
       }
     });
@@ -220,10 +254,13 @@ Tensor permute_values(const Tensor& x, const std::vector<std::size_t>& dims) {
   Tensor y = empty(out_shape, x.dtype(), "permute");
   detail::dispatch_any(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const T* src = x.data<T>();
-    T* dst = y.data<T>();
-    detail::for_each_strided<2>(out_shape, {source_strides, out_shape.strides()},
-                                [&](const std::array<std::int64_t, 2>& at) { dst[at[1]] = src[at[0]]; });
+    launch(
+        "permute",
+        [out_shape, strides = std::array<Shape, 2>{source_strides, out_shape.strides()}](const T* src, T* dst) {
+          detail::for_each_strided<2>(out_shape, strides,
+                                      [&](const std::array<std::int64_t, 2>& at) { dst[at[1]] = src[at[0]]; });
+        },
+        x, y);
   });
   return y;
 }

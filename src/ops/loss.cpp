@@ -16,6 +16,7 @@
 
 #include "core/dispatch.hpp"
 #include "tapegrad/autograd.hpp"
+#include "tapegrad/kernel.hpp"
 #include "tapegrad/ops/activation.hpp"
 #include "tapegrad/ops/elementwise.hpp"
 #include "tapegrad/ops/reduce.hpp"
@@ -31,14 +32,21 @@ using detail::dispatch_float;
 // double), or the losses themselves for Reduction::None.
 Tensor reduce_losses(const Tensor& losses, Reduction reduction) {
   if (reduction == Reduction::None) return losses;
-  double total = 0;
+  Tensor result = empty(Shape{}, losses.dtype(), "loss");
   dispatch_float(losses.dtype(), "loss", [&](auto tag) {
-    const auto* v = losses.data<decltype(tag)>();
-    for (std::int64_t k = 0, end = losses.numel(); k < end; ++k) total += v[k];
+    using T = decltype(tag);
+    launch(
+        "loss",
+        [n = losses.numel(), mean = reduction == Reduction::Mean](const T* v, T* out) {
+          double total = 0;
+          for (std::int64_t k = 0; k < n; ++k) total += v[k];
+          // Mean of no elements is 0/0 = NaN, as in PyTorch.
+          if (mean) total /= static_cast<double>(n);
+          out[0] = static_cast<T>(total);
+        },
+        losses, result);
   });
-  // Mean of no elements is 0/0 = NaN, as in PyTorch.
-  if (reduction == Reduction::Mean) total /= static_cast<double>(losses.numel());
-  return scalar(total, losses.dtype());
+  return result;
 }
 
 // The share of the output gradient that reaches loss element k: dy[k] for
@@ -46,8 +54,9 @@ Tensor reduce_losses(const Tensor& losses, Reduction reduction) {
 template <class T>
 class LossGrad {
  public:
-  LossGrad(const Tensor& grad, Reduction reduction, std::int64_t count)
-      : g_(grad.data<T>()), per_element_(reduction == Reduction::None) {
+  LossGrad(const Tensor& grad, Reduction reduction, std::int64_t count) : LossGrad(grad.data<T>(), reduction, count) {}
+  LossGrad(const T* grad, Reduction reduction, std::int64_t count)
+      : g_(grad), per_element_(reduction == Reduction::None) {
     if (!per_element_) shared_ = g_[0] * (reduction == Reduction::Mean ? 1.0 / static_cast<double>(count) : 1.0);
   }
   double operator[](std::int64_t k) const { return per_element_ ? static_cast<double>(g_[k]) : shared_; }
@@ -98,18 +107,25 @@ void check_elementwise_pair(const char* op, const char* input_name, const Tensor
 }
 
 // Class-index targets: int64 [N] for [N, C] scores, 0-d for [C].
-void check_class_targets(const char* op, const char* input_name, const Tensor& input, const Tensor& target) {
-  const std::int64_t classes = input.shape().back();
+void check_class_target_shape(const char* op, const char* input_name, const Tensor& input, const Tensor& target) {
   const Shape expected = input.dim() == 2 ? Shape{input.shape(0)} : Shape{};
   if (target.shape() != expected) {
     throw_invalid(op, "target ", target.shape().str(), " does not match ", input_name, " ", input.shape().str());
   }
-  const std::int64_t* t = target.data<std::int64_t>();
-  for (std::int64_t n = 0, end = target.numel(); n < end; ++n) {
+}
+
+// Inside the kernels that index by class: a replayed step sees new targets.
+void check_class_values(const char* op, const std::int64_t* t, std::int64_t count, std::int64_t classes) {
+  for (std::int64_t n = 0; n < count; ++n) {
     if (t[n] < 0 || t[n] >= classes) {
       throw_out_of_range(op, "target ", t[n], " of sample ", n, " is out of range for ", classes, " classes");
     }
   }
+}
+
+void check_class_targets(const char* op, const char* input_name, const Tensor& input, const Tensor& target) {
+  check_class_target_shape(op, input_name, input, target);
+  check_class_values(op, target.data<std::int64_t>(), target.numel(), input.shape().back());
 }
 
 void check_scores(const char* op, const char* input_name, const Tensor& input) {
@@ -182,98 +198,105 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduc
   detail::check_defined(op, target);
   const bool indexed = target.dtype() == DType::Int64;
   if (indexed) {
-    check_class_targets(op, "logits", logits, target);
+    check_class_target_shape(op, "logits", logits, target);  // the values: in the kernel
   } else {
     check_elementwise_pair(op, "logits", logits, target);
   }
   const std::int64_t classes = logits.shape().back();
   const std::int64_t samples = logits.numel() / classes;
-  Tensor losses = empty(sample_shape(logits), logits.dtype());
+  Tensor losses = empty(sample_shape(logits), logits.dtype(), op);
   // ln Σ_c e^(z_c) per sample, kept for backward: softmax = e^(z - lse).
-  Tensor lse = empty(Shape{samples}, DType::Float64);
+  Tensor lse = empty(Shape{samples}, DType::Float64, op);
   dispatch_float(logits.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
-    const T* z = logits.data<T>();
-    T* out = losses.data<T>();
-    double* lse_v = lse.data<double>();
-    const std::int64_t* classes_of = indexed ? target.data<std::int64_t>() : nullptr;
-    for (std::int64_t n = 0; n < samples; ++n) {
-      const T* row = z + n * classes;
-      // Shifting by the row maximum keeps every e^(z - max) <= 1 and the
-      // sum >= 1: no overflow for logits of 1000, no log of 0.
-      const double top = *std::max_element(row, row + classes);
-      double total = 0;
-      for (std::int64_t c = 0; c < classes; ++c) total += std::exp(row[c] - top);
-      const double log_norm = top + std::log(total);
-      lse_v[n] = log_norm;
-      double loss = 0;
-      if (indexed) {
-        loss = log_norm - row[classes_of[n]];
-      } else {
-        const T* y = target.data<T>() + n * classes;
-        for (std::int64_t c = 0; c < classes; ++c) {
-          // Skipping y = 0 keeps a -inf logit from turning 0·∞ into NaN.
-          if (y[c] != 0) loss += y[c] * (log_norm - row[c]);
-        }
-      }
-      out[n] = static_cast<T>(loss);
-    }
+    launch(
+        op,
+        [samples, classes](const T* z, const std::int64_t* classes_of, const T* soft, T* out, double* lse_v) {
+          if (classes_of != nullptr) check_class_values("cross_entropy", classes_of, samples, classes);
+          for (std::int64_t n = 0; n < samples; ++n) {
+            const T* row = z + n * classes;
+            // Shifting by the row maximum keeps every e^(z - max) <= 1 and the
+            // sum >= 1: no overflow for logits of 1000, no log of 0.
+            const double top = *std::max_element(row, row + classes);
+            double total = 0;
+            for (std::int64_t c = 0; c < classes; ++c) total += std::exp(row[c] - top);
+            const double log_norm = top + std::log(total);
+            lse_v[n] = log_norm;
+            double loss = 0;
+            if (classes_of != nullptr) {
+              loss = log_norm - row[classes_of[n]];
+            } else {
+              const T* y = soft + n * classes;
+              for (std::int64_t c = 0; c < classes; ++c) {
+                // Skipping y = 0 keeps a -inf logit from turning 0·∞ into NaN.
+                if (y[c] != 0) loss += y[c] * (log_norm - row[c]);
+              }
+            }
+            out[n] = static_cast<T>(loss);
+          }
+        },
+        logits, indexed ? target : Tensor(), indexed ? Tensor() : target, losses, lse);
   });
   Tensor result = reduce_losses(losses, reduction);
   const OpInfo info{op, "loss = -Σ y · log_softmax(z); dz = softmax(z) - y"};
   if (!any_requires_grad({&logits, &target})) return unrecorded(info, result, {&logits, &target});
-  return record_op(info, result, {&logits, &target},
-                   [zs = saved(logits), ts = saved(target), lse, indexed, reduction, samples, classes](
-                       const Tensor& g, InputGrads& grads) {
-                     if (grads.create_graph()) {
-                       // The same gradients from the stable softmax and log_softmax ops, recorded.
-                       const Tensor w = sample_weight(g, reduction, samples, zs.shape());
-                       if (indexed) {
-                         if (grads.needs(0)) grads.add(0, w * (softmax(zs, -1) - one_hot_of(ts, zs.shape(), zs.dtype())));
-                         return;
-                       }
-                       if (grads.needs(0)) grads.add(0, w * (sum(ts, {-1}, /*keepdim=*/true) * softmax(zs, -1) - ts));
-                       if (grads.needs(1)) grads.add(1, -(w * log_softmax(zs, -1)));
-                       return;
-                     }
-                     Tensor gz = grads.needs(0) ? empty(zs.shape(), zs.dtype()) : Tensor();
-                     Tensor gt = grads.needs(1) ? empty(zs.shape(), zs.dtype()) : Tensor();
-                     dispatch_float(zs.dtype(), op, [&](auto tag) {
-                       using T = decltype(tag);
-                       const T* z = zs.data<T>();
-                       const double* lse_v = lse.data<double>();
-                       const LossGrad<T> w(g, reduction, samples);
-                       for (std::int64_t n = 0; n < samples; ++n) {
-                         const T* row = z + n * classes;
-                         const double wn = w[n];
-                         if (gz.defined()) {
-                           T* out = gz.data<T>() + n * classes;
-                           if (indexed) {
-                             for (std::int64_t c = 0; c < classes; ++c)
-                               out[c] = static_cast<T>(wn * std::exp(row[c] - lse_v[n]));
-                             const std::int64_t t = ts.data<std::int64_t>()[n];
-                             out[t] = static_cast<T>(out[t] - wn);
-                           } else {
-                             // d/dz_c Σ_k y_k (lse - z_k) = (Σ_k y_k) p_c - y_c: softmax - y
-                             // for proper distributions, and still exact when rows do not sum to 1.
-                             const T* y = ts.data<T>() + n * classes;
-                             double mass = 0;
-                             for (std::int64_t c = 0; c < classes; ++c) mass += y[c];
-                             for (std::int64_t c = 0; c < classes; ++c) {
-                               out[c] = static_cast<T>(wn * (mass * std::exp(row[c] - lse_v[n]) - y[c]));
-                             }
-                           }
-                         }
-                         if (gt.defined()) {
-                           // Soft targets: d loss / d y_c = lse - z_c = -log_softmax(z)_c.
-                           T* out = gt.data<T>() + n * classes;
-                           for (std::int64_t c = 0; c < classes; ++c) out[c] = static_cast<T>(wn * (lse_v[n] - row[c]));
-                         }
-                       }
-                     });
-                     if (gz.defined()) grads.add(0, std::move(gz));
-                     if (gt.defined()) grads.add(1, std::move(gt));
-                   });
+  return record_op(
+      info, result, {&logits, &target},
+      [zs = saved(logits), ts = saved(target), lse, indexed, reduction, samples, classes](const Tensor& g,
+                                                                                          InputGrads& grads) {
+        if (grads.create_graph()) {
+          // The same gradients from the stable softmax and log_softmax ops, recorded.
+          const Tensor w = sample_weight(g, reduction, samples, zs.shape());
+          if (indexed) {
+            if (grads.needs(0)) grads.add(0, w * (softmax(zs, -1) - one_hot_of(ts, zs.shape(), zs.dtype())));
+            return;
+          }
+          if (grads.needs(0)) grads.add(0, w * (sum(ts, {-1}, /*keepdim=*/true) * softmax(zs, -1) - ts));
+          if (grads.needs(1)) grads.add(1, -(w * log_softmax(zs, -1)));
+          return;
+        }
+        Tensor gz = grads.needs(0) ? empty(zs.shape(), zs.dtype(), op) : Tensor();
+        Tensor gt = grads.needs(1) ? empty(zs.shape(), zs.dtype(), op) : Tensor();
+        dispatch_float(zs.dtype(), op, [&](auto tag) {
+          using T = decltype(tag);
+          launch(
+              op,
+              [reduction, samples, classes](const T* z, const double* lse_v, const T* grad,
+                                            const std::int64_t* classes_of, const T* soft, T* gz_v, T* gt_v) {
+                const LossGrad<T> w(grad, reduction, samples);
+                for (std::int64_t n = 0; n < samples; ++n) {
+                  const T* row = z + n * classes;
+                  const double wn = w[n];
+                  if (gz_v != nullptr) {
+                    T* out = gz_v + n * classes;
+                    if (classes_of != nullptr) {
+                      for (std::int64_t c = 0; c < classes; ++c)
+                        out[c] = static_cast<T>(wn * std::exp(row[c] - lse_v[n]));
+                      const std::int64_t t = classes_of[n];
+                      out[t] = static_cast<T>(out[t] - wn);
+                    } else {
+                      // d/dz_c Σ_k y_k (lse - z_k) = (Σ_k y_k) p_c - y_c: softmax - y
+                      // for proper distributions, and still exact when rows do not sum to 1.
+                      const T* y = soft + n * classes;
+                      double mass = 0;
+                      for (std::int64_t c = 0; c < classes; ++c) mass += y[c];
+                      for (std::int64_t c = 0; c < classes; ++c) {
+                        out[c] = static_cast<T>(wn * (mass * std::exp(row[c] - lse_v[n]) - y[c]));
+                      }
+                    }
+                  }
+                  if (gt_v != nullptr) {
+                    // Soft targets: d loss / d y_c = lse - z_c = -log_softmax(z)_c.
+                    T* out = gt_v + n * classes;
+                    for (std::int64_t c = 0; c < classes; ++c) out[c] = static_cast<T>(wn * (lse_v[n] - row[c]));
+                  }
+                }
+              },
+              zs, lse, g, indexed ? ts : Tensor(), indexed ? Tensor() : ts, gz, gt);
+        });
+        if (gz.defined()) grads.add(0, std::move(gz));
+        if (gt.defined()) grads.add(1, std::move(gt));
+      });
 }
 
 Tensor nll_loss(const Tensor& log_probs, const Tensor& target, Reduction reduction) {

@@ -16,6 +16,7 @@
 #include "core/dispatch.hpp"
 #include "core/sampling.hpp"
 #include "tapegrad/autograd.hpp"
+#include "tapegrad/kernel.hpp"
 #include "tapegrad/ops/elementwise.hpp"
 #include "tapegrad/ops/reduce.hpp"
 #include "tapegrad/ops/shape_ops.hpp"
@@ -52,11 +53,28 @@ Tensor dropout_mask(const Shape& shape, double p, DType dtype, Generator* genera
   const double keep_scale = 1.0 / (1.0 - p);
   dispatch_float(dtype, "dropout_mask", [&](auto tag) {
     using T = decltype(tag);
-    detail::sample_bernoulli(generator ? *generator : current_generator(), mask.data<T>(), mask.numel(), p, T(0),
-                             static_cast<T>(keep_scale));
+    // The generator is looked up when the kernel runs (see rand).
+    launch(
+        "dropout_mask",
+        [generator, n = mask.numel(), p, keep = static_cast<T>(keep_scale)](T* out) {
+          detail::sample_bernoulli(generator ? *generator : current_generator(), out, n, p, T(0), keep);
+        },
+        mask);
   });
   return mask;
 }
+
+namespace {
+
+// out = x ⊙ mask: dropout's forward and backward kernel.
+template <class T>
+auto masked_product(std::int64_t n) {
+  return [n](const T* x, const T* mask, T* out) {
+    for (std::int64_t i = 0; i < n; ++i) out[i] = x[i] * mask[i];
+  };
+}
+
+}  // namespace
 
 Tensor dropout(const Tensor& x, const Tensor& mask) {
   constexpr const char* kOp = "dropout";
@@ -65,26 +83,20 @@ Tensor dropout(const Tensor& x, const Tensor& mask) {
   if (mask.shape() != x.shape()) {
     throw_invalid(kOp, "mask ", mask.shape().str(), " does not match input ", x.shape().str());
   }
-  Tensor y = empty(x.shape(), x.dtype());
+  Tensor y = empty(x.shape(), x.dtype(), kOp);
   dispatch_float(x.dtype(), kOp, [&](auto tag) {
     using T = decltype(tag);
-    const T* xv = x.data<T>();
-    const T* mv = mask.data<T>();
-    T* out = y.data<T>();
-    for (std::int64_t i = 0, end = x.numel(); i < end; ++i) out[i] = xv[i] * mv[i];
+    launch(kOp, masked_product<T>(x.numel()), x, mask, y);
   });
   return record_op({kOp, "y = x ⊙ mask"}, y, {&x}, [ms = saved(mask)](const Tensor& g, InputGrads& grads) {
     if (grads.create_graph()) {  // the mask is a constant: dx = dy ⊙ mask, recorded
       grads.add(0, g * ms);
       return;
     }
-    Tensor gx = empty(ms.shape(), ms.dtype());
+    Tensor gx = empty(ms.shape(), ms.dtype(), "dropout");
     dispatch_float(ms.dtype(), "dropout", [&](auto tag) {
       using T = decltype(tag);
-      const T* gv = g.data<T>();
-      const T* mv = ms.data<T>();
-      T* out = gx.data<T>();
-      for (std::int64_t i = 0, end = ms.numel(); i < end; ++i) out[i] = gv[i] * mv[i];
+      launch("dropout", masked_product<T>(ms.numel()), g, ms, gx);
     });
     grads.add(0, std::move(gx));
   });

@@ -18,6 +18,7 @@
 #include "core/dispatch.hpp"
 #include "ops/strided.hpp"
 #include "tapegrad/autograd.hpp"
+#include "tapegrad/kernel.hpp"
 #include "tapegrad/ops/elementwise.hpp"
 #include "tapegrad/ops/shape_ops.hpp"
 
@@ -184,10 +185,12 @@ Tensor unary_pointwise(const Tensor& x, OpInfo info, Forward forward, Derivative
   Tensor y = empty(x.shape(), x.dtype(), info.name);
   dispatch_float(x.dtype(), info.name, [&](auto tag) {
     using T = decltype(tag);
-    const T* in = x.data<T>();
-    T* out = y.data<T>();
-    const std::int64_t n = x.numel();
-    for (std::int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(forward(in[i]));
+    launch(
+        info.name,
+        [forward, n = x.numel()](const T* in, T* out) {
+          for (std::int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(forward(in[i]));
+        },
+        x, y);
   });
   if (!any_requires_grad({&x})) return unrecorded(info, y, {&x});
   constexpr unsigned mask = ReadsOf<Derivative>::mask & (kInput | kOutput);
@@ -214,19 +217,21 @@ Tensor unary_pointwise(const Tensor& x, OpInfo info, Forward forward, Derivative
                      }
                      // With create_graph, a piecewise derivative's mask (g = 1), then g * mask recorded.
                      const bool mask_only = grads.create_graph();
-                     Tensor gx = empty(g.shape(), g.dtype());
+                     Tensor gx = empty(g.shape(), g.dtype(), name);
                      dispatch_float(g.dtype(), name, [&](auto tag) {
                        using T = decltype(tag);
-                       const T* xv = (mask & kInput) ? xs.data<T>() : nullptr;
-                       const T* yv = (mask & kOutput) ? ys.data<T>() : nullptr;
-                       const T* gv = mask_only ? nullptr : g.data<T>();
-                       T* out = gx.data<T>();
-                       const std::int64_t n = g.numel();
-                       for (std::int64_t i = 0; i < n; ++i) {
-                         const T local_value = static_cast<T>(call_reading<mask>(
-                             local, element_if_read<mask, kInput>(xv, i), T(), element_if_read<mask, kOutput>(yv, i)));
-                         out[i] = mask_only ? local_value : gv[i] * local_value;
-                       }
+                       launch(
+                           name,
+                           [local, mask_only, n = g.numel()](const T* xv, const T* yv, const T* gv, T* out) {
+                             for (std::int64_t i = 0; i < n; ++i) {
+                               const T local_value = static_cast<T>(
+                                   call_reading<mask>(local, element_if_read<mask, kInput>(xv, i), T(),
+                                                      element_if_read<mask, kOutput>(yv, i)));
+                               out[i] = mask_only ? local_value : gv[i] * local_value;
+                             }
+                           },
+                           (mask & kInput) ? xs : Tensor(), (mask & kOutput) ? ys : Tensor(),
+                           mask_only ? Tensor() : g, gx);
                      });
                      grads.add(0, mask_only ? g * gx : std::move(gx));
                    });
@@ -261,11 +266,14 @@ Tensor binary_pointwise(const Tensor& a, const Tensor& b, OpInfo info, Forward f
   Tensor y = empty(out_shape, a.dtype(), info.name);
   dispatch_float(a.dtype(), info.name, [&](auto tag) {
     using T = decltype(tag);
-    const T* av = a.data<T>();
-    const T* bv = b.data<T>();
-    T* out = y.data<T>();
-    for_each_broadcast(a.shape(), b.shape(), out_shape,
-                       [&](std::int64_t ia, std::int64_t ib, std::int64_t io) { out[io] = static_cast<T>(forward(av[ia], bv[ib])); });
+    launch(
+        info.name,
+        [forward, sa = a.shape(), sb = b.shape(), out_shape](const T* av, const T* bv, T* out) {
+          for_each_broadcast(sa, sb, out_shape, [&](std::int64_t ia, std::int64_t ib, std::int64_t io) {
+            out[io] = static_cast<T>(forward(av[ia], bv[ib]));
+          });
+        },
+        a, b, y);
   });
   if (!any_requires_grad({&a, &b})) return unrecorded(info, y, {&a, &b});
   const unsigned read =
@@ -289,21 +297,23 @@ Tensor binary_pointwise(const Tensor& a, const Tensor& b, OpInfo info, Forward f
             }
           }
           const bool mask_only = grads.create_graph();
-          Tensor full_grad = empty(g.shape(), g.dtype());
+          Tensor full_grad = empty(g.shape(), g.dtype(), name);
           dispatch_float(g.dtype(), name, [&](auto tag) {
             using T = decltype(tag);
-            const T* av = (mask & kInputA) ? as.data<T>() : nullptr;
-            const T* bv = (mask & kInputB) ? bs.data<T>() : nullptr;
-            const T* yv = (mask & kOutput) ? ys.data<T>() : nullptr;
-            const T* gv = mask_only ? nullptr : g.data<T>();
-            T* out = full_grad.data<T>();
-            for_each_broadcast(grads.input_shape(0), grads.input_shape(1), g.shape(),
-                               [&](std::int64_t ia, std::int64_t ib, std::int64_t io) {
-                                 const T local_value = static_cast<T>(call_reading<mask>(
-                                     local, element_if_read<mask, kInputA>(av, ia),
-                                     element_if_read<mask, kInputB>(bv, ib), element_if_read<mask, kOutput>(yv, io)));
-                                 out[io] = mask_only ? local_value : gv[io] * local_value;
-                               });
+            launch(
+                name,
+                [local, mask_only, sa = grads.input_shape(0), sb = grads.input_shape(1), sg = g.shape()](
+                    const T* av, const T* bv, const T* yv, const T* gv, T* out) {
+                  constexpr unsigned reads_mask = decltype(mask_constant)::value;
+                  for_each_broadcast(sa, sb, sg, [&](std::int64_t ia, std::int64_t ib, std::int64_t io) {
+                    const T local_value = static_cast<T>(
+                        call_reading<reads_mask>(local, element_if_read<reads_mask, kInputA>(av, ia),
+                                           element_if_read<reads_mask, kInputB>(bv, ib), element_if_read<reads_mask, kOutput>(yv, io)));
+                    out[io] = mask_only ? local_value : gv[io] * local_value;
+                  });
+                },
+                (mask & kInputA) ? as : Tensor(), (mask & kInputB) ? bs : Tensor(), (mask & kOutput) ? ys : Tensor(),
+                mask_only ? Tensor() : g, full_grad);
           });
           return unbroadcast(mask_only ? g * full_grad : full_grad, input_shape);
         };

@@ -5,6 +5,7 @@
 
 #include "core/dispatch.hpp"
 #include "optim/checks.hpp"
+#include "tapegrad/kernel.hpp"
 
 namespace tapegrad::optim {
 
@@ -30,53 +31,57 @@ void adam_update(const char* who, const Options& o, bool decoupled, Tensor& para
   detail::prepare_buffer(state.exp_avg, parameter);
   detail::prepare_buffer(state.exp_avg_sq, parameter);
   if (o.amsgrad) detail::prepare_buffer(state.max_exp_avg_sq, parameter);
-  // Bias corrections in double whatever the dtype, as PyTorch computes them
-  // in Python floats: beta^t underflows gracefully instead of rounding early.
-  const double t = static_cast<double>(state.step);
-  const double step_size = o.lr / (1 - std::pow(o.beta1, t));
-  const double correction2_sqrt = std::sqrt(1 - std::pow(o.beta2, t));
   tapegrad::detail::dispatch_float(parameter.dtype(), who, [&](auto tag) {
     using T = decltype(tag);
-    T* __restrict p = parameter.data<T>();
-    const T* __restrict g = grad.data<T>();
-    T* __restrict m = state.exp_avg.data<T>();
-    T* __restrict v = state.exp_avg_sq.data<T>();
-    T* __restrict v_max = o.amsgrad ? state.max_exp_avg_sq.data<T>() : nullptr;
-    const T beta1 = static_cast<T>(o.beta1);
-    const T beta2 = static_cast<T>(o.beta2);
-    const T rest1 = static_cast<T>(1 - o.beta1);
-    const T rest2 = static_cast<T>(1 - o.beta2);
-    const T eps = static_cast<T>(o.eps);
-    const T size = static_cast<T>(step_size);
-    // A multiplication by 1/√(1 - beta2^t) instead of a division: one of the
-    // two divisions per element gone (the loop is bound by divisions).
-    const T inverse_root = static_cast<T>(1 / correction2_sqrt);
-    const T l2 = decoupled ? T(0) : static_cast<T>(o.weight_decay);
-    const T shrink = static_cast<T>(decoupled ? 1 - o.lr * o.weight_decay : 1);
-    const std::int64_t n = parameter.numel();
-    // The options are tested once, outside the loops, so that each loop is
-    // branch-free and the compiler vectorises it (this update was more than
-    // half of an MNIST training step while it was not).
-    if (decoupled) {
-      for (std::int64_t i = 0; i < n; ++i) p[i] *= shrink;
-    }
-    auto moments = [&](std::int64_t i) {
-      const T d = g[i] + l2 * p[i];
-      m[i] = beta1 * m[i] + rest1 * d;
-      v[i] = beta2 * v[i] + rest2 * (d * d);
-    };
-    if (v_max != nullptr) {
-      for (std::int64_t i = 0; i < n; ++i) {
-        moments(i);
-        v_max[i] = std::max(v_max[i], v[i]);
-        p[i] -= size * (m[i] / (std::sqrt(v_max[i]) * inverse_root + eps));
-      }
-    } else {
-      for (std::int64_t i = 0; i < n; ++i) {
-        moments(i);
-        p[i] -= size * (m[i] / (std::sqrt(v[i]) * inverse_root + eps));
-      }
-    }
+    // The options and the step count are read when the kernel runs: a
+    // replayed step sees this step's count and a scheduled learning rate.
+    launch(
+        who,
+        [options = &o, state = &state, decoupled, n = parameter.numel()](
+            T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict v_max) {
+          const Options& now = *options;
+          // Bias corrections in double whatever the dtype, as PyTorch computes
+          // them in Python floats: beta^t underflows gracefully instead of
+          // rounding early.
+          const double t = static_cast<double>(state->step);
+          const double step_size = now.lr / (1 - std::pow(now.beta1, t));
+          const double correction2_sqrt = std::sqrt(1 - std::pow(now.beta2, t));
+          const T beta1 = static_cast<T>(now.beta1);
+          const T beta2 = static_cast<T>(now.beta2);
+          const T rest1 = static_cast<T>(1 - now.beta1);
+          const T rest2 = static_cast<T>(1 - now.beta2);
+          const T eps = static_cast<T>(now.eps);
+          const T size = static_cast<T>(step_size);
+          // A multiplication by 1/√(1 - beta2^t) instead of a division: one of
+          // the two divisions per element gone (the loop is bound by divisions).
+          const T inverse_root = static_cast<T>(1 / correction2_sqrt);
+          const T l2 = decoupled ? T(0) : static_cast<T>(now.weight_decay);
+          const T shrink = static_cast<T>(decoupled ? 1 - now.lr * now.weight_decay : 1);
+          // The options are tested once, outside the loops, so that each loop
+          // is branch-free and the compiler vectorises it (this update was
+          // more than half of an MNIST training step while it was not).
+          if (decoupled) {
+            for (std::int64_t i = 0; i < n; ++i) p[i] *= shrink;
+          }
+          auto moments = [&](std::int64_t i) {
+            const T d = g[i] + l2 * p[i];
+            m[i] = beta1 * m[i] + rest1 * d;
+            v[i] = beta2 * v[i] + rest2 * (d * d);
+          };
+          if (v_max != nullptr) {
+            for (std::int64_t i = 0; i < n; ++i) {
+              moments(i);
+              v_max[i] = std::max(v_max[i], v[i]);
+              p[i] -= size * (m[i] / (std::sqrt(v_max[i]) * inverse_root + eps));
+            }
+          } else {
+            for (std::int64_t i = 0; i < n; ++i) {
+              moments(i);
+              p[i] -= size * (m[i] / (std::sqrt(v[i]) * inverse_root + eps));
+            }
+          }
+        },
+        parameter, grad, state.exp_avg, state.exp_avg_sq, o.amsgrad ? state.max_exp_avg_sq : Tensor());
   });
 }
 

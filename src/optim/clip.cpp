@@ -5,6 +5,7 @@
 
 #include "core/dispatch.hpp"
 #include "optim/checks.hpp"
+#include "tapegrad/kernel.hpp"
 #include "tapegrad/storage.hpp"
 
 namespace tapegrad::optim {
@@ -19,6 +20,14 @@ void check_parameter(const char* who, const std::vector<Tensor>& parameters, std
 // gradient tensor (or views of one buffer) to several leaves: add passes its
 // output gradient to both inputs. A shared gradient is replaced by a copy
 // first, so that clipping one leaf never touches another's.
+// Clipping writes gradients in place with loops of its own, which a
+// captured step would not replay.
+void refuse_capture(const char* who) {
+  if (capturing()) {
+    throw_runtime("capture", who, " cannot be captured yet (it writes gradients outside any replayable kernel)");
+  }
+}
+
 Tensor writable_grad(const Tensor& parameter) {
   std::shared_ptr<TensorImpl>& grad = parameter.impl()->grad;
   if (grad.use_count() != 1 || grad->storage.use_count() != 1) grad = Tensor(grad).clone().impl_ptr();
@@ -28,6 +37,7 @@ Tensor writable_grad(const Tensor& parameter) {
 }  // namespace
 
 double clip_grad_norm_(const std::vector<Tensor>& parameters, double max_norm, double norm_type) {
+  refuse_capture("clip_grad_norm_");
   const char* who = "clip_grad_norm_";
   detail::check_nonnegative(who, "max_norm", max_norm);
   if (!(norm_type > 0)) throw_invalid(who, "norm_type must be > 0 (or infinity), got ", norm_type);
@@ -78,6 +88,7 @@ double clip_grad_norm_(const std::vector<Tensor>& parameters, double max_norm, d
 }
 
 void clip_grad_value_(const std::vector<Tensor>& parameters, double clip_value) {
+  refuse_capture("clip_grad_value_");
   const char* who = "clip_grad_value_";
   detail::check_nonnegative(who, "clip_value", clip_value);
   for (std::size_t k = 0; k < parameters.size(); ++k) check_parameter(who, parameters, k);

@@ -4,6 +4,7 @@
 
 #include "tapegrad/autograd.hpp"
 #include "tapegrad/error.hpp"
+#include "tapegrad/kernel.hpp"
 #include "tapegrad/optim/basic_optimizer.hpp"
 #include "tapegrad/storage.hpp"
 
@@ -33,12 +34,37 @@ void Optimizer::step() {
           throw_invalid(name_.c_str(), "the gradient of parameter ", index, " is ", describe(grad),
                         ", the parameter is ", describe(parameter));
         }
-        step_parameter(g, parameter, grad);
-        parameter.impl()->storage->bump_version();
+        if (capturing()) {
+          add_capture_guard();
+          const long written_before = tapegrad::detail::capture_last_write(parameter);
+          step_parameter(g, parameter, grad);
+          if (tapegrad::detail::capture_last_write(parameter) == written_before) {
+            throw_runtime("capture", name_, " updates its parameters outside any replayable kernel: ", name_,
+                          " cannot be captured yet (write its update with tapegrad::launch)");
+          }
+        } else {
+          step_parameter(g, parameter, grad);
+        }
+        // Saved tensors compare versions: a replayed step moves them on too.
+        launch("optimizer step", [storage = parameter.impl()->storage.get()] { storage->bump_version(); });
       }
       ++index;
     }
   }
+}
+
+void Optimizer::add_capture_guard() {
+  tapegrad::detail::capture_add_guard(this, [alive = std::weak_ptr<const int>(alive_), self = this,
+                                             layout = layout_version_, name = name_] {
+    if (alive.expired()) {
+      throw_runtime("replay", "the optimizer ", name, " that the step uses was destroyed after capture");
+    }
+    if (self->layout_version_ != layout) {
+      throw_runtime("replay", name,
+                    "'s groups or state were replaced after capture (load_state_dict, add_param_group); capture the "
+                    "step again");
+    }
+  });
 }
 
 void Optimizer::zero_grad() {
@@ -91,6 +117,7 @@ void Optimizer::add_group_parameters(std::vector<Tensor> parameters) {
   }
   members_.insert(added.begin(), added.end());
   groups_.push_back(std::move(parameters));
+  ++layout_version_;
 }
 
 NamedTensors Optimizer::state_dict() const {
@@ -123,12 +150,11 @@ void Optimizer::load_state_dict(const NamedTensors& state) {
     first += static_cast<std::int64_t>(expected.size());
     const Tensor& saved = reader.take(name);
     const bool is_list = saved.dtype() == DType::Int64 && saved.dim() == 1;
-    if (!is_list || std::vector<std::int64_t>(saved.data<std::int64_t>(), saved.data<std::int64_t>() + saved.numel()) !=
-                        expected) {
-      const std::string got =
-          is_list ? format_indices(std::vector<std::int64_t>(saved.data<std::int64_t>(),
-                                                              saved.data<std::int64_t>() + saved.numel()))
-                  : describe(saved);
+    if (!is_list ||
+        std::vector<std::int64_t>(saved.data<std::int64_t>(), saved.data<std::int64_t>() + saved.numel()) != expected) {
+      const std::string got = is_list ? format_indices(std::vector<std::int64_t>(
+                                            saved.data<std::int64_t>(), saved.data<std::int64_t>() + saved.numel()))
+                                      : describe(saved);
       throw_invalid(reader.op().c_str(), "'", name, "' is ", got, ", but group ", g,
                     " of this optimizer holds parameters ", format_indices(expected));
     }
@@ -136,6 +162,7 @@ void Optimizer::load_state_dict(const NamedTensors& state) {
   const std::function<void()> install = read_state(reader);
   reader.finish();
   install();
+  ++layout_version_;
 }
 
 namespace detail {
@@ -205,6 +232,9 @@ void StateReader::finish() const {
 }
 
 bool prepare_buffer(Tensor& buffer, const Tensor& parameter, double fill) {
+  // State made or converted once, not at every step: a captured program
+  // keeps the buffer and does not replay its creation.
+  const tapegrad::detail::CaptureSetupScope once;
   if (!buffer.defined()) {
     buffer = full(parameter.shape(), fill, parameter.dtype());
     return true;

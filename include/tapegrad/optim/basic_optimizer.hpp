@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "tapegrad/kernel.hpp"
 #include "tapegrad/optim/optimizer.hpp"
 
 namespace tapegrad::optim {
@@ -36,10 +37,10 @@ class StateReader {
   // Whether a name not yet taken starts with `prefix`.
   bool has_prefix(const std::string& prefix) const;
   const Tensor& take(const std::string& name);
-  double take_number(const std::string& name);                // float64 scalar
-  bool take_flag(const std::string& name);                    // float64 scalar, 0 or 1
-  std::int64_t take_count(const std::string& name);           // int64 scalar >= 0
-  const Tensor& take_like(const std::string& name, const Tensor& like);  // like's shape and dtype
+  double take_number(const std::string& name);                                  // float64 scalar
+  bool take_flag(const std::string& name);                                      // float64 scalar, 0 or 1
+  std::int64_t take_count(const std::string& name);                             // int64 scalar >= 0
+  const Tensor& take_like(const std::string& name, const Tensor& like);         // like's shape and dtype
   std::vector<double> take_numbers(const std::string& name, std::size_t size);  // float64 [size]
   void finish() const;
 
@@ -100,7 +101,8 @@ class BasicOptimizer : public Optimizer {
 
   void step_parameter(std::size_t group, Tensor& parameter, const Tensor& grad) override {
     State& state = state_[parameter.impl()];  // allocates on the first step only
-    ++state.step;
+    // A kernel of its own, so that a captured step counts its replays.
+    launch(name().c_str(), [counted = &state] { ++counted->step; });
     update(options_[group], parameter, grad, state);
   }
 

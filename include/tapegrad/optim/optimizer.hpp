@@ -17,7 +17,9 @@
 //   state.<i>.<buffer>        the optimizer's buffers (exp_avg, ...), with
 //                             PyTorch's names; absent before i's first step
 #include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -82,7 +84,14 @@ class Optimizer {
   // the action that installs them.
   virtual std::function<void()> read_state(detail::StateReader& reader) = 0;
 
+  // A captured step (capture.hpp) replays kernels that point into this
+  // optimizer: it checks first that the optimizer lives and that its groups
+  // and state were not replaced since.
+  void add_capture_guard();
+
   std::string name_;
+  std::shared_ptr<const int> alive_ = std::make_shared<const int>(0);
+  std::uint64_t layout_version_ = 0;
   std::vector<std::vector<Tensor>> groups_;
   std::unordered_map<const TensorImpl*, std::size_t> members_;  // parameter -> flat index
 };

@@ -1,0 +1,269 @@
+// Captured steps (capture.hpp): bit-identical to eager, no allocation per
+// replay, and the guards' messages.
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <new>
+#include <vector>
+
+#include "support.hpp"
+#include "tapegrad/tapegrad.hpp"
+
+using namespace tapegrad;
+using Catch::Matchers::Contains;
+
+#include "allocation_counter.hpp"
+
+namespace {
+
+struct Batch {
+  Tensor x, y;
+};
+
+std::vector<Batch> make_batches(int count, std::int64_t rows, std::int64_t features, std::int64_t classes,
+                                DType dtype) {
+  Generator data(7);
+  std::vector<Batch> batches;
+  for (int i = 0; i < count; ++i) {
+    Tensor x = randn({rows, features}, dtype, 0, 1, &data);
+    // A learnable rule: the class is the largest of the first `classes` features.
+    const std::vector<double> v = x.to_vector();
+    std::vector<std::int64_t> labels(static_cast<std::size_t>(rows));
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const auto row = v.begin() + r * features;
+      labels[static_cast<std::size_t>(r)] = std::max_element(row, row + classes) - row;
+    }
+    batches.push_back({x, from_indices(labels, Shape{rows})});
+  }
+  return batches;
+}
+
+enum class OptimizerKind { Adam, AdamW, SGDMomentum, Nesterov };
+
+struct Trainer {
+  std::shared_ptr<nn::Sequential> model;
+  std::unique_ptr<optim::Optimizer> optimizer;
+
+  Trainer(OptimizerKind kind, double dropout, DType dtype) {
+    manual_seed(11);
+    model = nn::mlp({12, 32, 16, 3}, {.dropout = dropout});
+    model->to(dtype);
+    model->train();
+    switch (kind) {
+      case OptimizerKind::Adam:
+        optimizer = std::make_unique<optim::Adam>(model->parameters(), optim::AdamOptions{.lr = 1e-2});
+        break;
+      case OptimizerKind::AdamW:
+        optimizer =
+            std::make_unique<optim::AdamW>(model->parameters(), optim::AdamWOptions{.lr = 1e-2, .weight_decay = 0.1});
+        break;
+      case OptimizerKind::SGDMomentum:
+        optimizer = std::make_unique<optim::SGD>(model->parameters(),
+                                                 optim::SGDOptions{.lr = 0.05, .momentum = 0.9, .weight_decay = 1e-3});
+        break;
+      case OptimizerKind::Nesterov:
+        optimizer = std::make_unique<optim::SGD>(
+            model->parameters(),
+            optim::SGDOptions{.lr = 0.05, .momentum = 0.9, .dampening = 0, .weight_decay = 0, .nesterov = true});
+        break;
+    }
+  }
+
+  std::vector<Tensor> step(const std::vector<Tensor>& in) {
+    Tensor loss = cross_entropy((*model)(in[0]), in[1]);
+    optimizer->zero_grad();
+    loss.backward();
+    optimizer->step();
+    return {loss};
+  }
+
+  std::vector<double> weights() const {
+    std::vector<double> all;
+    for (const Tensor& p : model->parameters()) {
+      const std::vector<double> v = p.to_vector();
+      all.insert(all.end(), v.begin(), v.end());
+    }
+    return all;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a captured MLP step gives bit-identical losses and weights to eager over 100 steps", "[capture]") {
+  struct Case {
+    OptimizerKind kind;
+    double dropout;
+    DType dtype;
+  };
+  for (const Case c :
+       {Case{OptimizerKind::Adam, 0.0, DType::Float32}, Case{OptimizerKind::Adam, 0.3, DType::Float32},
+        Case{OptimizerKind::AdamW, 0.0, DType::Float64}, Case{OptimizerKind::SGDMomentum, 0.2, DType::Float64},
+        Case{OptimizerKind::Nesterov, 0.0, DType::Float32}}) {
+    CAPTURE(static_cast<int>(c.kind), c.dropout, dtype_name(c.dtype));
+    const std::vector<Batch> batches = make_batches(100, 16, 12, 3, c.dtype);
+
+    Trainer eager(c.kind, c.dropout, c.dtype);
+    std::vector<double> eager_losses;
+    for (const Batch& b : batches) eager_losses.push_back(eager.step({b.x, b.y})[0].item());
+
+    Trainer captured(c.kind, c.dropout, c.dtype);
+    CapturedStep step([&](const std::vector<Tensor>& in) { return captured.step(in); });
+    std::vector<double> captured_losses;
+    for (const Batch& b : batches) captured_losses.push_back(step({b.x, b.y})[0].item());
+
+    REQUIRE(step.num_programs() == 1);
+    CHECK(step.num_kernels() > 20);
+    CHECK(captured_losses == eager_losses);
+    CHECK(captured.weights() == eager.weights());
+    CHECK(eager_losses.back() < eager_losses.front());
+  }
+}
+
+TEST_CASE("a replayed step allocates nothing", "[capture]") {
+  const std::vector<Batch> batches = make_batches(8, 16, 12, 3, DType::Float32);
+  Trainer trainer(OptimizerKind::Adam, 0.25, DType::Float32);
+  CapturedStep step([&](const std::vector<Tensor>& in) { return trainer.step(in); });
+  step({batches[0].x, batches[0].y});
+  const std::vector<Tensor> inputs{batches[1].x, batches[1].y};
+  step(inputs);  // warm: the first replay may fault in lazily made library state
+  for (std::size_t i = 2; i < batches.size(); ++i) {
+    const std::vector<Tensor> next{batches[i].x, batches[i].y};
+    const std::int64_t tensor_bytes = allocated_memory_bytes();
+#if TAPEGRAD_COUNTS_ALLOCATIONS
+    const long before = allocation_count();
+    step(next);
+    CHECK(allocation_count() - before == 0);
+#else
+    step(next);  // sanitizer builds own malloc: only the tensor memory is checked
+#endif
+    CHECK(allocated_memory_bytes() == tensor_bytes);
+  }
+#if TAPEGRAD_COUNTS_ALLOCATIONS
+  // The count itself works: an eager step allocates.
+  const long before = allocation_count();
+  trainer.step(inputs);
+  CHECK(allocation_count() - before > 10);
+#endif
+}
+
+TEST_CASE("a replay follows a learning rate changed between calls", "[capture]") {
+  const std::vector<Batch> batches = make_batches(30, 16, 12, 3, DType::Float64);
+  auto run = [&](bool capture) {
+    Trainer t(OptimizerKind::Adam, 0.0, DType::Float64);
+    optim::StepLR schedule(*t.optimizer, 10, 0.5);
+    CapturedStep step([&](const std::vector<Tensor>& in) { return t.step(in); });
+    std::vector<double> losses;
+    for (std::size_t i = 0; i < batches.size(); ++i) {
+      const std::vector<Tensor> in{batches[i].x, batches[i].y};
+      losses.push_back(capture ? step(in)[0].item() : t.step(in)[0].item());
+      schedule.step();
+    }
+    return std::pair{losses, t.weights()};
+  };
+  const auto eager = run(false);
+  const auto captured = run(true);
+  CHECK(captured.first == eager.first);
+  CHECK(captured.second == eager.second);
+}
+
+TEST_CASE("new input shapes are refused, or captured again when asked", "[capture]") {
+  Trainer trainer(OptimizerKind::Adam, 0.0, DType::Float32);
+  const std::vector<Batch> full = make_batches(2, 16, 12, 3, DType::Float32);
+  const std::vector<Batch> last = make_batches(1, 5, 12, 3, DType::Float32);
+  auto fn = [&](const std::vector<Tensor>& in) { return trainer.step(in); };
+
+  CapturedStep strict(fn);
+  CHECK_THROWS_WITH(strict.replay({full[0].x, full[0].y}), Contains("nothing has been captured yet"));
+  strict({full[0].x, full[0].y});
+  CHECK_THROWS_WITH(strict({last[0].x, last[0].y}),
+                    Contains("input 0 is float32 [5x12], the step was captured with float32 [16x12]"));
+  CHECK_THROWS_WITH(strict({full[1].x.to(DType::Float64), full[1].y}),
+                    Contains("input 0 is float64 [16x12], the step was captured with float32 [16x12]"));
+  CHECK_THROWS_WITH(strict({full[1].x}), Contains("the step was captured with 2 inputs, got 1"));
+
+  CapturedStep flexible(fn, {.recapture_on_new_shapes = true});
+  flexible({full[0].x, full[0].y});
+  const double small_loss = flexible({last[0].x, last[0].y})[0].item();
+  CHECK(flexible.num_programs() == 2);
+  flexible({full[1].x, full[1].y});
+  CHECK(flexible.num_programs() == 2);
+  CHECK(std::isfinite(small_loss));
+}
+
+TEST_CASE("capture refuses value reads and ops it cannot replay, naming them", "[capture]") {
+  Trainer trainer(OptimizerKind::Adam, 0.0, DType::Float32);
+  const std::vector<Batch> b = make_batches(1, 16, 12, 3, DType::Float32);
+  CapturedStep reads([&](const std::vector<Tensor>& in) {
+    std::vector<Tensor> out = trainer.step(in);
+    if (out[0].item() > 100) out[0] = out[0] * 2.0;
+    return out;
+  });
+  CHECK_THROWS_WITH(reads({b[0].x, b[0].y}), Contains("capture: item() reads a tensor's value while the step is "
+                                                      "being captured"));
+  CapturedStep nested([&](const std::vector<Tensor>& in) {
+    CapturedStep inner([](const std::vector<Tensor>& x) { return x; });
+    inner(in);
+    return in;
+  });
+  CHECK_THROWS_WITH(nested({b[0].x}), Contains("a step is already being captured on this thread"));
+  CapturedStep custom([](const std::vector<Tensor>& in) {
+    Tensor y = empty(in[0].shape());
+    float* out = y.data<float>();
+    const float* x = in[0].data<float>();
+    for (std::int64_t i = 0; i < y.numel(); ++i) out[i] = 2 * x[i];
+    return std::vector<Tensor>{in[0] + y};
+  });
+  CHECK_THROWS_WITH(custom({b[0].x}), Contains("'add' reads a tensor float32 [16x12] that 'empty' computed outside "
+                                               "any replayable kernel"));
+  // The same op written with launch is captured.
+  CapturedStep launched([](const std::vector<Tensor>& in) {
+    Tensor y = empty(in[0].shape());
+    launch(
+        "double",
+        [n = in[0].numel()](const float* x, float* out) {
+          for (std::int64_t i = 0; i < n; ++i) out[i] = 2 * x[i];
+        },
+        in[0], y);
+    return std::vector<Tensor>{in[0] + y};
+  });
+  launched({b[0].x});
+  const Tensor x2 = full({16, 12}, 1.5);
+  CHECK(launched({x2})[0].to_vector() == std::vector<double>(16 * 12, 4.5));
+}
+
+TEST_CASE("a replay after the model or optimizer changed under it throws", "[capture]") {
+  const std::vector<Batch> b = make_batches(2, 16, 12, 3, DType::Float32);
+  {
+    Trainer trainer(OptimizerKind::Adam, 0.0, DType::Float32);
+    CapturedStep step([&](const std::vector<Tensor>& in) { return trainer.step(in); });
+    step({b[0].x, b[0].y});
+    trainer.model->to(DType::Float64);
+    CHECK_THROWS_WITH(step({b[1].x, b[1].y}),
+                      Contains("'0.weight' was replaced or resized after capture (float32 [32x12] when captured, "
+                               "now float64 [32x12] in a new buffer)"));
+  }
+  {
+    Trainer trainer(OptimizerKind::Adam, 0.0, DType::Float32);
+    CapturedStep step([&](const std::vector<Tensor>& in) { return trainer.step(in); });
+    step({b[0].x, b[0].y});
+    trainer.optimizer->load_state_dict(trainer.optimizer->state_dict());
+    CHECK_THROWS_WITH(step({b[1].x, b[1].y}), Contains("Adam's groups or state were replaced after capture"));
+  }
+  {
+    // A step that never resets its gradients adds to them when eager; the
+    // program would replace them, so it refuses to.
+    Trainer trainer(OptimizerKind::Adam, 0.0, DType::Float32);
+    CapturedStep step([&](const std::vector<Tensor>& in) {
+      Tensor loss = cross_entropy((*trainer.model)(in[0]), in[1]);
+      loss.backward();
+      return std::vector<Tensor>{loss};
+    });
+    step({b[0].x, b[0].y});
+    CHECK_THROWS_WITH(step({b[1].x, b[1].y}), Contains("holds a gradient, and the captured step would replace it"));
+    trainer.optimizer->zero_grad();
+    step({b[1].x, b[1].y});
+    CHECK(trainer.model->parameters()[0].grad().defined());
+  }
+}
