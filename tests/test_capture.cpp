@@ -40,13 +40,17 @@ std::vector<Batch> make_batches(int count, std::int64_t rows, std::int64_t featu
   return batches;
 }
 
-enum class OptimizerKind { Adam, AdamW, SGDMomentum, Nesterov };
+enum class OptimizerKind { Adam, AdamW, SGDMomentum, Nesterov, Adagrad, RMSpropCentered };
+enum class Clip { None, Norm, Value };
 
 struct Trainer {
   std::shared_ptr<nn::Sequential> model;
   std::unique_ptr<optim::Optimizer> optimizer;
 
-  Trainer(OptimizerKind kind, double dropout, DType dtype) {
+  Clip clip = Clip::None;
+  Tensor norm;  // the last clip_grad_norm_'s
+
+  Trainer(OptimizerKind kind, double dropout, DType dtype, Clip clipping = Clip::None) : clip(clipping) {
     manual_seed(11);
     model = nn::mlp({12, 32, 16, 3}, {.dropout = dropout});
     model->to(dtype);
@@ -63,6 +67,16 @@ struct Trainer {
         optimizer = std::make_unique<optim::SGD>(model->parameters(),
                                                  optim::SGDOptions{.lr = 0.05, .momentum = 0.9, .weight_decay = 1e-3});
         break;
+      case OptimizerKind::Adagrad:
+        optimizer = std::make_unique<optim::Adagrad>(
+            model->parameters(), optim::AdagradOptions{.lr = 0.05, .lr_decay = 1e-3, .weight_decay = 1e-3});
+        break;
+      case OptimizerKind::RMSpropCentered:
+        optimizer = std::make_unique<optim::RMSprop>(
+            model->parameters(),
+            optim::RMSpropOptions{
+                .lr = 1e-3, .alpha = 0.9, .eps = 1e-8, .weight_decay = 0, .momentum = 0.5, .centered = true});
+        break;
       case OptimizerKind::Nesterov:
         optimizer = std::make_unique<optim::SGD>(
             model->parameters(),
@@ -75,6 +89,8 @@ struct Trainer {
     Tensor loss = cross_entropy((*model)(in[0]), in[1]);
     optimizer->zero_grad();
     loss.backward();
+    if (clip == Clip::Norm) optim::clip_grad_norm_(model->parameters(), 0.5, 2.0, norm);
+    if (clip == Clip::Value) optim::clip_grad_value_(model->parameters(), 0.01);
     optimizer->step();
     return {loss};
   }
@@ -96,22 +112,29 @@ TEST_CASE("a captured MLP step gives bit-identical losses and weights to eager o
     OptimizerKind kind;
     double dropout;
     DType dtype;
+    Clip clip = Clip::None;
   };
   for (const Case c :
        {Case{OptimizerKind::Adam, 0.0, DType::Float32}, Case{OptimizerKind::Adam, 0.3, DType::Float32},
         Case{OptimizerKind::AdamW, 0.0, DType::Float64}, Case{OptimizerKind::SGDMomentum, 0.2, DType::Float64},
-        Case{OptimizerKind::Nesterov, 0.0, DType::Float32}}) {
-    CAPTURE(static_cast<int>(c.kind), c.dropout, dtype_name(c.dtype));
+        Case{OptimizerKind::Nesterov, 0.0, DType::Float32}, Case{OptimizerKind::Adagrad, 0.0, DType::Float64},
+        Case{OptimizerKind::Adam, 0.0, DType::Float64, Clip::Norm},
+        Case{OptimizerKind::RMSpropCentered, 0.1, DType::Float32, Clip::Value}}) {
+    CAPTURE(static_cast<int>(c.kind), c.dropout, dtype_name(c.dtype), static_cast<int>(c.clip));
     const std::vector<Batch> batches = make_batches(100, 16, 12, 3, c.dtype);
 
-    Trainer eager(c.kind, c.dropout, c.dtype);
+    Trainer eager(c.kind, c.dropout, c.dtype, c.clip);
     std::vector<double> eager_losses;
     for (const Batch& b : batches) eager_losses.push_back(eager.step({b.x, b.y})[0].item());
 
-    Trainer captured(c.kind, c.dropout, c.dtype);
+    Trainer captured(c.kind, c.dropout, c.dtype, c.clip);
     CapturedStep step([&](const std::vector<Tensor>& in) { return captured.step(in); });
     std::vector<double> captured_losses;
     for (const Batch& b : batches) captured_losses.push_back(step({b.x, b.y})[0].item());
+    if (c.clip == Clip::Norm) {  // each replay wrote its own norm
+      CHECK(captured.norm.item() == eager.norm.item());
+      CHECK(captured.norm.item() > 0);
+    }
 
     REQUIRE(step.num_programs() == 1);
     CHECK(step.num_kernels() > 20);
@@ -119,6 +142,45 @@ TEST_CASE("a captured MLP step gives bit-identical losses and weights to eager o
     CHECK(captured.weights() == eager.weights());
     CHECK(eager_losses.back() < eager_losses.front());
   }
+}
+
+TEST_CASE("captured regression and binary losses match eager", "[capture]") {
+  Generator data(3);
+  std::vector<std::vector<Tensor>> batches;
+  for (int i = 0; i < 40; ++i) {
+    const Tensor x = randn({10, 5}, DType::Float64, 0, 1, &data);
+    // A learnable target: half the row sum, and whether it is positive.
+    const std::vector<double> v = x.to_vector();
+    std::vector<double> target(10), positive(10);
+    for (std::size_t r = 0; r < 10; ++r) {
+      for (std::size_t c = 0; c < 5; ++c) target[r] += 0.5 * v[r * 5 + c];
+      positive[r] = target[r] > 0 ? 1 : 0;
+    }
+    const Tensor y = from_vector(target, {10, 1}, DType::Float64);
+    batches.push_back({x, y, from_vector(positive, {10, 1}, DType::Float64)});
+  }
+  auto run = [&](bool capture) {
+    manual_seed(5);
+    auto model = nn::mlp({5, 8, 1});
+    model->to(DType::Float64);
+    optim::SGD optimizer(model->parameters(), {.lr = 0.02, .momentum = 0.5});
+    auto fn = [&](const std::vector<Tensor>& in) {
+      const Tensor out = (*model)(in[0]);
+      const Tensor loss = mse_loss(out, in[1]) + 0.1 * sse_loss(out, in[1]) + bce_with_logits(out, in[2]) +
+                          binary_cross_entropy(sigmoid(out), in[2], Reduction::Sum);
+      optimizer.zero_grad();
+      loss.backward();
+      optimizer.step();
+      return std::vector<Tensor>{loss};
+    };
+    CapturedStep step(fn);
+    std::vector<double> losses;
+    for (const auto& batch : batches) losses.push_back(capture ? step(batch)[0].item() : fn(batch)[0].item());
+    return losses;
+  };
+  const std::vector<double> eager = run(false);
+  CHECK(run(true) == eager);
+  CHECK(eager.back() < eager.front());
 }
 
 TEST_CASE("a replayed step allocates nothing", "[capture]") {
@@ -208,6 +270,13 @@ TEST_CASE("capture refuses value reads and ops it cannot replay, naming them", "
     return in;
   });
   CHECK_THROWS_WITH(nested({b[0].x}), Contains("a step is already being captured on this thread"));
+  CapturedStep clipped([&](const std::vector<Tensor>& in) {
+    std::vector<Tensor> out = trainer.step(in);
+    optim::clip_grad_norm_(trainer.model->parameters(), 1.0);
+    return out;
+  });
+  CHECK_THROWS_WITH(clipped({b[0].x, b[0].y}), Contains("clip_grad_norm_ returns the norm as a number, which a "
+                                                        "replay cannot update"));
   CapturedStep custom([](const std::vector<Tensor>& in) {
     Tensor y = empty(in[0].shape());
     float* out = y.data<float>();

@@ -53,6 +53,17 @@ class RecordedKernel {
   virtual void run(void* const* buffers) = 0;
 };
 
+// Every run of a kernel, eager or replayed, goes through this one compiled
+// function: the compiler may contract a*b + c into one fused multiply-add
+// differently in two copies of the same loop (GCC does by default), and a
+// replay must round exactly as the eager step did. noipa keeps the copy
+// single: no inlining into callers, no clones specialised on constant
+// arguments (a null optional buffer).
+template <class F, class... P>
+[[gnu::noipa]] void run_kernel(F& kernel, P... buffers) {
+  kernel(buffers...);
+}
+
 template <class F, class... P>
 class KernelOf final : public RecordedKernel {
  public:
@@ -62,7 +73,7 @@ class KernelOf final : public RecordedKernel {
  private:
   template <std::size_t... I>
   void run_on(void* const* buffers, std::index_sequence<I...>) {
-    f_(static_cast<P>(buffers[I])...);
+    run_kernel<F, P...>(f_, static_cast<P>(buffers[I])...);
   }
   F f_;
 };
@@ -117,7 +128,8 @@ void launch_with(const char* op, F&& kernel, std::tuple<P...>*, const Buffers&..
   static_assert(sizeof...(P) == sizeof...(Buffers), "launch: one tensor per kernel parameter");
   static_assert((std::is_same_v<Buffers, Tensor> && ...), "launch: buffers are passed as Tensors");
   if (t_capture_session == nullptr) [[likely]] {
-    kernel(kernel_pointer<P>(buffers)...);
+    std::decay_t<F> local(std::forward<F>(kernel));
+    run_kernel<std::decay_t<F>, P...>(local, kernel_pointer<P>(buffers)...);
     return;
   }
   // One extra slot so that a kernel with no buffers still has arrays.

@@ -123,11 +123,6 @@ void check_class_values(const char* op, const std::int64_t* t, std::int64_t coun
   }
 }
 
-void check_class_targets(const char* op, const char* input_name, const Tensor& input, const Tensor& target) {
-  check_class_target_shape(op, input_name, input, target);
-  check_class_values(op, target.data<std::int64_t>(), target.numel(), input.shape().back());
-}
-
 void check_scores(const char* op, const char* input_name, const Tensor& input) {
   detail::check_floating(op, input);
   if (input.dim() != 1 && input.dim() != 2) {
@@ -142,16 +137,18 @@ Shape sample_shape(const Tensor& scores) { return scores.dim() == 2 ? Shape{scor
 // squared error under either name (mse_loss, sse_loss).
 Tensor squared_error(const Tensor& prediction, const Tensor& target, Reduction reduction, OpInfo info) {
   check_elementwise_pair(info.name, "prediction", prediction, target);
-  Tensor losses = empty(prediction.shape(), prediction.dtype());
+  Tensor losses = empty(prediction.shape(), prediction.dtype(), info.name);
   dispatch_float(prediction.dtype(), info.name, [&](auto tag) {
     using T = decltype(tag);
-    const T* p = prediction.data<T>();
-    const T* t = target.data<T>();
-    T* out = losses.data<T>();
-    for (std::int64_t k = 0, end = losses.numel(); k < end; ++k) {
-      const double d = static_cast<double>(p[k]) - t[k];
-      out[k] = static_cast<T>(d * d);
-    }
+    launch(
+        info.name,
+        [n = losses.numel()](const T* p, const T* t, T* out) {
+          for (std::int64_t k = 0; k < n; ++k) {
+            const double d = static_cast<double>(p[k]) - t[k];
+            out[k] = static_cast<T>(d * d);
+          }
+        },
+        prediction, target, losses);
   });
   Tensor y = reduce_losses(losses, reduction);
   if (!any_requires_grad({&prediction, &target})) return unrecorded(info, y, {&prediction, &target});
@@ -165,27 +162,24 @@ Tensor squared_error(const Tensor& prediction, const Tensor& target, Reduction r
           if (grads.needs(1)) grads.add(1, -gp);
           return;
         }
-        Tensor gp = empty(ps.shape(), ps.dtype());
+        Tensor gp = empty(ps.shape(), ps.dtype(), name);
+        Tensor gt = grads.needs(1) ? empty(ps.shape(), ps.dtype(), name) : Tensor();
         dispatch_float(ps.dtype(), name, [&](auto tag) {
           using T = decltype(tag);
-          const T* p = ps.data<T>();
-          const T* t = ts.data<T>();
-          T* out = gp.data<T>();
-          const LossGrad<T> w(g, reduction, ps.numel());
-          for (std::int64_t k = 0, end = ps.numel(); k < end; ++k) {
-            out[k] = static_cast<T>(2 * (static_cast<double>(p[k]) - t[k]) * w[k]);
-          }
+          launch(
+              name,
+              [reduction, n = ps.numel()](const T* p, const T* t, const T* grad, T* out, T* negated) {
+                const LossGrad<T> w(grad, reduction, n);
+                for (std::int64_t k = 0; k < n; ++k) {
+                  out[k] = static_cast<T>(2 * (static_cast<double>(p[k]) - t[k]) * w[k]);
+                }
+                if (negated != nullptr) {
+                  for (std::int64_t k = 0; k < n; ++k) negated[k] = -out[k];
+                }
+              },
+              ps, ts, g, gp, gt);
         });
-        if (grads.needs(1)) {
-          Tensor gt = empty(ps.shape(), ps.dtype());
-          dispatch_float(ps.dtype(), name, [&](auto tag) {
-            using T = decltype(tag);
-            const T* in = gp.data<T>();
-            T* out = gt.data<T>();
-            for (std::int64_t k = 0, end = gt.numel(); k < end; ++k) out[k] = -in[k];
-          });
-          grads.add(1, std::move(gt));
-        }
+        if (grads.needs(1)) grads.add(1, std::move(gt));
         if (grads.needs(0)) grads.add(0, std::move(gp));
       });
 }
@@ -306,16 +300,19 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& target, Reduction reducti
   if (target.dtype() != DType::Int64) {
     throw_invalid(op, "expects int64 class indices, got ", dtype_name(target.dtype()), " ", target.shape().str());
   }
-  check_class_targets(op, "log_probs", log_probs, target);
+  check_class_target_shape(op, "log_probs", log_probs, target);  // the values: in the kernel
   const std::int64_t classes = log_probs.shape().back();
   const std::int64_t samples = log_probs.numel() / classes;
-  Tensor losses = empty(sample_shape(log_probs), log_probs.dtype());
+  Tensor losses = empty(sample_shape(log_probs), log_probs.dtype(), op);
   dispatch_float(log_probs.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
-    const T* lp = log_probs.data<T>();
-    const std::int64_t* t = target.data<std::int64_t>();
-    T* out = losses.data<T>();
-    for (std::int64_t n = 0; n < samples; ++n) out[n] = -lp[n * classes + t[n]];
+    launch(
+        op,
+        [samples, classes](const T* lp, const std::int64_t* t, T* out) {
+          check_class_values("nll_loss", t, samples, classes);
+          for (std::int64_t n = 0; n < samples; ++n) out[n] = -lp[n * classes + t[n]];
+        },
+        log_probs, target, losses);
   });
   Tensor result = reduce_losses(losses, reduction);
   const OpInfo info{op, "loss = -logp[t]"};
@@ -327,13 +324,17 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& target, Reduction reducti
           grads.add(0, -(sample_weight(g, reduction, samples, shape) * one_hot_of(ts, shape, g.dtype())));
           return;
         }
-        Tensor gx = zeros(shape, g.dtype());
+        Tensor gx = empty(shape, g.dtype(), op);
         dispatch_float(g.dtype(), op, [&](auto tag) {
           using T = decltype(tag);
-          const std::int64_t* t = ts.data<std::int64_t>();
-          T* out = gx.data<T>();
-          const LossGrad<T> w(g, reduction, samples);
-          for (std::int64_t n = 0; n < samples; ++n) out[n * classes + t[n]] = static_cast<T>(-w[n]);
+          launch(
+              op,
+              [reduction, samples, classes](const std::int64_t* t, const T* grad, T* out) {
+                std::fill_n(out, samples * classes, T(0));
+                const LossGrad<T> w(grad, reduction, samples);
+                for (std::int64_t n = 0; n < samples; ++n) out[n * classes + t[n]] = static_cast<T>(-w[n]);
+              },
+              ts, g, gx);
         });
         grads.add(0, std::move(gx));
       });
@@ -355,19 +356,22 @@ Tensor binary_cross_entropy(const Tensor& probs, const Tensor& target, Reduction
   auto clamped_logs = [](double p) {
     return std::pair{std::max(std::log(p), -100.0), std::max(std::log1p(-p), -100.0)};
   };
-  Tensor losses = empty(probs.shape(), probs.dtype());
+  Tensor losses = empty(probs.shape(), probs.dtype(), op);
   dispatch_float(probs.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
-    const T* p = probs.data<T>();
-    const T* y = target.data<T>();
-    T* out = losses.data<T>();
-    for (std::int64_t k = 0, end = losses.numel(); k < end; ++k) {
-      if (!(p[k] >= 0 && p[k] <= 1)) {
-        throw_invalid(op, "probabilities must lie in [0, 1], got ", p[k], " at index ", k, " of ", probs.shape().str());
-      }
-      const auto [log_p, log_q] = clamped_logs(p[k]);
-      out[k] = static_cast<T>(-(y[k] * log_p + (1 - static_cast<double>(y[k])) * log_q));
-    }
+    launch(
+        op,
+        [clamped_logs, shape = probs.shape()](const T* p, const T* y, T* out) {
+          for (std::int64_t k = 0, end = shape.numel(); k < end; ++k) {
+            if (!(p[k] >= 0 && p[k] <= 1)) {
+              throw_invalid("binary_cross_entropy", "probabilities must lie in [0, 1], got ", p[k], " at index ", k,
+                            " of ", shape.str());
+            }
+            const auto [log_p, log_q] = clamped_logs(p[k]);
+            out[k] = static_cast<T>(-(y[k] * log_p + (1 - static_cast<double>(y[k])) * log_q));
+          }
+        },
+        probs, target, losses);
   });
   Tensor result = reduce_losses(losses, reduction);
   const OpInfo info{op, "loss = -(y ln p + (1 - y) ln(1 - p)), logs clamped at -100"};
@@ -402,30 +406,31 @@ Tensor binary_cross_entropy(const Tensor& probs, const Tensor& target, Reduction
           }
           return;
         }
-        Tensor gp = grads.needs(0) ? empty(ps.shape(), ps.dtype()) : Tensor();
-        Tensor gy = grads.needs(1) ? empty(ps.shape(), ps.dtype()) : Tensor();
+        Tensor gp = grads.needs(0) ? empty(ps.shape(), ps.dtype(), op) : Tensor();
+        Tensor gy = grads.needs(1) ? empty(ps.shape(), ps.dtype(), op) : Tensor();
         dispatch_float(ps.dtype(), op, [&](auto tag) {
           using T = decltype(tag);
-          const T* p = ps.data<T>();
-          const T* y = ys.data<T>();
-          T* gpv = gp.defined() ? gp.data<T>() : nullptr;
-          T* gyv = gy.defined() ? gy.data<T>() : nullptr;
-          const LossGrad<T> w(g, reduction, ps.numel());
-          for (std::int64_t k = 0, end = ps.numel(); k < end; ++k) {
-            const double pk = p[k], yk = y[k];
-            const auto [log_p, log_q] = clamped_logs(pk);
-            if (gpv) {
-              // The derivative of the clamped loss: a clamped log is flat,
-              // so its 1/p (or 1/(1 - p)) term drops out exactly where it
-              // would be infinite, and the gradient stays finite at 0 and 1.
-              // PyTorch clamps differently, (p - y) / max(p(1 - p), 1e-12):
-              // the two differ near 0 and 1 (ops/loss.hpp says how).
-              const double d_log_p = log_p > -100 ? -yk / pk : 0.0;
-              const double d_log_q = log_q > -100 ? (1 - yk) / (1 - pk) : 0.0;
-              gpv[k] = static_cast<T>(w[k] * (d_log_p + d_log_q));
-            }
-            if (gyv) gyv[k] = static_cast<T>(w[k] * (log_q - log_p));
-          }
+          launch(
+              op,
+              [clamped_logs, reduction, n = ps.numel()](const T* p, const T* y, const T* grad, T* gpv, T* gyv) {
+                const LossGrad<T> w(grad, reduction, n);
+                for (std::int64_t k = 0; k < n; ++k) {
+                  const double pk = p[k], yk = y[k];
+                  const auto [log_p, log_q] = clamped_logs(pk);
+                  if (gpv) {
+                    // The derivative of the clamped loss: a clamped log is flat,
+                    // so its 1/p (or 1/(1 - p)) term drops out exactly where it
+                    // would be infinite, and the gradient stays finite at 0 and 1.
+                    // PyTorch clamps differently, (p - y) / max(p(1 - p), 1e-12):
+                    // the two differ near 0 and 1 (ops/loss.hpp says how).
+                    const double d_log_p = log_p > -100 ? -yk / pk : 0.0;
+                    const double d_log_q = log_q > -100 ? (1 - yk) / (1 - pk) : 0.0;
+                    gpv[k] = static_cast<T>(w[k] * (d_log_p + d_log_q));
+                  }
+                  if (gyv) gyv[k] = static_cast<T>(w[k] * (log_q - log_p));
+                }
+              },
+              ps, ys, g, gp, gy);
         });
         if (gp.defined()) grads.add(0, std::move(gp));
         if (gy.defined()) grads.add(1, std::move(gy));
@@ -435,26 +440,28 @@ Tensor binary_cross_entropy(const Tensor& probs, const Tensor& target, Reduction
 Tensor bce_with_logits(const Tensor& logits, const Tensor& target, Reduction reduction) {
   constexpr const char* op = "bce_with_logits";
   check_elementwise_pair(op, "logits", logits, target);
-  Tensor losses = empty(logits.shape(), logits.dtype());
+  Tensor losses = empty(logits.shape(), logits.dtype(), op);
   dispatch_float(logits.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
-    const T* z = logits.data<T>();
-    const T* y = target.data<T>();
-    T* out = losses.data<T>();
-    for (std::int64_t k = 0, end = losses.numel(); k < end; ++k) {
-      // -(y ln σ(z) + (1 - y) ln(1 - σ(z))) = y·softplus(-z) + (1 - y)·softplus(z),
-      // with softplus(z) = max(z, 0) + ln(1 + e^-|z|): its only exponent, -|z|,
-      // is never positive, so nothing overflows and no σ underflows into a log.
-      // A term whose weight is 0 is skipped: at z = ±∞ one softplus is ∞, and
-      // 0·∞ would turn an exact 0 or ∞ loss into NaN (the form max(z, 0) - z·y
-      // + ... makes ∞ - ∞ at z = +∞ for any y).
-      const double zk = z[k], yk = y[k];
-      const double log_term = std::log1p(std::exp(-std::abs(zk)));
-      double loss = 0;
-      if (yk != 0) loss += yk * (std::max(-zk, 0.0) + log_term);
-      if (yk != 1) loss += (1 - yk) * (std::max(zk, 0.0) + log_term);
-      out[k] = static_cast<T>(loss);
-    }
+    launch(
+        op,
+        [n = losses.numel()](const T* z, const T* y, T* out) {
+          for (std::int64_t k = 0; k < n; ++k) {
+            // -(y ln σ(z) + (1 - y) ln(1 - σ(z))) = y·softplus(-z) + (1 - y)·softplus(z),
+            // with softplus(z) = max(z, 0) + ln(1 + e^-|z|): its only exponent, -|z|,
+            // is never positive, so nothing overflows and no σ underflows into a log.
+            // A term whose weight is 0 is skipped: at z = ±∞ one softplus is ∞, and
+            // 0·∞ would turn an exact 0 or ∞ loss into NaN (the form max(z, 0) - z·y
+            // + ... makes ∞ - ∞ at z = +∞ for any y).
+            const double zk = z[k], yk = y[k];
+            const double log_term = std::log1p(std::exp(-std::abs(zk)));
+            double loss = 0;
+            if (yk != 0) loss += yk * (std::max(-zk, 0.0) + log_term);
+            if (yk != 1) loss += (1 - yk) * (std::max(zk, 0.0) + log_term);
+            out[k] = static_cast<T>(loss);
+          }
+        },
+        logits, target, losses);
   });
   Tensor result = reduce_losses(losses, reduction);
   const OpInfo info{op, "loss = y·softplus(-z) + (1 - y)·softplus(z); dz = σ(z) - y"};
@@ -467,25 +474,26 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& target, Reduction red
                        if (grads.needs(1)) grads.add(1, -(w * zs));
                        return;
                      }
-                     Tensor gz = grads.needs(0) ? empty(zs.shape(), zs.dtype()) : Tensor();
-                     Tensor gy = grads.needs(1) ? empty(zs.shape(), zs.dtype()) : Tensor();
+                     Tensor gz = grads.needs(0) ? empty(zs.shape(), zs.dtype(), op) : Tensor();
+                     Tensor gy = grads.needs(1) ? empty(zs.shape(), zs.dtype(), op) : Tensor();
                      dispatch_float(zs.dtype(), op, [&](auto tag) {
                        using T = decltype(tag);
-                       const T* z = zs.data<T>();
-                       const T* y = ys.data<T>();
-                       T* gzv = gz.defined() ? gz.data<T>() : nullptr;
-                       T* gyv = gy.defined() ? gy.data<T>() : nullptr;
-                       const LossGrad<T> w(g, reduction, zs.numel());
-                       for (std::int64_t k = 0, end = zs.numel(); k < end; ++k) {
-                         const double zk = z[k];
-                         if (gzv) {
-                           // σ(z) evaluated on the side where e^(-|z|) cannot overflow.
-                           const double e = std::exp(-std::abs(zk));
-                           const double sigma = zk >= 0 ? 1 / (1 + e) : e / (1 + e);
-                           gzv[k] = static_cast<T>(w[k] * (sigma - y[k]));
-                         }
-                         if (gyv) gyv[k] = static_cast<T>(-w[k] * zk);
-                       }
+                       launch(
+                           op,
+                           [reduction, n = zs.numel()](const T* z, const T* y, const T* grad, T* gzv, T* gyv) {
+                             const LossGrad<T> w(grad, reduction, n);
+                             for (std::int64_t k = 0; k < n; ++k) {
+                               const double zk = z[k];
+                               if (gzv) {
+                                 // σ(z) evaluated on the side where e^(-|z|) cannot overflow.
+                                 const double e = std::exp(-std::abs(zk));
+                                 const double sigma = zk >= 0 ? 1 / (1 + e) : e / (1 + e);
+                                 gzv[k] = static_cast<T>(w[k] * (sigma - y[k]));
+                               }
+                               if (gyv) gyv[k] = static_cast<T>(-w[k] * zk);
+                             }
+                           },
+                           zs, ys, g, gz, gy);
                      });
                      if (gz.defined()) grads.add(0, std::move(gz));
                      if (gy.defined()) grads.add(1, std::move(gy));

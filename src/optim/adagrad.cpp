@@ -4,6 +4,7 @@
 
 #include "core/dispatch.hpp"
 #include "optim/checks.hpp"
+#include "tapegrad/kernel.hpp"
 
 namespace tapegrad::optim {
 
@@ -22,22 +23,26 @@ Adagrad::Adagrad(std::vector<Tensor> parameters, const AdagradOptions& options)
 
 void Adagrad::update(const AdagradOptions& o, Tensor& parameter, const Tensor& grad, AdagradState& state) {
   detail::prepare_buffer(state.sum, parameter, o.initial_accumulator_value);
-  const double step_size = o.lr / (1 + static_cast<double>(state.step - 1) * o.lr_decay);
   tapegrad::detail::dispatch_float(parameter.dtype(), "Adagrad", [&](auto tag) {
     using T = decltype(tag);
-    T* p = parameter.data<T>();
-    const T* g = grad.data<T>();
-    T* s = state.sum.data<T>();
-    const T lr = static_cast<T>(step_size);
-    const T eps = static_cast<T>(o.eps);
-    const T decay = static_cast<T>(o.weight_decay);
-    const std::int64_t n = parameter.numel();
-    for (std::int64_t i = 0; i < n; ++i) {
-      T d = g[i];
-      if (decay != 0) d += decay * p[i];
-      s[i] += d * d;
-      p[i] -= lr * (d / (std::sqrt(s[i]) + eps));
-    }
+    // The options and the step count are read when the kernel runs (a
+    // replayed step decays the rate by its own count).
+    launch(
+        "Adagrad",
+        [options = &o, counted = &state, n = parameter.numel()](T* p, const T* g, T* s) {
+          const double step_size =
+              options->lr / (1 + static_cast<double>(counted->step - 1) * options->lr_decay);
+          const T lr = static_cast<T>(step_size);
+          const T eps = static_cast<T>(options->eps);
+          const T decay = static_cast<T>(options->weight_decay);
+          for (std::int64_t i = 0; i < n; ++i) {
+            T d = g[i];
+            if (decay != 0) d += decay * p[i];
+            s[i] += d * d;
+            p[i] -= lr * (d / (std::sqrt(s[i]) + eps));
+          }
+        },
+        parameter, grad, state.sum);
   });
 }
 

@@ -5,6 +5,7 @@
 
 #include "core/dispatch.hpp"
 #include "optim/checks.hpp"
+#include "tapegrad/kernel.hpp"
 
 namespace tapegrad::optim {
 
@@ -28,39 +29,41 @@ void RMSprop::update(const RMSpropOptions& o, Tensor& parameter, const Tensor& g
   if (o.centered) detail::prepare_buffer(state.grad_avg, parameter);
   tapegrad::detail::dispatch_float(parameter.dtype(), "RMSprop", [&](auto tag) {
     using T = decltype(tag);
-    T* p = parameter.data<T>();
-    const T* g = grad.data<T>();
-    T* s = state.square_avg.data<T>();
-    T* v = momentum ? state.momentum_buffer.data<T>() : nullptr;
-    T* a = o.centered ? state.grad_avg.data<T>() : nullptr;
-    const T lr = static_cast<T>(o.lr);
-    const T alpha = static_cast<T>(o.alpha);
-    const T rest = static_cast<T>(1 - o.alpha);
-    const T eps = static_cast<T>(o.eps);
-    const T mu = static_cast<T>(o.momentum);
-    const T decay = static_cast<T>(o.weight_decay);
-    const std::int64_t n = parameter.numel();
-    for (std::int64_t i = 0; i < n; ++i) {
-      T d = g[i];
-      if (decay != 0) d += decay * p[i];
-      s[i] = alpha * s[i] + rest * (d * d);
-      T rms;
-      if (a) {
-        a[i] = alpha * a[i] + rest * d;
-        // s ≥ a² holds exactly (s and a are averages of g² and g with the
-        // same weights, summing to < 1); rounding may break it by an ulp,
-        // and √ of that would be NaN.
-        rms = std::sqrt(std::max(s[i] - a[i] * a[i], T(0))) + eps;
-      } else {
-        rms = std::sqrt(s[i]) + eps;
-      }
-      if (v) {
-        v[i] = mu * v[i] + d / rms;
-        p[i] -= lr * v[i];
-      } else {
-        p[i] -= lr * (d / rms);
-      }
-    }
+    // The options are read when the kernel runs (a scheduled rate reaches a
+    // replayed step).
+    launch(
+        "RMSprop",
+        [options = &o, n = parameter.numel()](T* p, const T* g, T* s, T* v, T* a) {
+          const T lr = static_cast<T>(options->lr);
+          const T alpha = static_cast<T>(options->alpha);
+          const T rest = static_cast<T>(1 - options->alpha);
+          const T eps = static_cast<T>(options->eps);
+          const T mu = static_cast<T>(options->momentum);
+          const T decay = static_cast<T>(options->weight_decay);
+          for (std::int64_t i = 0; i < n; ++i) {
+            T d = g[i];
+            if (decay != 0) d += decay * p[i];
+            s[i] = alpha * s[i] + rest * (d * d);
+            T rms;
+            if (a) {
+              a[i] = alpha * a[i] + rest * d;
+              // s ≥ a² holds exactly (s and a are averages of g² and g with
+              // the same weights, summing to < 1); rounding may break it by
+              // an ulp, and √ of that would be NaN.
+              rms = std::sqrt(std::max(s[i] - a[i] * a[i], T(0))) + eps;
+            } else {
+              rms = std::sqrt(s[i]) + eps;
+            }
+            if (v) {
+              v[i] = mu * v[i] + d / rms;
+              p[i] -= lr * v[i];
+            } else {
+              p[i] -= lr * (d / rms);
+            }
+          }
+        },
+        parameter, grad, state.square_avg, momentum ? state.momentum_buffer : Tensor(),
+        o.centered ? state.grad_avg : Tensor());
   });
 }
 

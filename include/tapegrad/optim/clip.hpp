@@ -19,6 +19,10 @@ inline constexpr double kInfinityNorm = std::numeric_limits<double>::infinity();
 // clipping (0 when no parameter has a gradient). A non-finite norm is an
 // error: scaling by it would silently turn every gradient into NaN.
 double clip_grad_norm_(const std::vector<Tensor>& parameters, double max_norm, double norm_type = 2.0);
+// The same, with the norm left in `norm` (a float64 0-d tensor): the form a
+// captured step uses (capture.hpp), where every replay writes its own norm
+// there; the form above refuses capture, as a number cannot be updated.
+void clip_grad_norm_(const std::vector<Tensor>& parameters, double max_norm, double norm_type, Tensor& norm);
 
 // Clamps every gradient element to [-clip_value, clip_value].
 void clip_grad_value_(const std::vector<Tensor>& parameters, double clip_value);
