@@ -152,6 +152,14 @@ void launch(const char* op, F&& kernel, const Buffers&... buffers) {
   detail::launch_with(op, std::forward<F>(kernel), static_cast<Params*>(nullptr), buffers...);
 }
 
+// An absent optional buffer (the kernel receives null), for the choice
+// `cond ? tensor : no_buffer()`, which passes the tensor itself rather than
+// a copy of its handle (two atomic operations per buffer on hot paths).
+inline const Tensor& no_buffer() {
+  static const Tensor none;
+  return none;
+}
+
 // True while a step is being captured on this thread.
 inline bool capturing() { return detail::t_capture_session != nullptr; }
 

@@ -229,7 +229,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduc
             out[n] = static_cast<T>(loss);
           }
         },
-        logits, indexed ? target : Tensor(), indexed ? Tensor() : target, losses, lse);
+        logits, indexed ? target : no_buffer(), indexed ? no_buffer() : target, losses, lse);
   });
   Tensor result = reduce_losses(losses, reduction);
   const OpInfo info{op, "loss = -Σ y · log_softmax(z); dz = softmax(z) - y"};
@@ -286,7 +286,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduc
                   }
                 }
               },
-              zs, lse, g, indexed ? ts : Tensor(), indexed ? Tensor() : ts, gz, gt);
+              zs, lse, g, indexed ? ts : no_buffer(), indexed ? no_buffer() : ts, gz, gt);
         });
         if (gz.defined()) grads.add(0, std::move(gz));
         if (gt.defined()) grads.add(1, std::move(gt));

@@ -230,8 +230,8 @@ Tensor unary_pointwise(const Tensor& x, OpInfo info, Forward forward, Derivative
                                out[i] = mask_only ? local_value : gv[i] * local_value;
                              }
                            },
-                           (mask & kInput) ? xs : Tensor(), (mask & kOutput) ? ys : Tensor(),
-                           mask_only ? Tensor() : g, gx);
+                           (mask & kInput) ? xs : no_buffer(), (mask & kOutput) ? ys : no_buffer(),
+                           mask_only ? no_buffer() : g, gx);
                      });
                      grads.add(0, mask_only ? g * gx : std::move(gx));
                    });
@@ -312,8 +312,8 @@ Tensor binary_pointwise(const Tensor& a, const Tensor& b, OpInfo info, Forward f
                     out[io] = mask_only ? local_value : gv[io] * local_value;
                   });
                 },
-                (mask & kInputA) ? as : Tensor(), (mask & kInputB) ? bs : Tensor(), (mask & kOutput) ? ys : Tensor(),
-                mask_only ? Tensor() : g, full_grad);
+                (mask & kInputA) ? as : no_buffer(), (mask & kInputB) ? bs : no_buffer(), (mask & kOutput) ? ys : no_buffer(),
+                mask_only ? no_buffer() : g, full_grad);
           });
           return unbroadcast(mask_only ? g * full_grad : full_grad, input_shape);
         };

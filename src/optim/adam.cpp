@@ -81,7 +81,7 @@ void adam_update(const char* who, const Options& o, bool decoupled, Tensor& para
             }
           }
         },
-        parameter, grad, state.exp_avg, state.exp_avg_sq, o.amsgrad ? state.max_exp_avg_sq : Tensor());
+        parameter, grad, state.exp_avg, state.exp_avg_sq, o.amsgrad ? state.max_exp_avg_sq : no_buffer());
   });
 }
 

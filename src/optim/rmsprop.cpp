@@ -62,8 +62,8 @@ void RMSprop::update(const RMSpropOptions& o, Tensor& parameter, const Tensor& g
             }
           }
         },
-        parameter, grad, state.square_avg, momentum ? state.momentum_buffer : Tensor(),
-        o.centered ? state.grad_avg : Tensor());
+        parameter, grad, state.square_avg, momentum ? state.momentum_buffer : no_buffer(),
+        o.centered ? state.grad_avg : no_buffer());
   });
 }
 

@@ -50,7 +50,7 @@ void SGD::update(const SGDOptions& o, Tensor& parameter, const Tensor& grad, SGD
           }
           first_step = false;
         },
-        parameter, grad, momentum ? state.momentum_buffer : Tensor());
+        parameter, grad, momentum ? state.momentum_buffer : no_buffer());
   });
 }
 
