@@ -429,3 +429,53 @@ TEST_CASE("capture refuses the oneDNN convolution backend, whose primitives allo
                              "run") &&
                         Contains("set_conv_backend(ConvBackend::Im2col)"));
 }
+
+TEST_CASE("captured transposed and 1-D convolutions with bias are bit-identical to eager", "[capture]") {
+  const ConvBackendScope im2col(ConvBackend::Im2col);
+  // Images [8, 4, 5, 5] through a strided transposed convolution with bias
+  // (the input-gradient kernel forward, conv2d and the weight gradient
+  // backward), and sequences [8, 3, 12] through conv1d, each to the same
+  // 3 classes.
+  Generator data(3);
+  std::vector<std::vector<Tensor>> batches;
+  for (int i = 0; i < 20; ++i) {
+    std::vector<std::int64_t> labels(8);
+    for (std::size_t n = 0; n < labels.size(); ++n) labels[n] = static_cast<std::int64_t>((n + i) % 3);
+    batches.push_back({randn({8, 4, 5, 5}, DType::Float64, 0, 1, &data), randn({8, 3, 12}, DType::Float64, 0, 1, &data),
+                       from_indices(labels, Shape{8})});
+  }
+  auto run = [&](bool capture) {
+    Generator init(17);
+    std::vector<Tensor> p{randn({4, 2, 3, 3}, DType::Float64, 0, 0.3, &init),
+                          randn({2}, DType::Float64, 0, 0.1, &init),
+                          randn({3, 2 * 11 * 11}, DType::Float64, 0, 0.1, &init),
+                          randn({5, 3, 3}, DType::Float64, 0, 0.3, &init),
+                          randn({5}, DType::Float64, 0, 0.1, &init),
+                          randn({3, 5 * 12}, DType::Float64, 0, 0.1, &init)};
+    for (Tensor& t : p) t.requires_grad_();
+    optim::Adam adam(p, {.lr = 1e-2});
+    auto step_fn = [&](const std::vector<Tensor>& in) {
+      const Tensor images = relu(conv_transpose2d(in[0], p[0], p[1], {.stride = 2}));
+      const Tensor sequences = relu(conv1d(in[1], p[3], p[4], {.padding = 1}));
+      Tensor loss = cross_entropy(linear(flatten(images, 1), p[2]), in[2]) +
+                    cross_entropy(linear(flatten(sequences, 1), p[5]), in[2]);
+      adam.zero_grad();
+      loss.backward();
+      adam.step();
+      return std::vector<Tensor>{loss};
+    };
+    CapturedStep step(step_fn);
+    std::vector<double> losses;
+    for (const auto& b : batches) losses.push_back(capture ? step(b)[0].item() : step_fn(b)[0].item());
+    std::vector<double> weights;
+    for (const Tensor& t : p) {
+      const std::vector<double> v = t.to_vector();
+      weights.insert(weights.end(), v.begin(), v.end());
+    }
+    return std::pair{losses, weights};
+  };
+  const auto eager = run(false);
+  const auto captured = run(true);
+  CHECK(captured.first == eager.first);
+  CHECK(captured.second == eager.second);
+}
