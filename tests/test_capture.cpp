@@ -479,3 +479,22 @@ TEST_CASE("captured transposed and 1-D convolutions with bias are bit-identical 
   CHECK(captured.first == eager.first);
   CHECK(captured.second == eager.second);
 }
+
+TEST_CASE("a captured CNN inference step in evaluation mode matches eager", "[capture]") {
+  const ConvBackendScope im2col(ConvBackend::Im2col);
+  // Evaluation reads BatchNorm's running statistics, and without gradients
+  // max pooling keeps no argmax indices: the other branches of those kernels.
+  const std::vector<Batch> batches = make_image_batches(6, DType::Float32);
+  CnnTrainer trainer(CnnCase{.batch_norm = true, .dropout = 0.3});
+  for (int i = 0; i < 3; ++i) trainer.step({batches[i].x, batches[i].y});  // running statistics away from 0 and 1
+  trainer.model->eval();
+  auto infer = [&](const std::vector<Tensor>& in) {
+    const NoGradGuard no_grad;
+    return std::vector<Tensor>{(*trainer.model)(in[0])};
+  };
+  CapturedStep step(infer);
+  for (const Batch& b : batches) {
+    const std::vector<double> eager = infer({b.x})[0].to_vector();
+    CHECK(step({b.x})[0].to_vector() == eager);
+  }
+}
