@@ -44,6 +44,7 @@ const char* kUsage = R"(usage: mnist_cnn [options]
   --min-accuracy A    exit with status 1 if the test accuracy is below A
   --no-pictures       skip the pictures of filters and feature maps and the graph
   --quiet             no progress output
+  --capture           record the training step once and replay it (no graph building or allocation per step)
 )";
 
 struct CnnOptions {
@@ -214,6 +215,7 @@ int run(int argc, char** argv) {
   const double min_accuracy = flags.number("min-accuracy", 0);
   const bool quiet = flags.flag("quiet");
   const bool pictures = !flags.flag("no-pictures");
+  const bool capture = flags.flag("capture");
   flags.finish();
   if (batch_size < 1) throw std::invalid_argument("--batch-size must be >= 1");
   if (schedule_name != "cosine" && schedule_name != "none") {
@@ -246,9 +248,15 @@ int run(int argc, char** argv) {
   std::unique_ptr<optim::LRScheduler> schedule;
   if (schedule_name == "cosine") schedule = std::make_unique<optim::CosineAnnealingLR>(optimizer, epochs);
 
-  const examples::TrainingResult trained = examples::train_classifier(
-      *model, optimizer, schedule.get(), fit_set, val_set,
-      {.epochs = epochs, .batch_size = batch_size, .seed = seed, .max_shift = max_shift, .side = 28, .quiet = quiet});
+  const examples::TrainingResult trained =
+      examples::train_classifier(*model, optimizer, schedule.get(), fit_set, val_set,
+                                 {.epochs = epochs,
+                                  .batch_size = batch_size,
+                                  .seed = seed,
+                                  .max_shift = max_shift,
+                                  .side = 28,
+                                  .quiet = quiet,
+                                  .capture = capture});
   const double seconds = trained.seconds;
 
   const examples::Evaluation test = examples::evaluate(*model, test_set);

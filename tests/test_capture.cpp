@@ -336,3 +336,234 @@ TEST_CASE("a replay after the model or optimizer changed under it throws", "[cap
     CHECK(trainer.model->parameters()[0].grad().defined());
   }
 }
+
+namespace {
+
+// A small CNN of examples/mnist_cnn.cpp's shape on 12x12 images of 3
+// classes: the class is the band (top, middle, bottom) with the largest sum.
+struct CnnCase {
+  bool batch_norm = false;
+  double dropout = 0;
+  bool channel_dropout = false;  // Dropout2d after the first block
+  bool average_pool = false;     // AvgPool2d instead of MaxPool2d
+  DType dtype = DType::Float32;
+};
+
+std::vector<Batch> make_image_batches(int count, DType dtype) {
+  Generator data(5);
+  std::vector<Batch> batches;
+  for (int i = 0; i < count; ++i) {
+    Tensor x = randn({8, 1, 12, 12}, dtype, 0, 1, &data);
+    const std::vector<double> v = x.to_vector();
+    std::vector<std::int64_t> labels(8);
+    for (std::size_t n = 0; n < labels.size(); ++n) {
+      double bands[3] = {0, 0, 0};
+      for (std::size_t p = 0; p < 144; ++p) bands[p / 48] += v[n * 144 + p];
+      labels[n] = std::max_element(bands, bands + 3) - bands;
+    }
+    batches.push_back({x, from_indices(labels, Shape{8})});
+  }
+  return batches;
+}
+
+struct CnnTrainer {
+  std::shared_ptr<nn::Sequential> model;
+  std::unique_ptr<optim::Adam> optimizer;
+
+  explicit CnnTrainer(const CnnCase& c) {
+    manual_seed(13);
+    model = std::make_shared<nn::Sequential>();
+    auto block = [&](std::int64_t in, std::int64_t out) {
+      model->add(std::make_shared<nn::Conv2d>(in, out, 3, Conv2dOptions{.padding = 1}));
+      if (c.batch_norm) model->add(std::make_shared<nn::BatchNorm2d>(out));
+      model->add(std::make_shared<nn::ReLU>());
+      if (c.average_pool) {
+        model->add(std::make_shared<nn::AvgPool2d>(2));
+      } else {
+        model->add(std::make_shared<nn::MaxPool2d>(2));
+      }
+    };
+    block(1, 4);
+    if (c.channel_dropout) model->add(std::make_shared<nn::Dropout2d>(0.2));
+    block(4, 8);
+    model->add(std::make_shared<nn::Flatten>());
+    model->add(std::make_shared<nn::Linear>(8 * 3 * 3, 16));
+    model->add(std::make_shared<nn::ReLU>());
+    if (c.dropout > 0) model->add(std::make_shared<nn::Dropout>(c.dropout));
+    model->add(std::make_shared<nn::Linear>(16, 3));
+    model->to(c.dtype);
+    model->train();
+    optimizer = std::make_unique<optim::Adam>(model->parameters(), optim::AdamOptions{.lr = 1e-2});
+  }
+
+  std::vector<Tensor> step(const std::vector<Tensor>& in) {
+    Tensor loss = cross_entropy((*model)(in[0]), in[1]);
+    optimizer->zero_grad();
+    loss.backward();
+    optimizer->step();
+    return {loss};
+  }
+
+  // Parameters and buffers (BatchNorm's running statistics).
+  std::vector<double> state() const {
+    std::vector<double> all;
+    for (const auto& [name, t] : model->state_dict()) {
+      const std::vector<double> v = t.to_vector();
+      all.insert(all.end(), v.begin(), v.end());
+    }
+    return all;
+  }
+};
+
+// Runs a test with the convolution backend set, and puts the previous one back.
+struct ConvBackendScope {
+  ConvBackend previous = conv_backend();
+  explicit ConvBackendScope(ConvBackend backend) { set_conv_backend(backend); }
+  ~ConvBackendScope() { set_conv_backend(previous); }
+};
+
+}  // namespace
+
+TEST_CASE("a captured CNN step is bit-identical to eager over 100 steps", "[capture]") {
+  const ConvBackendScope im2col(ConvBackend::Im2col);
+  for (const CnnCase c : {CnnCase{.dtype = DType::Float32}, CnnCase{.batch_norm = true, .dtype = DType::Float32},
+                          CnnCase{.batch_norm = true, .dropout = 0.3, .dtype = DType::Float32},
+                          CnnCase{.dropout = 0.25, .channel_dropout = true, .dtype = DType::Float64},
+                          CnnCase{.batch_norm = true, .dtype = DType::Float64},
+                          CnnCase{.batch_norm = true, .dropout = 0.2, .average_pool = true, .dtype = DType::Float32}}) {
+    CAPTURE(c.batch_norm, c.dropout, c.channel_dropout, c.average_pool, dtype_name(c.dtype));
+    const std::vector<Batch> batches = make_image_batches(100, c.dtype);
+
+    CnnTrainer eager(c);
+    std::vector<double> eager_losses;
+    for (const Batch& b : batches) eager_losses.push_back(eager.step({b.x, b.y})[0].item());
+
+    CnnTrainer captured(c);
+    CapturedStep step([&](const std::vector<Tensor>& in) { return captured.step(in); });
+    std::vector<double> captured_losses;
+    for (const Batch& b : batches) captured_losses.push_back(step({b.x, b.y})[0].item());
+
+    REQUIRE(step.num_programs() == 1);
+    CHECK(step.num_kernels() > 30);
+    CHECK(captured_losses == eager_losses);
+    CHECK(captured.state() == eager.state());
+    CHECK(eager_losses.back() < eager_losses.front());
+  }
+}
+
+TEST_CASE("a replayed CNN step allocates nothing", "[capture]") {
+  const ConvBackendScope im2col(ConvBackend::Im2col);
+  const std::vector<Batch> batches = make_image_batches(8, DType::Float32);
+  CnnTrainer trainer(CnnCase{.batch_norm = true, .dropout = 0.25, .channel_dropout = true});
+  CapturedStep step([&](const std::vector<Tensor>& in) { return trainer.step(in); });
+  step({batches[0].x, batches[0].y});
+  const std::vector<Tensor> inputs{batches[1].x, batches[1].y};
+  step(inputs);  // warm: the first replay may fault in lazily made library state
+  for (std::size_t i = 2; i < batches.size(); ++i) {
+    const std::vector<Tensor> next{batches[i].x, batches[i].y};
+    const std::int64_t tensor_bytes = allocated_memory_bytes();
+#if TAPEGRAD_COUNTS_ALLOCATIONS
+    const long before = allocation_count();
+    step(next);
+    CHECK(allocation_count() - before == 0);
+#else
+    step(next);  // sanitizer builds own malloc: only the tensor memory is checked
+#endif
+    CHECK(allocated_memory_bytes() == tensor_bytes);
+  }
+}
+
+TEST_CASE("capture refuses the oneDNN convolution backend, whose primitives allocate when they run", "[capture]") {
+  if (!onednn_available()) return;  // built without oneDNN: nothing to refuse
+  const ConvBackendScope onednn(ConvBackend::OneDnn);
+  const std::vector<Batch> batches = make_image_batches(2, DType::Float32);
+#if TAPEGRAD_COUNTS_ALLOCATIONS
+  // The measurement behind the refusal: with its primitives cached (the
+  // first call builds them), a oneDNN convolution still allocates.
+  {
+    const Tensor w = randn({4, 1, 3, 3});
+    const NoGradGuard no_grad;
+    conv2d(batches[0].x, w, Tensor(), {.padding = 1});
+    const long before = allocation_count();
+    const Tensor y = conv2d(batches[1].x, w, Tensor(), {.padding = 1});
+    const long during = allocation_count() - before;
+    CAPTURE(during);
+    CHECK(during > 1);  // more than the output tensor's
+  }
+#endif
+  CnnTrainer trainer(CnnCase{});
+  CapturedStep step([&](const std::vector<Tensor>& in) { return trainer.step(in); });
+  CHECK_THROWS_WITH(step({batches[0].x, batches[0].y}),
+                    Contains("capture: 'conv2d' runs on the oneDNN backend, whose primitives allocate every time they "
+                             "run") &&
+                        Contains("set_conv_backend(ConvBackend::Im2col)"));
+}
+
+TEST_CASE("captured transposed and 1-D convolutions with bias are bit-identical to eager", "[capture]") {
+  const ConvBackendScope im2col(ConvBackend::Im2col);
+  // Images [8, 4, 5, 5] through a strided transposed convolution with bias
+  // (the input-gradient kernel forward, conv2d and the weight gradient
+  // backward), and sequences [8, 3, 12] through conv1d, each to the same
+  // 3 classes.
+  Generator data(3);
+  std::vector<std::vector<Tensor>> batches;
+  for (int i = 0; i < 20; ++i) {
+    std::vector<std::int64_t> labels(8);
+    for (std::size_t n = 0; n < labels.size(); ++n) labels[n] = static_cast<std::int64_t>((n + i) % 3);
+    batches.push_back({randn({8, 4, 5, 5}, DType::Float64, 0, 1, &data), randn({8, 3, 12}, DType::Float64, 0, 1, &data),
+                       from_indices(labels, Shape{8})});
+  }
+  auto run = [&](bool capture) {
+    Generator init(17);
+    std::vector<Tensor> p{randn({4, 2, 3, 3}, DType::Float64, 0, 0.3, &init),
+                          randn({2}, DType::Float64, 0, 0.1, &init),
+                          randn({3, 2 * 11 * 11}, DType::Float64, 0, 0.1, &init),
+                          randn({5, 3, 3}, DType::Float64, 0, 0.3, &init),
+                          randn({5}, DType::Float64, 0, 0.1, &init),
+                          randn({3, 5 * 12}, DType::Float64, 0, 0.1, &init)};
+    for (Tensor& t : p) t.requires_grad_();
+    optim::Adam adam(p, {.lr = 1e-2});
+    auto step_fn = [&](const std::vector<Tensor>& in) {
+      const Tensor images = relu(conv_transpose2d(in[0], p[0], p[1], {.stride = 2}));
+      const Tensor sequences = relu(conv1d(in[1], p[3], p[4], {.padding = 1}));
+      Tensor loss = cross_entropy(linear(flatten(images, 1), p[2]), in[2]) +
+                    cross_entropy(linear(flatten(sequences, 1), p[5]), in[2]);
+      adam.zero_grad();
+      loss.backward();
+      adam.step();
+      return std::vector<Tensor>{loss};
+    };
+    CapturedStep step(step_fn);
+    std::vector<double> losses;
+    for (const auto& b : batches) losses.push_back(capture ? step(b)[0].item() : step_fn(b)[0].item());
+    std::vector<double> weights;
+    for (const Tensor& t : p) {
+      const std::vector<double> v = t.to_vector();
+      weights.insert(weights.end(), v.begin(), v.end());
+    }
+    return std::pair{losses, weights};
+  };
+  const auto eager = run(false);
+  const auto captured = run(true);
+  CHECK(captured.first == eager.first);
+  CHECK(captured.second == eager.second);
+}
+
+TEST_CASE("a captured CNN inference step in evaluation mode matches eager", "[capture]") {
+  const ConvBackendScope im2col(ConvBackend::Im2col);
+  // Evaluation reads BatchNorm's running statistics, and without gradients
+  // max pooling keeps no argmax indices: the other branches of those kernels.
+  const std::vector<Batch> batches = make_image_batches(6, DType::Float32);
+  CnnTrainer trainer(CnnCase{.batch_norm = true, .dropout = 0.3});
+  for (int i = 0; i < 3; ++i) trainer.step({batches[i].x, batches[i].y});  // running statistics away from 0 and 1
+  trainer.model->eval();
+  auto infer = [&](const std::vector<Tensor>& in) {
+    const NoGradGuard no_grad;
+    return std::vector<Tensor>{(*trainer.model)(in[0])};
+  };
+  CapturedStep step(infer);
+  for (const Batch& b : batches) {
+    const std::vector<double> eager = infer({b.x})[0].to_vector();
+    CHECK(step({b.x})[0].to_vector() == eager);
+  }
+}

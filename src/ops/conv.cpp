@@ -11,9 +11,15 @@
 // (u, v the gradients reaching convᵀ's and conv_W's outputs).
 #include "tapegrad/ops/conv.hpp"
 
+#include <algorithm>
+#include <type_traits>
+
 #include "core/dispatch.hpp"
 #include "ops/conv_kernels.hpp"
+#include "ops/conv_onednn.hpp"
+#include "ops/lane_sum.hpp"
 #include "tapegrad/autograd.hpp"
+#include "tapegrad/kernel.hpp"
 #include "tapegrad/ops/reduce.hpp"
 #include "tapegrad/ops/shape_ops.hpp"
 
@@ -96,8 +102,74 @@ Shape input_shape(const ConvGeometry& g) { return Shape{g.n, g.c, g.h, g.w}; }
 Shape output_shape(const ConvGeometry& g) { return Shape{g.n, g.o, g.oh, g.ow}; }
 Shape weight_shape(const ConvGeometry& g) { return Shape{g.o, g.group_in(), g.kh, g.kw}; }
 
-// db = Σ over images and pixels of the gradient reaching the output.
-Tensor channel_sums(const Tensor& g) { return sum(g, {0, 2, 3}); }
+// db = Σ over images and pixels of the gradient g [n, o, oh, ow] reaching
+// the output. A create-graph pass records it as sum(); otherwise a kernel
+// adds in sum()'s order (a channel's pixels with lane_sum, the images one
+// after another; one lane_sum of everything for a single channel; element
+// by element for runs under four), so that the bias gradient is bit for bit
+// the one sum() gives.
+Tensor channel_sums(const Tensor& g, bool create_graph) {
+  if (create_graph) return sum(g, {0, 2, 3});
+  constexpr const char* kOp = "sum";
+  const std::int64_t images = g.shape(0), channels = g.shape(1), pixels = g.shape(2) * g.shape(3);
+  Tensor db = empty(Shape{channels}, g.dtype(), kOp);
+  dispatch_float(g.dtype(), kOp, [&](auto tag) {
+    using T = decltype(tag);
+    launch(
+        kOp,
+        [images, channels, pixels](const T* gv, T* out) {
+          if (channels == 1) {
+            out[0] = static_cast<T>(detail::lane_sum(gv, images * pixels));
+            return;
+          }
+          std::fill(out, out + channels, T(0));
+          for (std::int64_t n = 0; n < images; ++n) {
+            for (std::int64_t ch = 0; ch < channels; ++ch) {
+              const T* run = gv + (n * channels + ch) * pixels;
+              if (pixels >= 4) {
+                out[ch] += static_cast<T>(detail::lane_sum(run, pixels));
+              } else {
+                for (std::int64_t i = 0; i < pixels; ++i) out[ch] += run[i];
+              }
+            }
+          }
+        },
+        g, db);
+  });
+  return db;
+}
+
+// oneDNN's primitives allocate every time they run (memory objects and
+// argument maps, measured in tests/test_capture.cpp), so a captured step,
+// whose replays allocate nothing, cannot use them: capture refuses, naming
+// the way out, rather than replay an op that allocates. Eagerly they run
+// as before.
+template <class T>
+bool runs_onednn(const ConvGeometry& g, const char* op) {
+  if (!std::is_same_v<T, float> || !detail::onednn_conv_selected(g)) return false;
+  if (capturing()) {
+    throw_runtime("capture", "'", op,
+                  "' runs on the oneDNN backend, whose primitives allocate every time they run, and a replayed "
+                  "step must not: capture with set_conv_backend(ConvBackend::Im2col) (the default)");
+  }
+  return true;
+}
+
+// The im2col kernels' workspace for g, a buffer of the op (of the program,
+// in a captured step).
+Tensor workspace_for(const ConvGeometry& g, DType dtype, const char* op) {
+  return empty(Shape{detail::conv_workspace_size(g)}, dtype, op);
+}
+
+// out = f(a, w, bias) as a kernel on its own workspace, for the two im2col
+// computations of that form (conv_forward, conv_input_grad).
+template <class T, void (*F)(const ConvGeometry&, const T*, const T*, const T*, T*, T*)>
+void launch_im2col(const ConvGeometry& g, const char* op, const Tensor& a, const Tensor& w, const Tensor& bias,
+                   const Tensor& out) {
+  launch(
+      op, [g](const T* av, const T* wv, const T* bv, T* ov, T* workspace) { F(g, av, wv, bv, ov, workspace); }, a, w,
+      bias, out, workspace_for(g, a.dtype(), op));
+}
 
 Tensor convolution(const ConvGeometry& g, const char* op, const Tensor& x, const Tensor& w, const Tensor& bias);
 Tensor transposed_convolution(const ConvGeometry& g, const char* op, const Tensor& gy, const Tensor& w,
@@ -109,13 +181,20 @@ Tensor convolution(const ConvGeometry& g, const char* op, const Tensor& x, const
   Tensor y = empty(output_shape(g), x.dtype(), op);
   dispatch_float(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
-    detail::conv_forward<T>(g, x.data<T>(), w.data<T>(), bias.defined() ? bias.data<T>() : nullptr, y.data<T>());
+    if constexpr (std::is_same_v<T, float>) {
+      if (runs_onednn<T>(g, op) &&
+          detail::onednn_conv_forward(g, x.data<T>(), w.data<T>(), bias.defined() ? bias.data<T>() : nullptr,
+                                      y.data<T>())) {
+        return;
+      }
+    }
+    launch_im2col<T, detail::conv_forward<T>>(g, op, x, w, bias, y);
   });
   auto backward = [xs = saved_if(w.requires_grad(), x), ws = saved_if(x.requires_grad(), w), g](const Tensor& gy,
                                                                                                 InputGrads& grads) {
     if (grads.needs(0)) grads.add(0, transposed_convolution(g, "conv_transpose2d", gy, ws, Tensor()));
     if (grads.needs(1)) grads.add(1, weight_gradient(g, xs, gy));
-    if (grads.needs(2)) grads.add(2, channel_sums(gy));
+    if (grads.needs(2)) grads.add(2, channel_sums(gy, grads.create_graph()));
   };
   if (bias.defined()) return record_op({op, "y = W ⋆ x + b"}, y, {&x, &w, &bias}, backward);
   return record_op({op, "y = W ⋆ x"}, y, {&x, &w}, backward);
@@ -128,20 +207,19 @@ Tensor transposed_convolution(const ConvGeometry& g, const char* op, const Tenso
   Tensor x = empty(input_shape(g), gy.dtype(), op);
   dispatch_float(gy.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
-    detail::conv_input_grad<T>(g, gy.data<T>(), w.data<T>(), x.data<T>());
-    if (!bias.defined()) return;
-    const T* b = bias.data<T>();
-    T* out = x.data<T>();
-    const std::int64_t plane = g.h * g.w;
-    for (std::int64_t n = 0; n < g.n; ++n)
-      for (std::int64_t ch = 0; ch < g.c; ++ch)
-        for (std::int64_t i = 0; i < plane; ++i) out[(n * g.c + ch) * plane + i] += b[ch];
+    if constexpr (std::is_same_v<T, float>) {
+      if (runs_onednn<T>(g, op) && detail::onednn_conv_input_grad(g, gy.data<T>(), w.data<T>(), x.data<T>())) {
+        if (bias.defined()) detail::add_channel_bias(g, bias.data<T>(), x.data<T>());
+        return;
+      }
+    }
+    launch_im2col<T, detail::conv_input_grad<T>>(g, op, gy, w, bias, x);
   });
   auto backward = [gs = saved_if(w.requires_grad(), gy), ws = saved_if(gy.requires_grad(), w), g](const Tensor& u,
                                                                                                   InputGrads& grads) {
     if (grads.needs(0)) grads.add(0, convolution(g, "conv2d", u, ws, Tensor()));
     if (grads.needs(1)) grads.add(1, weight_gradient(g, u, gs));
-    if (grads.needs(2)) grads.add(2, channel_sums(u));
+    if (grads.needs(2)) grads.add(2, channel_sums(u, grads.create_graph()));
   };
   if (bias.defined()) return record_op({op, "y = W ⋆ᵀ x + b"}, x, {&gy, &w, &bias}, backward);
   return record_op({op, "y = W ⋆ᵀ x"}, x, {&gy, &w}, backward);
@@ -153,7 +231,15 @@ Tensor weight_gradient(const ConvGeometry& g, const Tensor& x, const Tensor& gy)
   Tensor gw = empty(weight_shape(g), x.dtype(), kOp);
   dispatch_float(x.dtype(), kOp, [&](auto tag) {
     using T = decltype(tag);
-    detail::conv_weight_grad<T>(g, x.data<T>(), gy.data<T>(), gw.data<T>());
+    if constexpr (std::is_same_v<T, float>) {
+      if (runs_onednn<T>(g, kOp) && detail::onednn_conv_weight_grad(g, x.data<T>(), gy.data<T>(), gw.data<T>())) {
+        return;
+      }
+    }
+    launch(
+        kOp,
+        [g](const T* xv, const T* gv, T* gwv, T* workspace) { detail::conv_weight_grad<T>(g, xv, gv, gwv, workspace); },
+        x, gy, gw, workspace_for(g, x.dtype(), kOp));
   });
   return record_op({kOp, "dW = dy ⋆ x"}, gw, {&x, &gy},
                    [xs = saved_if(gy.requires_grad(), x), gs = saved_if(x.requires_grad(), gy), g](const Tensor& v,

@@ -11,19 +11,17 @@
 // [o, nb·L] and [nb, o, L], one pass over it.
 //
 // Chunks bound the column matrix (kColumnBudget elements), so a large batch
-// never needs an unbounded workspace; workspaces come from the thread's
-// block cache (core/pool.cpp), which keeps large blocks, so a training step
-// reuses the previous step's instead of faulting in fresh pages.
+// never needs an unbounded workspace. The caller owns the workspace (a
+// tensor from the block cache, core/pool.cpp, which keeps large blocks, so
+// a training step reuses the previous step's instead of faulting in fresh
+// pages; in a captured step, a buffer of the program).
 #include "ops/conv_kernels.hpp"
 
 #include <algorithm>
 #include <cstring>
-#include <type_traits>
 
 #include "core/parallel.hpp"
 #include "ops/blas.hpp"
-#include "ops/conv_onednn.hpp"
-#include "tapegrad/detail/pool.hpp"
 
 namespace tapegrad::detail {
 
@@ -33,37 +31,22 @@ namespace {
 // that the products are efficient, small enough to stay a modest workspace.
 constexpr std::int64_t kColumnBudget = std::int64_t{1} << 22;
 
-// A workspace from the thread's block cache.
-template <class T>
-class Workspace {
- public:
-  explicit Workspace(std::int64_t count)
-      : bytes_(static_cast<std::size_t>(std::max<std::int64_t>(count, 1)) * sizeof(T)),
-        data_(static_cast<T*>(pool_allocate(bytes_))) {}
-  ~Workspace() { pool_free(data_, bytes_); }
-  Workspace(const Workspace&) = delete;
-  Workspace& operator=(const Workspace&) = delete;
-  T* data() const { return data_; }
-
- private:
-  std::size_t bytes_;
-  T* data_;
-};
-
 std::int64_t images_per_chunk(const ConvGeometry& g) {
   const std::int64_t per_image = std::max<std::int64_t>(g.c * g.kh * g.kw * g.pixels(), 1);
   return std::clamp<std::int64_t>(kColumnBudget / per_image, 1, std::max<std::int64_t>(g.n, 1));
 }
 
-// The two workspaces of a chunk: its column matrix [c·kh·kw, nb·L] and the
-// output-side rows [o, nb·L]; and the walk over the batch in chunks.
+// The column matrix of a chunk's images, [c·kh·kw, nb·L], and its
+// output-side rows [o, nb·L]: the two parts of the workspace.
+std::int64_t column_elements(const ConvGeometry& g) { return g.c * g.kh * g.kw * images_per_chunk(g) * g.pixels(); }
+std::int64_t row_elements(const ConvGeometry& g) { return g.o * images_per_chunk(g) * g.pixels(); }
+
+// The workspace split into a chunk's column matrix and rows; and the walk
+// over the batch in chunks.
 template <class T>
 struct Chunks {
-  explicit Chunks(const ConvGeometry& geometry)
-      : g(geometry),
-        size(images_per_chunk(geometry)),
-        col(g.c * g.kh * g.kw * size * g.pixels()),
-        rows(g.o * size * g.pixels()) {}
+  Chunks(const ConvGeometry& geometry, T* workspace)
+      : g(geometry), size(images_per_chunk(geometry)), col(workspace), rows(workspace + column_elements(geometry)) {}
   // f(first image, images in the chunk, columns nb·L).
   template <class F>
   void for_each(F&& f) const {
@@ -74,8 +57,18 @@ struct Chunks {
   }
   const ConvGeometry& g;
   std::int64_t size;
-  Workspace<T> col, rows;
+  T* col;
+  T* rows;
 };
+
+// parallel_for over `count` items. parallel_for takes a std::function,
+// which allocates for a closure larger than two pointers; a closure holding
+// only a reference to `body` fits its inline buffer, so the kernels below
+// allocate nothing (a replayed step must not).
+template <class F>
+void parallel_parts(std::int64_t count, std::int64_t min_per_part, const F& body) {
+  parallel_for(count, min_per_part, [&body](std::int64_t first, std::int64_t last) { body(first, last); });
+}
 
 // The outputs j in [begin, end) whose input column j·stride + offset lies in
 // [0, extent); the others read padding.
@@ -195,23 +188,23 @@ std::int64_t images_per_part(std::int64_t per_image) {
 // threads (each writes its own columns).
 template <class T>
 void im2col(const ConvGeometry& g, const T* x, std::int64_t nb, T* col) {
-  parallel_for(nb, images_per_part(g.patch() * g.groups * g.pixels()),
-               [&](std::int64_t first, std::int64_t last) { im2col_images(g, x, nb, first, last, col); });
+  parallel_parts(nb, images_per_part(g.patch() * g.groups * g.pixels()),
+                 [&](std::int64_t first, std::int64_t last) { im2col_images(g, x, nb, first, last, col); });
 }
 
 // Adds col back into the nb images at x, the images split between threads
 // (each writes its own images).
 template <class T>
 void col2im(const ConvGeometry& g, const T* col, std::int64_t nb, T* x) {
-  parallel_for(nb, images_per_part(g.patch() * g.groups * g.pixels()),
-               [&](std::int64_t first, std::int64_t last) { col2im_images(g, col, nb, first, last, x); });
+  parallel_parts(nb, images_per_part(g.patch() * g.groups * g.pixels()),
+                 [&](std::int64_t first, std::int64_t last) { col2im_images(g, col, nb, first, last, x); });
 }
 
 // [nb, o, L] images at y → [o, nb·L] at m.
 template <class T>
 void images_to_rows(const ConvGeometry& g, const T* y, std::int64_t nb, T* m) {
   const std::int64_t pixels = g.pixels();
-  parallel_for(nb, images_per_part(g.o * pixels), [&](std::int64_t first, std::int64_t last) {
+  parallel_parts(nb, images_per_part(g.o * pixels), [&](std::int64_t first, std::int64_t last) {
     for (std::int64_t n = first; n < last; ++n)
       for (std::int64_t oc = 0; oc < g.o; ++oc)
         std::memcpy(m + (oc * nb + n) * pixels, y + (n * g.o + oc) * pixels, sizeof(T) * pixels);
@@ -220,22 +213,29 @@ void images_to_rows(const ConvGeometry& g, const T* y, std::int64_t nb, T* m) {
 
 }  // namespace
 
+std::int64_t conv_workspace_size(const ConvGeometry& g) { return column_elements(g) + row_elements(g); }
+
 template <class T>
-void conv_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
-  if constexpr (std::is_same_v<T, float>) {
-    if (onednn_conv_forward(g, x, w, bias, y)) return;
-  }
+void add_channel_bias(const ConvGeometry& g, const T* bias, T* x) {
+  const std::int64_t plane = g.h * g.w;
+  for (std::int64_t n = 0; n < g.n; ++n)
+    for (std::int64_t ch = 0; ch < g.c; ++ch)
+      for (std::int64_t i = 0; i < plane; ++i) x[(n * g.c + ch) * plane + i] += bias[ch];
+}
+
+template <class T>
+void conv_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, T* workspace) {
   const std::int64_t pixels = g.pixels(), og = g.group_out(), patch = g.patch();
-  const Chunks<T> chunks(g);
-  T* col = chunks.col.data();
-  T* rows = chunks.rows.data();
+  const Chunks<T> chunks(g, workspace);
+  T* col = chunks.col;
+  T* rows = chunks.rows;
   chunks.for_each([&](std::int64_t n0, std::int64_t nb, std::int64_t ld) {
     im2col(g, x + n0 * g.c * g.h * g.w, nb, col);
     for (std::int64_t grp = 0; grp < g.groups; ++grp) {  // Y_g = W_g·col_g
       gemm_checked<T>(false, false, og, ld, patch, w + grp * og * patch, patch, col + grp * patch * ld, ld, T(0),
                       rows + grp * og * ld, ld);
     }
-    parallel_for(nb, images_per_part(g.o * pixels), [&](std::int64_t first, std::int64_t last) {
+    parallel_parts(nb, images_per_part(g.o * pixels), [&](std::int64_t first, std::int64_t last) {
       for (std::int64_t n = first; n < last; ++n) {  // [o, nb·L] → [nb, o, L], plus the bias
         for (std::int64_t oc = 0; oc < g.o; ++oc) {
           const T* src = rows + oc * ld + n * pixels;
@@ -249,15 +249,12 @@ void conv_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, 
 }
 
 template <class T>
-void conv_input_grad(const ConvGeometry& g, const T* gy, const T* w, T* gx) {
-  if constexpr (std::is_same_v<T, float>) {
-    if (onednn_conv_input_grad(g, gy, w, gx)) return;
-  }
+void conv_input_grad(const ConvGeometry& g, const T* gy, const T* w, const T* bias, T* gx, T* workspace) {
   std::fill(gx, gx + g.input_size(), T(0));
   const std::int64_t og = g.group_out(), patch = g.patch();
-  const Chunks<T> chunks(g);
-  T* col = chunks.col.data();
-  T* rows = chunks.rows.data();
+  const Chunks<T> chunks(g, workspace);
+  T* col = chunks.col;
+  T* rows = chunks.rows;
   chunks.for_each([&](std::int64_t n0, std::int64_t nb, std::int64_t ld) {
     images_to_rows(g, gy + n0 * g.o * g.pixels(), nb, rows);
     for (std::int64_t grp = 0; grp < g.groups; ++grp) {  // col_g = W_gᵀ·dY_g
@@ -266,21 +263,19 @@ void conv_input_grad(const ConvGeometry& g, const T* gy, const T* w, T* gx) {
     }
     col2im(g, col, nb, gx + n0 * g.c * g.h * g.w);
   });
+  if (bias) add_channel_bias(g, bias, gx);
 }
 
 template <class T>
-void conv_weight_grad(const ConvGeometry& g, const T* x, const T* gy, T* gw) {
-  if constexpr (std::is_same_v<T, float>) {
-    if (onednn_conv_weight_grad(g, x, gy, gw)) return;
-  }
+void conv_weight_grad(const ConvGeometry& g, const T* x, const T* gy, T* gw, T* workspace) {
   if (g.n == 0) {
     std::fill(gw, gw + g.weight_size(), T(0));
     return;
   }
   const std::int64_t og = g.group_out(), patch = g.patch();
-  const Chunks<T> chunks(g);
-  T* col = chunks.col.data();
-  T* rows = chunks.rows.data();
+  const Chunks<T> chunks(g, workspace);
+  T* col = chunks.col;
+  T* rows = chunks.rows;
   chunks.for_each([&](std::int64_t n0, std::int64_t nb, std::int64_t ld) {
     im2col(g, x + n0 * g.c * g.h * g.w, nb, col);
     images_to_rows(g, gy + n0 * g.o * g.pixels(), nb, rows);
@@ -291,11 +286,14 @@ void conv_weight_grad(const ConvGeometry& g, const T* x, const T* gy, T* gw) {
   });
 }
 
-template void conv_forward<float>(const ConvGeometry&, const float*, const float*, const float*, float*);
-template void conv_forward<double>(const ConvGeometry&, const double*, const double*, const double*, double*);
-template void conv_input_grad<float>(const ConvGeometry&, const float*, const float*, float*);
-template void conv_input_grad<double>(const ConvGeometry&, const double*, const double*, double*);
-template void conv_weight_grad<float>(const ConvGeometry&, const float*, const float*, float*);
-template void conv_weight_grad<double>(const ConvGeometry&, const double*, const double*, double*);
+template void conv_forward<float>(const ConvGeometry&, const float*, const float*, const float*, float*, float*);
+template void conv_forward<double>(const ConvGeometry&, const double*, const double*, const double*, double*, double*);
+template void conv_input_grad<float>(const ConvGeometry&, const float*, const float*, const float*, float*, float*);
+template void conv_input_grad<double>(const ConvGeometry&, const double*, const double*, const double*, double*,
+                                      double*);
+template void conv_weight_grad<float>(const ConvGeometry&, const float*, const float*, float*, float*);
+template void conv_weight_grad<double>(const ConvGeometry&, const double*, const double*, double*, double*);
+template void add_channel_bias<float>(const ConvGeometry&, const float*, float*);
+template void add_channel_bias<double>(const ConvGeometry&, const double*, double*);
 
 }  // namespace tapegrad::detail

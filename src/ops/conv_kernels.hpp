@@ -3,7 +3,10 @@
 // buffers (no graph): the convolution itself, its input gradient (a
 // transposed convolution) and its weight gradient. Each works on chunks of
 // images: im2col copies a chunk's windows into a column matrix, one BLAS
-// product per group does the arithmetic, col2im adds columns back.
+// product per group does the arithmetic, col2im adds columns back. The
+// column matrix and its output-side rows live in a workspace the caller
+// passes (conv_workspace_size elements), so that the functions allocate
+// nothing and run as kernels of a captured step (kernel.hpp).
 #include <cstdint>
 
 #include "tapegrad/ops/window.hpp"
@@ -38,15 +41,23 @@ inline std::int64_t conv_output_extent(std::int64_t in, std::int64_t kernel, std
   return span < 0 ? 0 : span / stride + 1;
 }
 
+// Elements of the workspace the three functions below need for g.
+std::int64_t conv_workspace_size(const ConvGeometry& g);
+
 // y = conv(x, w) + bias (bias may be null).
 template <class T>
-void conv_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y);
+void conv_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, T* workspace);
 // gx = the input gradient of conv(·, w) for the output gradient gy
-// (overwritten, not accumulated).
+// (overwritten, not accumulated), plus bias[ch] on each channel ch of gx
+// (bias may be null).
 template <class T>
-void conv_input_grad(const ConvGeometry& g, const T* gy, const T* w, T* gx);
+void conv_input_grad(const ConvGeometry& g, const T* gy, const T* w, const T* bias, T* gx, T* workspace);
 // gw = the weight gradient of conv(x, ·) for the output gradient gy.
 template <class T>
-void conv_weight_grad(const ConvGeometry& g, const T* x, const T* gy, T* gw);
+void conv_weight_grad(const ConvGeometry& g, const T* x, const T* gy, T* gw, T* workspace);
+// x [n, c, h, w] += bias[ch] on each channel ch (the transposed
+// convolution's bias).
+template <class T>
+void add_channel_bias(const ConvGeometry& g, const T* bias, T* x);
 
 }  // namespace tapegrad::detail

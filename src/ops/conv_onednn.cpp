@@ -109,9 +109,17 @@ Operand operand(const dnnl::engine& engine, const memory::desc& user, const memo
   return op;
 }
 
+// oneDNN's right padding of g along each axis; below zero where the strided
+// output drops input rows, which oneDNN does not take.
+std::int64_t right_padding_h(const ConvGeometry& g) {
+  return (g.oh - 1) * g.stride.h + (g.kh - 1) * g.dilation.h + 1 - g.h - g.padding.h;
+}
+std::int64_t right_padding_w(const ConvGeometry& g) {
+  return (g.ow - 1) * g.stride.w + (g.kw - 1) * g.dilation.w + 1 - g.w - g.padding.w;
+}
+
 // The primitives of a geometry for this thread, or null when oneDNN does
-// not take it (a right padding below zero, where the strided output drops
-// input rows).
+// not take it.
 Primitives* primitives_for(const ConvGeometry& g, bool bias) {
   // Bounded: a model fed images of ever new sizes would otherwise keep
   // every geometry's primitives and buffers.
@@ -120,8 +128,7 @@ Primitives* primitives_for(const ConvGeometry& g, bool bias) {
   const Key key = key_of(g, bias);
   if (auto found = cache.find(key); found != cache.end()) return found->second.get();
   if (cache.size() >= kMaxGeometries) cache.clear();
-  const std::int64_t right_h = (g.oh - 1) * g.stride.h + (g.kh - 1) * g.dilation.h + 1 - g.h - g.padding.h;
-  const std::int64_t right_w = (g.ow - 1) * g.stride.w + (g.kw - 1) * g.dilation.w + 1 - g.w - g.padding.w;
+  const std::int64_t right_h = right_padding_h(g), right_w = right_padding_w(g);
   if (right_h < 0 || right_w < 0) return nullptr;
 
   auto p = std::make_unique<Primitives>();
@@ -194,6 +201,10 @@ bool selected(const ConvGeometry& g) { return conv_backend() == ConvBackend::One
 
 }  // namespace
 
+bool onednn_conv_selected(const ConvGeometry& g) {
+  return selected(g) && right_padding_h(g) >= 0 && right_padding_w(g) >= 0;
+}
+
 bool onednn_conv_forward(const ConvGeometry& g, const float* x, const float* w, const float* bias, float* y) {
   if (!selected(g)) return false;
   Primitives* p = primitives_for(g, bias != nullptr);
@@ -236,6 +247,7 @@ bool onednn_conv_weight_grad(const ConvGeometry& g, const float* x, const float*
 
 #else  // built without oneDNN: the im2col kernels run
 
+bool onednn_conv_selected(const ConvGeometry&) { return false; }
 bool onednn_conv_forward(const ConvGeometry&, const float*, const float*, const float*, float*) { return false; }
 bool onednn_conv_input_grad(const ConvGeometry&, const float*, const float*, float*) { return false; }
 bool onednn_conv_weight_grad(const ConvGeometry&, const float*, const float*, float*) { return false; }

@@ -8,6 +8,11 @@
 
 namespace tapegrad::detail {
 
+// Whether the three calls below run for g (the backend is oneDNN and it
+// takes the geometry), known before any of them runs: an op that cannot
+// run them in a captured step refuses up front.
+bool onednn_conv_selected(const ConvGeometry& g);
+
 bool onednn_conv_forward(const ConvGeometry& g, const float* x, const float* w, const float* bias, float* y);
 bool onednn_conv_input_grad(const ConvGeometry& g, const float* gy, const float* w, float* gx);
 bool onednn_conv_weight_grad(const ConvGeometry& g, const float* x, const float* gy, float* gw);

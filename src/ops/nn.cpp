@@ -11,6 +11,7 @@
 #include "tapegrad/ops/nn.hpp"
 
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "core/dispatch.hpp"
@@ -148,6 +149,84 @@ struct Channels {
   }
 };
 
+// What batch_norm's kernels know besides their buffers.
+struct BatchNormSettings {
+  Channels dims;
+  bool training = false;
+  double momentum = 0, eps = 0;
+};
+
+// y = γ x̂ + β per channel (γ, β null: 1 and 0), and the channel's μ and
+// 1/√(σ² + ε) into stats [2, C] for the backward. In training the batch's
+// statistics, and the running ones (rm, rv; null when not tracked)
+// updated; in evaluation the running ones read (Running is then const T).
+template <class T, class Running>
+void batch_norm_channels(const BatchNormSettings& k, const T* xv, const T* gamma, const T* beta, Running* rm,
+                         Running* rv, T* yv, double* stats) {
+  const Channels& dims = k.dims;
+  const std::int64_t m = dims.per_channel();
+  const double momentum = k.momentum;
+  for (std::int64_t ch = 0; ch < dims.c; ++ch) {
+    double mu = 0;
+    double var = 0;
+    if (k.training) {  // two passes, in double: no cancellation from Σx² - (Σx)²/M
+      dims.for_each(ch, [&](std::int64_t i) { mu += xv[i]; });
+      mu /= static_cast<double>(m);
+      dims.for_each(ch, [&](std::int64_t i) { var += (xv[i] - mu) * (xv[i] - mu); });
+      var /= static_cast<double>(m);
+      if constexpr (!std::is_const_v<Running>) {
+        if (rm) {
+          rm[ch] = static_cast<T>((1 - momentum) * rm[ch] + momentum * mu);
+          rv[ch] = static_cast<T>((1 - momentum) * rv[ch] + momentum * var * static_cast<double>(m) / (m - 1));
+        }
+      }
+    } else {
+      mu = rm[ch];
+      var = rv[ch];
+    }
+    const double s = 1.0 / std::sqrt(var + k.eps);
+    stats[ch] = mu;
+    stats[dims.c + ch] = s;
+    const double g = gamma ? gamma[ch] : 1.0;
+    const double b = beta ? beta[ch] : 0.0;
+    dims.for_each(ch, [&](std::int64_t i) {
+      const double h = (xv[i] - mu) * s;
+      yv[i] = static_cast<T>(g * h + b);
+    });
+  }
+}
+
+// The first-order backward: dγ = Σ dy·x̂ and dβ = Σ dy per channel (gw, gb;
+// null without affine), and dx (null when not needed).
+template <class T>
+void batch_norm_backward_channels(const BatchNormSettings& k, const T* gv, const T* xv, const T* gamma,
+                                  const double* stats, T* gx, T* gw, T* gb) {
+  const Channels& dims = k.dims;
+  const double count = static_cast<double>(dims.per_channel());
+  for (std::int64_t ch = 0; ch < dims.c; ++ch) {
+    const double mu = stats[ch], s = stats[dims.c + ch];
+    double sum_g = 0;    // Σ dy   = dβ
+    double sum_g_h = 0;  // Σ dy·x̂ = dγ
+    dims.for_each(ch, [&](std::int64_t i) {
+      sum_g += gv[i];
+      sum_g_h += gv[i] * ((xv[i] - mu) * s);
+    });
+    if (gw) {
+      gw[ch] = static_cast<T>(sum_g_h);
+      gb[ch] = static_cast<T>(sum_g);
+    }
+    if (!gx) continue;
+    const double scale = (gamma ? gamma[ch] : 1.0) * s;
+    if (k.training) {
+      dims.for_each(ch, [&](std::int64_t i) {
+        gx[i] = static_cast<T>(scale * (gv[i] - (sum_g + (xv[i] - mu) * s * sum_g_h) / count));
+      });
+    } else {
+      dims.for_each(ch, [&](std::int64_t i) { gx[i] = static_cast<T>(scale * gv[i]); });
+    }
+  }
+}
+
 void check_channel_vector(const char* what, const Tensor& t, const Tensor& x, std::int64_t channels) {
   detail::check_same_dtype("batch_norm", x, t);
   if (t.shape() != Shape{channels}) {
@@ -187,48 +266,34 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   }
   if (!training && !tracking) throw_invalid(kOp, "evaluation mode needs running_mean and running_var");
 
-  // Backward keeps x and the per-channel μ and 1/√(σ² + ε), and recomputes
-  // x̂ = (x - μ)/√(σ² + ε) from them: as many bytes as keeping x̂, and x is
-  // what a create-graph backward differentiates.
-  Tensor y = empty(x.shape(), x.dtype());
-  std::vector<double> means(static_cast<std::size_t>(dims.c));
-  std::vector<double> invstd(static_cast<std::size_t>(dims.c));
+  // Backward keeps x and the per-channel μ and 1/√(σ² + ε) (stats, in
+  // double, written by the forward kernel: a replay's batch has its own),
+  // and recomputes x̂ = (x - μ)/√(σ² + ε) from them: as many bytes as
+  // keeping x̂, and x is what a create-graph backward differentiates.
+  Tensor y = empty(x.shape(), x.dtype(), kOp);
+  Tensor stats = empty(Shape{2, dims.c}, DType::Float64, kOp);
+  const BatchNormSettings settings{dims, training, momentum, eps};
   dispatch_float(x.dtype(), kOp, [&](auto tag) {
     using T = decltype(tag);
-    const T* xv = x.data<T>();
-    T* yv = y.data<T>();
-    T* rm = tracking ? static_cast<T*>(running_mean.raw_data()) : nullptr;
-    T* rv = tracking ? static_cast<T*>(running_var.raw_data()) : nullptr;
-    for (std::int64_t ch = 0; ch < dims.c; ++ch) {
-      double mu = 0;
-      double var = 0;
-      if (training) {  // two passes, in double: no cancellation from Σx² - (Σx)²/M
-        dims.for_each(ch, [&](std::int64_t i) { mu += xv[i]; });
-        mu /= static_cast<double>(m);
-        dims.for_each(ch, [&](std::int64_t i) { var += (xv[i] - mu) * (xv[i] - mu); });
-        var /= static_cast<double>(m);
-        if (tracking) {
-          rm[ch] = static_cast<T>((1 - momentum) * rm[ch] + momentum * mu);
-          rv[ch] = static_cast<T>((1 - momentum) * rv[ch] + momentum * var * static_cast<double>(m) / (m - 1));
-        }
-      } else {
-        mu = rm[ch];
-        var = rv[ch];
-      }
-      const double s = 1.0 / std::sqrt(var + eps);
-      means[ch] = mu;
-      invstd[ch] = s;
-      const double gamma = affine ? weight.data<T>()[ch] : 1.0;
-      const double beta = affine ? bias.data<T>()[ch] : 0.0;
-      dims.for_each(ch, [&](std::int64_t i) {
-        const double h = (xv[i] - mu) * s;
-        yv[i] = static_cast<T>(gamma * h + beta);
-      });
+    if (training) {  // the running statistics are updated
+      launch(
+          kOp,
+          [settings](const T* xv, const T* gamma, const T* beta, T* rm, T* rv, T* yv, double* st) {
+            batch_norm_channels(settings, xv, gamma, beta, rm, rv, yv, st);
+          },
+          x, weight, bias, running_mean, running_var, y, stats);
+    } else {  // the running statistics are read
+      launch(
+          kOp,
+          [settings](const T* xv, const T* gamma, const T* beta, const T* rm, const T* rv, T* yv, double* st) {
+            batch_norm_channels(settings, xv, gamma, beta, rm, rv, yv, st);
+          },
+          x, weight, bias, running_mean, running_var, y, stats);
     }
   });
 
-  auto backward = [xs = saved(x), ws = affine ? saved(weight) : Tensor(), means = std::move(means),
-                   invstd = std::move(invstd), dims, training, affine, eps](const Tensor& g, InputGrads& grads) {
+  auto backward = [xs = saved(x), ws = affine ? saved(weight) : Tensor(), stats, settings, dims, training, affine](
+                      const Tensor& g, InputGrads& grads) {
     const double count = static_cast<double>(dims.per_channel());
     if (grads.create_graph()) {
       // The closed form below with ops. In training μ_B and σ²_B are
@@ -245,11 +310,13 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
       Tensor xhat, scale;
       if (training) {
         const Tensor centred = xs - mean(xs, axes, /*keepdim=*/true);
-        scale = 1.0 / sqrt(mean(centred * centred, axes, /*keepdim=*/true) + eps);
+        scale = 1.0 / sqrt(mean(centred * centred, axes, /*keepdim=*/true) + settings.eps);
         xhat = centred * scale;
       } else {
-        scale = from_vector(invstd, stat_shape, xs.dtype());
-        xhat = (xs - from_vector(means, stat_shape, xs.dtype())) * scale;
+        const std::vector<double> st = stats.to_vector();  // μ, then 1/√(σ² + ε)
+        const auto middle = st.begin() + dims.c;
+        scale = from_vector(std::vector<double>(middle, st.end()), stat_shape, xs.dtype());
+        xhat = (xs - from_vector(std::vector<double>(st.begin(), middle), stat_shape, xs.dtype())) * scale;
       }
       const Tensor sum_g = sum(g, axes, /*keepdim=*/true);           // dβ
       const Tensor sum_g_h = sum(g * xhat, axes, /*keepdim=*/true);  // dγ
@@ -261,40 +328,22 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
       if (affine && grads.needs(2)) grads.add(2, reshape(sum_g, {dims.c}));
       return;
     }
-    dispatch_float(g.dtype(), "batch_norm", [&](auto tag) {
+    constexpr const char* kBackward = "batch_norm";
+    Tensor gx = grads.needs(0) ? empty(xs.shape(), xs.dtype(), kBackward) : Tensor();
+    Tensor gw = affine ? empty(Shape{dims.c}, xs.dtype(), kBackward) : Tensor();
+    Tensor gb = affine ? empty(Shape{dims.c}, xs.dtype(), kBackward) : Tensor();
+    dispatch_float(g.dtype(), kBackward, [&](auto tag) {
       using T = decltype(tag);
-      const T* gv = g.data<T>();
-      const T* xv = xs.data<T>();
-      Tensor gx = grads.needs(0) ? empty(xs.shape(), xs.dtype()) : Tensor();
-      Tensor gw = affine ? empty(Shape{dims.c}, xs.dtype()) : Tensor();
-      Tensor gb = affine ? empty(Shape{dims.c}, xs.dtype()) : Tensor();
-      for (std::int64_t ch = 0; ch < dims.c; ++ch) {
-        const double mu = means[ch], s = invstd[ch];
-        double sum_g = 0;    // Σ dy   = dβ
-        double sum_g_h = 0;  // Σ dy·x̂ = dγ
-        dims.for_each(ch, [&](std::int64_t i) {
-          sum_g += gv[i];
-          sum_g_h += gv[i] * ((xv[i] - mu) * s);
-        });
-        if (affine) {
-          gw.data<T>()[ch] = static_cast<T>(sum_g_h);
-          gb.data<T>()[ch] = static_cast<T>(sum_g);
-        }
-        if (!gx.defined()) continue;
-        const double scale = (affine ? ws.data<T>()[ch] : 1.0) * s;
-        T* out = gx.data<T>();
-        if (training) {
-          dims.for_each(ch, [&](std::int64_t i) {
-            out[i] = static_cast<T>(scale * (gv[i] - (sum_g + (xv[i] - mu) * s * sum_g_h) / count));
-          });
-        } else {
-          dims.for_each(ch, [&](std::int64_t i) { out[i] = static_cast<T>(scale * gv[i]); });
-        }
-      }
-      if (gx.defined()) grads.add(0, std::move(gx));
-      if (affine && grads.needs(1)) grads.add(1, std::move(gw));
-      if (affine && grads.needs(2)) grads.add(2, std::move(gb));
+      launch(
+          kBackward,
+          [settings](const T* gv, const T* xv, const T* gamma, const double* st, T* gxv, T* gwv, T* gbv) {
+            batch_norm_backward_channels(settings, gv, xv, gamma, st, gxv, gwv, gbv);
+          },
+          g, xs, ws, stats, gx, gw, gb);
     });
+    if (gx.defined()) grads.add(0, std::move(gx));
+    if (affine && grads.needs(1)) grads.add(1, std::move(gw));
+    if (affine && grads.needs(2)) grads.add(2, std::move(gb));
   };
   if (affine) {
     return record_op({kOp, training ? "y = γ (x - μ_B) / √(σ²_B + ε) + β" : "y = γ (x - μ_run) / √(σ²_run + ε) + β"}, y,

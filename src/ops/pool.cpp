@@ -13,6 +13,12 @@
 //     in how the windows are laid out. dx = Aᵀ·dy (spread); the spread's
 //     derivative is A again: an adjoint pair.
 // Outside a create-graph pass the backward runs the same loops unrecorded.
+//
+// Every loop runs as a kernel (kernel.hpp), so that a step through these
+// ops can be captured. The windows, laid out once per call from the
+// shapes, are shared read-only by the kernels (which hold them, so they
+// outlive the call in a captured program); per-row scratch is a buffer of
+// the op, not a vector made in the loop.
 #include "tapegrad/ops/pool.hpp"
 
 #include <algorithm>
@@ -23,6 +29,7 @@
 
 #include "core/dispatch.hpp"
 #include "tapegrad/autograd.hpp"
+#include "tapegrad/kernel.hpp"
 
 namespace tapegrad {
 
@@ -163,12 +170,20 @@ bool takes_max(T v, T best) {
 // `arg` when kArgmax (inference skips them); row by row as Columns says.
 // With stride == kernel and no padding every window is even, and each input
 // row is read once, in one tight loop per tap.
+// A max pool's windows: its geometry and the taps of its rows and columns.
+struct MaxWindows {
+  Geometry geo;
+  std::vector<Taps> rows;
+  Columns cols;
+};
+
 template <class T, bool kArgmax>
-void max_pool_planes(const Geometry& geo, const T* x, T* y, std::int64_t* arg) {
+void max_pool_planes(const MaxWindows& win, const T* x, T* y, std::int64_t* arg) {
   constexpr T kLowest = -std::numeric_limits<T>::infinity();
+  const Geometry& geo = win.geo;
   const std::int64_t H = geo.h.in, W = geo.w.in, OH = geo.h.out, OW = geo.w.out, dh = geo.h.dilation;
-  const std::vector<Taps> rows = taps_of(geo.h);
-  const Columns cols = make_columns(taps_of(geo.w), geo.w.dilation, geo.w.stride, -geo.w.pad, geo.w.kernel);
+  const std::vector<Taps>& rows = win.rows;
+  const Columns& cols = win.cols;
   for (std::int64_t p = 0; p < geo.planes; ++p, x += H * W, y += OH * OW, arg += kArgmax ? OH * OW : 0) {
     for (std::int64_t i = 0; i < OH; ++i) {
       const Taps r = rows[i];
@@ -214,38 +229,45 @@ void max_pool_planes(const Geometry& geo, const T* x, T* y, std::int64_t* arg) {
 
 // dx of input shape: g added at the argmax indices of each plane (no graph).
 Tensor scatter_values(const Tensor& g, const Tensor& indices, const Shape& in_shape) {
-  Tensor gx = zeros(in_shape, g.dtype());
+  constexpr const char* kOp = "max_pool2d_scatter";
+  Tensor gx = empty(in_shape, g.dtype(), kOp);
   const std::int64_t planes = in_shape[0] * in_shape[1];
   const std::int64_t plane_in = in_shape[2] * in_shape[3];
   const std::int64_t plane_out = indices.shape(2) * indices.shape(3);
-  dispatch_float(g.dtype(), "max_pool2d_scatter", [&](auto tag) {
+  dispatch_float(g.dtype(), kOp, [&](auto tag) {
     using T = decltype(tag);
-    const T* gv = g.data<T>();
-    const std::int64_t* iv = indices.data<std::int64_t>();
-    T* out = gx.data<T>();
-    for (std::int64_t p = 0; p < planes; ++p, gv += plane_out, iv += plane_out, out += plane_in) {
-      for (std::int64_t o = 0; o < plane_out; ++o) {
-        if (iv[o] >= 0) out[iv[o]] += gv[o];
-      }
-    }
+    launch(
+        kOp,
+        [planes, plane_in, plane_out](const T* gv, const std::int64_t* iv, T* out) {
+          std::fill(out, out + planes * plane_in, T(0));
+          for (std::int64_t p = 0; p < planes; ++p, gv += plane_out, iv += plane_out, out += plane_in) {
+            for (std::int64_t o = 0; o < plane_out; ++o) {
+              if (iv[o] >= 0) out[iv[o]] += gv[o];
+            }
+          }
+        },
+        g, indices, gx);
   });
   return gx;
 }
 
 // x read at the argmax indices of each plane, of the indices' shape (no graph).
 Tensor gather_values(const Tensor& x, const Tensor& indices) {
-  Tensor y = empty(indices.shape(), x.dtype(), "max_pool2d_gather");
+  constexpr const char* kOp = "max_pool2d_gather";
+  Tensor y = empty(indices.shape(), x.dtype(), kOp);
   const std::int64_t planes = x.shape(0) * x.shape(1);
   const std::int64_t plane_in = x.shape(2) * x.shape(3);
   const std::int64_t plane_out = indices.shape(2) * indices.shape(3);
-  dispatch_float(x.dtype(), "max_pool2d_gather", [&](auto tag) {
+  dispatch_float(x.dtype(), kOp, [&](auto tag) {
     using T = decltype(tag);
-    const T* xv = x.data<T>();
-    const std::int64_t* iv = indices.data<std::int64_t>();
-    T* out = y.data<T>();
-    for (std::int64_t p = 0; p < planes; ++p, xv += plane_in, iv += plane_out, out += plane_out) {
-      for (std::int64_t o = 0; o < plane_out; ++o) out[o] = iv[o] >= 0 ? xv[iv[o]] : T(0);
-    }
+    launch(
+        kOp,
+        [planes, plane_in, plane_out](const T* xv, const std::int64_t* iv, T* out) {
+          for (std::int64_t p = 0; p < planes; ++p, xv += plane_in, iv += plane_out, out += plane_out) {
+            for (std::int64_t o = 0; o < plane_out; ++o) out[o] = iv[o] >= 0 ? xv[iv[o]] : T(0);
+          }
+        },
+        x, indices, y);
   });
   return y;
 }
@@ -307,77 +329,90 @@ double sum_run(const T* x, std::int64_t n) {
   return (s0 + s1) + (s2 + s3);
 }
 
-// y = A·x (no graph), row by row as Columns says. Sums in double, so float32
-// windows lose nothing.
-Tensor average_values(const Tensor& x, const AvgWindows& win) {
-  Tensor y = empty(win.out_shape, x.dtype(), win.forward.name);
+// y = A·x on the planes at xv, row by row as Columns says. Sums in double,
+// so float32 windows lose nothing; `total` holds one output row's sums.
+template <class T>
+void average_planes(const AvgWindows& win, const T* xv, T* out, double* total) {
   const std::int64_t W = win.in_shape[3];
   const std::int64_t plane_in = win.in_shape[2] * W;
   const std::int64_t OH = win.out_shape[2], OW = win.out_shape[3];
   const Columns& cols = win.cols;
-  std::vector<double> totals(static_cast<std::size_t>(OW));
-  dispatch_float(x.dtype(), win.forward.name, [&](auto tag) {
-    using T = decltype(tag);
-    const T* xv = x.data<T>();
-    T* out = y.data<T>();
-    double* total = totals.data();
-    for (std::int64_t p = 0, planes = win.planes(); p < planes; ++p, xv += plane_in, out += OH * OW) {
-      for (std::int64_t i = 0; i < OH; ++i) {
-        const AvgWindows::Span r = win.rows[i];
-        std::fill(total, total + OW, 0.0);
-        for (std::int64_t ih = r.begin; ih < r.end; ++ih) {
-          const T* xr = xv + ih * W;
-          const auto uneven = [&](std::int64_t j) { total[j] += sum_run(xr + cols.taps[j].first, cols.taps[j].count); };
-          for (std::int64_t j = 0; j < cols.j0; ++j) uneven(j);
-          for (std::int64_t b = 0; b < cols.kernel; ++b) {
-            const T* xb = xr + cols.offset + b;
-            for (std::int64_t j = cols.j0; j < cols.j1; ++j) total[j] += xb[j * cols.stride];
-          }
-          for (std::int64_t j = cols.j1; j < OW; ++j) uneven(j);
+  for (std::int64_t p = 0, planes = win.planes(); p < planes; ++p, xv += plane_in, out += OH * OW) {
+    for (std::int64_t i = 0; i < OH; ++i) {
+      const AvgWindows::Span r = win.rows[i];
+      std::fill(total, total + OW, 0.0);
+      for (std::int64_t ih = r.begin; ih < r.end; ++ih) {
+        const T* xr = xv + ih * W;
+        const auto uneven = [&](std::int64_t j) { total[j] += sum_run(xr + cols.taps[j].first, cols.taps[j].count); };
+        for (std::int64_t j = 0; j < cols.j0; ++j) uneven(j);
+        for (std::int64_t b = 0; b < cols.kernel; ++b) {
+          const T* xb = xr + cols.offset + b;
+          for (std::int64_t j = cols.j0; j < cols.j1; ++j) total[j] += xb[j * cols.stride];
         }
-        for (std::int64_t j = 0; j < OW; ++j) {
-          out[i * OW + j] = static_cast<T>(total[j] / static_cast<double>(r.divisor * win.col_divisors[j]));
-        }
+        for (std::int64_t j = cols.j1; j < OW; ++j) uneven(j);
+      }
+      for (std::int64_t j = 0; j < OW; ++j) {
+        out[i * OW + j] = static_cast<T>(total[j] / static_cast<double>(r.divisor * win.col_divisors[j]));
       }
     }
+  }
+}
+
+// dx = Aᵀ·g on the planes at gv: each output's g / divisor added over its
+// window; `shares` holds one output row's g / divisor.
+template <class T>
+void spread_planes(const AvgWindows& win, const T* gv, T* out, T* shares) {
+  const std::int64_t W = win.in_shape[3];
+  const std::int64_t plane_in = win.in_shape[2] * W;
+  const std::int64_t OH = win.out_shape[2], OW = win.out_shape[3];
+  const Columns& cols = win.cols;
+  std::fill(out, out + win.planes() * plane_in, T(0));
+  const T* __restrict share = shares;
+  for (std::int64_t p = 0, planes = win.planes(); p < planes; ++p, gv += OH * OW, out += plane_in) {
+    for (std::int64_t i = 0; i < OH; ++i) {
+      const AvgWindows::Span r = win.rows[i];
+      for (std::int64_t j = 0; j < OW; ++j) {
+        shares[j] = static_cast<T>(gv[i * OW + j] / static_cast<double>(r.divisor * win.col_divisors[j]));
+      }
+      for (std::int64_t ih = r.begin; ih < r.end; ++ih) {
+        T* gr = out + ih * W;
+        const auto uneven = [&](std::int64_t j) {
+          const Taps c = cols.taps[j];
+          for (std::int64_t col = c.first; col < c.first + c.count; ++col) gr[col] += share[j];
+        };
+        for (std::int64_t j = 0; j < cols.j0; ++j) uneven(j);
+        for (std::int64_t b = 0; b < cols.kernel; ++b) {
+          T* gb = gr + cols.offset + b;
+          for (std::int64_t j = cols.j0; j < cols.j1; ++j) gb[j * cols.stride] += share[j];
+        }
+        for (std::int64_t j = cols.j1; j < OW; ++j) uneven(j);
+      }
+    }
+  }
+}
+
+// y = A·x (no graph). The kernel holds the windows.
+Tensor average_values(const Tensor& x, const SharedWindows& win) {
+  const char* op = win->forward.name;
+  Tensor y = empty(win->out_shape, x.dtype(), op);
+  Tensor totals = empty(Shape{win->out_shape[3]}, DType::Float64, op);
+  dispatch_float(x.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    launch(
+        op, [win](const T* xv, T* out, double* total) { average_planes(*win, xv, out, total); }, x, y, totals);
   });
   return y;
 }
 
-// dx = Aᵀ·g: each output's g / divisor added over its window (no graph).
-Tensor spread_values(const Tensor& g, const AvgWindows& win) {
-  Tensor gx = zeros(win.in_shape, g.dtype());
-  const std::int64_t W = win.in_shape[3];
-  const std::int64_t plane_in = win.in_shape[2] * W;
-  const std::int64_t OH = win.out_shape[2], OW = win.out_shape[3];
-  const Columns& cols = win.cols;
-  dispatch_float(g.dtype(), win.backward.name, [&](auto tag) {
+// dx = Aᵀ·g (no graph). The kernel holds the windows.
+Tensor spread_values(const Tensor& g, const SharedWindows& win) {
+  const char* op = win->backward.name;
+  Tensor gx = empty(win->in_shape, g.dtype(), op);
+  Tensor shares = empty(Shape{win->out_shape[3]}, g.dtype(), op);
+  dispatch_float(g.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
-    std::vector<T> shares(static_cast<std::size_t>(OW));
-    const T* __restrict share = shares.data();
-    const T* gv = g.data<T>();
-    T* out = gx.data<T>();
-    for (std::int64_t p = 0, planes = win.planes(); p < planes; ++p, gv += OH * OW, out += plane_in) {
-      for (std::int64_t i = 0; i < OH; ++i) {
-        const AvgWindows::Span r = win.rows[i];
-        for (std::int64_t j = 0; j < OW; ++j) {
-          shares[j] = static_cast<T>(gv[i * OW + j] / static_cast<double>(r.divisor * win.col_divisors[j]));
-        }
-        for (std::int64_t ih = r.begin; ih < r.end; ++ih) {
-          T* gr = out + ih * W;
-          const auto uneven = [&](std::int64_t j) {
-            const Taps c = cols.taps[j];
-            for (std::int64_t col = c.first; col < c.first + c.count; ++col) gr[col] += share[j];
-          };
-          for (std::int64_t j = 0; j < cols.j0; ++j) uneven(j);
-          for (std::int64_t b = 0; b < cols.kernel; ++b) {
-            T* gb = gr + cols.offset + b;
-            for (std::int64_t j = cols.j0; j < cols.j1; ++j) gb[j * cols.stride] += share[j];
-          }
-          for (std::int64_t j = cols.j1; j < OW; ++j) uneven(j);
-        }
-      }
-    }
+    launch(
+        op, [win](const T* gv, T* out, T* share) { spread_planes(*win, gv, out, share); }, g, gx, shares);
   });
   return gx;
 }
@@ -386,14 +421,14 @@ Tensor spread_values(const Tensor& g, const AvgWindows& win) {
 Tensor average(const Tensor& x, const SharedWindows& win);
 
 Tensor spread(const Tensor& g, const SharedWindows& win) {
-  return record_op(win->backward, spread_values(g, *win), {&g}, [win](const Tensor& gg, InputGrads& grads) {
-    grads.add(0, grads.create_graph() ? average(gg, win) : average_values(gg, *win));
+  return record_op(win->backward, spread_values(g, win), {&g}, [win](const Tensor& gg, InputGrads& grads) {
+    grads.add(0, grads.create_graph() ? average(gg, win) : average_values(gg, win));
   });
 }
 
 Tensor average(const Tensor& x, const SharedWindows& win) {
-  return record_op(win->forward, average_values(x, *win), {&x}, [win](const Tensor& g, InputGrads& grads) {
-    grads.add(0, grads.create_graph() ? spread(g, win) : spread_values(g, *win));
+  return record_op(win->forward, average_values(x, win), {&x}, [win](const Tensor& g, InputGrads& grads) {
+    grads.add(0, grads.create_graph() ? spread(g, win) : spread_values(g, win));
   });
 }
 
@@ -441,13 +476,20 @@ Tensor max_pool2d(const Tensor& x, Size2 kernel, MaxPool2dOptions options) {
   Tensor y = empty(geo.out_shape, x.dtype(), kInfo.name);
   const bool recording = any_requires_grad({&x});
   Tensor indices = recording ? empty(geo.out_shape, DType::Int64, kInfo.name) : Tensor();
+  auto win = std::make_shared<const MaxWindows>(MaxWindows{
+      geo, taps_of(geo.h), make_columns(taps_of(geo.w), geo.w.dilation, geo.w.stride, -geo.w.pad, geo.w.kernel)});
   dispatch_float(x.dtype(), kInfo.name, [&](auto tag) {
     using T = decltype(tag);
-    if (recording) {
-      max_pool_planes<T, true>(geo, x.data<T>(), y.data<T>(), indices.data<std::int64_t>());
-    } else {
-      max_pool_planes<T, false>(geo, x.data<T>(), y.data<T>(), nullptr);
-    }
+    launch(
+        kInfo.name,
+        [win](const T* xv, T* yv, std::int64_t* arg) {
+          if (arg) {
+            max_pool_planes<T, true>(*win, xv, yv, arg);
+          } else {
+            max_pool_planes<T, false>(*win, xv, yv, nullptr);
+          }
+        },
+        x, y, indices);
   });
   if (!recording) return unrecorded(kInfo, y, {&x});
   return record_op(

@@ -9,6 +9,7 @@
 
 #include "core/dispatch.hpp"
 #include "tapegrad/detail/pool.hpp"
+#include "ops/lane_sum.hpp"
 #include "ops/strided.hpp"
 #include "tapegrad/autograd.hpp"
 #include "tapegrad/ops/elementwise.hpp"
@@ -20,6 +21,7 @@ namespace {
 
 using detail::dispatch_float;
 using detail::for_each_strided;
+using detail::lane_sum;
 
 struct ReducePlan {
   Shape kept;     // input shape with reduced axes set to 1
@@ -66,23 +68,6 @@ Tensor with_shape(Tensor t, const Shape& shape) {
   impl->dtype = t.dtype();
   impl->storage = t.impl()->storage;
   return Tensor(std::move(impl));
-}
-
-// Σ of n contiguous values, in double: float32 loses digits fast. Eight
-// running sums, so that the adds do not wait on each other (one chain is
-// bound by the add's latency) and the loop vectorises.
-template <class T>
-double lane_sum(const T* values, std::int64_t n) {
-  constexpr std::int64_t kLanes = 8;
-  double lanes[kLanes] = {};
-  std::int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (std::int64_t k = 0; k < kLanes; ++k) lanes[k] += values[i + k];
-  }
-  double total = 0;
-  for (; i < n; ++i) total += values[i];
-  for (double lane : lanes) total += lane;
-  return total;
 }
 
 // The input's trailing axes that are all reduced or all kept, merged into
