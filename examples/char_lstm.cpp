@@ -53,6 +53,7 @@ const char* kUsage = R"(usage: char_lstm [options]
   --min-gain G        exit with status 1 unless the last validation bits/char is at least G below
                       the unigram entropy
   --quiet             only the final summary lines
+  --capture           record the training step once and replay it (no graph building or allocation per step)
 )";
 
 constexpr double kLn2 = 0.69314718055994530942;
@@ -256,6 +257,7 @@ int run(int argc, char** argv) {
   const double temperature = flags.number("temperature", 0.8);
   const double min_gain = flags.number("min-gain", -INFINITY);
   const bool quiet = flags.flag("quiet");
+  const bool capture = flags.flag("capture");
   flags.finish();
   if (seq_len < 1 || batch < 1) throw std::invalid_argument("--seq-len and --batch must be >= 1");
   if (temperature < 0) throw std::invalid_argument("--temperature must be >= 0");
@@ -320,25 +322,40 @@ int run(int argc, char** argv) {
   std::mt19937_64 generator(seed);
   double val_bits = INFINITY, best_bits = INFINITY;
   std::int64_t steps = 0, epochs_run = 0;
+  Tensor grad_norm;  // clip_grad_norm_'s, before clipping
+  // One training step: the chunk's ids and targets and the state to start
+  // from in, the loss and the state it ended in out. Eager or captured, the
+  // same function (the last, shorter chunk of an epoch is captured apart).
+  auto train_step = [&](const std::vector<Tensor>& in) {
+    const CharModel::Result out = model->run(in[0], {in[2], in[3]});
+    const Tensor loss = cross_entropy(out.logits, in[1]);
+    optimizer.zero_grad();
+    loss.backward();
+    // The form that leaves the norm in a tensor: a replay rewrites it.
+    if (clip > 0) optim::clip_grad_norm_(parameters, clip, 2.0, grad_norm);
+    optimizer.step();
+    // Truncated BPTT: the next chunk starts where this one ended, but
+    // without its graph, so the next backward stops there.
+    return std::vector<Tensor>{loss, out.state.h.detach(), out.state.c.detach()};
+  };
+  CapturedStep captured_step(train_step, {.recapture_on_new_shapes = true});
+  const Tensor zero_state = zeros({sizes.layers, batch, sizes.hidden});
   const auto start = std::chrono::steady_clock::now();
   for (std::int64_t epoch = 1; epoch <= epochs && (max_steps == 0 || steps < max_steps); ++epoch) {
     model->train();
     // A new random start each epoch, so that chunk boundaries fall elsewhere.
     const StreamChunks chunks(train_ids, batch, seq_len, std::uniform_int_distribution<std::int64_t>(0, seq_len - 1)(generator));
     progress.begin_epoch(epoch, epochs, chunks.chunks());
-    nn::RecurrentState state;
+    // Zeros, given explicitly: a captured step takes the state as inputs.
+    nn::RecurrentState state{zero_state, zero_state};
     for (std::int64_t k = 0; k < chunks.chunks() && (max_steps == 0 || steps < max_steps); ++k, ++steps) {
       const auto [x, y] = chunks.chunk(k);
-      const CharModel::Result out = model->run(x, state);
-      const Tensor loss = cross_entropy(out.logits, y);
-      optimizer.zero_grad();
-      loss.backward();
-      if (clip > 0) optim::clip_grad_norm_(parameters, clip);
-      optimizer.step();
-      // Truncated BPTT: the next chunk starts where this one ended, but
-      // without its graph, so the next backward stops there.
-      state = {out.state.h.detach(), out.state.c.detach()};
-      progress.step(y.numel(), loss.item() / kLn2);
+      const std::vector<Tensor> in{x, y, state.h, state.c};
+      // A replay's outputs are its own buffers, overwritten by the next
+      // replay only after it copied them in as inputs.
+      const std::vector<Tensor> out = capture ? captured_step(in) : train_step(in);
+      state = {out[1], out[2]};
+      progress.step(y.numel(), out[0].item() / kLn2);
     }
     val_bits = bits_per_char(*model, val_chunks);
     ++epochs_run;

@@ -40,6 +40,7 @@ class CapturedProgram {
   std::vector<void*> pointers;
   // Per pointer: the owned buffer it points into, or -1 (borrowed, null).
   std::vector<std::int32_t> pointer_owner;
+  std::vector<bool> pointer_writes;
   std::vector<std::shared_ptr<Storage>> owned;  // made by the step
   // Per owned buffer: whether its value outlives a replay (an input, an
   // output, a constant, state made once, or a tensor someone else holds);
@@ -74,6 +75,19 @@ class CapturedProgram {
     bool must_start_empty = false;
   };
   std::vector<LeafGrad> leaves;
+
+  // How a replay gives the kernels input i: pointed at the caller's tensor
+  // (no copy) when no kernel writes the input and the step does not return
+  // it; copied into the program's own buffer otherwise, or when the
+  // caller's tensor is one of the program's (a state output fed back in,
+  // which the replay overwrites while it still reads the input).
+  struct InputBinding {
+    std::int32_t owner = -1;  // the input's owned buffer
+    bool rebind = false;
+    std::vector<std::pair<std::uint32_t, std::ptrdiff_t>> slots;  // pointer, offset into the buffer
+  };
+  std::vector<InputBinding> bindings;
+  std::vector<const Storage*> own_storages;  // sorted: every buffer the program holds or returns
 
   bool matches(const std::vector<Tensor>& given) const {
     if (given.size() != inputs.size()) return false;
@@ -129,16 +143,49 @@ class CapturedProgram {
   void run(const std::vector<Tensor>& given) {
     check_inputs(given);
     check_state();
-    for (std::size_t i = 0; i < given.size(); ++i) {
-      if (given[i].impl()->storage == inputs[i].impl()->storage) continue;  // filled in place by the caller
-      std::memcpy(inputs[i].raw_data(), given[i].raw_data(),
-                  static_cast<std::size_t>(given[i].numel()) * dtype_size(given[i].dtype()));
-    }
+    for (std::size_t i = 0; i < given.size(); ++i) bind_input(i, given[i]);
     void* const* p = pointers.data();
     for (std::size_t k = 0; k < kernels.size(); ++k) kernels[k]->run(p + first_pointer[k]);
     for (const LeafGrad& l : leaves) {
       if (const std::shared_ptr<TensorImpl> leaf = l.leaf.lock()) leaf->grad = l.grad_after;
     }
+  }
+
+  void bind_input(std::size_t i, const Tensor& given) {
+    const Storage* storage = given.impl()->storage.get();
+    const InputBinding& binding = bindings[i];
+    const bool rebind = binding.rebind && !std::binary_search(own_storages.begin(), own_storages.end(), storage);
+    char* base = static_cast<char*>(rebind ? given.raw_data() : inputs[i].raw_data());
+    for (const auto& [slot, within] : binding.slots) pointers[slot] = base + within;
+    if (rebind || storage == inputs[i].impl()->storage.get()) return;  // read in place, or filled by the caller
+    std::memcpy(inputs[i].raw_data(), given.raw_data(),
+                static_cast<std::size_t>(given.numel()) * dtype_size(given.dtype()));
+  }
+
+  // After planning: which pointers each input feeds, and whether a replay
+  // may point them at the caller's tensor.
+  void plan_inputs() {
+    for (std::size_t slot = 0; slot < pointers.size(); ++slot) {
+      for (InputBinding& binding : bindings) {
+        if (binding.owner < 0 || pointer_owner[slot] != binding.owner) continue;
+        const std::ptrdiff_t within =
+            static_cast<char*>(pointers[slot]) - static_cast<char*>(owned[binding.owner]->data());
+        binding.slots.emplace_back(static_cast<std::uint32_t>(slot), within);
+        if (pointer_writes[slot]) binding.rebind = false;
+      }
+    }
+    for (const auto& storage : owned) {
+      if (storage) own_storages.push_back(storage.get());
+    }
+    for (const auto& storage : borrowed) own_storages.push_back(storage.get());
+    for (const Tensor& t : outputs) {
+      if (!t.defined()) continue;
+      own_storages.push_back(t.impl()->storage.get());
+      for (std::size_t i = 0; i < inputs.size(); ++i) {
+        if (t.impl()->storage == inputs[i].impl()->storage) bindings[i].rebind = false;
+      }
+    }
+    std::sort(own_storages.begin(), own_storages.end());
   }
 
   std::int64_t owned_bytes() const {
@@ -229,9 +276,11 @@ class CaptureSession {
 
   // A tensor the program fills itself (an input).
   void adopt_input(const Tensor& t) {
+    created(t.impl()->storage.get(), "the step's input");  // the program's own copy
     Buffer& b = buffer_of(t);
     b.written = true;
     keep(b);
+    program_.bindings.push_back({static_cast<std::int32_t>(b.index), true, {}});
   }
 
   void created(const Storage* storage, const char* op) {
@@ -283,6 +332,7 @@ class CaptureSession {
       const Tensor& t = *args[i].tensor;
       const Buffer* b = t.defined() ? &buffer_of(t) : nullptr;
       program_.pointer_owner.push_back(b && b->internal ? static_cast<std::int32_t>(b->index) : -1);
+      program_.pointer_writes.push_back(args[i].writes);
     }
     program_.first_pointer.push_back(static_cast<std::uint32_t>(program_.pointers.size()));
   }
@@ -365,7 +415,12 @@ class CaptureSession {
   void check_borrowed(const Tensor& t, Buffer& b) {
     if (b.checked) return;
     b.checked = true;
-    program_.borrowed_checks.push_back({t.impl_ptr(), t.impl()->storage.get(), t.shape(), t.dtype(), t.name()});
+    // A saved() copy of a parameter dies with the graph: what must survive
+    // is the parameter it stands for.
+    const std::shared_ptr<TensorImpl>& owner =
+        t.impl()->extras && t.impl()->extras->leaf ? t.impl()->extras->leaf : t.impl_ptr();
+    const Tensor named(owner);
+    program_.borrowed_checks.push_back({owner, owner->storage.get(), owner->shape, owner->dtype, named.name()});
   }
 
   CapturedProgram::LeafGrad& leaf_of(const std::shared_ptr<TensorImpl>& leaf) {
@@ -437,6 +492,7 @@ std::unique_ptr<CapturedProgram> record(const StepFunction& step, const std::vec
   session.finish(std::move(outputs));
   t_capture_session = nullptr;
   program->plan_memory();
+  program->plan_inputs();
   return program;
 }
 

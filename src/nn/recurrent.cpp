@@ -6,6 +6,7 @@
 
 #include "nn/checks.hpp"
 #include "tapegrad/error.hpp"
+#include "tapegrad/kernel.hpp"
 #include "tapegrad/nn/init.hpp"
 #include "tapegrad/ops/linalg.hpp"
 #include "tapegrad/ops/nn.hpp"
@@ -195,6 +196,13 @@ RecurrentOutput RecurrentBase::forward(const Tensor& input, const RecurrentState
   std::vector<std::int64_t> active(static_cast<std::size_t>(steps), batch);
   std::vector<std::int64_t> order;
   if (!lengths.empty()) {
+    if (capturing()) {
+      // Host values the step passes in: a replay would reuse the ones seen
+      // at capture, whatever the next batch holds.
+      detail::throw_layer(*this,
+                          "sequence lengths cannot be captured: a replay would reuse the lengths seen at "
+                          "capture (pad the sequences to one length, or run this step eagerly)");
+    }
     if (static_cast<std::int64_t>(lengths.size()) != batch) {
       detail::throw_layer(*this, "got ", lengths.size(), " lengths for a batch of ", batch);
     }

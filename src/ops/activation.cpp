@@ -305,30 +305,37 @@ Tensor soft_exponential(const Tensor& x, const Tensor& alpha) {
   if (alpha.numel() != 1 || alpha.dim() > 1) {
     throw_invalid(kOp, "alpha must have shape [] or [1], got ", alpha.shape().str());
   }
-  const double a = alpha.item();
+  // α is read inside the kernels, so that a captured step follows the
+  // value it has at each replay (a learnable parameter).
   // With u = αx and v = -α(x + α) (so 1 - α(x + α) = 1 + v):
   //   α > 0: y = (e^u - 1)/α + α,  dy/dx = e^u,       dy/dα = x²·G(u) + 1
   //   α < 0: y = -ln(1 + v)/α,     dy/dx = 1/(1 + v), dy/dα = (x + α)²·L(v) + 1/(1 + v)
   //   α = 0: y = x,                dy/dx = 1,         dy/dα = x²/2 + 1
   // with G, L the factors above (G(0) = L(0) = 1/2), so y is C¹ in α at 0.
-  Tensor y = empty(x.shape(), x.dtype());
+  Tensor y = empty(x.shape(), x.dtype(), kOp);
   detail::dispatch_float(x.dtype(), kOp, [&](auto tag) {
     using T = decltype(tag);
-    const T* xv = x.data<T>();
-    T* out = y.data<T>();
-    for (std::int64_t i = 0, end = x.numel(); i < end; ++i) {
-      const double t = xv[i];
-      double value = t;
-      if (a > 0) value = std::expm1(a * t) / a + a;
-      if (a < 0) value = -std::log1p(-a * (t + a)) / a;
-      out[i] = static_cast<T>(value);
-    }
+    launch(
+        kOp,
+        [n = x.numel()](const T* xv, const T* alpha_value, T* out) {
+          const double a = alpha_value[0];
+          for (std::int64_t i = 0; i < n; ++i) {
+            const double t = xv[i];
+            double value = t;
+            if (a > 0) value = std::expm1(a * t) / a + a;
+            if (a < 0) value = -std::log1p(-a * (t + a)) / a;
+            out[i] = static_cast<T>(value);
+          }
+        },
+        x, alpha, y);
   });
   constexpr OpInfo kInfo{kOp, "y = (e^(αx) - 1)/α + α | x | -ln(1 - α(x + α))/α"};
   if (!any_requires_grad({&x, &alpha})) return unrecorded(kInfo, y, {&x, &alpha});
   return record_op(kInfo, y, {&x, &alpha},
-                   [xs = saved(x), alpha_saved = saved(alpha), alpha_shape = alpha.shape(), a](const Tensor& g, InputGrads& grads) {
+                   [xs = saved(x), alpha_saved = saved(alpha), alpha_shape = alpha.shape()](const Tensor& g,
+                                                                                            InputGrads& grads) {
                      if (grads.create_graph()) {
+                       const double a = alpha_saved.item();  // saved: the value the forward used
                        // The same derivatives with ops, α as a recorded 0-d tensor; the
                        // branch is fixed by α's sign at the forward. α = 0 takes the e^(αx)
                        // side: y is C² in x and α there except d²y/dα², which jumps
@@ -354,32 +361,37 @@ Tensor soft_exponential(const Tensor& x, const Tensor& alpha) {
                      }
                      const bool want_x = grads.needs(0);
                      const bool want_alpha = grads.needs(1);
-                     Tensor gx = want_x ? empty(xs.shape(), xs.dtype()) : Tensor();
-                     double g_alpha = 0;
+                     Tensor gx = want_x ? empty(xs.shape(), xs.dtype(), kOp) : Tensor();
+                     Tensor g_alpha_tensor = want_alpha ? empty(alpha_shape, xs.dtype(), kOp) : Tensor();
                      detail::dispatch_float(xs.dtype(), kOp, [&](auto tag) {
                        using T = decltype(tag);
-                       const T* xv = xs.data<T>();
-                       const T* gv = g.data<T>();
-                       T* out = want_x ? gx.data<T>() : nullptr;
-                       for (std::int64_t i = 0, end = xs.numel(); i < end; ++i) {
-                         const double t = xv[i];
-                         double dx = 1;
-                         double da = t * t / 2 + 1;
-                         if (a > 0) {
-                           const double u = a * t;
-                           dx = std::exp(u);
-                           da = t * t * softexp_growth_factor(u) + 1;
-                         } else if (a < 0) {
-                           const double v = -a * (t + a);
-                           dx = 1 / (1 + v);
-                           da = (t + a) * (t + a) * softexp_log_factor(v) + dx;
-                         }
-                         if (want_x) out[i] = static_cast<T>(gv[i] * dx);
-                         g_alpha += gv[i] * da;
-                       }
+                       launch(
+                           kOp,
+                           [n = xs.numel()](const T* xv, const T* alpha_value, const T* gv, T* out, T* g_alpha_out) {
+                             const double a = alpha_value[0];
+                             double g_alpha = 0;
+                             for (std::int64_t i = 0; i < n; ++i) {
+                               const double t = xv[i];
+                               double dx = 1;
+                               double da = t * t / 2 + 1;
+                               if (a > 0) {
+                                 const double u = a * t;
+                                 dx = std::exp(u);
+                                 da = t * t * softexp_growth_factor(u) + 1;
+                               } else if (a < 0) {
+                                 const double v = -a * (t + a);
+                                 dx = 1 / (1 + v);
+                                 da = (t + a) * (t + a) * softexp_log_factor(v) + dx;
+                               }
+                               if (out != nullptr) out[i] = static_cast<T>(gv[i] * dx);
+                               g_alpha += gv[i] * da;
+                             }
+                             if (g_alpha_out != nullptr) g_alpha_out[0] = static_cast<T>(g_alpha);
+                           },
+                           xs, alpha_saved, g, gx, g_alpha_tensor);
                      });
                      if (want_x) grads.add(0, std::move(gx));
-                     if (want_alpha) grads.add(1, full(alpha_shape, g_alpha, xs.dtype()));
+                     if (want_alpha) grads.add(1, std::move(g_alpha_tensor));
                    });
 }
 

@@ -51,27 +51,32 @@ namespace {
 // shape), else 0. Constants: the branches of pow's derivatives sit on
 // these sets, which have no interior to differentiate.
 Tensor zero_mask(const Tensor& a) {
-  Tensor mask = empty(a.shape(), a.dtype());
+  Tensor mask = empty(a.shape(), a.dtype(), "pow");
   detail::dispatch_float(a.dtype(), "pow", [&](auto tag) {
     using T = decltype(tag);
-    const T* av = a.data<T>();
-    T* out = mask.data<T>();
-    for (std::int64_t i = 0, end = a.numel(); i < end; ++i) out[i] = av[i] == 0 ? T(1) : T(0);
+    launch(
+        "pow",
+        [n = a.numel()](const T* av, T* out) {
+          for (std::int64_t i = 0; i < n; ++i) out[i] = av[i] == 0 ? T(1) : T(0);
+        },
+        a, mask);
   });
   return mask;
 }
 
 Tensor both_zero_mask(const Tensor& a, const Tensor& b) {
   const Shape shape = broadcast_shapes(a.shape(), b.shape(), "pow");
-  Tensor mask = empty(shape, a.dtype());
+  Tensor mask = empty(shape, a.dtype(), "pow");
   detail::dispatch_float(a.dtype(), "pow", [&](auto tag) {
     using T = decltype(tag);
-    const T* av = a.data<T>();
-    const T* bv = b.data<T>();
-    T* out = mask.data<T>();
-    detail::for_each_broadcast(a.shape(), b.shape(), shape, [&](std::int64_t ia, std::int64_t ib, std::int64_t io) {
-      out[io] = av[ia] == 0 && bv[ib] == 0 ? T(1) : T(0);
-    });
+    launch(
+        "pow",
+        [sa = a.shape(), sb = b.shape(), shape](const T* av, const T* bv, T* out) {
+          detail::for_each_broadcast(sa, sb, shape, [&](std::int64_t ia, std::int64_t ib, std::int64_t io) {
+            out[io] = av[ia] == 0 && bv[ib] == 0 ? T(1) : T(0);
+          });
+        },
+        a, b, mask);
   });
   return mask;
 }

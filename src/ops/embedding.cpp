@@ -17,6 +17,7 @@
 
 #include "core/dispatch.hpp"
 #include "tapegrad/autograd.hpp"
+#include "tapegrad/kernel.hpp"
 
 namespace tapegrad {
 
@@ -37,6 +38,18 @@ std::string position(std::int64_t flat, const Shape& shape) {
   return "indices[" + out + "]";
 }
 
+// Every index within the table of `rows`, or out_of_range naming the first
+// that is not. Inside the lookup's kernel, so that a replayed step checks
+// the indices it is given, not only those seen at capture.
+void check_index_values(const std::int64_t* idx, std::int64_t n, const Shape& shape, std::int64_t rows) {
+  for (std::int64_t j = 0; j < n; ++j) {
+    if (idx[j] < 0 || idx[j] >= rows) {
+      throw_out_of_range("embedding", "index ", idx[j], " at ", position(j, shape), " is out of range for a table of ",
+                         rows, " rows");
+    }
+  }
+}
+
 // out[j, :] = table[idx[j], :], or 0 where idx[j] == zero_row. The indices
 // are trusted: embedding checked them.
 template <class T>
@@ -54,10 +67,12 @@ void gather_rows(const std::int64_t* idx, std::int64_t n, const T* table, std::i
   }
 }
 
-// table[idx[j], :] += rows[j, :] for idx[j] != skip_row (repeats add up).
+// table = 0, then table[idx[j], :] += rows[j, :] for idx[j] != skip_row
+// (repeats add up); the table has table_rows rows.
 template <class T>
 void scatter_rows(const std::int64_t* idx, std::int64_t n, const T* rows, std::int64_t dim, std::int64_t skip_row,
-                  T* table) {
+                  T* table, std::int64_t table_rows) {
+  std::fill_n(table, table_rows * dim, T(0));
   for (std::int64_t j = 0; j < n; ++j) {
     if (idx[j] == skip_row) continue;
     const T* src = rows + j * dim;
@@ -66,36 +81,53 @@ void scatter_rows(const std::int64_t* idx, std::int64_t n, const T* rows, std::i
   }
 }
 
-Tensor take_rows(const Tensor& indices, const Tensor& table, std::int64_t zero_row, std::int64_t pad, OpInfo info);
+Tensor take_rows(const Tensor& indices, const Tensor& table, std::int64_t zero_row, std::int64_t pad, OpInfo info,
+                 bool check);
 
 // The [rows, dim] gradient of the table: g's [indices..., dim] rows added
 // into the rows the indices name, the padding row skipped.
 Tensor embedding_backward(const Tensor& g, const Tensor& indices, std::int64_t rows, std::int64_t pad) {
   const std::int64_t dim = g.shape().back();
-  Tensor gw = zeros({rows, dim}, g.dtype());
+  Tensor gw = empty({rows, dim}, g.dtype(), "embedding_backward");
   detail::dispatch_float(g.dtype(), "embedding_backward", [&](auto tag) {
     using T = decltype(tag);
-    scatter_rows(indices.data<std::int64_t>(), indices.numel(), g.data<T>(), dim, pad, gw.data<T>());
+    launch(
+        "embedding_backward",
+        [n = indices.numel(), dim, pad, rows](const std::int64_t* idx, const T* gv, T* out) {
+          scatter_rows(idx, n, gv, dim, pad, out, rows);
+        },
+        indices, g, gw);
   });
   return record_op({"embedding_backward", "dW[r] = Σ dy[j] over the j with idx[j] = r, r ≠ padding_idx; "
                                           "d(dy) = embedding_masked(ddW)"},
                    gw, {&g}, [indices, pad](const Tensor& gg, InputGrads& grads) {
                      grads.add(0, take_rows(indices, gg, pad, pad,
                                             {"embedding_masked", "y = W[idx], 0 where idx = padding_idx; "
-                                                                 "dW = embedding_backward(dy)"}));
+                                                                 "dW = embedding_backward(dy)"},
+                                            false));
                    });
 }
 
 // y = table[indices] with the rows at zero_row zeroed (kNoRow: none), and
-// the table's gradient embedding_backward(dy) skipping `pad`.
-Tensor take_rows(const Tensor& indices, const Tensor& table, std::int64_t zero_row, std::int64_t pad, OpInfo info) {
+// the table's gradient embedding_backward(dy) skipping `pad`. `check`: the
+// indices are checked first (the user's lookup; a backward's own lookup
+// reuses indices already checked).
+Tensor take_rows(const Tensor& indices, const Tensor& table, std::int64_t zero_row, std::int64_t pad, OpInfo info,
+                 bool check) {
   const std::int64_t dim = table.shape(1);
   Shape out_shape = indices.shape();
   out_shape.push_back(dim);
   Tensor y = empty(out_shape, table.dtype(), info.name);
   detail::dispatch_float(table.dtype(), info.name, [&](auto tag) {
     using T = decltype(tag);
-    gather_rows(indices.data<std::int64_t>(), indices.numel(), table.data<T>(), dim, zero_row, y.data<T>());
+    launch(
+        info.name,
+        [n = indices.numel(), shape = indices.shape(), rows = table.shape(0), dim, zero_row, check](
+            const std::int64_t* idx, const T* tv, T* out) {
+          if (check) check_index_values(idx, n, shape, rows);
+          gather_rows(idx, n, tv, dim, zero_row, out);
+        },
+        indices, table, y);
   });
   return record_op(info, y, {&table}, [indices, rows = table.shape(0), pad](const Tensor& g, InputGrads& grads) {
     grads.add(0, embedding_backward(g, indices, rows, pad));
@@ -132,18 +164,12 @@ Tensor embedding(const Tensor& indices, const Tensor& weight, EmbeddingOptions o
   }
   const std::int64_t rows = weight.shape(0);
   const std::int64_t pad = options.padding_idx ? normalize_padding_idx(*options.padding_idx, rows, op) : kNoRow;
-  const std::int64_t* idx = indices.data<std::int64_t>();
-  for (std::int64_t j = 0, n = indices.numel(); j < n; ++j) {
-    if (idx[j] < 0 || idx[j] >= rows) {
-      throw_out_of_range(op, "index ", idx[j], " at ", position(j, indices.shape()), " is out of range for a table of ",
-                         rows, " rows");
-    }
-  }
+  // The indices are checked inside the lookup's kernel (take_rows).
   // The backward reads the indices: saved, so that writing them in place
   // between forward and backward is an error rather than a wrong gradient
   // (a lookup that records nothing skips the copy of the handle).
   return take_rows(any_requires_grad({&weight}) ? saved(indices) : indices, weight, kNoRow, pad,
-                   {"embedding", "y[i..., :] = W[idx[i...], :]; dW = embedding_backward(dy)"});
+                   {"embedding", "y[i..., :] = W[idx[i...], :]; dW = embedding_backward(dy)"}, true);
 }
 
 }  // namespace tapegrad

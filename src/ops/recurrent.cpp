@@ -15,6 +15,7 @@
 #include "ops/recurrent_kernels.hpp"
 #include "ops/vector_math.hpp"
 #include "tapegrad/autograd.hpp"
+#include "tapegrad/kernel.hpp"
 #include "tapegrad/ops/activation.hpp"
 #include "tapegrad/ops/elementwise.hpp"
 #include "tapegrad/ops/linalg.hpp"
@@ -150,35 +151,29 @@ void project_hidden(const CellShape& s, const T* h, const T* w_hh, const T* b_hh
 // and the LSTM). `grad_h` holds the direct term of h's gradient (the GRU's
 // z ⊙ g), or is undefined.
 template <class T>
-void send_through_projections(InputGrads& grads, const Slots& slot, const CellShape& s, const CellInputs& in,
-                              const T* d_in, const T* d_hid, Tensor grad_h) {
+void send_through_projections(const char* op, InputGrads& grads, const Slots& slot, const CellShape& s,
+                              const CellInputs& in, const Tensor& d_in, const Tensor& d_hid, Tensor grad_h) {
   if (grads.needs(slot.x)) {  // dx = dA_in·W_ih
-    Tensor gx = empty({s.batch, s.input}, s.dtype);
-    gemm_checked<T>(false, false, s.batch, s.input, s.rows, d_in, s.rows, in.w_ih.data<T>(), s.input, T(0),
-                    gx.data<T>(), s.input);
-    grads.add(slot.x, std::move(gx));
+    grads.add(slot.x, product<T>(op, {s.batch, s.input}, s.dtype, false, false, s.batch, s.input, s.rows, d_in, s.rows,
+                                 in.w_ih, s.input));
   }
   if (grads.needs(slot.h)) {  // dh = dA_hid·W_hh (+ the direct term)
     const bool direct = grad_h.defined();
-    if (!direct) grad_h = empty({s.batch, s.hidden}, s.dtype);
-    gemm_checked<T>(false, false, s.batch, s.hidden, s.rows, d_hid, s.rows, in.w_hh.data<T>(), s.hidden,
-                    direct ? T(1) : T(0), grad_h.data<T>(), s.hidden);
+    if (!direct) grad_h = empty({s.batch, s.hidden}, s.dtype, op);
+    product_into<T>(op, false, false, s.batch, s.hidden, s.rows, d_hid, s.rows, in.w_hh, s.hidden, direct ? T(1) : T(0),
+                    grad_h);
     grads.add(slot.h, std::move(grad_h));
   }
   if (grads.needs(slot.w_ih)) {  // dW_ih = dA_inᵀ·x
-    Tensor gw = empty({s.rows, s.input}, s.dtype);
-    gemm_checked<T>(true, false, s.rows, s.input, s.batch, d_in, s.rows, in.x.data<T>(), s.input, T(0), gw.data<T>(),
-                    s.input);
-    grads.add(slot.w_ih, std::move(gw));
+    grads.add(slot.w_ih, product<T>(op, {s.rows, s.input}, s.dtype, true, false, s.rows, s.input, s.batch, d_in, s.rows,
+                                    in.x, s.input));
   }
   if (grads.needs(slot.w_hh)) {  // dW_hh = dA_hidᵀ·h
-    Tensor gw = empty({s.rows, s.hidden}, s.dtype);
-    gemm_checked<T>(true, false, s.rows, s.hidden, s.batch, d_hid, s.rows, in.h.data<T>(), s.hidden, T(0), gw.data<T>(),
-                    s.hidden);
-    grads.add(slot.w_hh, std::move(gw));
+    grads.add(slot.w_hh, product<T>(op, {s.rows, s.hidden}, s.dtype, true, false, s.rows, s.hidden, s.batch, d_hid,
+                                    s.rows, in.h, s.hidden));
   }
-  if (s.has_bias && grads.needs(slot.b_ih)) grads.add(slot.b_ih, column_sums(s, s.batch, d_in));
-  if (s.has_bias && grads.needs(slot.b_hh)) grads.add(slot.b_hh, column_sums(s, s.batch, d_hid));
+  if (s.has_bias && grads.needs(slot.b_ih)) grads.add(slot.b_ih, column_sums<T>(op, s, s.batch, d_in));
+  if (s.has_bias && grads.needs(slot.b_hh)) grads.add(slot.b_hh, column_sums<T>(op, s, s.batch, d_hid));
 }
 
 // The same with recorded ops (create-graph pass).
@@ -209,15 +204,18 @@ Tensor rnn_cell(const Tensor& x, const Tensor& h, const Tensor& weight_ih, const
   Tensor y = empty({s.batch, s.hidden}, s.dtype, op);
   dispatch_float(s.dtype, op, [&](auto tag) {
     using T = decltype(tag);
-    T* a = y.data<T>();
-    project<T>(s, x.data<T>(), weight_ih.data<T>(), data_or_null<T>(bias_ih), h.data<T>(), weight_hh.data<T>(),
-               data_or_null<T>(bias_hh), true, a, s.rows);
-    const std::int64_t n = s.batch * s.hidden;
-    if (relu_act) {
-      for (std::int64_t k = 0; k < n; ++k) a[k] = a[k] > T(0) || a[k] != a[k] ? a[k] : T(0);  // NaN stays NaN
-    } else {
-      for (std::int64_t k = 0; k < n; ++k) a[k] = tanh_value(a[k]);
-    }
+    launch(
+        op,
+        [s, relu_act](const T* xv, const T* w_ih, const T* b_ih, const T* hv, const T* w_hh, const T* b_hh, T* a) {
+          project<T>(s, xv, w_ih, b_ih, hv, w_hh, b_hh, true, a, s.rows);
+          const std::int64_t n = s.batch * s.hidden;
+          if (relu_act) {
+            for (std::int64_t k = 0; k < n; ++k) a[k] = a[k] > T(0) || a[k] != a[k] ? a[k] : T(0);  // NaN stays NaN
+          } else {
+            for (std::int64_t k = 0; k < n; ++k) a[k] = tanh_value(a[k]);
+          }
+        },
+        x, weight_ih, bias_ih, h, weight_hh, bias_hh, y);
   });
   const OpInfo info{
       op, relu_act ? "h' = relu(x·W_ihᵀ + b_ih + h·W_hhᵀ + b_hh)" : "h' = tanh(x·W_ihᵀ + b_ih + h·W_hhᵀ + b_hh)"};
@@ -241,17 +239,18 @@ Tensor rnn_cell(const Tensor& x, const Tensor& h, const Tensor& weight_ih, const
     }
     dispatch_float(s.dtype, "rnn_cell", [&](auto tag) {
       using T = decltype(tag);
-      Tensor d = empty({s.batch, s.hidden}, s.dtype);
-      const T* gv = g.data<T>();
-      const T* yv = y_.data<T>();
-      T* dv = d.data<T>();
-      const std::int64_t n = s.batch * s.hidden;
-      if (relu_act) {
-        for (std::int64_t k = 0; k < n; ++k) dv[k] = yv[k] > T(0) ? gv[k] : T(0);
-      } else {
-        for (std::int64_t k = 0; k < n; ++k) dv[k] = gv[k] * (T(1) - yv[k] * yv[k]);
-      }
-      send_through_projections<T>(grads, kTwoStateSlots, s, in, dv, dv, Tensor());
+      Tensor d = empty({s.batch, s.hidden}, s.dtype, "rnn_cell");
+      launch(
+          "rnn_cell",
+          [relu_act, n = s.batch * s.hidden](const T* gv, const T* yv, T* dv) {
+            if (relu_act) {
+              for (std::int64_t k = 0; k < n; ++k) dv[k] = yv[k] > T(0) ? gv[k] : T(0);
+            } else {
+              for (std::int64_t k = 0; k < n; ++k) dv[k] = gv[k] * (T(1) - yv[k] * yv[k]);
+            }
+          },
+          g, y_, d);
+      send_through_projections<T>("rnn_cell", grads, kTwoStateSlots, s, in, d, d, Tensor());
     });
   };
   return record_op(info, y, inputs, std::move(backward));
@@ -303,10 +302,14 @@ LstmState lstm_cell(const Tensor& x, const LstmState& state, const Tensor& weigh
   Tensor c_new = empty({s.batch, s.hidden}, s.dtype, op);
   dispatch_float(s.dtype, op, [&](auto tag) {
     using T = decltype(tag);
-    T* a = work.data<T>();
-    project<T>(s, x.data<T>(), weight_ih.data<T>(), data_or_null<T>(bias_ih), state.h.data<T>(), weight_hh.data<T>(),
-               data_or_null<T>(bias_hh), true, a, 5 * s.hidden);
-    lstm_gates<T>(s, state.c.data<T>(), a, h_new.data<T>(), c_new.data<T>());
+    launch(
+        op,
+        [s](const T* xv, const T* w_ih, const T* b_ih, const T* hv, const T* w_hh, const T* b_hh, const T* cv, T* a,
+            T* h_out, T* c_out) {
+          project<T>(s, xv, w_ih, b_ih, hv, w_hh, b_hh, true, a, 5 * s.hidden);
+          lstm_gates<T>(s, cv, a, h_out, c_out);
+        },
+        x, weight_ih, bias_ih, state.h, weight_hh, bias_hh, state.c, work, h_new, c_new);
   });
   const OpInfo info{op, "c' = σ(a_f)⊙c + σ(a_i)⊙tanh(a_g), h' = σ(a_o)⊙tanh(c')"};
   const std::vector<const Tensor*> inputs =
@@ -336,11 +339,15 @@ LstmState lstm_cell(const Tensor& x, const LstmState& state, const Tensor& weigh
       const Tensor g_c = output_grad_or_zeros(grads, 1, {s.batch, s.hidden}, s.dtype);
       // c's gradient is computed even when c needs none (a first step from
       // zeros): one loop that vectorises beats a branch inside it.
-      Tensor d = empty({s.batch, s.rows}, s.dtype);
-      Tensor dc = empty({s.batch, s.hidden}, s.dtype);
-      T* dv = d.data<T>();
-      lstm_gate_grads<T>(s, work.data<T>(), in.c.data<T>(), g_h.data<T>(), g_c.data<T>(), dv, dc.data<T>());
-      send_through_projections<T>(grads, kLstmSlots, s, in, dv, dv, Tensor());
+      Tensor d = empty({s.batch, s.rows}, s.dtype, op);
+      Tensor dc = empty({s.batch, s.hidden}, s.dtype, op);
+      launch(
+          op,
+          [s](const T* gates, const T* cv, const T* ghv, const T* gcv, T* dv, T* dcv) {
+            lstm_gate_grads<T>(s, gates, cv, ghv, gcv, dv, dcv);
+          },
+          work, in.c, g_h, g_c, d, dc);
+      send_through_projections<T>(op, grads, kLstmSlots, s, in, d, d, Tensor());
       if (grads.needs(kLstmSlots.c)) grads.add(kLstmSlots.c, std::move(dc));
     });
   };
@@ -393,14 +400,18 @@ Tensor gru_cell(const Tensor& x, const Tensor& h, const Tensor& weight_ih, const
   Tensor y = empty({s.batch, s.hidden}, s.dtype, op);
   dispatch_float(s.dtype, op, [&](auto tag) {
     using T = decltype(tag);
+    // The two projections, scratch of the op's own.
     Tensor u = empty({s.batch, s.rows}, s.dtype, op);
     Tensor v = empty({s.batch, s.rows}, s.dtype, op);
-    T* uv = u.data<T>();
-    T* vv = v.data<T>();
-    project<T>(s, x.data<T>(), weight_ih.data<T>(), data_or_null<T>(bias_ih), nullptr, nullptr, nullptr, false, uv,
-               s.rows);
-    project_hidden<T>(s, h.data<T>(), weight_hh.data<T>(), data_or_null<T>(bias_hh), vv);
-    gru_gates<T>(s, uv, vv, h.data<T>(), work.data<T>(), y.data<T>());
+    launch(
+        op,
+        [s](const T* xv, const T* w_ih, const T* b_ih, const T* hv, const T* w_hh, const T* b_hh, T* uv, T* vv,
+            T* gates, T* out) {
+          project<T>(s, xv, w_ih, b_ih, nullptr, nullptr, nullptr, false, uv, s.rows);
+          project_hidden<T>(s, hv, w_hh, b_hh, vv);
+          gru_gates<T>(s, uv, vv, hv, gates, out);
+        },
+        x, weight_ih, bias_ih, h, weight_hh, bias_hh, u, v, work, y);
   });
   const OpInfo info{op, "h' = (1 - z)⊙n + z⊙h, n = tanh(u_n + r⊙v_n)"};
   const std::vector<const Tensor*> inputs = input_list({&x, &h, &weight_ih, &weight_hh}, bias_ih, bias_hh);
@@ -422,13 +433,16 @@ Tensor gru_cell(const Tensor& x, const Tensor& h, const Tensor& weight_ih, const
     }
     dispatch_float(s.dtype, op, [&](auto tag) {
       using T = decltype(tag);
-      Tensor d_in = empty({s.batch, s.rows}, s.dtype);
-      Tensor d_hid = empty({s.batch, s.rows}, s.dtype);
-      Tensor direct = empty({s.batch, s.hidden}, s.dtype);  // g ⊙ z, h's gradient before the product
-      T* di = d_in.data<T>();
-      T* dh = d_hid.data<T>();
-      gru_gate_grads<T>(s, work.data<T>(), in.h.data<T>(), g.data<T>(), di, dh, direct.data<T>());
-      send_through_projections<T>(grads, kTwoStateSlots, s, in, di, dh, std::move(direct));
+      Tensor d_in = empty({s.batch, s.rows}, s.dtype, op);
+      Tensor d_hid = empty({s.batch, s.rows}, s.dtype, op);
+      Tensor direct = empty({s.batch, s.hidden}, s.dtype, op);  // g ⊙ z, h's gradient before the product
+      launch(
+          op,
+          [s](const T* gates, const T* hv, const T* gv, T* di, T* dh, T* dz) {
+            gru_gate_grads<T>(s, gates, hv, gv, di, dh, dz);
+          },
+          work, in.h, g, d_in, d_hid, direct);
+      send_through_projections<T>(op, grads, kTwoStateSlots, s, in, d_in, d_hid, std::move(direct));
     });
   };
   return record_op(info, y, inputs, std::move(backward));

@@ -1,11 +1,14 @@
 #pragma once
 // Internal: what the recurrent ops share besides their pointwise kernels:
 // the extents their checks find, the checks, the inputs a backward saves.
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
 #include "core/dispatch.hpp"
+#include "ops/blas.hpp"
 #include "tapegrad/autograd.hpp"
+#include "tapegrad/kernel.hpp"
 #include "tapegrad/ops/recurrent.hpp"
 #include "tapegrad/tensor.hpp"
 
@@ -48,11 +51,6 @@ std::vector<const Tensor*> input_list(std::initializer_list<const Tensor*> fixed
 // The gradient reaching output k, zeros of `shape` where none arrived.
 Tensor output_grad_or_zeros(const InputGrads& grads, std::size_t k, const Shape& shape, DType dtype);
 
-template <class T>
-const T* data_or_null(const Tensor& t) {
-  return t.defined() ? t.data<T>() : nullptr;
-}
-
 // out[r, 0:width] = a (+ b when given) for rows r < rows of stride ld: the
 // biases a projection's product then adds onto (beta = 1).
 template <class T>
@@ -61,14 +59,41 @@ void fill_bias_rows(T* out, std::int64_t rows, std::int64_t width, std::int64_t 
     for (std::int64_t j = 0; j < width; ++j) out[r * ld + j] = b != nullptr ? a[j] + b[j] : a[j];
 }
 
-// Σ over the rows of d [n, s.rows].
+// Σ over the rows of d [n, s.rows] (a bias's gradient), as a kernel.
 template <class T>
-Tensor column_sums(const CellShape& s, std::int64_t n, const T* d) {
-  Tensor out = zeros(Shape{s.rows}, s.dtype);
-  T* o = out.data<T>();
-  for (std::int64_t b = 0; b < n; ++b)
-    for (std::int64_t j = 0; j < s.rows; ++j) o[j] += d[b * s.rows + j];
+Tensor column_sums(const char* op, const CellShape& s, std::int64_t n, const Tensor& d) {
+  Tensor out = empty(Shape{s.rows}, s.dtype, op);
+  launch(
+      op,
+      [n, cols = s.rows](const T* dv, T* o) {
+        std::fill_n(o, cols, T(0));
+        for (std::int64_t b = 0; b < n; ++b)
+          for (std::int64_t j = 0; j < cols; ++j) o[j] += dv[b * cols + j];
+      },
+      d, out);
   return out;
+}
+
+// c = op(a)·op(b) + beta·c, c [m x n] with row stride n, as a kernel: the
+// products that send the gate gradients through the projections.
+template <class T>
+void product_into(const char* op, bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const Tensor& a,
+                  std::int64_t lda, const Tensor& b, std::int64_t ldb, T beta, const Tensor& c) {
+  launch(
+      op,
+      [ta, tb, m, n, k, lda, ldb, beta](const T* av, const T* bv, T* cv) {
+        gemm_checked<T>(ta, tb, m, n, k, av, lda, bv, ldb, beta, cv, n);
+      },
+      a, b, c);
+}
+
+// op(a)·op(b) as a new tensor of `shape` ([m x n] elements).
+template <class T>
+Tensor product(const char* op, const Shape& shape, DType dtype, bool ta, bool tb, std::int64_t m, std::int64_t n,
+               std::int64_t k, const Tensor& a, std::int64_t lda, const Tensor& b, std::int64_t ldb) {
+  Tensor c = empty(shape, dtype, op);
+  product_into<T>(op, ta, tb, m, n, k, a, lda, b, ldb, T(0), c);
+  return c;
 }
 
 }  // namespace tapegrad::detail::recurrent

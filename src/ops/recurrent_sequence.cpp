@@ -13,6 +13,7 @@
 #include "ops/blas.hpp"
 #include "ops/recurrent_common.hpp"
 #include "ops/recurrent_kernels.hpp"
+#include "tapegrad/kernel.hpp"
 #include "tapegrad/ops/recurrent.hpp"
 #include "tapegrad/ops/shape_ops.hpp"
 
@@ -147,168 +148,169 @@ struct SequenceRecord {
   Tensor kept, h_prev, c_prev;
 };
 
+// The forward as one kernel: the input projections of all steps, then the
+// steps in order. The kept gates, the states before each step and, for the
+// GRU, its projections (u [T, B, G·H] and v [B, G·H]) are buffers the op
+// made. `active` holds the rows taking each step, or is null (all of them).
 template <class T>
-void forward_kernel(CellKind kind, const SequenceShape& s, bool reverse, const CellInputs& in, SequenceRecord& rec,
-                    T* y, T* h, T* c) {
-  const std::int64_t steps = s.steps, batch = s.cell.batch, input = s.cell.input, hidden = s.cell.hidden;
-  const std::int64_t rows = s.cell.rows, bh = batch * hidden, all = steps * batch;
-  const T* x = in.x.data<T>();
-  const T* w_ih = in.w_ih.data<T>();
-  const T* w_hh = in.w_hh.data<T>();
-  const T* b_ih = data_or_null<T>(in.b_ih);
-  const T* b_hh = data_or_null<T>(in.b_hh);
-  T* h_prev = rec.h_prev.data<T>();
-  T* c_prev = kind == CellKind::Lstm ? rec.c_prev.data<T>() : nullptr;
-  const std::int64_t ldk = kept_width(kind, hidden);
-  T* kept = ldk > 0 ? rec.kept.data<T>() : nullptr;
+auto forward_kernel(CellKind kind, const SequenceShape& s, bool reverse) {
+  return [kind, reverse, steps = s.steps, batch = s.cell.batch, input = s.cell.input, hidden = s.cell.hidden,
+          rows = s.cell.rows](const T* x, const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh,
+                              const std::int64_t* active, T* h_prev, T* c_prev, T* kept, T* u_gru, T* v, T* y, T* h,
+                              T* c) {
+    const std::int64_t bh = batch * hidden, all = steps * batch;
+    const std::int64_t ldk = kept_width(kind, hidden);
 
-  // The input projections of all steps: into the kept gates (LSTM, with both
-  // biases), the output (RNN, both biases) or a buffer of their own (GRU,
-  // b_ih only: its hidden side stays apart).
-  Tensor u_buffer;
-  T* u = nullptr;
-  std::int64_t ldu = rows;
-  if (kind == CellKind::Lstm) {
-    u = kept;
-    ldu = ldk;
-  } else if (kind == CellKind::Gru) {
-    u_buffer = empty({steps, batch, rows}, s.cell.dtype);
-    u = u_buffer.data<T>();
-  } else {
-    u = y;
-  }
-  const bool both_biases = kind != CellKind::Gru;
-  if (b_ih != nullptr) fill_bias_rows(u, all, rows, ldu, b_ih, both_biases ? b_hh : nullptr);
-  gemm_checked<T>(false, true, all, rows, input, x, input, w_ih, input, b_ih != nullptr ? T(1) : T(0), u, ldu);
+    // The input projections of all steps: into the kept gates (LSTM, with
+    // both biases), the output (RNN, both biases) or a buffer of their own
+    // (GRU, b_ih only: its hidden side stays apart).
+    T* u = kind == CellKind::Lstm ? kept : kind == CellKind::Gru ? u_gru : y;
+    const std::int64_t ldu = kind == CellKind::Lstm ? ldk : rows;
+    const bool both_biases = kind != CellKind::Gru;
+    if (b_ih != nullptr) fill_bias_rows(u, all, rows, ldu, b_ih, both_biases ? b_hh : nullptr);
+    gemm_checked<T>(false, true, all, rows, input, x, input, w_ih, input, b_ih != nullptr ? T(1) : T(0), u, ldu);
 
-  Tensor v_buffer = kind == CellKind::Gru ? empty({batch, rows}, s.cell.dtype) : Tensor();
-  T* v = kind == CellKind::Gru ? v_buffer.data<T>() : nullptr;
-  for (std::int64_t k = 0; k < steps; ++k) {
-    const std::int64_t t = reverse ? steps - 1 - k : k, b = s.active[t];
-    T* hp = h_prev + t * bh;
-    std::memcpy(hp, h, sizeof(T) * bh);
-    if (c_prev != nullptr) std::memcpy(c_prev + t * bh, c, sizeof(T) * bh);
-    T* yt = y + t * bh;
-    if (b > 0) {
-      if (kind == CellKind::Lstm) {
-        T* a = kept + t * batch * ldk;
-        gemm_checked<T>(false, true, b, rows, hidden, hp, hidden, w_hh, hidden, T(1), a, ldk);
+    for (std::int64_t k = 0; k < steps; ++k) {
+      const std::int64_t t = reverse ? steps - 1 - k : k, b = active != nullptr ? active[t] : batch;
+      T* hp = h_prev + t * bh;
+      std::memcpy(hp, h, sizeof(T) * bh);
+      if (c_prev != nullptr) std::memcpy(c_prev + t * bh, c, sizeof(T) * bh);
+      T* yt = y + t * bh;
+      if (b > 0) {
+        if (kind == CellKind::Lstm) {
+          T* a = kept + t * batch * ldk;
+          gemm_checked<T>(false, true, b, rows, hidden, hp, hidden, w_hh, hidden, T(1), a, ldk);
+          const T* cp = c_prev + t * bh;
+          for (std::int64_t r = 0; r < b; ++r) {
+            T* ar = a + r * ldk;
+            lstm_gates_row(hidden, ar, ar + hidden, ar + 2 * hidden, ar + 3 * hidden, ar + 4 * hidden, cp + r * hidden,
+                           h + r * hidden, c + r * hidden);
+          }
+          std::memcpy(yt, h, sizeof(T) * b * hidden);
+        } else if (kind == CellKind::Gru) {
+          if (b_hh != nullptr) fill_bias_rows(v, b, rows, rows, b_hh, static_cast<const T*>(nullptr));
+          gemm_checked<T>(false, true, b, rows, hidden, hp, hidden, w_hh, hidden, b_hh != nullptr ? T(1) : T(0), v,
+                          rows);
+          for (std::int64_t r = 0; r < b; ++r) {
+            T* kr = kept + (t * batch + r) * ldk;
+            gru_gates_row(hidden, u + (t * batch + r) * rows, v + r * rows, hp + r * hidden, kr, kr + hidden,
+                          kr + 2 * hidden, kr + 3 * hidden, h + r * hidden);
+          }
+          std::memcpy(yt, h, sizeof(T) * b * hidden);
+        } else {
+          gemm_checked<T>(false, true, b, hidden, hidden, hp, hidden, w_hh, hidden, T(1), yt, hidden);
+          if (kind == CellKind::RnnRelu) {
+            for (std::int64_t j = 0; j < b * hidden; ++j) yt[j] = yt[j] > T(0) || yt[j] != yt[j] ? yt[j] : T(0);
+          } else {
+            tanh_in_place(yt, b * hidden);
+          }
+          std::memcpy(h, yt, sizeof(T) * b * hidden);
+        }
+      }
+      std::fill(yt + b * hidden, yt + bh, T(0));  // rows that skip the step
+    }
+  };
+}
+
+// The backward's recurrence as one kernel, from the last step processed to
+// the first: dA of the input side and of the hidden side (one buffer but
+// for the GRU), zero where a row skipped a step, so that the products over
+// all steps add nothing there; carry_h and carry_c end as the gradients of
+// the initial state. gy, gh_final and gc_final are null where no gradient
+// arrived; gh and scratch (dc for the LSTM, g ⊙ z for the GRU) are [B, H]
+// buffers of the op.
+template <class T>
+auto backward_kernel(CellKind kind, const SequenceShape& s, bool reverse) {
+  return [kind, reverse, steps = s.steps, batch = s.cell.batch, hidden = s.cell.hidden, rows = s.cell.rows](
+             const T* kept, const T* h_prev, const T* c_prev, const T* w_hh, const T* y, const std::int64_t* active,
+             const T* gyv, const T* gh_final, const T* gc_final, T* din, T* dhid, T* ch, T* cc, T* ghv, T* sv) {
+    const std::int64_t bh = batch * hidden;
+    const bool lstm = kind == CellKind::Lstm, gru = kind == CellKind::Gru;
+    const std::int64_t ldk = kept_width(kind, hidden);
+    std::fill_n(din, steps * batch * rows, T(0));
+    if (gru) std::fill_n(dhid, steps * batch * rows, T(0));
+    auto start_from = [bh](T* carry, const T* final_grad) {
+      if (final_grad != nullptr) {
+        std::memcpy(carry, final_grad, sizeof(T) * bh);
+      } else {
+        std::fill_n(carry, bh, T(0));
+      }
+    };
+    start_from(ch, gh_final);
+    if (lstm) start_from(cc, gc_final);
+    for (std::int64_t k = steps - 1; k >= 0; --k) {
+      const std::int64_t t = reverse ? steps - 1 - k : k, b = active != nullptr ? active[t] : batch;
+      if (b == 0) continue;
+      for (std::int64_t j = 0; j < b * hidden; ++j) ghv[j] = ch[j] + (gyv != nullptr ? gyv[t * bh + j] : T(0));
+      T* dt = din + t * batch * rows;
+      T* dht = dhid + t * batch * rows;
+      if (lstm) {
         const T* cp = c_prev + t * bh;
         for (std::int64_t r = 0; r < b; ++r) {
-          T* ar = a + r * ldk;
-          lstm_gates_row(hidden, ar, ar + hidden, ar + 2 * hidden, ar + 3 * hidden, ar + 4 * hidden, cp + r * hidden,
-                         h + r * hidden, c + r * hidden);
+          const T* kr = kept + (t * batch + r) * ldk;
+          T* dr = dt + r * rows;
+          lstm_gate_grads_row(hidden, kr, kr + hidden, kr + 2 * hidden, kr + 3 * hidden, kr + 4 * hidden,
+                              cp + r * hidden, ghv + r * hidden, cc + r * hidden, dr, dr + hidden, dr + 2 * hidden,
+                              dr + 3 * hidden, sv + r * hidden);
         }
-        std::memcpy(yt, h, sizeof(T) * b * hidden);
-      } else if (kind == CellKind::Gru) {
-        if (b_hh != nullptr) fill_bias_rows(v, b, rows, rows, b_hh, static_cast<const T*>(nullptr));
-        gemm_checked<T>(false, true, b, rows, hidden, hp, hidden, w_hh, hidden, b_hh != nullptr ? T(1) : T(0), v, rows);
+        std::memcpy(cc, sv, sizeof(T) * b * hidden);
+        gemm_checked<T>(false, false, b, hidden, rows, dt, rows, w_hh, hidden, T(0), ch, hidden);
+      } else if (gru) {
+        const T* hp = h_prev + t * bh;
         for (std::int64_t r = 0; r < b; ++r) {
-          T* kr = kept + (t * batch + r) * ldk;
-          gru_gates_row(hidden, u + (t * batch + r) * rows, v + r * rows, hp + r * hidden, kr, kr + hidden,
-                        kr + 2 * hidden, kr + 3 * hidden, h + r * hidden);
+          const T* kr = kept + (t * batch + r) * ldk;
+          gru_gate_grads_row(hidden, kr, kr + hidden, kr + 2 * hidden, kr + 3 * hidden, hp + r * hidden,
+                             ghv + r * hidden, dt + r * rows, dht + r * rows, sv + r * hidden);
         }
-        std::memcpy(yt, h, sizeof(T) * b * hidden);
+        std::memcpy(ch, sv, sizeof(T) * b * hidden);
+        gemm_checked<T>(false, false, b, hidden, rows, dht, rows, w_hh, hidden, T(1), ch, hidden);
       } else {
-        gemm_checked<T>(false, true, b, hidden, hidden, hp, hidden, w_hh, hidden, T(1), yt, hidden);
+        const T* yt = y + t * bh;
         if (kind == CellKind::RnnRelu) {
-          for (std::int64_t j = 0; j < b * hidden; ++j) yt[j] = yt[j] > T(0) || yt[j] != yt[j] ? yt[j] : T(0);
+          for (std::int64_t j = 0; j < b * hidden; ++j) dt[j] = yt[j] > T(0) ? ghv[j] : T(0);
         } else {
-          tanh_in_place(yt, b * hidden);
+          for (std::int64_t j = 0; j < b * hidden; ++j) dt[j] = ghv[j] * (T(1) - yt[j] * yt[j]);
         }
-        std::memcpy(h, yt, sizeof(T) * b * hidden);
+        gemm_checked<T>(false, false, b, hidden, rows, dt, rows, w_hh, hidden, T(0), ch, hidden);
       }
     }
-    std::fill(yt + b * hidden, yt + bh, T(0));  // rows that skip the step
-  }
+  };
 }
 
 // The gradients the backward sends, by input slot (undefined: not wanted).
 template <class T>
-void backward_kernel(CellKind kind, const SequenceShape& s, bool reverse, const CellInputs& in,
-                     const SequenceRecord& rec, const T* y, const Tensor& gy, const Tensor& gh_final,
-                     const Tensor& gc_final, InputGrads& grads, const Slots& slot) {
+void send_sequence_grads(CellKind kind, const SequenceShape& s, bool reverse, const CellInputs& in,
+                         const SequenceRecord& rec, const Tensor& active, const Tensor& y, InputGrads& grads,
+                         const Slots& slot) {
+  const char* op = op_name(kind);
   const std::int64_t steps = s.steps, batch = s.cell.batch, input = s.cell.input, hidden = s.cell.hidden;
-  const std::int64_t rows = s.cell.rows, bh = batch * hidden, all = steps * batch;
+  const std::int64_t rows = s.cell.rows, all = steps * batch;
   const DType dtype = s.cell.dtype;
   const bool lstm = kind == CellKind::Lstm, gru = kind == CellKind::Gru;
-  const std::int64_t ldk = kept_width(kind, hidden);
-  const T* kept = ldk > 0 ? rec.kept.data<T>() : nullptr;
-  const T* h_prev = rec.h_prev.data<T>();
-  const T* c_prev = lstm ? rec.c_prev.data<T>() : nullptr;
-  const T* w_hh = in.w_hh.data<T>();
-  const T* gyv = gy.defined() ? gy.data<T>() : nullptr;
-
-  // dA of the input side and of the hidden side (one buffer but for the
-  // GRU); zero where a row skipped a step, so the products over all steps
-  // add nothing there.
-  Tensor d_in = zeros({steps, batch, rows}, dtype);
-  Tensor d_hid = gru ? zeros({steps, batch, rows}, dtype) : d_in;
-  Tensor carry_h = gh_final.defined() ? gh_final.detach().clone() : zeros({batch, hidden}, dtype);
-  Tensor carry_c = !lstm ? Tensor() : gc_final.defined() ? gc_final.detach().clone() : zeros({batch, hidden}, dtype);
-  Tensor gh = empty({batch, hidden}, dtype);
-  Tensor scratch = lstm || gru ? empty({batch, hidden}, dtype) : Tensor();  // dc (LSTM), g ⊙ z (GRU)
-  T* ch = carry_h.data<T>();
-  T* cc = lstm ? carry_c.data<T>() : nullptr;
-  T* ghv = gh.data<T>();
-  T* sv = scratch.defined() ? scratch.data<T>() : nullptr;
-  T* din = d_in.data<T>();
-  T* dhid = d_hid.data<T>();
-  for (std::int64_t k = steps - 1; k >= 0; --k) {
-    const std::int64_t t = reverse ? steps - 1 - k : k, b = s.active[t];
-    if (b == 0) continue;
-    for (std::int64_t j = 0; j < b * hidden; ++j) ghv[j] = ch[j] + (gyv != nullptr ? gyv[t * bh + j] : T(0));
-    T* dt = din + t * batch * rows;
-    T* dht = dhid + t * batch * rows;
-    if (lstm) {
-      const T* cp = c_prev + t * bh;
-      for (std::int64_t r = 0; r < b; ++r) {
-        const T* kr = kept + (t * batch + r) * ldk;
-        T* dr = dt + r * rows;
-        lstm_gate_grads_row(hidden, kr, kr + hidden, kr + 2 * hidden, kr + 3 * hidden, kr + 4 * hidden, cp + r * hidden,
-                            ghv + r * hidden, cc + r * hidden, dr, dr + hidden, dr + 2 * hidden, dr + 3 * hidden,
-                            sv + r * hidden);
-      }
-      std::memcpy(cc, sv, sizeof(T) * b * hidden);
-      gemm_checked<T>(false, false, b, hidden, rows, dt, rows, w_hh, hidden, T(0), ch, hidden);
-    } else if (gru) {
-      const T* hp = h_prev + t * bh;
-      for (std::int64_t r = 0; r < b; ++r) {
-        const T* kr = kept + (t * batch + r) * ldk;
-        gru_gate_grads_row(hidden, kr, kr + hidden, kr + 2 * hidden, kr + 3 * hidden, hp + r * hidden, ghv + r * hidden,
-                           dt + r * rows, dht + r * rows, sv + r * hidden);
-      }
-      std::memcpy(ch, sv, sizeof(T) * b * hidden);
-      gemm_checked<T>(false, false, b, hidden, rows, dht, rows, w_hh, hidden, T(1), ch, hidden);
-    } else {
-      const T* yt = y + t * bh;
-      if (kind == CellKind::RnnRelu) {
-        for (std::int64_t j = 0; j < b * hidden; ++j) dt[j] = yt[j] > T(0) ? ghv[j] : T(0);
-      } else {
-        for (std::int64_t j = 0; j < b * hidden; ++j) dt[j] = ghv[j] * (T(1) - yt[j] * yt[j]);
-      }
-      gemm_checked<T>(false, false, b, hidden, rows, dt, rows, w_hh, hidden, T(0), ch, hidden);
-    }
-  }
+  Tensor d_in = empty({steps, batch, rows}, dtype, op);
+  Tensor d_hid = gru ? empty({steps, batch, rows}, dtype, op) : d_in;
+  Tensor carry_h = empty({batch, hidden}, dtype, op);
+  Tensor carry_c = lstm ? empty({batch, hidden}, dtype, op) : Tensor();
+  Tensor gh = empty({batch, hidden}, dtype, op);
+  Tensor scratch = lstm || gru ? empty({batch, hidden}, dtype, op) : Tensor();
+  launch(op, backward_kernel<T>(kind, s, reverse), rec.kept, rec.h_prev, rec.c_prev, in.w_hh, y, active,
+         grads.output_grad(0), grads.output_grad(1), lstm ? grads.output_grad(2) : Tensor(), d_in, d_hid, carry_h,
+         carry_c, gh, scratch);
   if (grads.needs(slot.x)) {
-    Tensor gx = empty(in.x.shape(), dtype);
-    gemm_checked<T>(false, false, all, input, rows, din, rows, in.w_ih.data<T>(), input, T(0), gx.data<T>(), input);
-    grads.add(slot.x, std::move(gx));
+    grads.add(slot.x, product<T>(op, in.x.shape(), dtype, false, false, all, input, rows, d_in, rows, in.w_ih, input));
   }
   if (grads.needs(slot.h)) grads.add(slot.h, std::move(carry_h));
   if (lstm && grads.needs(slot.c)) grads.add(slot.c, std::move(carry_c));
   if (grads.needs(slot.w_ih)) {
-    Tensor gw = empty(in.w_ih.shape(), dtype);
-    gemm_checked<T>(true, false, rows, input, all, din, rows, in.x.data<T>(), input, T(0), gw.data<T>(), input);
-    grads.add(slot.w_ih, std::move(gw));
+    grads.add(slot.w_ih,
+              product<T>(op, in.w_ih.shape(), dtype, true, false, rows, input, all, d_in, rows, in.x, input));
   }
   if (grads.needs(slot.w_hh)) {
-    Tensor gw = empty(in.w_hh.shape(), dtype);
-    gemm_checked<T>(true, false, rows, hidden, all, dhid, rows, h_prev, hidden, T(0), gw.data<T>(), hidden);
-    grads.add(slot.w_hh, std::move(gw));
+    grads.add(slot.w_hh,
+              product<T>(op, in.w_hh.shape(), dtype, true, false, rows, hidden, all, d_hid, rows, rec.h_prev, hidden));
   }
-  if (s.cell.has_bias && grads.needs(slot.b_ih)) grads.add(slot.b_ih, column_sums(s.cell, all, din));
-  if (s.cell.has_bias && grads.needs(slot.b_hh)) grads.add(slot.b_hh, column_sums(s.cell, all, dhid));
+  if (s.cell.has_bias && grads.needs(slot.b_ih)) grads.add(slot.b_ih, column_sums<T>(op, s.cell, all, d_in));
+  if (s.cell.has_bias && grads.needs(slot.b_hh)) grads.add(slot.b_hh, column_sums<T>(op, s.cell, all, d_hid));
 }
 
 SequenceOutput run_sequence(CellKind kind, const Tensor& x, const LstmState& initial, const Tensor& w_ih,
@@ -316,6 +318,14 @@ SequenceOutput run_sequence(CellKind kind, const Tensor& x, const LstmState& ini
                             const SequenceOptions& options) {
   const SequenceShape s = check_sequence(kind, x, initial, w_ih, w_hh, b_ih, b_hh, options);
   const char* op = op_name(kind);
+  if (!options.batch_sizes.empty() && capturing()) {
+    // The sizes are host values the step passes in: a replay would run the
+    // ones seen at capture whatever the next batch holds, and nothing it
+    // checks would notice.
+    throw_runtime(op,
+                  "per-step batch sizes (sequences of different lengths) cannot be captured: a replay would "
+                  "reuse the lengths seen at capture (pad the sequences to one length, or run this step eagerly)");
+  }
   const bool lstm = kind == CellKind::Lstm;
   const CellShape& cs = s.cell;
   Tensor y = empty({s.steps, cs.batch, cs.hidden}, cs.dtype, op);
@@ -326,9 +336,18 @@ SequenceOutput run_sequence(CellKind kind, const Tensor& x, const LstmState& ini
   if (lstm) rec.c_prev = empty({s.steps, cs.batch, cs.hidden}, cs.dtype, op);
   if (kept_width(kind, cs.hidden) > 0) rec.kept = empty({s.steps, cs.batch, kept_width(kind, cs.hidden)}, cs.dtype, op);
   const CellInputs in = save_inputs(x, initial.h, lstm ? &initial.c : nullptr, w_ih, w_hh, b_ih, b_hh);
+  // The rows taking each step, for the kernels (undefined: all of them).
+  const Tensor active = options.batch_sizes.empty() ? Tensor() : from_indices(s.active, {s.steps});
+  const bool gru = kind == CellKind::Gru;
+  const Tensor u_gru = gru ? empty({s.steps, cs.batch, cs.rows}, cs.dtype, op) : Tensor();
+  const Tensor v_gru = gru ? empty({cs.batch, cs.rows}, cs.dtype, op) : Tensor();
   dispatch_float(cs.dtype, op, [&](auto tag) {
     using T = decltype(tag);
-    forward_kernel<T>(kind, s, options.reverse, in, rec, y.data<T>(), h.data<T>(), lstm ? c.data<T>() : nullptr);
+    // The caller's tensors, not the saved handles: a capture keeps the
+    // first handle it sees of a parameter, to check at replay that it is
+    // still the one trained, and the saved ones die with the graph.
+    launch(op, forward_kernel<T>(kind, s, options.reverse), x, w_ih, w_hh, b_ih, b_hh, active, rec.h_prev, rec.c_prev,
+           rec.kept, u_gru, v_gru, y, h, c);
   });
   const OpInfo info{op, "h_t = cell(x_t, h_{t-1}) for every step, one node"};
   std::vector<Tensor> outputs{y, h};
@@ -336,8 +355,8 @@ SequenceOutput run_sequence(CellKind kind, const Tensor& x, const LstmState& ini
   const std::vector<const Tensor*> inputs = lstm ? input_list({&x, &initial.h, &initial.c, &w_ih, &w_hh}, b_ih, b_hh)
                                                  : input_list({&x, &initial.h, &w_ih, &w_hh}, b_ih, b_hh);
   const Slots slot = lstm ? kLstmSlots : kTwoStateSlots;
-  auto backward = [kind, s, reverse = options.reverse, batch_sizes = options.batch_sizes, in, rec, slot, y_ = saved(y)](
-                      const Tensor&, InputGrads& grads) {
+  auto backward = [kind, s, reverse = options.reverse, batch_sizes = options.batch_sizes, in, rec, active, slot,
+                   y_ = saved(y)](const Tensor&, InputGrads& grads) {
     if (grads.create_graph()) {
       // Differentiate the unrolled cells (each differentiable to any order).
       const SequenceOutput r =
@@ -367,8 +386,7 @@ SequenceOutput run_sequence(CellKind kind, const Tensor& x, const LstmState& ini
     }
     dispatch_float(s.cell.dtype, op_name(kind), [&](auto tag) {
       using T = decltype(tag);
-      backward_kernel<T>(kind, s, reverse, in, rec, y_.data<T>(), grads.output_grad(0), grads.output_grad(1),
-                         kind == CellKind::Lstm ? grads.output_grad(2) : Tensor(), grads, slot);
+      send_sequence_grads<T>(kind, s, reverse, in, rec, active, y_, grads, slot);
     });
   };
   std::vector<Tensor> result = record_multi_output_op(info, std::move(outputs), inputs, std::move(backward));

@@ -12,6 +12,7 @@
 #include "ops/lane_sum.hpp"
 #include "ops/strided.hpp"
 #include "tapegrad/autograd.hpp"
+#include "tapegrad/kernel.hpp"
 #include "tapegrad/ops/elementwise.hpp"
 #include "tapegrad/ops/shape_ops.hpp"
 
@@ -92,44 +93,49 @@ TrailingRun trailing_run(const Shape& in, const ReducePlan& plan) {
 
 // y = scale · Σ x over the plan's axes; dx = scale · dy broadcast back.
 Tensor scaled_sum(const Tensor& x, const ReducePlan& plan, double scale, OpInfo info) {
-  Tensor y = zeros(plan.kept, x.dtype());
+  Tensor y = empty(plan.kept, x.dtype(), info.name);
   dispatch_float(x.dtype(), info.name, [&](auto tag) {
     using T = decltype(tag);
-    const T* xv = x.data<T>();
-    T* yv = y.data<T>();
-    if (plan.kept.numel() == 1) {
-      yv[0] = static_cast<T>(lane_sum(xv, x.numel()) * scale);
-      return;
-    }
-    const TrailingRun run = trailing_run(x.shape(), plan);
-    if (run.length >= 4) {
-      // One strided step per run instead of per element: a run of reduced
-      // values is summed with running lanes (a channel's pixels, for the
-      // bias gradient of a convolution); a run of kept ones is added as a
-      // row (a column sum over a batch).
-      const Shape in_strides = x.shape().strides();
-      Shape leading, leading_in, leading_slot;
-      for (std::size_t a = 0; a < run.first_axis; ++a) {
-        leading.push_back(x.shape(a));
-        leading_in.push_back(in_strides[a]);
-        leading_slot.push_back(plan.slot_strides[a]);
-      }
-      for_each_strided<2>(leading, {leading_in, leading_slot}, [&](const std::array<std::int64_t, 2>& at) {
-        const T* src = xv + at[0];
-        T* dst = yv + at[1];
-        if (run.reduced) {
-          *dst += static_cast<T>(lane_sum(src, run.length));
-        } else {
-          for (std::int64_t j = 0; j < run.length; ++j) dst[j] += src[j];
-        }
-      });
-    } else {
-      for_each_strided<2>(x.shape(), {x.shape().strides(), plan.slot_strides},
-                          [&](const std::array<std::int64_t, 2>& at) { yv[at[1]] += xv[at[0]]; });
-    }
-    if (scale != 1) {
-      for (std::int64_t i = 0, end = y.numel(); i < end; ++i) yv[i] = static_cast<T>(yv[i] * scale);
-    }
+    launch(
+        info.name,
+        [plan, scale, in = x.shape()](const T* xv, T* yv) {
+          const std::int64_t total = plan.kept.numel();
+          if (total == 1) {
+            yv[0] = static_cast<T>(lane_sum(xv, in.numel()) * scale);
+            return;
+          }
+          std::fill_n(yv, total, T(0));
+          const TrailingRun run = trailing_run(in, plan);
+          if (run.length >= 4) {
+            // One strided step per run instead of per element: a run of reduced
+            // values is summed with running lanes (a channel's pixels, for the
+            // bias gradient of a convolution); a run of kept ones is added as a
+            // row (a column sum over a batch).
+            const Shape in_strides = in.strides();
+            Shape leading, leading_in, leading_slot;
+            for (std::size_t a = 0; a < run.first_axis; ++a) {
+              leading.push_back(in[a]);
+              leading_in.push_back(in_strides[a]);
+              leading_slot.push_back(plan.slot_strides[a]);
+            }
+            for_each_strided<2>(leading, {leading_in, leading_slot}, [&](const std::array<std::int64_t, 2>& at) {
+              const T* src = xv + at[0];
+              T* dst = yv + at[1];
+              if (run.reduced) {
+                *dst += static_cast<T>(lane_sum(src, run.length));
+              } else {
+                for (std::int64_t j = 0; j < run.length; ++j) dst[j] += src[j];
+              }
+            });
+          } else {
+            for_each_strided<2>(in, {in.strides(), plan.slot_strides},
+                                [&](const std::array<std::int64_t, 2>& at) { yv[at[1]] += xv[at[0]]; });
+          }
+          if (scale != 1) {
+            for (std::int64_t i = 0; i < total; ++i) yv[i] = static_cast<T>(yv[i] * scale);
+          }
+        },
+        x, y);
   });
   return record_op(info, with_shape(y, plan.result), {&x},
                    [in_shape = x.shape(), plan, scale, name = info.name](const Tensor& g, InputGrads& grads) {
@@ -139,18 +145,21 @@ Tensor scaled_sum(const Tensor& x, const ReducePlan& plan, double scale, OpInfo 
                        grads.add(0, scale == 1 ? spread : spread * scale);
                        return;
                      }
-                     Tensor gx = empty(in_shape, g.dtype());
+                     Tensor gx = empty(in_shape, g.dtype(), name);
                      dispatch_float(g.dtype(), name, [&](auto tag) {
                        using T = decltype(tag);
-                       const T* gv = g.data<T>();
-                       T* out = gx.data<T>();
-                       const T s = static_cast<T>(scale);
-                       if (plan.kept.numel() == 1) {  // a whole-tensor sum: one value spread
-                         std::fill_n(out, in_shape.numel(), static_cast<T>(s * gv[0]));
-                         return;
-                       }
-                       for_each_strided<2>(in_shape, {in_shape.strides(), plan.slot_strides},
-                                           [&](const std::array<std::int64_t, 2>& at) { out[at[0]] = s * gv[at[1]]; });
+                       launch(
+                           name,
+                           [in_shape, plan, s = static_cast<T>(scale)](const T* gv, T* out) {
+                             if (plan.kept.numel() == 1) {  // a whole-tensor sum: one value spread
+                               std::fill_n(out, in_shape.numel(), static_cast<T>(s * gv[0]));
+                               return;
+                             }
+                             for_each_strided<2>(
+                                 in_shape, {in_shape.strides(), plan.slot_strides},
+                                 [&](const std::array<std::int64_t, 2>& at) { out[at[0]] = s * gv[at[1]]; });
+                           },
+                           g, gx);
                      });
                      grads.add(0, std::move(gx));
                    });
@@ -172,40 +181,46 @@ Tensor extremum(const Tensor& x, const ReducePlan& plan, bool is_max, OpInfo inf
     if (plan.kept.numel() == 1) throw_invalid(info.name, "cannot reduce an empty tensor ", x.shape().str());
     throw_invalid(info.name, "cannot reduce over an empty axis of ", x.shape().str());
   }
-  Tensor y = full(plan.kept, is_max ? -INFINITY : INFINITY, x.dtype());
+  Tensor y = empty(plan.kept, x.dtype(), info.name);
   dispatch_float(x.dtype(), info.name, [&](auto tag) {
     using T = decltype(tag);
-    const T* xv = x.data<T>();
-    T* yv = y.data<T>();
-    for_each_strided<2>(x.shape(), {x.shape().strides(), plan.slot_strides}, [&](const std::array<std::int64_t, 2>& at) {
-      const T v = xv[at[0]];
-      T& best = yv[at[1]];
-      // Once a NaN is in, nothing replaces it; a plain comparison would let
-      // the next number overwrite it, since every comparison with NaN is false.
-      if (!std::isnan(best) && (std::isnan(v) || (is_max ? v > best : v < best))) best = v;
-    });
+    launch(
+        info.name,
+        [plan, is_max, in = x.shape()](const T* xv, T* yv) {
+          std::fill_n(yv, plan.kept.numel(), static_cast<T>(is_max ? -INFINITY : INFINITY));
+          for_each_strided<2>(in, {in.strides(), plan.slot_strides}, [&](const std::array<std::int64_t, 2>& at) {
+            const T v = xv[at[0]];
+            T& best = yv[at[1]];
+            // Once a NaN is in, nothing replaces it; a plain comparison would let
+            // the next number overwrite it, since every comparison with NaN is false.
+            if (!std::isnan(best) && (std::isnan(v) || (is_max ? v > best : v < best))) best = v;
+          });
+        },
+        x, y);
   });
   return record_op(
       info, with_shape(y, plan.result), {&x},
       [xs = saved(x), ys = saved(y), plan, name = info.name](const Tensor& g, InputGrads& grads) {
         const bool mask_only = grads.create_graph();  // then the mask alone (dy = 1), and dy * mask recorded
-        Tensor gx = empty(xs.shape(), xs.dtype());
+        Tensor gx = empty(xs.shape(), xs.dtype(), name);
+        Tensor ties_buffer = empty(plan.kept, xs.dtype(), name);  // winners per output
         dispatch_float(xs.dtype(), name, [&](auto tag) {
           using T = decltype(tag);
-          const T* xv = xs.data<T>();
-          const T* yv = ys.data<T>();
-          const T* gv = mask_only ? nullptr : g.data<T>();
-          T* out = gx.data<T>();
-          std::vector<T> ties(static_cast<std::size_t>(plan.kept.numel()), T(0));
-          const std::array<Shape, 2> strides{xs.shape().strides(), plan.slot_strides};
-          // NaN == NaN is false, so a NaN lane matches its NaNs explicitly.
-          auto wins = [](T v, T best) { return v == best || (std::isnan(v) && std::isnan(best)); };
-          for_each_strided<2>(xs.shape(), strides, [&](const std::array<std::int64_t, 2>& at) {
-            if (wins(xv[at[0]], yv[at[1]])) ties[at[1]] += 1;
-          });
-          for_each_strided<2>(xs.shape(), strides, [&](const std::array<std::int64_t, 2>& at) {
-            out[at[0]] = wins(xv[at[0]], yv[at[1]]) ? (mask_only ? T(1) : gv[at[1]]) / ties[at[1]] : T(0);
-          });
+          launch(
+              name,
+              [plan, mask_only, in = xs.shape()](const T* xv, const T* yv, const T* gv, T* ties, T* out) {
+                std::fill_n(ties, plan.kept.numel(), T(0));
+                const std::array<Shape, 2> strides{in.strides(), plan.slot_strides};
+                // NaN == NaN is false, so a NaN lane matches its NaNs explicitly.
+                auto wins = [](T v, T best) { return v == best || (std::isnan(v) && std::isnan(best)); };
+                for_each_strided<2>(in, strides, [&](const std::array<std::int64_t, 2>& at) {
+                  if (wins(xv[at[0]], yv[at[1]])) ties[at[1]] += 1;
+                });
+                for_each_strided<2>(in, strides, [&](const std::array<std::int64_t, 2>& at) {
+                  out[at[0]] = wins(xv[at[0]], yv[at[1]]) ? (mask_only ? T(1) : gv[at[1]]) / ties[at[1]] : T(0);
+                });
+              },
+              xs, ys, mask_only ? Tensor() : g, ties_buffer, gx);
         });
         if (mask_only) {
           grads.add(0, broadcast_to(reshape(g, extents(plan.kept)), xs.shape()) * gx);
@@ -277,25 +292,28 @@ Tensor argmax(const Tensor& x, std::int64_t axis, bool keepdim) {
   } else {
     out_shape.erase(a);
   }
-  Tensor out = empty(out_shape, DType::Int64);
-  std::int64_t* ov = out.data<std::int64_t>();
+  Tensor out = empty(out_shape, DType::Int64, "argmax");
   dispatch_float(x.dtype(), "argmax", [&](auto tag) {
     using T = decltype(tag);
-    const T* xv = x.data<T>();
-    for (std::int64_t o = 0; o < outer; ++o) {
-      for (std::int64_t i = 0; i < inner; ++i) {
-        const T* base = xv + o * n * inner + i;
-        std::int64_t best = 0;
-        for (std::int64_t j = 1; j < n; ++j) {
-          // First index wins ties; the first NaN wins over everything, so the
-          // index always points at the value max() returns (PyTorch's rule).
-          const T candidate = base[j * inner];
-          const T incumbent = base[best * inner];
-          if (candidate > incumbent || (std::isnan(candidate) && !std::isnan(incumbent))) best = j;
-        }
-        ov[o * inner + i] = best;
-      }
-    }
+    launch(
+        "argmax",
+        [outer, inner, n](const T* xv, std::int64_t* ov) {
+          for (std::int64_t o = 0; o < outer; ++o) {
+            for (std::int64_t i = 0; i < inner; ++i) {
+              const T* base = xv + o * n * inner + i;
+              std::int64_t best = 0;
+              for (std::int64_t j = 1; j < n; ++j) {
+                // First index wins ties; the first NaN wins over everything, so the
+                // index always points at the value max() returns (PyTorch's rule).
+                const T candidate = base[j * inner];
+                const T incumbent = base[best * inner];
+                if (candidate > incumbent || (std::isnan(candidate) && !std::isnan(incumbent))) best = j;
+              }
+              ov[o * inner + i] = best;
+            }
+          }
+        },
+        x, out);
   });
   return out;
 }

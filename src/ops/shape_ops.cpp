@@ -20,6 +20,7 @@
 #include "core/dispatch.hpp"
 #include "tapegrad/detail/pool.hpp"
 #include "tapegrad/autograd.hpp"
+#include "tapegrad/kernel.hpp"
 
 namespace tapegrad {
 
@@ -76,15 +77,19 @@ void copy_blocks(const T* src, std::int64_t src_step, T* dst, std::int64_t dst_s
 
 // Entries [start, start + length) of src along `axis`, as a new tensor
 // (concat's backward hands each input its part of dy this way).
-Tensor extract_range(const Tensor& src, std::size_t axis, std::int64_t start, std::int64_t length) {
+Tensor extract_range(const Tensor& src, std::size_t axis, std::int64_t start, std::int64_t length, const char* op) {
   const AxisSplit s = split_at(src.shape(), axis);
   Shape out_shape = src.shape();
   out_shape[axis] = length;
-  Tensor out = empty(out_shape, src.dtype());
+  Tensor out = empty(out_shape, src.dtype(), op);
   detail::dispatch_any(src.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    copy_blocks(src.data<T>() + start * s.inner, s.extent * s.inner, out.data<T>(), length * s.inner, s.outer,
-                length * s.inner);
+    launch(
+        op,
+        [s, start, length](const T* from, T* to) {
+          copy_blocks(from + start * s.inner, s.extent * s.inner, to, length * s.inner, s.outer, length * s.inner);
+        },
+        src, out);
   });
   return out;
 }
@@ -118,12 +123,12 @@ void check_indices_dtype(const char* op, const char* what, const Tensor& indices
   }
 }
 
-// The 1-D index vector of index_select and index_add, checked once so that
-// the loops (and backward) trust every index.
-void check_index_vector(const char* op, const Tensor& indices, std::int64_t axis, const Shape& shape,
-                        std::int64_t extent) {
-  const std::int64_t* idx = indices.data<std::int64_t>();
-  for (std::int64_t j = 0, end = indices.numel(); j < end; ++j) {
+// The 1-D index vector of index_select and index_add, checked before the
+// loops that trust every index, inside their kernel: a replayed step
+// checks the indices it is given.
+void check_index_vector(const char* op, const std::int64_t* idx, std::int64_t count, std::int64_t axis,
+                        const Shape& shape, std::int64_t extent) {
+  for (std::int64_t j = 0; j < count; ++j) {
     if (idx[j] < 0 || idx[j] >= extent) {
       throw_out_of_range(op, "indices[", j, "] = ", idx[j], " is out of range for axis ", axis, " of ", shape.str(),
                          " (extent ", extent, ")");
@@ -132,8 +137,9 @@ void check_index_vector(const char* op, const Tensor& indices, std::int64_t axis
 }
 
 // The per-element index of gather and scatter_add: x's rank, x's extents
-// except on the axis, every entry within the axis.
-void check_index_tensor(const char* op, const Tensor& indices, std::size_t a, std::int64_t axis, const Shape& shape) {
+// except on the axis (checked by the op), every entry within the axis
+// (check_index_entries, inside the kernel).
+void check_index_shape(const char* op, const Tensor& indices, std::size_t a, std::int64_t axis, const Shape& shape) {
   const Shape& is = indices.shape();
   bool fits = is.rank() == shape.rank();
   for (std::size_t d = 0; fits && d < is.rank(); ++d) fits = d == a || is[d] == shape[d];
@@ -141,8 +147,11 @@ void check_index_tensor(const char* op, const Tensor& indices, std::size_t a, st
     throw_invalid(op, "index has shape ", is.str(), ", expected ", with_free_axis(shape, a), " matching x ",
                   shape.str(), " except on axis ", axis);
   }
-  const std::int64_t* idx = indices.data<std::int64_t>();
-  for (std::int64_t k = 0, end = indices.numel(); k < end; ++k) {
+}
+
+void check_index_entries(const char* op, const std::int64_t* idx, const Shape& is, std::size_t a, std::int64_t axis,
+                         const Shape& shape) {
+  for (std::int64_t k = 0, end = is.numel(); k < end; ++k) {
     if (idx[k] < 0 || idx[k] >= shape[a]) {
       throw_out_of_range(op, "index", index_string(k, is), " = ", idx[k], " is out of range for axis ", axis, " of ",
                          shape.str(), " (extent ", shape[a], ")");
@@ -175,16 +184,6 @@ void scatter_rows(const T* from, T* to, const AxisSplit& s, const std::int64_t* 
   }
 }
 
-// A fresh copy of x's values (no graph): the base index_add and scatter_add add into.
-Tensor copy_values(const Tensor& x, const char* op) {
-  Tensor y = empty(x.shape(), x.dtype(), op);
-  detail::dispatch_any(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    std::copy(x.data<T>(), x.data<T>() + x.numel(), y.data<T>());
-  });
-  return y;
-}
-
 // slice's backward, a dual op: a zero tensor of x's shape with dy placed
 // at first, first + step, ... (`length` entries) along axis a. Its own
 // backward is slice again, so slicing is differentiable to any order.
@@ -192,13 +191,19 @@ Tensor slice_backward(const Tensor& g, const Shape& in_shape, std::size_t a, std
                       std::int64_t step) {
   const AxisSplit s = split_at(in_shape, a);
   // The picked entries are distinct, so placing dy needs no accumulation.
-  Tensor gx = zeros(in_shape, g.dtype());
+  Tensor gx = empty(in_shape, g.dtype(), "slice_backward");
   detail::dispatch_any(g.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    for (std::int64_t o = 0; o < s.outer; ++o) {
-      copy_blocks(g.data<T>() + o * length * s.inner, s.inner, gx.data<T>() + (o * s.extent + first) * s.inner,
-                  step * s.inner, length, s.inner);
-    }
+    launch(
+        "slice_backward",
+        [s, first, length, step](const T* gv, T* out) {
+          std::fill_n(out, s.outer * s.extent * s.inner, T(0));
+          for (std::int64_t o = 0; o < s.outer; ++o) {
+            copy_blocks(gv + o * length * s.inner, s.inner, out + (o * s.extent + first) * s.inner, step * s.inner,
+                        length, s.inner);
+          }
+        },
+        g, gx);
   });
   const std::int64_t end = length == 0 ? first : first + (length - 1) * step + 1;
   return record_op({"slice_backward", "y = zeros of x's shape with dy at start::step along an axis; dx = slice(dy)"},
@@ -220,7 +225,7 @@ std::vector<Tensor> split_op(const Tensor& x, std::size_t a, const std::vector<s
   offsets.reserve(lengths.size());
   std::int64_t offset = 0;
   for (std::int64_t length : lengths) {
-    Tensor piece = extract_range(x, a, offset, length);
+    Tensor piece = extract_range(x, a, offset, length, info.name);
     if (drop_axis) {
       Shape without = piece.shape();
       without.erase(a);
@@ -233,7 +238,8 @@ std::vector<Tensor> split_op(const Tensor& x, std::size_t a, const std::vector<s
   if (pieces.empty()) return pieces;  // unbind of an empty axis: no output to attach a node to
   return record_multi_output_op(
       info, std::move(pieces), {&x},
-      [in_shape = x.shape(), dtype = x.dtype(), a, offsets, lengths, drop_axis](const Tensor&, InputGrads& grads) {
+      [in_shape = x.shape(), dtype = x.dtype(), a, offsets, lengths, drop_axis, name = info.name](const Tensor&,
+                                                                                                  InputGrads& grads) {
         if (grads.create_graph()) {  // the same join, recorded: concat's backward is slice
           std::vector<Tensor> parts;
           parts.reserve(lengths.size());
@@ -252,15 +258,20 @@ std::vector<Tensor> split_op(const Tensor& x, std::size_t a, const std::vector<s
         }
         bool all_arrived = true;
         for (std::size_t k = 0; k < lengths.size(); ++k) all_arrived = all_arrived && grads.output_grad(k).defined();
-        Tensor gx = all_arrived ? empty(in_shape, dtype) : zeros(in_shape, dtype);
+        Tensor gx = all_arrived ? empty(in_shape, dtype, name) : zeros(in_shape, dtype);
         const AxisSplit s = split_at(in_shape, a);
         detail::dispatch_any(dtype, [&](auto tag) {
           using T = decltype(tag);
+          // One kernel per piece: a kernel takes a fixed list of buffers.
           for (std::size_t k = 0; k < lengths.size(); ++k) {
             const Tensor& gk = grads.output_grad(k);
             if (!gk.defined()) continue;
-            const std::int64_t block = lengths[k] * s.inner;
-            copy_blocks(gk.data<T>(), block, gx.data<T>() + offsets[k] * s.inner, s.extent * s.inner, s.outer, block);
+            launch(
+                name,
+                [s, block = lengths[k] * s.inner, offset = offsets[k]](const T* from, T* to) {
+                  copy_blocks(from, block, to + offset * s.inner, s.extent * s.inner, s.outer, block);
+                },
+                gk, gx);
           }
         });
         grads.add(0, std::move(gx));
@@ -384,10 +395,14 @@ Tensor concat(const std::vector<Tensor>& tensors, std::int64_t axis) {
   detail::dispatch_any(first.dtype(), [&](auto tag) {
     using T = decltype(tag);
     std::int64_t offset = 0;
+    // One kernel per input: a kernel takes a fixed list of buffers.
     for (std::size_t i = 0; i < tensors.size(); ++i) {
-      const std::int64_t block = tensors[i].shape()[a] * out_split.inner;
-      copy_blocks(tensors[i].data<T>(), block, y.data<T>() + offset * out_split.inner, total * out_split.inner,
-                  out_split.outer, block);
+      launch(
+          "concat",
+          [block = tensors[i].shape()[a] * out_split.inner, at = offset * out_split.inner,
+           step = total * out_split.inner,
+           outer = out_split.outer](const T* from, T* to) { copy_blocks(from, block, to + at, step, outer, block); },
+          tensors[i], y);
       offsets[i] = offset;
       offset += tensors[i].shape()[a];
     }
@@ -406,7 +421,7 @@ Tensor concat(const std::vector<Tensor>& tensors, std::int64_t axis) {
                        if (!grads.needs(i)) continue;
                        // slice when recorded (its backward pads with zeros), a bare copy otherwise.
                        grads.add(i, grads.create_graph() ? slice(g, along, offsets[i], offsets[i] + lengths[i])
-                                                         : extract_range(g, a, offsets[i], lengths[i]));
+                                                         : extract_range(g, a, offsets[i], lengths[i], "concat"));
                      }
                    });
 }
@@ -456,10 +471,15 @@ Tensor slice(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64_
   Tensor y = empty(out_shape, x.dtype(), "slice");
   detail::dispatch_any(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    for (std::int64_t o = 0; o < s.outer; ++o) {
-      copy_blocks(x.data<T>() + (o * s.extent + first) * s.inner, step * s.inner, y.data<T>() + o * length * s.inner,
-                  s.inner, length, s.inner);
-    }
+    launch(
+        "slice",
+        [s, first, length, step](const T* xv, T* yv) {
+          for (std::int64_t o = 0; o < s.outer; ++o) {
+            copy_blocks(xv + (o * s.extent + first) * s.inner, step * s.inner, yv + o * length * s.inner, s.inner,
+                        length, s.inner);
+          }
+        },
+        x, y);
   });
   return record_op({"slice", "y = x[start:end:step] along an axis; dx = slice_backward(dy): dy placed back, 0 elsewhere"},
                    y, {&x}, [in_shape = x.shape(), a, first, length, step](const Tensor& g, InputGrads& grads) {
@@ -474,33 +494,42 @@ Tensor index_select(const Tensor& x, std::int64_t axis, const Tensor& indices) {
   if (indices.dim() != 1) throw_invalid("index_select", "indices must be 1-D, got shape ", indices.shape().str());
   const std::size_t a = normalize_axis(axis, x.dim(), "index_select");
   const AxisSplit s = split_at(x.shape(), a);
-  check_index_vector("index_select", indices, axis, x.shape(), s.extent);
-  const std::int64_t* idx = indices.data<std::int64_t>();
   const std::int64_t count = indices.numel();
   Shape out_shape = x.shape();
   out_shape[a] = count;
   Tensor y = empty(out_shape, x.dtype(), "index_select");
   detail::dispatch_any(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const T* xv = x.data<T>();
-    T* yv = y.data<T>();
-    for (std::int64_t o = 0; o < s.outer; ++o) {
-      for (std::int64_t j = 0; j < count; ++j) {
-        copy_blocks(xv + (o * s.extent + idx[j]) * s.inner, s.inner, yv + (o * count + j) * s.inner, s.inner, 1,
-                    s.inner);
-      }
-    }
+    launch(
+        "index_select",
+        [s, count, axis, shape = x.shape()](const std::int64_t* idx, const T* xv, T* yv) {
+          check_index_vector("index_select", idx, count, axis, shape, s.extent);
+          for (std::int64_t o = 0; o < s.outer; ++o) {
+            for (std::int64_t j = 0; j < count; ++j) {
+              copy_blocks(xv + (o * s.extent + idx[j]) * s.inner, s.inner, yv + (o * count + j) * s.inner, s.inner, 1,
+                          s.inner);
+            }
+          }
+        },
+        indices, x, y);
   });
   return record_op({"index_select", "y = x[..., idx, ...]; dx = index_add(0, idx, dy)"}, y, {&x},
                    [in_shape = x.shape(), a, s, idx_saved = saved(indices)](const Tensor& g, InputGrads& grads) {
-                     Tensor gx = zeros(in_shape, g.dtype());
                      if (grads.create_graph()) {  // recorded: index_add's backward is index_select
-                       grads.add(0, index_add(gx, static_cast<std::int64_t>(a), idx_saved, g));
+                       grads.add(0, index_add(zeros(in_shape, g.dtype()), static_cast<std::int64_t>(a), idx_saved, g));
                        return;
                      }
+                     Tensor gx = empty(in_shape, g.dtype(), "index_select");
                      detail::dispatch_float(g.dtype(), "index_select", [&](auto tag) {
                        using T = decltype(tag);
-                       add_rows(g.data<T>(), gx.data<T>(), s, idx_saved.data<std::int64_t>(), idx_saved.numel());
+                       launch(
+                           "index_select",
+                           [s, n = idx_saved.numel(), total = in_shape.numel()](const std::int64_t* idx, const T* gv,
+                                                                                T* out) {
+                             std::fill_n(out, total, T(0));
+                             add_rows(gv, out, s, idx, n);
+                           },
+                           idx_saved, g, gx);
                      });
                      grads.add(0, std::move(gx));
                    });
@@ -518,11 +547,17 @@ Tensor index_add(const Tensor& x, std::int64_t axis, const Tensor& indices, cons
     throw_invalid("index_add", "source has shape ", source.shape().str(), ", expected ", expected.str(), " (x ",
                   x.shape().str(), " with axis ", axis, " as long as the ", indices.numel(), " indices)");
   }
-  check_index_vector("index_add", indices, axis, x.shape(), s.extent);
-  Tensor y = copy_values(x, "index_add");
+  Tensor y = empty(x.shape(), x.dtype(), "index_add");
   detail::dispatch_any(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    add_rows(source.data<T>(), y.data<T>(), s, indices.data<std::int64_t>(), indices.numel());
+    launch(
+        "index_add",
+        [s, n = indices.numel(), axis, shape = x.shape()](const std::int64_t* idx, const T* xv, const T* src, T* yv) {
+          check_index_vector("index_add", idx, n, axis, shape, s.extent);
+          std::copy(xv, xv + shape.numel(), yv);
+          add_rows(src, yv, s, idx, n);
+        },
+        indices, x, source, y);
   });
   return record_op({"index_add", "y = x; y[..., idx[j], ...] += src[..., j, ...]; dx = dy, dsrc = index_select(dy, idx)"},
                    y, {&x, &source}, [a, idx_saved = saved(indices)](const Tensor& g, InputGrads& grads) {
@@ -535,33 +570,43 @@ Tensor gather(const Tensor& x, std::int64_t axis, const Tensor& indices) {
   detail::check_defined("gather", x);
   check_indices_dtype("gather", "index", indices);
   const std::size_t a = normalize_axis(axis, x.dim(), "gather");
-  check_index_tensor("gather", indices, a, axis, x.shape());
+  check_index_shape("gather", indices, a, axis, x.shape());
   const AxisSplit s = split_at(x.shape(), a);
   const Shape& is = indices.shape();
   const std::int64_t picks = is[a];  // entries taken along the axis per (outer, inner) pair
-  const std::int64_t* idx = indices.data<std::int64_t>();
   Tensor y = empty(is, x.dtype(), "gather");
   detail::dispatch_any(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const T* xv = x.data<T>();
-    T* yv = y.data<T>();
-    for (std::int64_t o = 0; o < s.outer; ++o) {
-      for (std::int64_t j = 0; j < picks; ++j) {
-        const std::int64_t row = (o * picks + j) * s.inner;
-        for (std::int64_t i = 0; i < s.inner; ++i) yv[row + i] = xv[(o * s.extent + idx[row + i]) * s.inner + i];
-      }
-    }
+    launch(
+        "gather",
+        [s, picks, is, a, axis, shape = x.shape()](const std::int64_t* idx, const T* xv, T* yv) {
+          check_index_entries("gather", idx, is, a, axis, shape);
+          for (std::int64_t o = 0; o < s.outer; ++o) {
+            for (std::int64_t j = 0; j < picks; ++j) {
+              const std::int64_t row = (o * picks + j) * s.inner;
+              for (std::int64_t i = 0; i < s.inner; ++i) yv[row + i] = xv[(o * s.extent + idx[row + i]) * s.inner + i];
+            }
+          }
+        },
+        indices, x, y);
   });
   return record_op({"gather", "y[.., j, ..] = x[.., index[.., j, ..], ..]; dx = scatter_add(0, index, dy)"}, y, {&x},
                    [in_shape = x.shape(), a, s, picks, idx_saved = saved(indices)](const Tensor& g, InputGrads& grads) {
-                     Tensor gx = zeros(in_shape, g.dtype());
                      if (grads.create_graph()) {  // recorded: scatter_add's backward is gather
-                       grads.add(0, scatter_add(gx, static_cast<std::int64_t>(a), idx_saved, g));
+                       grads.add(0,
+                                 scatter_add(zeros(in_shape, g.dtype()), static_cast<std::int64_t>(a), idx_saved, g));
                        return;
                      }
+                     Tensor gx = empty(in_shape, g.dtype(), "gather");
                      detail::dispatch_float(g.dtype(), "gather", [&](auto tag) {
                        using T = decltype(tag);
-                       scatter_rows(g.data<T>(), gx.data<T>(), s, idx_saved.data<std::int64_t>(), picks);
+                       launch(
+                           "gather",
+                           [s, picks, total = in_shape.numel()](const std::int64_t* idx, const T* gv, T* out) {
+                             std::fill_n(out, total, T(0));
+                             scatter_rows(gv, out, s, idx, picks);
+                           },
+                           idx_saved, g, gx);
                      });
                      grads.add(0, std::move(gx));
                    });
@@ -575,12 +620,20 @@ Tensor scatter_add(const Tensor& x, std::int64_t axis, const Tensor& indices, co
     throw_invalid("scatter_add", "source has shape ", source.shape().str(), ", expected the index's shape ",
                   indices.shape().str());
   }
-  check_index_tensor("scatter_add", indices, a, axis, x.shape());
+  check_index_shape("scatter_add", indices, a, axis, x.shape());
   const AxisSplit s = split_at(x.shape(), a);
-  Tensor y = copy_values(x, "scatter_add");
+  Tensor y = empty(x.shape(), x.dtype(), "scatter_add");
   detail::dispatch_any(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    scatter_rows(source.data<T>(), y.data<T>(), s, indices.data<std::int64_t>(), indices.shape()[a]);
+    launch(
+        "scatter_add",
+        [s, is = indices.shape(), a, axis, shape = x.shape()](const std::int64_t* idx, const T* xv, const T* src,
+                                                              T* yv) {
+          check_index_entries("scatter_add", idx, is, a, axis, shape);
+          std::copy(xv, xv + shape.numel(), yv);
+          scatter_rows(src, yv, s, idx, is[a]);
+        },
+        indices, x, source, y);
   });
   return record_op(
       {"scatter_add", "y = x; y[.., index[.., j, ..], ..] += src[.., j, ..]; dx = dy, dsrc = gather(dy, index)"}, y,

@@ -11,6 +11,7 @@
 
 #include "core/dispatch.hpp"
 #include "tapegrad/autograd.hpp"
+#include "tapegrad/kernel.hpp"
 #include "tapegrad/ops/activation.hpp"
 #include "tapegrad/ops/elementwise.hpp"
 #include "tapegrad/ops/reduce.hpp"
@@ -55,26 +56,76 @@ std::pair<T, double> max_and_exp_sum(const T* lane, std::int64_t n, std::int64_t
   return {top, total};
 }
 
-}  // namespace
-
-Tensor softmax(const Tensor& x, std::int64_t axis) {
-  const Lanes lanes = lanes_along(x, axis, "softmax");
-  const auto lane_axis = static_cast<std::int64_t>(normalize_axis(axis, x.dim(), "softmax"));
-  Tensor y = empty(x.shape(), x.dtype());
-  dispatch_float(x.dtype(), "softmax", [&](auto tag) {
-    using T = decltype(tag);
-    const T* xv = x.data<T>();
-    T* yv = y.data<T>();
+// The forward of softmax and log_softmax as a kernel: per lane, c =
+// per_lane(Σ e^(x - max)), then y = value(x - max, c) for its elements.
+template <class T, class PerLane, class Value>
+auto lane_kernel(const Lanes& lanes, PerLane per_lane, Value value) {
+  return [lanes, per_lane, value](const T* xv, T* yv) {
     const std::int64_t n = lanes.n, stride = lanes.inner;
     for_each_lane(lanes, [&](std::int64_t base) {
       const auto [top, total] = max_and_exp_sum(xv + base, n, stride);
-      const double inv = 1 / total;
+      const double c = per_lane(total);
       for (std::int64_t j = 0; j < n; ++j) {
         const std::int64_t k = base + j * stride;
-        yv[k] = static_cast<T>(std::exp(static_cast<double>(xv[k] - top)) * inv);
+        yv[k] = static_cast<T>(value(static_cast<double>(xv[k] - top), c));
       }
     });
+  };
+}
+
+// The output of softmax or log_softmax along `axis`, with the lanes and
+// the axis its backward needs.
+struct LaneForward {
+  Tensor y;
+  Lanes lanes;
+  std::int64_t lane_axis = 0;
+};
+
+template <class PerLane, class Value>
+LaneForward lane_forward(const Tensor& x, std::int64_t axis, const char* op, PerLane per_lane, Value value) {
+  LaneForward f{Tensor(), lanes_along(x, axis, op), static_cast<std::int64_t>(normalize_axis(axis, x.dim(), op))};
+  f.y = empty(x.shape(), x.dtype(), op);
+  dispatch_float(x.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    launch(op, lane_kernel<T>(f.lanes, per_lane, value), x, f.y);
   });
+  return f;
+}
+
+// The plain backward of softmax or log_softmax as a kernel: per lane, c =
+// Σ term(y, dy) over it (in double), then dx = value(y, dy, c).
+template <class Term, class Value>
+Tensor lane_backward(const char* op, const Lanes& lanes, const Tensor& ys, const Tensor& g, Term term, Value value) {
+  Tensor gx = empty(ys.shape(), ys.dtype(), op);
+  dispatch_float(ys.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    launch(
+        op,
+        [lanes, term, value](const T* yv, const T* gv, T* out) {
+          const std::int64_t n = lanes.n, stride = lanes.inner;
+          for_each_lane(lanes, [&](std::int64_t base) {
+            double c = 0;
+            for (std::int64_t j = 0; j < n; ++j) c += term(yv[base + j * stride], gv[base + j * stride]);
+            for (std::int64_t j = 0; j < n; ++j) {
+              const std::int64_t k = base + j * stride;
+              out[k] = static_cast<T>(value(yv[k], gv[k], c));
+            }
+          });
+        },
+        ys, g, gx);
+  });
+  return gx;
+}
+
+}  // namespace
+
+Tensor softmax(const Tensor& x, std::int64_t axis) {
+  const LaneForward f = lane_forward(
+      x, axis, "softmax", [](double total) { return 1 / total; },
+      [](double shifted, double inv) { return std::exp(shifted) * inv; });
+  const Tensor& y = f.y;
+  const Lanes lanes = f.lanes;
+  const std::int64_t lane_axis = f.lane_axis;
   constexpr OpInfo kInfo{"softmax", "y = e^(x - max) / Σ e^(x - max)"};
   if (!any_requires_grad({&x})) return unrecorded(kInfo, y, {&x});
   return record_op(kInfo, y, {&x},
@@ -85,44 +136,19 @@ Tensor softmax(const Tensor& x, std::int64_t axis) {
                        grads.add(0, y_here * (g - sum(g * y_here, {lane_axis}, /*keepdim=*/true)));
                        return;
                      }
-                     Tensor gx = empty(ys.shape(), ys.dtype());
-                     dispatch_float(ys.dtype(), "softmax", [&](auto tag) {
-                       using T = decltype(tag);
-                       const T* yv = ys.data<T>();
-                       const T* gv = g.data<T>();
-                       T* out = gx.data<T>();
-                       const std::int64_t n = lanes.n, stride = lanes.inner;
-                       for_each_lane(lanes, [&](std::int64_t base) {
-                         double dot = 0;
-                         for (std::int64_t j = 0; j < n; ++j) dot += gv[base + j * stride] * yv[base + j * stride];
-                         for (std::int64_t j = 0; j < n; ++j) {
-                           const std::int64_t k = base + j * stride;
-                           out[k] = static_cast<T>(yv[k] * (gv[k] - dot));
-                         }
-                       });
-                     });
-                     grads.add(0, std::move(gx));
+                     grads.add(0, lane_backward(
+                                      "softmax", lanes, ys, g, [](auto yk, auto dy) { return dy * yk; },
+                                      [](auto yk, auto dy, double dot) { return yk * (dy - dot); }));
                    });
 }
 
 Tensor log_softmax(const Tensor& x, std::int64_t axis) {
-  const Lanes lanes = lanes_along(x, axis, "log_softmax");
-  const auto lane_axis = static_cast<std::int64_t>(normalize_axis(axis, x.dim(), "log_softmax"));
-  Tensor y = empty(x.shape(), x.dtype());
-  dispatch_float(x.dtype(), "log_softmax", [&](auto tag) {
-    using T = decltype(tag);
-    const T* xv = x.data<T>();
-    T* yv = y.data<T>();
-    const std::int64_t n = lanes.n, stride = lanes.inner;
-    for_each_lane(lanes, [&](std::int64_t base) {
-      const auto [top, total] = max_and_exp_sum(xv + base, n, stride);
-      const double log_total = std::log(total);
-      for (std::int64_t j = 0; j < n; ++j) {
-        const std::int64_t k = base + j * stride;
-        yv[k] = static_cast<T>(static_cast<double>(xv[k] - top) - log_total);
-      }
-    });
-  });
+  const LaneForward f = lane_forward(
+      x, axis, "log_softmax", [](double total) { return std::log(total); },
+      [](double shifted, double log_total) { return shifted - log_total; });
+  const Tensor& y = f.y;
+  const Lanes lanes = f.lanes;
+  const std::int64_t lane_axis = f.lane_axis;
   constexpr OpInfo kInfo{"log_softmax", "y = x - max - ln Σ e^(x - max)"};
   if (!any_requires_grad({&x})) return unrecorded(kInfo, y, {&x});
   return record_op(kInfo, y, {&x},
@@ -132,23 +158,11 @@ Tensor log_softmax(const Tensor& x, std::int64_t axis) {
                        grads.add(0, g - exp(grads.output(ys)) * sum(g, {lane_axis}, /*keepdim=*/true));
                        return;
                      }
-                     Tensor gx = empty(ys.shape(), ys.dtype());
-                     dispatch_float(ys.dtype(), "log_softmax", [&](auto tag) {
-                       using T = decltype(tag);
-                       const T* yv = ys.data<T>();
-                       const T* gv = g.data<T>();
-                       T* out = gx.data<T>();
-                       const std::int64_t n = lanes.n, stride = lanes.inner;
-                       for_each_lane(lanes, [&](std::int64_t base) {
-                         double total = 0;
-                         for (std::int64_t j = 0; j < n; ++j) total += gv[base + j * stride];
-                         for (std::int64_t j = 0; j < n; ++j) {
-                           const std::int64_t k = base + j * stride;
-                           out[k] = static_cast<T>(gv[k] - std::exp(static_cast<double>(yv[k])) * total);
-                         }
-                       });
-                     });
-                     grads.add(0, std::move(gx));
+                     grads.add(0, lane_backward(
+                                      "log_softmax", lanes, ys, g, [](auto, auto dy) { return dy; },
+                                      [](auto yk, auto dy, double total) {
+                                        return dy - std::exp(static_cast<double>(yk)) * total;
+                                      }));
                    });
 }
 
