@@ -31,7 +31,9 @@ namespace detail {
 
 class CaptureSession;
 // The session recording on this thread; null when none is (the usual case).
-extern thread_local CaptureSession* t_capture_session;
+// constinit: the compiler reads it directly instead of through the call
+// that guards a thread-local's first use, on every launch.
+extern constinit thread_local CaptureSession* t_capture_session;
 
 // The buffer parameters of a kernel, from its call operator.
 template <class F>

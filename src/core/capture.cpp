@@ -16,7 +16,7 @@
 
 namespace tapegrad::detail {
 
-thread_local CaptureSession* t_capture_session = nullptr;
+constinit thread_local CaptureSession* t_capture_session = nullptr;
 
 namespace {
 
