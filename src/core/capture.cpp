@@ -32,10 +32,9 @@ std::string quoted_name(const std::string& name) { return name.empty() ? std::st
 // kept alive for them, and the checks a replay makes first.
 class CapturedProgram {
  public:
-  std::vector<Tensor> inputs;  // the program's own copies; a replay copies new values in
+  std::vector<Tensor> inputs;  // the program's own copies (see InputBinding)
   std::vector<Tensor> outputs;
   std::vector<std::unique_ptr<RecordedKernel>> kernels;
-  std::vector<const char*> kernel_ops;
   std::vector<std::uint32_t> first_pointer{0};  // kernel k's pointers: [first_pointer[k], first_pointer[k + 1])
   std::vector<void*> pointers;
   // Per pointer: the owned buffer it points into, or -1 (borrowed, null).
@@ -49,7 +48,6 @@ class CapturedProgram {
   std::vector<std::shared_ptr<Storage>> borrowed;  // made before it (parameters, state)
   // The buffers that carry values only within a step, packed by lifetime.
   std::shared_ptr<Storage> arena;
-  std::int64_t unplanned_bytes = 0;  // what the packed buffers took one by one
 
   // A tensor made before the capture that the step writes or trains: it
   // must still own the buffer the kernels write.
@@ -230,7 +228,6 @@ class CapturedProgram {
     std::size_t arena_bytes = 0;
     for (std::size_t b : transient) {
       const std::size_t bytes = (owned[b]->bytes() + kAlign - 1) / kAlign * kAlign;
-      unplanned_bytes += static_cast<std::int64_t>(owned[b]->bytes());
       // Lowest offset clear of every placed buffer alive at the same time.
       std::vector<const Placed*> conflicts;
       for (const Placed& p : placed) {
@@ -326,7 +323,6 @@ class CaptureSession {
     }
     if (setup_depth_ > 0) return;
     program_.kernels.push_back(std::move(kernel));
-    program_.kernel_ops.push_back(op);
     program_.pointers.insert(program_.pointers.end(), pointers, pointers + count);
     for (std::size_t i = 0; i < count; ++i) {
       const Tensor& t = *args[i].tensor;
