@@ -12,10 +12,13 @@
 // and must compute everything that can change from one step to the next
 // (a learning rate, a step count, random numbers) inside its body, from
 // pointers it captured, never from values computed outside: those would be
-// frozen into the program. Ops written this way, and user ops and
-// optimizers written with launch, can be captured; a tensor computed by
-// other code and read by a kernel while capturing is refused with the name
-// of the op that made it.
+// frozen into the program. Read-only host data shared by the kernel
+// (a shared_ptr<const> window layout) is fine. Ops written this way, and
+// user ops and optimizers written with launch, can be captured; a tensor
+// computed by other code and read by a kernel (through a const T*) while
+// capturing is refused with the name of the op that made it. A T* buffer is
+// taken to be written; one a kernel adds into must have been filled by a
+// kernel too (host code that fills it would be replayed as stale values).
 #include <cstddef>
 #include <functional>
 #include <memory>
