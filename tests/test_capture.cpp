@@ -327,6 +327,22 @@ TEST_CASE("capture refuses value reads and ops it cannot replay, naming them", "
     return in;
   });
   CHECK_THROWS_WITH(nested({b[0].x}), Contains("a step is already being captured on this thread"));
+  {
+    Tensor w = full({3}, 1.0).requires_grad_();
+    w.set_name("w");
+    int calls = 0;
+    w.register_post_accumulate_grad_hook([&](Tensor&) { ++calls; });
+    CapturedStep hooked([&](const std::vector<Tensor>& in) {
+      Tensor loss = sum(w * in[0]);
+      w.zero_grad();
+      loss.backward();
+      return std::vector<Tensor>{loss};
+    });
+    CHECK_THROWS_WITH(hooked({full({3}, 2.0)}),
+                      Contains("capture: a post-accumulate-grad hook on 'w' runs host code, which a replay would not "
+                               "run again"));
+    CHECK(calls == 0);
+  }
   CapturedStep clipped([&](const std::vector<Tensor>& in) {
     std::vector<Tensor> out = trainer.step(in);
     optim::clip_grad_norm_(trainer.model->parameters(), 1.0);

@@ -10,6 +10,7 @@
 #include "core/pointer_map.hpp"
 #include "tapegrad/autograd.hpp"
 #include "tapegrad/error.hpp"
+#include "tapegrad/kernel.hpp"
 #include "tapegrad/tools/anomaly.hpp"
 
 namespace tapegrad {
@@ -197,6 +198,11 @@ class GraphTask {
     Tensor handle(leaf);
     // A copy: a hook may register or remove hooks.
     const auto hooks = leaf->extras->post_accumulate_hooks;
+    if (!hooks.empty() && capturing()) {
+      throw_runtime("capture", "a post-accumulate-grad hook on ",
+                    handle.name().empty() ? "a leaf" : "'" + handle.name() + "'",
+                    " runs host code, which a replay would not run again: remove the hook while capturing");
+    }
     for (const auto& [id, hook] : hooks) hook(handle);
   }
 
