@@ -63,9 +63,15 @@ class RecordedKernel {
 // differently in two copies of the same loop (GCC does by default), and a
 // replay must round exactly as the eager step did. noipa keeps the copy
 // single: no inlining into callers, no clones specialised on constant
-// arguments (a null optional buffer).
+// arguments (a null optional buffer). Clang knows only noinline, and does
+// not contract across statements by default.
+#if defined(__clang__)
+#define TAPEGRAD_ONE_COMPILED_COPY __attribute__((noinline))  // clang has no noipa
+#else
+#define TAPEGRAD_ONE_COMPILED_COPY __attribute__((noipa))
+#endif
 template <class F, class... P>
-[[gnu::noipa]] void run_kernel(F& kernel, P... buffers) {
+TAPEGRAD_ONE_COMPILED_COPY void run_kernel(F& kernel, P... buffers) {
   kernel(buffers...);
 }
 
