@@ -40,6 +40,32 @@ std::vector<Batch> make_batches(int count, std::int64_t rows, std::int64_t featu
   return batches;
 }
 
+// Captures `step` on inputs[0], replays it once on inputs[1] (the first
+// replay may fault in lazily made library state), then checks that every
+// further replay allocates nothing: no malloc where they are counted (not
+// under sanitizers, whose runtimes own malloc), and no tensor memory.
+void check_replays_allocate_nothing(CapturedStep& step, const std::vector<std::vector<Tensor>>& inputs) {
+  step(inputs[0]);
+  step(inputs[1]);
+  for (std::size_t k = 2; k < inputs.size(); ++k) {
+    const std::int64_t tensor_bytes = allocated_memory_bytes();
+#if TAPEGRAD_COUNTS_ALLOCATIONS
+    const long before = allocation_count();
+    step(inputs[k]);
+    CHECK(allocation_count() - before == 0);
+#else
+    step(inputs[k]);
+#endif
+    CHECK(allocated_memory_bytes() == tensor_bytes);
+  }
+}
+
+std::vector<std::vector<Tensor>> as_inputs(const std::vector<Batch>& batches) {
+  std::vector<std::vector<Tensor>> inputs;
+  for (const Batch& b : batches) inputs.push_back({b.x, b.y});
+  return inputs;
+}
+
 enum class OptimizerKind { Adam, AdamW, SGDMomentum, Nesterov, Adagrad, RMSpropCentered };
 enum class Clip { None, Norm, Value };
 
@@ -244,25 +270,11 @@ TEST_CASE("a replayed step allocates nothing", "[capture]") {
   const std::vector<Batch> batches = make_batches(8, 16, 12, 3, DType::Float32);
   Trainer trainer(OptimizerKind::Adam, 0.25, DType::Float32);
   CapturedStep step([&](const std::vector<Tensor>& in) { return trainer.step(in); });
-  step({batches[0].x, batches[0].y});
-  const std::vector<Tensor> inputs{batches[1].x, batches[1].y};
-  step(inputs);  // warm: the first replay may fault in lazily made library state
-  for (std::size_t i = 2; i < batches.size(); ++i) {
-    const std::vector<Tensor> next{batches[i].x, batches[i].y};
-    const std::int64_t tensor_bytes = allocated_memory_bytes();
-#if TAPEGRAD_COUNTS_ALLOCATIONS
-    const long before = allocation_count();
-    step(next);
-    CHECK(allocation_count() - before == 0);
-#else
-    step(next);  // sanitizer builds own malloc: only the tensor memory is checked
-#endif
-    CHECK(allocated_memory_bytes() == tensor_bytes);
-  }
+  check_replays_allocate_nothing(step, as_inputs(batches));
 #if TAPEGRAD_COUNTS_ALLOCATIONS
   // The count itself works: an eager step allocates.
   const long before = allocation_count();
-  trainer.step(inputs);
+  trainer.step({batches[1].x, batches[1].y});
   CHECK(allocation_count() - before > 10);
 #endif
 }
@@ -529,21 +541,7 @@ TEST_CASE("a replayed CNN step allocates nothing", "[capture]") {
   const std::vector<Batch> batches = make_image_batches(8, DType::Float32);
   CnnTrainer trainer(CnnCase{.batch_norm = true, .dropout = 0.25, .channel_dropout = true});
   CapturedStep step([&](const std::vector<Tensor>& in) { return trainer.step(in); });
-  step({batches[0].x, batches[0].y});
-  const std::vector<Tensor> inputs{batches[1].x, batches[1].y};
-  step(inputs);  // warm: the first replay may fault in lazily made library state
-  for (std::size_t i = 2; i < batches.size(); ++i) {
-    const std::vector<Tensor> next{batches[i].x, batches[i].y};
-    const std::int64_t tensor_bytes = allocated_memory_bytes();
-#if TAPEGRAD_COUNTS_ALLOCATIONS
-    const long before = allocation_count();
-    step(next);
-    CHECK(allocation_count() - before == 0);
-#else
-    step(next);  // sanitizer builds own malloc: only the tensor memory is checked
-#endif
-    CHECK(allocated_memory_bytes() == tensor_bytes);
-  }
+  check_replays_allocate_nothing(step, as_inputs(batches));
 }
 
 TEST_CASE("capture refuses the oneDNN convolution backend, whose primitives allocate when they run", "[capture]") {
@@ -752,19 +750,7 @@ TEST_CASE("a replayed LSTM step allocates nothing", "[capture]") {
     const auto [x, y] = text_chunk(k, kSteps, kBatch);
     inputs.push_back({x, y, h, c});
   }
-  step(inputs[0]);
-  step(inputs[1]);  // warm: the first replay may fault in lazily made library state
-  for (std::size_t k = 2; k < inputs.size(); ++k) {
-    const std::int64_t tensor_bytes = allocated_memory_bytes();
-#if TAPEGRAD_COUNTS_ALLOCATIONS
-    const long before = allocation_count();
-    step(inputs[k]);
-    CHECK(allocation_count() - before == 0);
-#else
-    step(inputs[k]);
-#endif
-    CHECK(allocated_memory_bytes() == tensor_bytes);
-  }
+  check_replays_allocate_nothing(step, inputs);
 }
 
 TEST_CASE("a replayed lookup checks the indices it is given", "[capture]") {
