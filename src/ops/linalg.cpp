@@ -47,8 +47,9 @@ MatmulShape matmul_shape(const Tensor& a, const Tensor& b) {
   return s;
 }
 
-// The kernel of `batch` products C_i = op(A_i)·op(B_i) ([m x n] each),
-// operand i starting `stride` elements after operand i - 1 (0: shared).
+// The kernel of `batch` products C_i = op(A_i)·op(B_i) ([m x n] each, row
+// stride n), operand i starting `stride` elements after operand i - 1 (0:
+// shared); batch 1 is one product.
 template <class T>
 auto batched_gemm(std::int64_t batch, bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k,
                   std::int64_t lda, std::int64_t ldb, std::int64_t stride_a, std::int64_t stride_b,
@@ -79,12 +80,7 @@ Tensor matmul_transposed(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   Tensor c = empty({m, n}, a.dtype(), "matmul");
   dispatch_float(a.dtype(), "matmul", [&](auto tag) {
     using T = decltype(tag);
-    launch(
-        "matmul",
-        [ta, tb, m, n, k, lda = a.shape(1), ldb = b.shape(1)](const T* av, const T* bv, T* cv) {
-          gemm_checked<T>(ta, tb, m, n, k, av, lda, bv, ldb, T(0), cv, n);
-        },
-        a, b, c);
+    launch("matmul", batched_gemm<T>(1, ta, tb, m, n, k, a.shape(1), b.shape(1), 0, 0, 0), a, b, c);
   });
   return record_op({"matmul", kFormulas[ta][tb]}, c, {&a, &b},
                    [as = saved(a), bs = saved(b), ta, tb](const Tensor& g, InputGrads& grads) {
@@ -203,22 +199,12 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
       using T = decltype(tag);
       if (grads.needs(0)) {  // dx = dy·W
         Tensor gx = empty(xs_.shape(), xs_.dtype(), "linear");
-        launch(
-            "linear",
-            [rows, in, out](const T* gv, const T* wv, T* result) {
-              gemm_checked<T>(false, false, rows, in, out, gv, out, wv, in, T(0), result, in);
-            },
-            g, ws_, gx);
+        launch("linear", batched_gemm<T>(1, false, false, rows, in, out, out, in, 0, 0, 0), g, ws_, gx);
         grads.add(0, std::move(gx));
       }
       if (grads.needs(1)) {  // dW = dyᵀ·x
         Tensor gw = empty(ws_.shape(), ws_.dtype(), "linear");
-        launch(
-            "linear",
-            [rows, in, out](const T* gv, const T* xv, T* result) {
-              gemm_checked<T>(true, false, out, in, rows, gv, out, xv, in, T(0), result, in);
-            },
-            g, xs_, gw);
+        launch("linear", batched_gemm<T>(1, true, false, out, in, rows, out, in, 0, 0, 0), g, xs_, gw);
         grads.add(1, std::move(gw));
       }
       if (grads.needs(2)) {  // db = Σ_rows dy
