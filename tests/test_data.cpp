@@ -783,6 +783,70 @@ TEST_CASE("DataLoader shuffles with a seed: a new permutation every epoch, repro
   CHECK(union_of_epochs.size() == 50);
 }
 
+TEST_CASE("DataLoader shards an epoch over ranks: disjoint, evened, the same permutation everywhere", "[data][loader][dist]") {
+  Dataset d = numbered(10);
+  auto epoch_order = [](DataLoader& loader) {
+    std::vector<std::int64_t> order;
+    for (const Batch& batch : loader) {
+      check_rows_follow_targets(batch);
+      for (std::int64_t t : as_indices(batch.targets)) order.push_back(t);
+    }
+    return order;
+  };
+  // 10 samples over 3 ranks: 4 each, the permutation padded with its first two.
+  for (const bool shuffle : {false, true}) {
+    DataLoader whole(d, {.batch_size = 6, .shuffle = shuffle, .seed = 9});
+    std::vector<DataLoader> ranks;
+    for (std::int64_t r = 0; r < 3; ++r) {
+      ranks.emplace_back(d, DataLoaderOptions{.batch_size = 2, .shuffle = shuffle, .seed = 9, .rank = r,
+                                              .num_replicas = 3});
+    }
+    for (int epoch = 0; epoch < 3; ++epoch) {
+      whole.begin();
+      std::vector<std::int64_t> permutation = whole.order();
+      std::vector<std::vector<std::int64_t>> shards;
+      for (DataLoader& loader : ranks) {
+        CHECK(loader.num_batches() == 2);
+        CHECK(loader.num_samples() == 4);
+        shards.push_back(epoch_order(loader));
+      }
+      for (std::int64_t r = 0; r < 3; ++r) {
+        for (std::size_t i = 0; i < 4; ++i) {
+          CHECK(shards[r][i] == permutation[(r + 3 * i) % 10]);
+        }
+      }
+      std::set<std::int64_t> seen;
+      for (const auto& shard : shards) seen.insert(shard.begin(), shard.end());
+      CHECK(seen.size() == 10);  // every sample; two of them twice (the padding)
+    }
+  }
+  // drop_last: 10 over 3 ranks is 3 each; with batch 2 the last batch of 1 goes too.
+  DataLoader cut(d, {.batch_size = 2, .drop_last = true, .rank = 2, .num_replicas = 3});
+  CHECK(cut.num_batches() == 1);
+  CHECK(epoch_order(cut) == std::vector<std::int64_t>{2, 5});
+  // Batch k of two ranks together is batch k of one loader with twice the batch.
+  DataLoader single(d, {.batch_size = 4, .shuffle = true, .seed = 3});
+  DataLoader even(d, {.batch_size = 2, .shuffle = true, .seed = 3, .rank = 0, .num_replicas = 2});
+  DataLoader odd(d, {.batch_size = 2, .shuffle = true, .seed = 3, .rank = 1, .num_replicas = 2});
+  single.begin();
+  even.begin();
+  odd.begin();
+  for (std::int64_t k = 0; k < single.num_batches(); ++k) {
+    std::multiset<std::int64_t> together, one;
+    for (std::int64_t t : as_indices(even.batch(k).targets)) together.insert(t);
+    for (std::int64_t t : as_indices(odd.batch(k).targets)) together.insert(t);
+    for (std::int64_t t : as_indices(single.batch(k).targets)) one.insert(t);
+    CHECK(together == one);
+  }
+  DataLoader full(d, {.batch_size = kFullBatch, .rank = 1, .num_replicas = 4});
+  CHECK(full.batch_size() == 3);
+  CHECK(epoch_order(full) == std::vector<std::int64_t>{1, 5, 9});
+  REQUIRE_THROWS_MESSAGE(DataLoader(d, {.rank = 2, .num_replicas = 2}), std::invalid_argument,
+                         "DataLoader: rank 2 is not in [0, 2)");
+  REQUIRE_THROWS_MESSAGE(DataLoader(d, {.num_replicas = 0}), std::invalid_argument,
+                         "DataLoader: num_replicas must be at least 1, got 0");
+}
+
 TEST_CASE("random_permutation is the same on every platform for a seed", "[data][loader]") {
   // Pinned values: Fisher-Yates over mt19937_64, whose output the C++
   // standard fixes; a change here would change every shuffled run.

@@ -37,27 +37,57 @@ DataLoader::DataLoader(Dataset dataset, DataLoaderOptions options)
     throw_invalid("DataLoader", "batch_size must be positive, or kFullBatch (0) for the whole data set; got ",
                   options_.batch_size);
   }
-  order_.resize(static_cast<std::size_t>(dataset_.size()));
-  for (std::size_t i = 0; i < order_.size(); ++i) order_[i] = static_cast<std::int64_t>(i);
+  if (options_.num_replicas < 1) {
+    throw_invalid("DataLoader", "num_replicas must be at least 1, got ", options_.num_replicas);
+  }
+  if (options_.rank < 0 || options_.rank >= options_.num_replicas) {
+    throw_invalid("DataLoader", "rank ", options_.rank, " is not in [0, ", options_.num_replicas, ")");
+  }
+  std::vector<std::int64_t> identity(static_cast<std::size_t>(dataset_.size()));
+  for (std::size_t i = 0; i < identity.size(); ++i) identity[i] = static_cast<std::int64_t>(i);
+  shard(identity);
+}
+
+std::int64_t DataLoader::shard_size() const {
+  const std::int64_t n = dataset_.size();
+  const std::int64_t p = options_.num_replicas;
+  if (p == 1) return n;
+  return options_.drop_last ? n / p : (n + p - 1) / p;
+}
+
+void DataLoader::shard(const std::vector<std::int64_t>& permutation) {
+  const std::int64_t p = options_.num_replicas;
+  if (p == 1) {
+    order_ = permutation;
+    return;
+  }
+  const std::int64_t n = dataset_.size();
+  order_.resize(static_cast<std::size_t>(shard_size()));
+  for (std::size_t i = 0; i < order_.size(); ++i) {
+    const std::int64_t position = options_.rank + static_cast<std::int64_t>(i) * p;
+    order_[i] = permutation[static_cast<std::size_t>(position % n)];  // past the end: padding from the start
+  }
 }
 
 std::int64_t DataLoader::batch_size() const {
-  return options_.batch_size == kFullBatch ? dataset_.size() : options_.batch_size;
+  return options_.batch_size == kFullBatch ? shard_size() : options_.batch_size;
 }
 
 std::int64_t DataLoader::num_batches() const {
-  const std::int64_t n = dataset_.size();
+  const std::int64_t n = shard_size();
   const std::int64_t b = batch_size();
   if (n == 0 || b == 0) return 0;
   return options_.drop_last ? n / b : (n + b - 1) / b;
 }
 
 std::int64_t DataLoader::num_samples() const {
-  return std::min(dataset_.size(), num_batches() * batch_size());
+  return std::min(shard_size(), num_batches() * batch_size());
 }
 
 DataLoader::Iterator DataLoader::begin() {
-  if (options_.shuffle) order_ = random_permutation(dataset_.size(), mix(options_.seed ^ mix(static_cast<std::uint64_t>(epoch_))));
+  if (options_.shuffle) {
+    shard(random_permutation(dataset_.size(), mix(options_.seed ^ mix(static_cast<std::uint64_t>(epoch_)))));
+  }
   ++epoch_;
   return Iterator(this, 0);
 }
@@ -67,7 +97,7 @@ Batch DataLoader::batch(std::int64_t index) const {
     throw_out_of_range("DataLoader::batch", "batch ", index, " is out of range for ", num_batches(), " batches");
   }
   const std::int64_t start = index * batch_size();
-  const std::int64_t count = std::min(batch_size(), dataset_.size() - start);
+  const std::int64_t count = std::min(batch_size(), shard_size() - start);
   return dataset_.gather(order_.data() + start, count);
 }
 

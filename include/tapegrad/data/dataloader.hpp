@@ -24,6 +24,17 @@ struct DataLoaderOptions {
   bool shuffle = false;          // a new permutation every epoch
   std::uint64_t seed = 0;        // epoch e uses a permutation derived from (seed, e)
   bool drop_last = false;        // skip a last batch smaller than batch_size
+  // Data-parallel sharding (dist/): this loader yields rank `rank`'s share
+  // of every epoch out of `num_replicas`. Each epoch's permutation is the
+  // same on every rank (it depends on seed and epoch only); it is evened to
+  // a multiple of num_replicas, padded by repeating its first samples (or,
+  // with drop_last, cut), and rank r takes samples r, r + num_replicas,
+  // r + 2 num_replicas, ... So the shards are disjoint (but for the padding),
+  // every rank takes the same number of steps, and batch k of all ranks
+  // together is batch k of one loader with num_replicas times the batch
+  // size.
+  std::int64_t rank = 0;
+  std::int64_t num_replicas = 1;
 };
 
 // "all" or "full" -> kFullBatch, otherwise a non-negative integer; for
@@ -57,7 +68,8 @@ class DataLoader {
     mutable bool loaded_ = false;
   };
 
-  // Throws std::invalid_argument for a negative batch size.
+  // Throws std::invalid_argument for a negative batch size, or a rank not
+  // in [0, num_replicas).
   explicit DataLoader(Dataset dataset, DataLoaderOptions options = {});
 
   // Starts a new epoch (a fresh order when shuffling) and returns its first batch.
@@ -69,13 +81,14 @@ class DataLoader {
   std::int64_t size() const { return num_batches(); }
   // The effective batch size: the data set's size in full-batch mode.
   std::int64_t batch_size() const;
-  // Samples per epoch (fewer than the data set's size with drop_last).
+  // Samples per epoch on this rank (fewer than the data set's size with
+  // drop_last or sharding).
   std::int64_t num_samples() const;
   // Epochs started so far (calls to begin()).
   std::int64_t epoch() const { return epoch_; }
   // Batch `index` of the current epoch (a copy of its rows).
   Batch batch(std::int64_t index) const;
-  // The sample order of the current epoch.
+  // The sample order of the current epoch (this rank's share of it).
   const std::vector<std::int64_t>& order() const { return order_; }
 
   const Dataset& dataset() const { return dataset_; }
@@ -84,6 +97,10 @@ class DataLoader {
  private:
   Dataset dataset_;
   DataLoaderOptions options_;
+  // This rank's samples of the epoch, in order.
+  void shard(const std::vector<std::int64_t>& permutation);
+  std::int64_t shard_size() const;
+
   std::vector<std::int64_t> order_;
   std::int64_t epoch_ = 0;
 };
