@@ -4,6 +4,7 @@
 #include <cmath>
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <tapegrad/dist.hpp>
 #include <tapegrad/tapegrad.hpp>
@@ -244,4 +245,212 @@ TEST_CASE("dist: used before init, every call names itself and says what to do",
   REQUIRE_THROWS_MESSAGE(dist::DistributedDataParallel(*model), std::logic_error,
                          "DistributedDataParallel: MPI is not initialised: create a tapegrad::dist::Environment (or "
                          "call dist::init) first");
+}
+
+TEST_CASE("dist: no_sync accumulates locally; the next backward reduces the sum", "[dist]") {
+  const int world = dist::world_size();
+  constexpr std::int64_t kBatch = 4;
+  const data::Dataset set = classification_set(kBatch * world * 2 * 5, 5, 3);
+  auto model = float64_model(3 + static_cast<std::uint64_t>(dist::rank()));
+  auto reference = float64_model(50);
+  dist::DistributedDataParallel ddp(*model, {.bucket_bytes = 300});
+  copy_state(*model, *reference);
+  optim::SGD sgd(model->parameters(), {.lr = 0.2});
+  optim::SGD reference_sgd(reference->parameters(), {.lr = 0.2});
+  data::DataLoader shard(set, {.batch_size = kBatch, .rank = dist::rank(), .num_replicas = world});
+  data::DataLoader whole(set, {.batch_size = kBatch * world});
+  auto mine = shard.begin();
+  auto all = whole.begin();
+  for (int step = 0; step < 5; ++step) {
+    sgd.zero_grad();
+    {
+      auto local = ddp.no_sync();
+      cross_entropy(ddp(mine->inputs), mine->targets).backward();
+    }
+    ++mine;
+    CHECK(ddp.reductions() == (world > 1 ? step : 0));
+    cross_entropy(ddp(mine->inputs), mine->targets).backward();
+    ++mine;
+    CHECK(ddp.reductions() == (world > 1 ? step + 1 : 0));
+    sgd.step();
+    reference_sgd.zero_grad();
+    for (int micro = 0; micro < 2; ++micro, ++all) cross_entropy((*reference)(all->inputs), all->targets).backward();
+    reference_sgd.step();
+  }
+  const nn::NamedTensors got = model->named_parameters(), want = reference->named_parameters();
+  for (std::size_t i = 0; i < got.size(); ++i) CHECK(max_difference(got[i].second, want[i].second) <= 1e-12);
+}
+
+TEST_CASE("dist: batch norm normalises each rank's shard; rank 0's running statistics reach every rank", "[dist]") {
+  // What it promises, as PyTorch's DDP without SyncBatchNorm: the gradient
+  // is the mean over ranks of each rank's loss with its own batch
+  // statistics, and before each forward every rank takes rank 0's buffers.
+  // The reference runs the ranks' shards one after another on one model.
+  const int world = dist::world_size();
+  constexpr std::int64_t kBatch = 6;
+  constexpr int kSteps = 10;
+  const data::Dataset set = classification_set(kBatch * world * kSteps, 5, 3);
+  auto model = float64_model(21 + static_cast<std::uint64_t>(dist::rank()), true);
+  auto reference = float64_model(22, true);
+  dist::DistributedDataParallel ddp(*model, {.bucket_bytes = 256});
+  copy_state(*model, *reference);
+  optim::Adam adam(model->parameters(), {.lr = 0.02});
+  optim::Adam reference_adam(reference->parameters(), {.lr = 0.02});
+  data::DataLoader shard(set, {.batch_size = kBatch, .shuffle = true, .seed = 8, .rank = dist::rank(),
+                               .num_replicas = world});
+  std::vector<data::DataLoader> shards;
+  for (int r = 0; r < world; ++r) {
+    shards.emplace_back(set, data::DataLoaderOptions{.batch_size = kBatch, .shuffle = true, .seed = 8, .rank = r,
+                                                     .num_replicas = world});
+    shards.back().begin();
+  }
+  shard.begin();
+  auto buffers_of = [](const nn::Module& m) {
+    nn::NamedTensors copy;
+    for (const auto& [name, tensor] : m.named_buffers()) copy.emplace_back(name, tensor.detach().clone());
+    return copy;
+  };
+  auto restore_buffers = [](nn::Module& m, const nn::NamedTensors& saved) {
+    const nn::NamedTensors live = m.named_buffers();
+    REQUIRE(live.size() == saved.size());
+    for (std::size_t i = 0; i < live.size(); ++i) {
+      Tensor target = live[i].second;
+      std::memcpy(target.raw_data(), saved[i].second.raw_data(),
+                  static_cast<std::size_t>(target.numel()) * dtype_size(target.dtype()));
+    }
+  };
+  for (std::int64_t step = 0; step < kSteps; ++step) {
+    const data::Batch batch = shard.batch(step);
+    const Tensor loss = cross_entropy(ddp(batch.inputs), batch.targets);
+    adam.zero_grad();
+    loss.backward();
+    adam.step();
+
+    const nn::NamedTensors before = buffers_of(*reference);
+    nn::NamedTensors rank_zero_after;
+    Tensor total;
+    for (int r = 0; r < world; ++r) {
+      restore_buffers(*reference, before);
+      const data::Batch part = shards[static_cast<std::size_t>(r)].batch(step);
+      const Tensor part_loss = cross_entropy((*reference)(part.inputs), part.targets);
+      total = r == 0 ? part_loss : total + part_loss;
+      if (r == 0) rank_zero_after = buffers_of(*reference);
+    }
+    restore_buffers(*reference, rank_zero_after);
+    reference_adam.zero_grad();
+    (total / static_cast<double>(world)).backward();
+    reference_adam.step();
+  }
+  ddp.before_forward();  // rank 0's buffers, as the next forward would take them
+  const nn::NamedTensors got = model->state_dict(), want = reference->state_dict();
+  REQUIRE(got.size() == want.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    INFO(got[i].first);
+    CHECK(same_on_every_rank(got[i].second));
+    CHECK(max_difference(got[i].second, want[i].second) <= 1e-12);
+  }
+}
+
+namespace {
+
+// Two heads; forward uses the first only.
+class TwoHeads : public nn::Module {
+ public:
+  TwoHeads() : nn::Module("TwoHeads") {
+    used_ = register_module("used", std::make_shared<nn::Linear>(4, 2));
+    unused_ = register_module("unused", std::make_shared<nn::Linear>(4, 2));
+  }
+  Tensor forward(const Tensor& input) override { return (*used_)(input); }
+
+ private:
+  std::shared_ptr<nn::Linear> used_, unused_;
+};
+
+}  // namespace
+
+TEST_CASE("dist: parameters a backward leaves without gradient need synchronize(), else the next forward says so",
+          "[dist][errors]") {
+  TwoHeads model;
+  dist::DistributedDataParallel ddp(model);
+  const Tensor x = ones({3, 4});
+  sum(ddp(x)).backward();
+  if (dist::world_size() > 1) {
+    REQUIRE_THROWS_MESSAGE(ddp(x), std::runtime_error,
+                           "DistributedDataParallel: the last backward left the reduction unfinished: "
+                           "'unused.bias', 'unused.weight' got no gradient (unused in the forward pass?); call "
+                           "synchronize() on every rank after backward, before the optimizer step");
+  }
+  ddp.synchronize();
+  ddp.synchronize();  // a no-op now
+  if (dist::world_size() > 1) {
+    CHECK(ddp.reductions() == 1);
+    CHECK(model.named_parameters()[2].second.grad().to_vector() == std::vector<double>(8, 0.0));
+  }
+  CHECK(model.named_parameters()[0].second.grad().to_vector() == std::vector<double>(8, 3.0));
+  CHECK_NOTHROW(ddp(x));
+}
+
+TEST_CASE("dist: rank 0 writes the checkpoint; loading gives every rank its model and optimizer state", "[dist]") {
+  // Rank 0's scratch directory, its name sent to the others.
+  std::unique_ptr<testing::TempDir> directory;
+  std::vector<std::int64_t> name(256, 0);
+  if (dist::rank() == 0) {
+    directory = std::make_unique<testing::TempDir>();
+    const std::string file = directory->file("checkpoint.npz");
+    REQUIRE(file.size() < name.size());
+    std::copy(file.begin(), file.end(), name.begin());
+  }
+  Tensor name_tensor = from_indices(name, Shape{256});
+  dist::broadcast(name_tensor);
+  std::string path;
+  for (double c : name_tensor.to_vector()) {
+    if (c != 0) path += static_cast<char>(c);
+  }
+  auto model = float64_model(30);
+  dist::DistributedDataParallel ddp(*model);
+  optim::Adam adam(model->parameters(), {.lr = 0.01});
+  const Tensor x = ones({2, 5}, DType::Float64);
+  for (int step = 0; step < 2; ++step) {
+    adam.zero_grad();
+    sum(ddp(x)).backward();
+    adam.step();
+  }
+  dist::save_checkpoint(path, *model, adam);
+  const nn::NamedTensors saved = model->state_dict();
+  std::vector<Tensor> saved_copy;
+  for (const auto& [name, tensor] : saved) saved_copy.push_back(tensor.detach().clone());
+  const nn::NamedTensors saved_state = adam.state_dict();
+
+  auto other = float64_model(31 + static_cast<std::uint64_t>(dist::rank()));
+  optim::Adam fresh(other->parameters(), {.lr = 0.01});
+  dist::load_checkpoint(path, *other, fresh);
+  const nn::NamedTensors loaded = other->state_dict();
+  for (std::size_t i = 0; i < loaded.size(); ++i) CHECK(max_difference(loaded[i].second, saved_copy[i]) == 0);
+  const nn::NamedTensors state = fresh.state_dict();
+  REQUIRE(state.size() == saved_state.size());
+  for (std::size_t i = 0; i < state.size(); ++i) {
+    CHECK(state[i].first == saved_state[i].first);
+    CHECK(max_difference(state[i].second, saved_state[i].second) == 0);
+  }
+  dist::barrier();
+
+  const std::string missing = path + ".missing";
+  if (dist::rank() == 0) {
+    REQUIRE_THROWS_AS(dist::load_checkpoint(missing, *other, fresh), std::runtime_error);
+  } else {
+    REQUIRE_THROWS_WITH(dist::load_checkpoint(missing, *other, fresh),
+                        Catch::Matchers::StartsWith("dist::load_checkpoint: rank 0 failed: ") &&
+                            Catch::Matchers::Contains(missing));
+  }
+}
+
+TEST_CASE("dist: collectives refuse to be captured", "[dist][errors]") {
+  CapturedStep step([](const std::vector<Tensor>& in) {
+    Tensor sum = in[0] * 2.0;
+    dist::all_reduce(sum);
+    return std::vector<Tensor>{sum};
+  });
+  REQUIRE_THROWS_MESSAGE(step({ones({2})}), std::runtime_error,
+                         "all_reduce: runs MPI on the host, which a replay of a captured step would not run again: "
+                         "call it outside the captured step");
 }
