@@ -12,6 +12,7 @@
 #include <tapegrad/tapegrad.hpp>
 
 #include "example_support.hpp"
+#include "distributed_support.hpp"
 #include "mnist_support.hpp"
 
 using namespace tapegrad;
@@ -38,6 +39,9 @@ const char* kUsage = R"(usage: mnist_mlp [options]
   --min-accuracy A    exit with status 1 if the test accuracy is below A
   --quiet             no progress output
   --capture           record the training step once and replay it (no graph building or allocation per step)
+  --distributed       data-parallel over MPI: run as scripts/mpirun -n P build/examples/mnist_mlp --distributed;
+                      each rank trains on its shard with batch-size / P samples per step (the batch stays the
+                      global one), gradients averaged over the ranks; rank 0 prints and writes the outputs
 )";
 
 std::vector<std::int64_t> parse_sizes(const std::string& text) {
@@ -75,13 +79,20 @@ int run(int argc, char** argv) {
   const bool quiet = flags.flag("quiet");
   const bool capture = flags.flag("capture");
   const int max_shift = static_cast<int>(flags.number("shift", 1));
+  const bool distributed = flags.flag("distributed");
   flags.finish();
 
-  manual_seed(seed);
+  examples::Distributed world(distributed, capture);
+  if (batch_size % world.size() != 0) {
+    throw std::invalid_argument("--batch-size " + std::to_string(batch_size) + " does not split over " +
+                                std::to_string(world.size()) + " ranks (it is the global batch)");
+  }
+  const bool print = !quiet && world.rank() == 0;
+  world.manual_seed(seed);
   data::MnistData mnist = data::load_mnist(data_dir, {.flatten = true});
   const data::Dataset train_set = examples::random_subset(mnist.train, max_train, seed);
   const auto [fit_set, val_set] = train::train_validation_split(train_set, val_fraction, seed);
-  if (!quiet) {
+  if (print) {
     std::printf("data: %lld training, %lld validation, %lld test images from %s\n",
                 static_cast<long long>(fit_set.size()), static_cast<long long>(val_set.size()),
                 static_cast<long long>(mnist.test.size()), data_dir.c_str());
@@ -101,6 +112,7 @@ int run(int argc, char** argv) {
     throw std::invalid_argument("unknown initialiser '" + init_name + "' (default, kaiming, xavier)");
   }
   auto model = nn::mlp(sizes, mlp_options);
+  world.wrap(*model);
   auto optimizer = examples::make_optimizer(optimizer_name, model->parameters(), lr, weight_decay);
 
   std::unique_ptr<optim::LRScheduler> schedule;
@@ -119,13 +131,18 @@ int run(int argc, char** argv) {
   const examples::TrainingResult trained =
       examples::train_classifier(*model, *optimizer, schedule.get(), fit_set, val_set,
                                  {.epochs = epochs,
-                                  .batch_size = batch_size,
+                                  .batch_size = batch_size / world.size(),
                                   .seed = seed,
                                   .max_shift = max_shift,
                                   .side = side,
-                                  .quiet = quiet,
-                                  .capture = capture});
+                                  .quiet = !print,
+                                  .capture = capture,
+                                  .rank = world.rank(),
+                                  .replicas = world.size(),
+                                  .train_forward = world.forward()});
   const examples::Evaluation test = examples::evaluate(*model, mnist.test);
+  world.report_throughput(static_cast<double>(trained.samples) / trained.seconds);
+  if (world.rank() != 0) return test.accuracy >= min_accuracy ? 0 : 1;
   examples::save_training(*model, *optimizer, trained.history, out_dir, "mnist_mlp", "mnist_curves", "MNIST MLP",
                           quiet);
   const double seconds = trained.seconds;

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <random>
 #include <string>
 #include <tapegrad/tapegrad.hpp>
@@ -80,11 +81,18 @@ struct TrainingOptions {
   // Record the step once and replay it (capture.hpp); the smaller last
   // batch of an epoch gets a program of its own.
   bool capture = false;
+  // Data-parallel (dist/): this process trains shard `rank` of
+  // `replicas`, with batch_size its share of the batch, through
+  // `train_forward` (the DistributedDataParallel wrapper); empty: the model.
+  std::int64_t rank = 0;
+  std::int64_t replicas = 1;
+  std::function<tapegrad::Tensor(const tapegrad::Tensor&)> train_forward{};
 };
 
 struct TrainingResult {
   tapegrad::train::History history;  // train_loss, val_loss, val_acc per epoch
   double seconds = 0;
+  std::int64_t samples = 0;  // trained on by this process, over all epochs
 };
 
 // Mini-batch training with a progress bar: each epoch shuffles `fit`,
@@ -94,8 +102,11 @@ inline TrainingResult train_classifier(tapegrad::nn::Module& model, tapegrad::op
                                        tapegrad::optim::LRScheduler* schedule, const tapegrad::data::Dataset& fit,
                                        const tapegrad::data::Dataset& val, const TrainingOptions& o) {
   using namespace tapegrad;
-  std::mt19937_64 augment_generator(o.seed);
-  data::DataLoader loader(fit, {.batch_size = o.batch_size, .shuffle = true, .seed = o.seed});
+  // Each rank shifts its own images differently.
+  std::mt19937_64 augment_generator(o.seed + static_cast<std::uint64_t>(o.rank));
+  data::DataLoader loader(fit, {.batch_size = o.batch_size, .shuffle = true, .seed = o.seed, .rank = o.rank,
+                                .num_replicas = o.replicas});
+  auto forward = [&](const Tensor& x) { return o.train_forward ? o.train_forward(x) : model(x); };
   train::Progress progress({.mode = o.quiet ? train::ProgressMode::Quiet : train::ProgressMode::Auto});
   TrainingResult result;
   CapturedStep captured_step(
@@ -117,13 +128,14 @@ inline TrainingResult train_classifier(tapegrad::nn::Module& model, tapegrad::op
       if (o.capture) {
         loss = captured_step({inputs, y})[0].item();
       } else {
-        const Tensor batch_loss = cross_entropy(model(inputs), y);
+        const Tensor batch_loss = cross_entropy(forward(inputs), y);
         optimizer.zero_grad();
         batch_loss.backward();
         optimizer.step();
         loss = batch_loss.item();
       }
       progress.step(x.shape(0), loss);
+      result.samples += x.shape(0);
     }
     const Evaluation v = evaluate(model, val);
     progress.end_epoch({{"val_loss", v.loss}, {"val_acc", v.accuracy}});
