@@ -20,7 +20,8 @@ class Distributed {
  public:
   Distributed(bool enabled, bool capture) : enabled_(enabled) {
     if (!enabled_) return;
-    if (capture) throw std::invalid_argument("--distributed and --capture do not combine (a captured step cannot run MPI)");
+    if (capture)
+      throw std::invalid_argument("--distributed and --capture do not combine (a captured step cannot run MPI)");
 #ifdef TAPEGRAD_WITH_DIST
     environment_ = std::make_unique<tapegrad::dist::Environment>();
 #else

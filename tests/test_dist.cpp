@@ -1,8 +1,8 @@
 // tapegrad::dist under mpirun (ctest runs it on 1 and 2 ranks through
 // scripts/mpirun); the [no-init] cases run without MPI.
 #include <algorithm>
-#include <cmath>
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -96,8 +96,10 @@ TEST_CASE("dist: rank, world size, and the four reductions", "[dist]") {
   dist::barrier();
 
   nn::NamedTensors entries;
-  if (me == 0) entries = {{"a", from_indices({1, 2, 3}, Shape{3})}, {"b/c", full({2, 2}, 0.5, DType::Float64)}};
-  else entries = {{"stale", zeros({1})}};
+  if (me == 0)
+    entries = {{"a", from_indices({1, 2, 3}, Shape{3})}, {"b/c", full({2, 2}, 0.5, DType::Float64)}};
+  else
+    entries = {{"stale", zeros({1})}};
   dist::broadcast_named_tensors(entries);
   REQUIRE(entries.size() == 2);
   CHECK(entries[0].first == "a");
@@ -115,15 +117,17 @@ TEST_CASE("dist: a rank that passes another shape, dtype or collective makes eve
                          "all_reduce: the mean needs a floating-point tensor, got int64 [2]");
   Tensor any = zeros({2});
   REQUIRE_THROWS_MESSAGE(dist::broadcast(any, dist::world_size()), std::out_of_range,
-                         "broadcast: root " + std::to_string(dist::world_size()) +
-                             " is not a rank of this world of " + std::to_string(dist::world_size()));
+                         "broadcast: root " + std::to_string(dist::world_size()) + " is not a rank of this world of " +
+                             std::to_string(dist::world_size()));
   if (dist::world_size() < 2) return;
   Tensor shaped = me == 1 ? zeros({5}) : zeros({3, 4});
-  REQUIRE_THROWS_MESSAGE(dist::all_reduce(shaped), std::invalid_argument,
-                         "all_reduce: ranks disagree: rank 0 passes float32 [3x4] (sum), rank 1 passes float32 [5] (sum)");
+  REQUIRE_THROWS_MESSAGE(
+      dist::all_reduce(shaped), std::invalid_argument,
+      "all_reduce: ranks disagree: rank 0 passes float32 [3x4] (sum), rank 1 passes float32 [5] (sum)");
   Tensor typed = me == 1 ? zeros({3}, DType::Float64) : zeros({3});
-  REQUIRE_THROWS_MESSAGE(dist::broadcast(typed), std::invalid_argument,
-                         "broadcast: ranks disagree: rank 0 passes float32 [3] (root 0), rank 1 passes float64 [3] (root 0)");
+  REQUIRE_THROWS_MESSAGE(
+      dist::broadcast(typed), std::invalid_argument,
+      "broadcast: ranks disagree: rank 0 passes float32 [3] (root 0), rank 1 passes float64 [3] (root 0)");
   Tensor same = zeros({2});
   if (me == 1) {
     REQUIRE_THROWS_MESSAGE(dist::broadcast(same), std::invalid_argument,
@@ -183,8 +187,8 @@ double train_side_by_side(nn::Module& ddp_model, nn::Module& reference, MakeOpti
   copy_state(ddp_model, reference);
   auto ddp_optimizer = make_optimizer(ddp_model.parameters());
   auto reference_optimizer = make_optimizer(reference.parameters());
-  data::DataLoader shard(set, {.batch_size = kBatch, .shuffle = true, .seed = 4, .rank = dist::rank(),
-                               .num_replicas = world});
+  data::DataLoader shard(
+      set, {.batch_size = kBatch, .shuffle = true, .seed = 4, .rank = dist::rank(), .num_replicas = world});
   data::DataLoader whole(set, {.batch_size = kBatch * world, .shuffle = true, .seed = 4});
   REQUIRE(shard.num_batches() == steps);
   REQUIRE(whole.num_batches() == steps);
@@ -234,9 +238,10 @@ TEST_CASE("dist: B per rank on p ranks trains as batch p·B on one, SGD and Adam
 
 TEST_CASE("dist: used before init, every call names itself and says what to do", "[no-init]") {
   CHECK_FALSE(dist::initialized());
-  REQUIRE_THROWS_MESSAGE(dist::rank(), std::logic_error,
-                         "dist::rank: MPI is not initialised: create a tapegrad::dist::Environment (or call dist::init) "
-                         "first");
+  REQUIRE_THROWS_MESSAGE(
+      dist::rank(), std::logic_error,
+      "dist::rank: MPI is not initialised: create a tapegrad::dist::Environment (or call dist::init) "
+      "first");
   Tensor t = zeros({2});
   REQUIRE_THROWS_MESSAGE(dist::all_reduce(t), std::logic_error,
                          "all_reduce: MPI is not initialised: create a tapegrad::dist::Environment (or call "
@@ -296,12 +301,12 @@ TEST_CASE("dist: batch norm normalises each rank's shard; rank 0's running stati
   copy_state(*model, *reference);
   optim::Adam adam(model->parameters(), {.lr = 0.02});
   optim::Adam reference_adam(reference->parameters(), {.lr = 0.02});
-  data::DataLoader shard(set, {.batch_size = kBatch, .shuffle = true, .seed = 8, .rank = dist::rank(),
-                               .num_replicas = world});
+  data::DataLoader shard(
+      set, {.batch_size = kBatch, .shuffle = true, .seed = 8, .rank = dist::rank(), .num_replicas = world});
   std::vector<data::DataLoader> shards;
   for (int r = 0; r < world; ++r) {
-    shards.emplace_back(set, data::DataLoaderOptions{.batch_size = kBatch, .shuffle = true, .seed = 8, .rank = r,
-                                                     .num_replicas = world});
+    shards.emplace_back(set, data::DataLoaderOptions{
+                                 .batch_size = kBatch, .shuffle = true, .seed = 8, .rank = r, .num_replicas = world});
     shards.back().begin();
   }
   shard.begin();
@@ -438,9 +443,9 @@ TEST_CASE("dist: rank 0 writes the checkpoint; loading gives every rank its mode
   if (dist::rank() == 0) {
     REQUIRE_THROWS_AS(dist::load_checkpoint(missing, *other, fresh), std::runtime_error);
   } else {
-    REQUIRE_THROWS_WITH(dist::load_checkpoint(missing, *other, fresh),
-                        Catch::Matchers::StartsWith("dist::load_checkpoint: rank 0 failed: ") &&
-                            Catch::Matchers::Contains(missing));
+    REQUIRE_THROWS_WITH(
+        dist::load_checkpoint(missing, *other, fresh),
+        Catch::Matchers::StartsWith("dist::load_checkpoint: rank 0 failed: ") && Catch::Matchers::Contains(missing));
   }
 }
 

@@ -42,10 +42,14 @@ Header make_header(Collective collective, std::int64_t argument, const Tensor* t
 
 const char* collective_name(std::int64_t collective) {
   switch (static_cast<Collective>(collective)) {
-    case Collective::AllReduce: return "all_reduce";
-    case Collective::Broadcast: return "broadcast";
-    case Collective::Barrier: return "barrier";
-    case Collective::Wrap: return "DistributedDataParallel";
+    case Collective::AllReduce:
+      return "all_reduce";
+    case Collective::Broadcast:
+      return "broadcast";
+    case Collective::Barrier:
+      return "barrier";
+    case Collective::Wrap:
+      return "DistributedDataParallel";
   }
   return "an unknown collective";
 }
@@ -99,7 +103,8 @@ void agree(const char* op, Collective collective, std::int64_t argument, const T
     const std::string subject = what.empty() ? "" : what + ": ";
     if (first[0] != theirs[0]) {
       throw_invalid(op, subject, "ranks disagree: rank 0 calls ", collective_name(first[0]), ", rank ", other,
-                    " calls ", collective_name(theirs[0]), " (every rank must call the same collectives in the same order)");
+                    " calls ", collective_name(theirs[0]),
+                    " (every rank must call the same collectives in the same order)");
     }
     throw_invalid(op, subject, "ranks disagree: rank 0 passes ", describe(first), ", rank ", other, " passes ",
                   describe(theirs));

@@ -16,7 +16,8 @@ namespace {
 void check_usable(const char* op, const Tensor& tensor) {
   if (!tensor.defined()) throw_invalid(op, "got an undefined tensor");
   if (capturing()) {
-    throw_runtime(op, "runs MPI on the host, which a replay of a captured step would not run again: call it "
+    throw_runtime(op,
+                  "runs MPI on the host, which a replay of a captured step would not run again: call it "
                   "outside the captured step");
   }
 }
@@ -29,9 +30,12 @@ void mark_written(const Tensor& tensor) {
 MPI_Op mpi_op(ReduceOp op) {
   switch (op) {
     case ReduceOp::Sum:
-    case ReduceOp::Mean: return MPI_SUM;
-    case ReduceOp::Max: return MPI_MAX;
-    case ReduceOp::Min: return MPI_MIN;
+    case ReduceOp::Mean:
+      return MPI_SUM;
+    case ReduceOp::Max:
+      return MPI_MAX;
+    case ReduceOp::Min:
+      return MPI_MIN;
   }
   return MPI_SUM;
 }
@@ -56,6 +60,15 @@ void in_pieces(const Tensor& tensor, Call call) {
 
 void broadcast_bytes(void* data, int count, int root, const char* op) {
   detail::check(MPI_Bcast(data, count, MPI_BYTE, root, detail::communicator(op)), op, "MPI_Bcast");
+}
+
+// The tensor's data from `root` (headers already agreed).
+void broadcast_data(const Tensor& tensor, int root, const char* op) {
+  const MPI_Comm comm = detail::communicator(op);
+  mark_written(tensor);
+  in_pieces(tensor, [&](void* data, int count) {
+    detail::check(MPI_Bcast(data, count, detail::mpi_type(tensor.dtype()), root, comm), op, "MPI_Bcast");
+  });
 }
 
 }  // namespace
@@ -91,11 +104,7 @@ void broadcast(Tensor& tensor, int root) {
   check_usable(kOp, tensor);
   root_checked(kOp, root);
   detail::agree(kOp, detail::Collective::Broadcast, root, &tensor);
-  const MPI_Comm comm = detail::communicator(kOp);
-  mark_written(tensor);
-  in_pieces(tensor, [&](void* data, int count) {
-    detail::check(MPI_Bcast(data, count, detail::mpi_type(tensor.dtype()), root, comm), kOp, "MPI_Bcast");
-  });
+  broadcast_data(tensor, root, kOp);
 }
 
 void barrier() {
@@ -111,11 +120,7 @@ void broadcast_parameters(const nn::Module& module, int root) {
   for (auto& [name, tensor] : state) {
     check_usable(kOp, tensor);
     detail::agree(kOp, detail::Collective::Broadcast, root, &tensor, "'" + name + "'");
-    mark_written(tensor);
-    in_pieces(tensor, [&](void* data, int n) {
-      detail::check(MPI_Bcast(data, n, detail::mpi_type(tensor.dtype()), root, detail::communicator(kOp)), kOp,
-                    "MPI_Bcast");
-    });
+    broadcast_data(tensor, root, kOp);
   }
 }
 
@@ -150,13 +155,10 @@ void broadcast_named_tensors(nn::NamedTensors& entries, int root) {
     }
     broadcast_bytes(layout.data(), static_cast<int>(layout.size() * sizeof(std::int64_t)), root, kOp);
     if (!sender) {
-      tensor = empty(Shape(std::vector<std::int64_t>(layout.begin() + 1, layout.end())),
-                     static_cast<DType>(layout[0]), kOp);
+      tensor =
+          empty(Shape(std::vector<std::int64_t>(layout.begin() + 1, layout.end())), static_cast<DType>(layout[0]), kOp);
     }
-    in_pieces(tensor, [&](void* data, int n) {
-      detail::check(MPI_Bcast(data, n, detail::mpi_type(tensor.dtype()), root, detail::communicator(kOp)), kOp,
-                    "MPI_Bcast");
-    });
+    broadcast_data(tensor, root, kOp);
     if (!sender) received.emplace_back(std::move(name), std::move(tensor));
   }
   if (!sender) entries = std::move(received);

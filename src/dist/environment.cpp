@@ -67,14 +67,18 @@ void check(int code, const char* op, const char* call) {
   char text[MPI_MAX_ERROR_STRING];
   int length = 0;
   if (MPI_Error_string(code, text, &length) != MPI_SUCCESS) length = 0;
-  throw_runtime(op, call, " failed: ", length > 0 ? std::string(text, static_cast<std::size_t>(length)) : "error " + std::to_string(code));
+  throw_runtime(op, call, " failed: ",
+                length > 0 ? std::string(text, static_cast<std::size_t>(length)) : "error " + std::to_string(code));
 }
 
 MPI_Datatype mpi_type(DType dtype) {
   switch (dtype) {
-    case DType::Float32: return MPI_FLOAT;
-    case DType::Float64: return MPI_DOUBLE;
-    case DType::Int64: return MPI_INT64_T;
+    case DType::Float32:
+      return MPI_FLOAT;
+    case DType::Float64:
+      return MPI_DOUBLE;
+    case DType::Int64:
+      return MPI_INT64_T;
   }
   throw std::logic_error("dist: unknown dtype");
 }
@@ -120,9 +124,7 @@ void manual_seed(std::uint64_t seed) {
 }
 
 Environment::Environment() : uncaught_at_start_(std::uncaught_exceptions()) { init(); }
-Environment::Environment(int& argc, char**& argv) : uncaught_at_start_(std::uncaught_exceptions()) {
-  init(argc, argv);
-}
+Environment::Environment(int& argc, char**& argv) : uncaught_at_start_(std::uncaught_exceptions()) { init(argc, argv); }
 
 Environment::~Environment() {
   // Unwinding: MPI_Finalize would wait for ranks that may be blocked in a
