@@ -19,6 +19,7 @@
 #include <sstream>
 #include <tapegrad/tapegrad.hpp>
 
+#include "distributed_support.hpp"
 #include "example_support.hpp"
 #include "mnist_support.hpp"
 
@@ -45,6 +46,8 @@ const char* kUsage = R"(usage: mnist_cnn [options]
   --no-pictures       skip the pictures of filters and feature maps and the graph
   --quiet             no progress output
   --capture           record the training step once and replay it (no graph building or allocation per step)
+  --distributed       data-parallel over MPI (scripts/mpirun -n P ... --distributed): batch-size / P samples per
+                      rank and step, gradients averaged over the ranks; rank 0 prints and writes the outputs
 )";
 
 struct CnnOptions {
@@ -216,13 +219,20 @@ int run(int argc, char** argv) {
   const bool quiet = flags.flag("quiet");
   const bool pictures = !flags.flag("no-pictures");
   const bool capture = flags.flag("capture");
+  const bool distributed = flags.flag("distributed");
   flags.finish();
   if (batch_size < 1) throw std::invalid_argument("--batch-size must be >= 1");
+  examples::Distributed world(distributed, capture);
+  if (batch_size % world.size() != 0) {
+    throw std::invalid_argument("--batch-size " + std::to_string(batch_size) + " does not split over " +
+                                std::to_string(world.size()) + " ranks (it is the global batch)");
+  }
+  const bool print = !quiet && world.rank() == 0;
   if (schedule_name != "cosine" && schedule_name != "none") {
     throw std::invalid_argument("unknown schedule '" + schedule_name + "' (none, cosine)");
   }
 
-  manual_seed(seed);
+  world.manual_seed(seed);
   data::MnistData mnist = data::load_mnist(data_dir, {.flatten = true});
   if (mnist.train.features().shape(1) != 28 * 28) {
     throw std::invalid_argument("mnist_cnn expects 28x28 images, got " +
@@ -232,14 +242,15 @@ int run(int argc, char** argv) {
   const auto [fit_flat, val_flat] = train::train_validation_split(train_set, val_fraction, seed);
   const data::Dataset fit_set = as_images(fit_flat), val_set = as_images(val_flat);
   const data::Dataset test_set = as_images(mnist.test);
-  if (!quiet) {
+  if (print) {
     std::printf("data: %lld training, %lld validation, %lld test images from %s\n",
                 static_cast<long long>(fit_set.size()), static_cast<long long>(val_set.size()),
                 static_cast<long long>(test_set.size()), data_dir.c_str());
   }
 
   auto model = make_cnn(cnn);
-  if (!quiet) {
+  world.wrap(*model);
+  if (print) {
     std::ostringstream tree;
     tree << *model;
     std::printf("model:\n%s\n", tree.str().c_str());
@@ -251,15 +262,20 @@ int run(int argc, char** argv) {
   const examples::TrainingResult trained =
       examples::train_classifier(*model, optimizer, schedule.get(), fit_set, val_set,
                                  {.epochs = epochs,
-                                  .batch_size = batch_size,
+                                  .batch_size = batch_size / world.size(),
                                   .seed = seed,
                                   .max_shift = max_shift,
                                   .side = 28,
-                                  .quiet = quiet,
-                                  .capture = capture});
+                                  .quiet = !print,
+                                  .capture = capture,
+                                  .rank = world.rank(),
+                                  .replicas = world.size(),
+                                  .train_forward = world.forward()});
   const double seconds = trained.seconds;
 
   const examples::Evaluation test = examples::evaluate(*model, test_set);
+  world.report_throughput(static_cast<double>(trained.samples) / trained.seconds);
+  if (world.rank() != 0) return test.accuracy >= min_accuracy ? 0 : 1;
   std::filesystem::create_directories(out_dir);
   if (pictures) draw_what_the_net_learned(*model, test_set, out_dir, quiet);
   examples::save_training(*model, optimizer, trained.history, out_dir, "mnist_cnn", "mnist_cnn_curves", "MNIST CNN",
