@@ -745,16 +745,18 @@ TEST_CASE("DataLoader: mini-batches, pattern mode, full batch, drop_last", "[dat
   CHECK(sizes(nothing).empty());
 }
 
+// One epoch of `loader`: the targets (sample numbers) in the order seen.
+static std::vector<std::int64_t> epoch_order(DataLoader& loader) {
+  std::vector<std::int64_t> order;
+  for (const Batch& batch : loader) {
+    check_rows_follow_targets(batch);
+    for (std::int64_t t : as_indices(batch.targets)) order.push_back(t);
+  }
+  return order;
+}
+
 TEST_CASE("DataLoader shuffles with a seed: a new permutation every epoch, reproducibly", "[data][loader]") {
   Dataset d = numbered(50);
-  auto epoch_order = [](DataLoader& loader) {
-    std::vector<std::int64_t> order;
-    for (const Batch& batch : loader) {
-      check_rows_follow_targets(batch);
-      for (std::int64_t t : as_indices(batch.targets)) order.push_back(t);
-    }
-    return order;
-  };
   DataLoader a(d, {.batch_size = 8, .shuffle = true, .seed = 42});
   DataLoader b(d, {.batch_size = 8, .shuffle = true, .seed = 42});
   DataLoader c(d, {.batch_size = 8, .shuffle = true, .seed = 43});
@@ -785,14 +787,6 @@ TEST_CASE("DataLoader shuffles with a seed: a new permutation every epoch, repro
 
 TEST_CASE("DataLoader shards an epoch over ranks: disjoint, evened, the same permutation everywhere", "[data][loader][dist]") {
   Dataset d = numbered(10);
-  auto epoch_order = [](DataLoader& loader) {
-    std::vector<std::int64_t> order;
-    for (const Batch& batch : loader) {
-      check_rows_follow_targets(batch);
-      for (std::int64_t t : as_indices(batch.targets)) order.push_back(t);
-    }
-    return order;
-  };
   // 10 samples over 3 ranks: 4 each, the permutation padded with its first two.
   for (const bool shuffle : {false, true}) {
     DataLoader whole(d, {.batch_size = 6, .shuffle = shuffle, .seed = 9});
