@@ -22,11 +22,6 @@ void check_usable(const char* op, const Tensor& tensor) {
   }
 }
 
-// The data of `tensor` is about to change in place.
-void mark_written(const Tensor& tensor) {
-  if (tensor.impl()->storage) tensor.impl()->storage->bump_version();
-}
-
 MPI_Op mpi_op(ReduceOp op) {
   switch (op) {
     case ReduceOp::Sum:
@@ -62,16 +57,39 @@ void broadcast_bytes(void* data, int count, int root, const char* op) {
   detail::check(MPI_Bcast(data, count, MPI_BYTE, root, detail::communicator(op)), op, "MPI_Bcast");
 }
 
-// The tensor's data from `root` (headers already agreed).
+}  // namespace
+
+namespace detail {
+
+void mark_written(const Tensor& tensor) {
+  if (tensor.impl()->storage) tensor.impl()->storage->bump_version();
+}
+
 void broadcast_data(const Tensor& tensor, int root, const char* op) {
-  const MPI_Comm comm = detail::communicator(op);
+  const MPI_Comm comm = communicator(op);
   mark_written(tensor);
   in_pieces(tensor, [&](void* data, int count) {
-    detail::check(MPI_Bcast(data, count, detail::mpi_type(tensor.dtype()), root, comm), op, "MPI_Bcast");
+    check(MPI_Bcast(data, count, mpi_type(tensor.dtype()), root, comm), op, "MPI_Bcast");
   });
 }
 
-}  // namespace
+void scaled_copy(DType dtype, const void* from, void* to, std::int64_t n, double scale) {
+  if (dtype == DType::Float32) {
+    const auto* x = static_cast<const float*>(from);
+    auto* y = static_cast<float*>(to);
+    const auto factor = static_cast<float>(scale);
+    for (std::int64_t i = 0; i < n; ++i) y[i] = x[i] * factor;
+  } else {
+    const auto* x = static_cast<const double*>(from);
+    auto* y = static_cast<double*>(to);
+    for (std::int64_t i = 0; i < n; ++i) y[i] = x[i] * scale;
+  }
+}
+
+}  // namespace detail
+
+using detail::broadcast_data;
+using detail::mark_written;
 
 void all_reduce(Tensor& tensor, ReduceOp op) {
   constexpr const char* kOp = "all_reduce";
@@ -88,14 +106,7 @@ void all_reduce(Tensor& tensor, ReduceOp op) {
                   "MPI_Allreduce");
   });
   if (op == ReduceOp::Mean) {
-    const double scale = 1.0 / world_size();
-    if (tensor.dtype() == DType::Float32) {
-      auto* x = tensor.data<float>();
-      for (std::int64_t i = 0; i < tensor.numel(); ++i) x[i] = static_cast<float>(x[i] * scale);
-    } else {
-      auto* x = tensor.data<double>();
-      for (std::int64_t i = 0; i < tensor.numel(); ++i) x[i] *= scale;
-    }
+    detail::scaled_copy(tensor.dtype(), tensor.raw_data(), tensor.raw_data(), tensor.numel(), 1.0 / world_size());
   }
 }
 

@@ -36,4 +36,13 @@ enum class Collective : std::int64_t { AllReduce = 1, Broadcast, Barrier, Wrap }
 void agree(const char* op, Collective collective, std::int64_t argument, const Tensor* tensor,
            const std::string& what = {});
 
+// The storage version of `tensor` moves on: its data is changed in place.
+void mark_written(const Tensor& tensor);
+// `root`'s data into `tensor` on every rank, with no header: for callers
+// whose ranks already agreed on it (a wrapped model's buffers).
+void broadcast_data(const Tensor& tensor, int root, const char* op);
+// to[i] = from[i] * scale for n floating-point elements of `dtype` (from
+// may be to).
+void scaled_copy(DType dtype, const void* from, void* to, std::int64_t n, double scale);
+
 }  // namespace tapegrad::dist::detail

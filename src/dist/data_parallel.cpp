@@ -8,7 +8,6 @@
 #include "tapegrad/dist/collectives.hpp"
 #include "tapegrad/dist/environment.hpp"
 #include "tapegrad/error.hpp"
-#include "tapegrad/storage.hpp"
 
 namespace tapegrad::dist {
 
@@ -90,19 +89,10 @@ struct DistributedDataParallel::State {
     }
     for (Slot& slot : slots) {
       const Bucket& bucket = buckets[slot.bucket];
-      const std::int64_t n = slot.parameter.numel();
-      if (bucket.dtype == DType::Float32) {
-        const float* from = bucket.flat.data<float>() + slot.offset;
-        float* to = slot.reduced.data<float>();
-        const float scale = 1.0f / static_cast<float>(world);
-        for (std::int64_t i = 0; i < n; ++i) to[i] = from[i] * scale;
-      } else {
-        const double* from = bucket.flat.data<double>() + slot.offset;
-        double* to = slot.reduced.data<double>();
-        const double scale = 1.0 / world;
-        for (std::int64_t i = 0; i < n; ++i) to[i] = from[i] * scale;
-      }
-      if (slot.reduced.impl()->storage) slot.reduced.impl()->storage->bump_version();
+      const char* from = static_cast<const char*>(bucket.flat.raw_data()) +
+                         static_cast<std::size_t>(slot.offset) * dtype_size(bucket.dtype);
+      detail::mark_written(slot.reduced);
+      detail::scaled_copy(bucket.dtype, from, slot.reduced.raw_data(), slot.parameter.numel(), 1.0 / world);
       slot.parameter.set_grad(slot.reduced);
     }
     open = false;
@@ -211,10 +201,8 @@ void DistributedDataParallel::before_forward() {
                   "backward, before the optimizer step");
   }
   if (options_.broadcast_buffers && s.world > 1) {
-    for (auto& [name, buffer] : module_.named_buffers()) {
-      Tensor handle = buffer;
-      broadcast(handle, 0);
-    }
+    // Wrapping agreed on every buffer's dtype and shape: no header per step.
+    for (const auto& [name, buffer] : module_.named_buffers()) detail::broadcast_data(buffer, 0, kOp);
   }
 }
 
