@@ -447,6 +447,19 @@ TEST_CASE("dist: rank 0 writes the checkpoint; loading gives every rank its mode
         dist::load_checkpoint(missing, *other, fresh),
         Catch::Matchers::StartsWith("dist::load_checkpoint: rank 0 failed: ") && Catch::Matchers::Contains(missing));
   }
+
+  // A model that does not match the file: rank 0's reader names the file and
+  // both shapes, and every other rank gets the same words.
+  auto wider = float64_model(32, false, 9);
+  optim::Adam wider_adam(wider->parameters(), {.lr = 0.01});
+  const std::string mismatch =
+      "load_checkpoint: '" + path + "': load_state_dict: '0.weight' is float64 [8x5], the module expects float64 [9x5]";
+  if (dist::rank() == 0) {
+    REQUIRE_THROWS_WITH(dist::load_checkpoint(path, *wider, wider_adam), mismatch);
+  } else {
+    REQUIRE_THROWS_WITH(dist::load_checkpoint(path, *wider, wider_adam),
+                        "dist::load_checkpoint: rank 0 failed: " + mismatch);
+  }
 }
 
 TEST_CASE("dist: collectives refuse to be captured", "[dist][errors]") {

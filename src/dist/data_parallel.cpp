@@ -63,12 +63,24 @@ struct DistributedDataParallel::State {
     --bucket.waiting;
   }
 
+  // The last bucket is only ready when backward has packed every gradient, so
+  // nothing is left to hide it behind: it goes through the blocking
+  // MPI_Allreduce, whose algorithms are faster than the non-blocking ones
+  // (measured: 0.1-0.15 ms a step on the MNIST MLP). Every rank makes the same
+  // calls in the same order, so the collectives still match.
   void launch_ready() {
     while (next_launch < buckets.size() && buckets[next_launch].waiting == 0) {
       Bucket& bucket = buckets[next_launch];
-      detail::check(MPI_Iallreduce(MPI_IN_PLACE, bucket.flat.raw_data(), static_cast<int>(bucket.flat.numel()),
-                                   detail::mpi_type(bucket.dtype), MPI_SUM, comm, &bucket.request),
-                    kOp, "MPI_Iallreduce");
+      void* data = bucket.flat.raw_data();
+      const auto count = static_cast<int>(bucket.flat.numel());
+      if (next_launch + 1 == buckets.size()) {
+        detail::check(MPI_Allreduce(MPI_IN_PLACE, data, count, detail::mpi_type(bucket.dtype), MPI_SUM, comm), kOp,
+                      "MPI_Allreduce");
+      } else {
+        detail::check(
+            MPI_Iallreduce(MPI_IN_PLACE, data, count, detail::mpi_type(bucket.dtype), MPI_SUM, comm, &bucket.request),
+            kOp, "MPI_Iallreduce");
+      }
       ++next_launch;
     }
   }
