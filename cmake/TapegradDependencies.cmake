@@ -8,3 +8,6 @@ find_package(xtensor 0.24 REQUIRED CONFIG)
 # 25-30x slower for SGEMM.
 set(BLA_VENDOR OpenBLAS)
 find_package(BLAS REQUIRED)
+
+# zlib: CRC-32 and deflate for .npz archives (numpy.savez_compressed).
+find_package(ZLIB REQUIRED)

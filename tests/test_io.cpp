@@ -30,8 +30,9 @@
 #include <string>
 #include <vector>
 
-#include "io/crc32.hpp"
 #include "io/npz_detail.hpp"
+#include "io/zip_format.hpp"
+#include "io/zip_reader.hpp"
 #include "support.hpp"
 #include "tapegrad/io/checkpoint.hpp"
 #include "tapegrad/io/npz.hpp"
@@ -326,15 +327,14 @@ class FileSizeLimit {
 
 }  // namespace
 
-
 // ------------------------------------------------------------- the format
 
 TEST_CASE("crc32 gives the standard check value and chains", "[io]") {
   const std::string text = "123456789";
-  CHECK(io::detail::crc32(text.data(), text.size()) == 0xCBF43926u);
-  const std::uint32_t first = io::detail::crc32(text.data(), 4);
-  CHECK(io::detail::crc32(text.data() + 4, text.size() - 4, first) == 0xCBF43926u);
-  CHECK(io::detail::crc32(nullptr, 0) == 0u);
+  CHECK(io::zip::crc32(text.data(), text.size()) == 0xCBF43926u);
+  const std::uint32_t first = io::zip::crc32(text.data(), 4);
+  CHECK(io::zip::crc32(text.data() + 4, text.size() - 4, first) == 0xCBF43926u);
+  CHECK(io::zip::crc32(nullptr, 0) == 0u);
 }
 
 TEST_CASE("npy headers follow NumPy's layout: dict, padding, 64-byte alignment", "[io]") {
@@ -417,13 +417,88 @@ TEST_CASE("load_npz reads what numpy.savez writes (committed fixtures)", "[io]")
   SECTION("written to a stream: zero sizes in local headers, data descriptors") {
     check_numpy_arrays(io::load_npz(data + "/numpy_savez_streamed.npz"));
   }
-  SECTION("numpy.savez_compressed is refused with a clear message") {
-    const std::string path = data + "/numpy_savez_compressed.npz";
-    REQUIRE_THROWS_MESSAGE(io::load_npz(path), std::runtime_error,
-                           "load_npz: '" + path +
-                               "': member 'x.npy' is compressed (deflate); tapegrad reads uncompressed archives: save "
-                               "with numpy.savez, not numpy.savez_compressed");
+  SECTION("numpy.savez_compressed: deflated members") {
+    const nn::NamedTensors loaded = io::load_npz(data + "/numpy_savez_compressed.npz");
+    REQUIRE(loaded.size() == 1);
+    CHECK(loaded[0].first == "x");
+    CHECK(loaded[0].second.dtype() == DType::Float64);
+    CHECK(loaded[0].second.shape() == Shape{3});
+    CHECK(loaded[0].second.to_vector() == std::vector<double>{1, 1, 1});
   }
+}
+
+TEST_CASE("save_npz compressed: deflated members that round-trip bit-exactly and shrink", "[io]") {
+  manual_seed(15);
+  TempDir dir;
+  const std::string path = dir.file("small.npz");
+  const nn::NamedTensors tensors = {{"zeros", zeros({64, 64})},
+                                    {"w", randn({3, 5}, DType::Float64)},
+                                    {"n", from_indices({7, -1}, {2})},
+                                    {"empty", zeros({0})}};
+  io::save_npz(path, tensors, {.compressed = true});
+  CHECK(bit_equal(io::load_npz(path), tensors));
+  const std::string stored = io::detail::encode_npz(tensors);
+  const std::string deflated = io::detail::encode_npz(tensors, {.compressed = true});
+  CHECK(deflated.size() * 10 < stored.size());  // 16 KiB of zeros dominate
+  CHECK(bit_equal(io::detail::decode_npz(deflated, "mem"), tensors));
+  // Every central directory entry says method 8, deflate.
+  const std::size_t cd = central_directory(deflated);
+  CHECK(static_cast<unsigned char>(deflated[cd + 10]) == 8);
+}
+
+TEST_CASE("damaged deflated members are refused with clear messages", "[io]") {
+  const std::string member = io::detail::npy_header(DType::Float32, {2}) + std::string(8, '\0');
+  const std::string zip = io::detail::zip_archive({{"a.npy", member}}, true);
+  const std::size_t cd = central_directory(zip);
+  auto refuses = [](const std::string& bytes, const std::string& message) {
+    INFO(message);
+    REQUIRE_THROWS_MESSAGE(io::detail::decode_npz(bytes, kHostile), std::runtime_error, hostile_message(message));
+  };
+  REQUIRE(io::detail::decode_npz(zip, kHostile).size() == 1);
+  const std::uint32_t stored_size = get32(zip, cd + 20);
+
+  std::string bad = zip;
+  put32(bad, cd + 24, 0x7FFFFFFF);
+  refuses(bad, "member 'a.npy' claims 2147483647 bytes inflated from " + std::to_string(stored_size) +
+                   ", more than deflate can give: the file is corrupt");
+  bad = zip;
+  put32(bad, cd + 20, 3);  // the directory keeps only the first 3 compressed bytes
+  refuses(bad, "member 'a.npy' is truncated: its deflate data ends before its " + std::to_string(member.size()) +
+                   " bytes do");
+  bad = zip;
+  bad[central_directory(zip) - 6] ^= 0x55;  // inside the compressed stream
+  CHECK_THROWS_AS(io::detail::decode_npz(bad, kHostile), std::runtime_error);
+
+  // Below the .npy layer: a member that inflates to more or fewer bytes than
+  // the directory says.
+  const std::string text = "the same words, the same words, the same words";
+  const std::string plain = io::detail::zip_archive({{"t.bin", text}}, true);
+  const std::size_t plain_cd = central_directory(plain);
+  const auto read_member = [](const std::string& bytes) {
+    const io::zip::MemorySource source(bytes);
+    const io::zip::Archive archive(source, "load_npz", kHostile);
+    io::zip::MemberReader reader(archive, archive.members().at(0));
+    std::string out(static_cast<std::size_t>(reader.remaining()), '\0');
+    reader.read(out.size(), out.data());
+    reader.finish();
+    return out;
+  };
+  CHECK(read_member(plain) == text);
+  bad = plain;
+  put32(bad, plain_cd + 24, text.size() - 1);
+  REQUIRE_THROWS_MESSAGE(read_member(bad), std::runtime_error,
+                         hostile_message("member 't.bin' inflates to more than the " + std::to_string(text.size() - 1) +
+                                         " bytes the directory says: the file is corrupt"));
+  bad = plain;
+  put32(bad, plain_cd + 24, text.size() + 1);
+  REQUIRE_THROWS_MESSAGE(
+      read_member(bad), std::runtime_error,
+      hostile_message("member 't.bin' inflates to " + std::to_string(text.size()) + " bytes, but the directory says " +
+                      std::to_string(text.size() + 1) + ": the file is corrupt"));
+  bad = plain;
+  put32(bad, plain_cd + 16, get32(plain, plain_cd + 16) ^ 1);
+  REQUIRE_THROWS_MESSAGE(read_member(bad), std::runtime_error,
+                         hostile_message("member 't.bin' fails its CRC-32 check: the file is corrupt"));
 }
 
 TEST_CASE("load_npz reads what this machine's numpy.savez writes", "[io][numpy]") {
@@ -443,15 +518,17 @@ TEST_CASE("numpy.load reads what save_npz writes: names, shapes, dtypes, bits", 
   SKIP_WITHOUT_NUMPY();
   manual_seed(12);
   TempDir dir;
+  const bool compressed = GENERATE(false, true);
   const std::string path = dir.file("awkward.npz");
-  io::save_npz(path, awkward_tensors());
+  io::save_npz(path, awkward_tensors(), {.compressed = compressed});
   const std::string script = R"PY(import sys, zipfile
 import numpy as np
 
 path = sys.argv[1]
+method = zipfile.ZIP_DEFLATED if sys.argv[2] == "deflated" else zipfile.ZIP_STORED
 with zipfile.ZipFile(path) as archive:
     assert archive.testzip() is None  # every member's CRC-32 checked by Python
-    assert all(info.compress_type == zipfile.ZIP_STORED for info in archive.infolist())
+    assert all(info.compress_type == method for info in archive.infolist())
 with np.load(path) as f:
     expected = {
         "f32": ((2, 4), np.float32),
@@ -484,7 +561,7 @@ print("ok")
 )PY";
   std::string output;
   INFO("python: " << python_with_numpy());
-  const bool passed = run_python(dir, script, "'" + path + "'", output);
+  const bool passed = run_python(dir, script, "'" + path + "' " + (compressed ? "deflated" : "stored"), output);
   INFO(output);
   CHECK(passed);
 }
@@ -565,12 +642,12 @@ TEST_CASE("a save removes the temporaries that saves killed mid-write left, and 
   const std::string d = std::to_string(dead), l = std::to_string(live), self = std::to_string(::getpid());
   const std::string prefix = "model.npz.tmp-";
 
-  fake_temporary(dir.file(prefix + d + "-0"), "half a checkpoint", 10min);        // writer gone: removed
-  fake_temporary(dir.file(prefix + d + "-7"), "being written?", 1min);            // gone, but written recently: kept
-  fake_temporary(dir.file(prefix + l + "-0"), "another process writing", 10min);  // writer alive: kept
+  fake_temporary(dir.file(prefix + d + "-0"), "half a checkpoint", 10min);          // writer gone: removed
+  fake_temporary(dir.file(prefix + d + "-7"), "being written?", 1min);              // gone, but written recently: kept
+  fake_temporary(dir.file(prefix + l + "-0"), "another process writing", 10min);    // writer alive: kept
   fake_temporary(dir.file(prefix + self + "-999"), "this process writing", 10min);  // this process: kept
-  fake_temporary(dir.file(prefix + l + "-1"), "abandoned for a day", 25h);        // too old, any pid: removed
-  fake_temporary(dir.file("other.npz.tmp-" + d + "-0"), "another target", 10min);  // not this path's: kept
+  fake_temporary(dir.file(prefix + l + "-1"), "abandoned for a day", 25h);          // too old, any pid: removed
+  fake_temporary(dir.file("other.npz.tmp-" + d + "-0"), "another target", 10min);   // not this path's: kept
   fake_temporary(dir.file(prefix + d + "-0.bak"), "not the pattern", 10min);
   fake_temporary(dir.file(prefix + "x-0"), "not the pattern", 10min);
   fake_temporary(dir.file(prefix + d), "not the pattern", 10min);
@@ -698,13 +775,8 @@ TEST_CASE("hostile ZIP structures are refused with clear messages", "[io]") {
   REQUIRE(io::detail::decode_npz(zip, kHostile).size() == 1);
 
   std::string bad = zip;
-  put16(bad, cd + 10, 8);
-  refuses(bad,
-          "member 'a.npy' is compressed (deflate); tapegrad reads uncompressed archives: save with numpy.savez, not "
-          "numpy.savez_compressed");
-  bad = zip;
   put16(bad, cd + 10, 12);
-  refuses(bad, "member 'a.npy' uses ZIP compression method 12; tapegrad reads only stored (uncompressed) members");
+  refuses(bad, "member 'a.npy' uses ZIP compression method 12; tapegrad reads only stored and deflated members");
   bad = zip;
   put16(bad, cd + 8, 1);
   refuses(bad, "member 'a.npy' is encrypted, which tapegrad does not read");
@@ -848,7 +920,9 @@ TEST_CASE("fuzzing: random byte flips and truncations throw, never crash", "[io]
                                     {"b", from_vector({1, 2}, {2}, DType::Float64)},
                                     {"n", from_indices({5}, Shape{})},
                                     {"e", zeros({0, 2})}};
-  const std::string bytes = io::detail::encode_npz(tensors);
+  const bool compressed = GENERATE(false, true);
+  INFO((compressed ? "deflated" : "stored") << " members");
+  const std::string bytes = io::detail::encode_npz(tensors, {.compressed = compressed});
 
   SECTION("damaged archives") {
     int refused = 0;

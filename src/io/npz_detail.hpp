@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "tapegrad/io/npz.hpp"
 #include "tapegrad/nn/module.hpp"
 
 namespace tapegrad::io::detail {
@@ -15,12 +16,12 @@ namespace tapegrad::io::detail {
 // header dict, padded with spaces and a '\n' so the data starts 64-aligned.
 std::string npy_header(DType dtype, const Shape& shape);
 
-// A ZIP archive of stored members (name, bytes), laid out as save_npz lays
-// out its files; the bytes may be anything, valid .npy or not.
-std::string zip_archive(const std::vector<std::pair<std::string, std::string>>& members);
+// A ZIP archive of stored (or deflated) members (name, bytes), laid out as
+// save_npz lays out its files; the bytes may be anything, valid .npy or not.
+std::string zip_archive(const std::vector<std::pair<std::string, std::string>>& members, bool compressed = false);
 
 // Exactly the bytes save_npz writes.
-std::string encode_npz(const nn::NamedTensors& tensors);
+std::string encode_npz(const nn::NamedTensors& tensors, const NpzOptions& options = {});
 
 // load_npz on bytes in memory; `label` stands for the file name in messages.
 nn::NamedTensors decode_npz(std::string_view bytes, const std::string& label);

@@ -1,7 +1,8 @@
 #pragma once
 // .npz files, NumPy's format for named arrays: a ZIP archive holding one .npy
-// file per tensor, stored uncompressed. numpy.load opens what save_npz writes
-// (np.load(path)[name]) and load_npz reads what numpy.savez writes.
+// file per tensor, stored uncompressed (numpy.savez) or deflated
+// (numpy.savez_compressed). numpy.load opens what save_npz writes
+// (np.load(path)[name]) and load_npz reads what either of numpy's writes.
 //
 // Each tensor becomes the member "<name>.npy": a .npy 1.0 header
 // ('<f4' float32, '<f8' float64 or '<i8' int64, fortran_order False, the
@@ -14,6 +15,12 @@
 #include "tapegrad/nn/module.hpp"
 
 namespace tapegrad::io {
+
+struct NpzOptions {
+  // Deflate each member (zlib's default level), as numpy.savez_compressed
+  // does. Each member is compressed in memory before the file is opened.
+  bool compressed = false;
+};
 
 // Writes the tensors, in order, atomically: into a temporary file next to
 // `path` ("<path>.tmp-<pid>-<n>"), flushed to disk with fsync, then renamed
@@ -30,15 +37,16 @@ namespace tapegrad::io {
 // that would need ZIP64 (4 GiB or more, 65535 or more tensors), all before
 // touching the disk; std::runtime_error for I/O failures. Messages name the
 // file.
-void save_npz(const std::string& path, const nn::NamedTensors& tensors);
+void save_npz(const std::string& path, const nn::NamedTensors& tensors, const NpzOptions& options = {});
 
 // Reads every array of an .npz archive, in archive order, names without their
 // ".npy" suffix. Every offset and size is bounds-checked and every member's
-// CRC-32 verified. Reads stored (uncompressed) members holding .npy 1.0, 2.0
-// or 3.0 arrays of dtype '<f4', '<f8' or '<i8' in C order; refuses compressed
-// (np.savez_compressed), encrypted and ZIP64 archives, Fortran-order arrays
-// and other dtypes. Any problem throws std::runtime_error whose message names
-// the file and, where there is one, the member.
+// CRC-32 verified. Reads stored and deflated members holding .npy 1.0, 2.0 or
+// 3.0 arrays of dtype '<f4', '<f8' or '<i8' in C order; refuses encrypted and
+// ZIP64 archives, other compression methods, Fortran-order arrays and other
+// dtypes. A deflated member may not claim more than deflate can produce from
+// its size (1032 to 1), so a small file cannot ask for a huge allocation. Any problem throws std::runtime_error whose
+// message names the file and, where there is one, the member.
 nn::NamedTensors load_npz(const std::string& path);
 
 }  // namespace tapegrad::io
