@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ops/clamp.hpp"
 #include "ops/pointwise.hpp"
 #include "ops/vector_math.hpp"
 #include "tapegrad/ops/reduce.hpp"
@@ -85,14 +86,7 @@ Tensor softplus(const Tensor& x) {
 }
 
 Tensor hard_tanh(const Tensor& x, double low, double high) {
-  if (!(low <= high)) throw_invalid("hard_tanh", "needs low <= high, got low=", low, " high=", high);
-  return unary_pointwise(
-      x, {"hard_tanh", "y = clamp(x, low, high)"},
-      [low, high](auto v) {
-        using T = decltype(v);
-        return std::min(std::max(v, static_cast<T>(low)), static_cast<T>(high));
-      },
-      reads<kInput>(piecewise([low, high](auto v) { return v >= low && v <= high ? 1.0 : 0.0; })));
+  return detail::clamp_as(x, low, high, {"hard_tanh", "y = clamp(x, low, high)"});
 }
 
 Tensor arctan(const Tensor& x) {

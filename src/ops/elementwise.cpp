@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ops/clamp.hpp"
 #include "ops/pointwise.hpp"
 
 namespace tapegrad {
@@ -137,10 +138,10 @@ Tensor abs(const Tensor& x) {
       reads<kInput>(piecewise([](auto v) { return static_cast<decltype(v)>((v > 0) - (v < 0)); })));
 }
 
-Tensor clamp(const Tensor& x, double low, double high) {
-  if (!(low <= high)) throw_invalid("clamp", "needs low <= high, got low=", low, " high=", high);
+Tensor detail::clamp_as(const Tensor& x, double low, double high, const OpInfo& info) {
+  if (!(low <= high)) throw_invalid(info.name, "needs low <= high, got low=", low, " high=", high);
   return unary_pointwise(
-      x, {"clamp", "y = min(max(x, low), high)"},
+      x, info,
       [low, high](auto v) {
         using T = decltype(v);
         // v goes first: std::max and std::min return their first argument
@@ -148,6 +149,10 @@ Tensor clamp(const Tensor& x, double low, double high) {
         return std::min(std::max(v, static_cast<T>(low)), static_cast<T>(high));
       },
       reads<kInput>(piecewise([low, high](auto v) { return static_cast<decltype(v)>(v >= low && v <= high); })));
+}
+
+Tensor clamp(const Tensor& x, double low, double high) {
+  return detail::clamp_as(x, low, high, {"clamp", "y = min(max(x, low), high)"});
 }
 
 // NaN in either argument gives NaN (std::max alone keeps only a NaN in its

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "core/dispatch.hpp"
+#include "ops/lane_softmax.hpp"
 #include "tapegrad/autograd.hpp"
 #include "tapegrad/kernel.hpp"
 #include "tapegrad/ops/activation.hpp"
@@ -209,11 +210,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduc
           if (classes_of != nullptr) check_class_values("cross_entropy", classes_of, samples, classes);
           for (std::int64_t n = 0; n < samples; ++n) {
             const T* row = z + n * classes;
-            // Shifting by the row maximum keeps every e^(z - max) <= 1 and the
-            // sum >= 1: no overflow for logits of 1000, no log of 0.
-            const double top = *std::max_element(row, row + classes);
-            double total = 0;
-            for (std::int64_t c = 0; c < classes; ++c) total += std::exp(row[c] - top);
+            const auto [top, total] = detail::max_and_exp_sum(row, classes);
             const double log_norm = top + std::log(total);
             lse_v[n] = log_norm;
             double loss = 0;

@@ -2,14 +2,16 @@
 // contiguous buffer is viewed as [outer, n, inner]: the n elements of one
 // lane (fixed outer and inner index) sit `inner` apart.
 //
-// Both subtract the lane's maximum before exponentiating: e^x overflows
-// float32 already at x ≈ 89, while e^(x - max) <= 1 always, and the sum it
-// feeds is >= 1, so its logarithm is finite too.
+// Both subtract the lane's maximum before exponentiating
+// (ops/lane_softmax.hpp, shared with cross_entropy): e^x overflows float32
+// already at x ≈ 89, while e^(x - max) <= 1 always, and the sum it feeds is
+// >= 1, so its logarithm is finite too.
 #include <algorithm>
 #include <cmath>
 #include <utility>
 
 #include "core/dispatch.hpp"
+#include "ops/lane_softmax.hpp"
 #include "tapegrad/autograd.hpp"
 #include "tapegrad/kernel.hpp"
 #include "tapegrad/ops/activation.hpp"
@@ -46,16 +48,6 @@ void for_each_lane(const Lanes& lanes, F&& f) {
   }
 }
 
-// max of a lane and Σ e^(x - max) (summed in double).
-template <class T>
-std::pair<T, double> max_and_exp_sum(const T* lane, std::int64_t n, std::int64_t stride) {
-  T top = -INFINITY;
-  for (std::int64_t j = 0; j < n; ++j) top = std::max(top, lane[j * stride]);
-  double total = 0;
-  for (std::int64_t j = 0; j < n; ++j) total += std::exp(static_cast<double>(lane[j * stride] - top));
-  return {top, total};
-}
-
 // The forward of softmax and log_softmax as a kernel: per lane, c =
 // per_lane(Σ e^(x - max)), then y = value(x - max, c) for its elements.
 template <class T, class PerLane, class Value>
@@ -63,11 +55,11 @@ auto lane_kernel(const Lanes& lanes, PerLane per_lane, Value value) {
   return [lanes, per_lane, value](const T* xv, T* yv) {
     const std::int64_t n = lanes.n, stride = lanes.inner;
     for_each_lane(lanes, [&](std::int64_t base) {
-      const auto [top, total] = max_and_exp_sum(xv + base, n, stride);
+      const auto [top, total] = detail::max_and_exp_sum(xv + base, n, stride);
       const double c = per_lane(total);
       for (std::int64_t j = 0; j < n; ++j) {
         const std::int64_t k = base + j * stride;
-        yv[k] = static_cast<T>(value(static_cast<double>(xv[k] - top), c));
+        yv[k] = static_cast<T>(value(static_cast<double>(xv[k]) - top, c));
       }
     });
   };
