@@ -220,6 +220,7 @@ int run(int argc, char** argv) {
   cli.text("--data", data_dir, "MNIST IDX files (the default is the repository's data/mnist)", "DIR");
   cli.default_when(short_mode, cli.integer("--epochs", epochs, "training epochs (5 with --short)", std::int64_t{1}),
                    epochs, std::int64_t{5});
+  // At least 2: one pass has no spread to measure.
   cli.default_when(short_mode,
                    cli.integer("--passes", passes, "stochastic forward passes per test digit (30 with --short)", 2),
                    passes, 30);
