@@ -195,12 +195,14 @@ class CommandLine {
         ->default_str(join_sizes(value));
   }
 
-  // A batch size: an integer >= 1, or "all" (the whole set in one batch).
+  // A batch size: an integer >= 1, or "all" (the whole set in one batch;
+  // "full" too, as data::parse_batch_size reads it). Not 0, which the
+  // DataLoader takes for the whole set too: a typo must not mean that.
   CLI::Option* batch_size(const std::string& name, std::int64_t& value, const std::string& help) {
     const CLI::Validator check(
         [](std::string& given) {
           std::int64_t parsed = 0;
-          if (given == "all") {
+          if (given == "all" || given == "full") {
             given = std::to_string(tapegrad::data::kFullBatch);
           } else if (!parse_whole(given, parsed) || parsed < 1) {
             return "'" + given + "' is not an integer >= 1 or 'all'";
