@@ -23,9 +23,9 @@
 #include <filesystem>
 #include <sstream>
 #include <string>
-
 #include <tapegrad/tapegrad.hpp>
 
+#include "command_line.hpp"
 #include "example_support.hpp"
 
 using namespace tapegrad;
@@ -33,9 +33,8 @@ using namespace tapegrad::tools;
 
 namespace {
 
-constexpr const char* kUsage =
-    "usage: backprop_page [--out DIR] [--network xor|worked|blackboard|all] [--quiet]\n"
-    "Writes interactive backward-pass pages (HTML) and graph pictures into DIR.\n";
+constexpr const char* kDescription =
+    "backprop_page: writes interactive backward-pass pages (HTML) and graph pictures into DIR.";
 
 int failures = 0;
 
@@ -124,8 +123,9 @@ void worked_page(const std::string& out, bool quiet) {
   check("dL/dw0,5", b2.grad().at({0}), s, quiet);
   save(out, "worked", trace,
        {.title = "Worked example (a): backpropagation, step by step",
-        .description = "x = (\u22123, 5); ReLU hidden units 3 and 4 (z = W1\u00B7x + b1); sigmoid output unit 5; "
-                       "binary cross-entropy against y = 0. Step with \u2190 / \u2192; click an op to jump to its step."},
+        .description =
+            "x = (\u22123, 5); ReLU hidden units 3 and 4 (z = W1\u00B7x + b1); sigmoid output unit 5; "
+            "binary cross-entropy against y = 0. Step with \u2190 / \u2192; click an op to jump to its step."},
        "Worked example (a): values and gradients after one backward pass", quiet);
 }
 
@@ -159,18 +159,13 @@ void blackboard_page(const std::string& out, bool quiet) {
 }
 
 int run(int argc, char** argv) {
-  examples::Flags flags(argc, argv);
-  if (flags.flag("help")) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
-  const std::string out = flags.get("out", "backprop_page_out");
-  const std::string network = flags.get("network", "all");
-  const bool quiet = flags.flag("quiet");
-  flags.finish();
-  if (network != "xor" && network != "worked" && network != "blackboard" && network != "all") {
-    throw std::invalid_argument("--network: unknown network '" + network + "' (xor, worked, blackboard, all)");
-  }
+  std::string out = "backprop_page_out", network = "all";
+  bool quiet = false;
+  examples::CommandLine cli(kDescription);
+  cli.text("--out", out, "the pages and pictures go here", "DIR");
+  cli.choice("--network", network, "which network's pages", {"xor", "worked", "blackboard", "all"});
+  cli.flag("--quiet", quiet, "print only the files written and any mismatch");
+  if (!cli.parse(argc, argv)) return 0;
   std::filesystem::create_directories(out);
   if (network == "xor" || network == "all") xor_page(out, quiet);
   if (network == "worked" || network == "all") worked_page(out, quiet);
@@ -181,11 +176,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "backprop_page: %s\n", error.what());
-    return 2;
-  }
-}
+int main(int argc, char** argv) { return examples::run_example("backprop_page", argc, argv, run); }

@@ -23,38 +23,16 @@
 #include <sstream>
 #include <tapegrad/tapegrad.hpp>
 
+#include "command_line.hpp"
 #include "example_support.hpp"
 
 using namespace tapegrad;
 
 namespace {
 
-const char* kUsage = R"(usage: char_lstm [options]
-  --data DIR          a text file or a directory of them (default /usr/share/games/fortunes;
-                      entries are split at '%' lines)
-  --max-chars N       use only about N characters of text, whole entries chosen at random (quick runs)
-  --val-fraction F    share of the entries held out for validation (default 0.05)
-  --epochs N          passes over the training text (default 4)
-  --steps N           stop after N training steps in all (default 0: no limit)
-  --hidden N          LSTM hidden units (default 128)
-  --layers N          stacked LSTM layers (default 1)
-  --embedding N       size of the character embedding (default 64)
-  --dropout P         dropout between LSTM layers (default 0)
-  --seq-len T         characters per truncated-BPTT chunk (default 100)
-  --batch N           parallel streams per step (default 32)
-  --lr X              Adam's learning rate (default 3e-3)
-  --clip X            clip the gradients' total norm to X (default 5; 0 = off)
-  --seed N            random seed: split, initialisation, sampling (default 1)
-  --out DIR           checkpoints and curves go here (default char_lstm_out)
-  --load FILE         no training: sample from this checkpoint (char_lstm.npz or char_lstm_best.npz)
-  --prompt TEXT       the sample continues this text (default "The ")
-  --sample-chars N    characters to generate (default 400; 0 = no sample)
-  --temperature X     divide the logits by X before sampling (default 0.8; 0 = always the likeliest)
-  --min-gain G        exit with status 1 unless the last validation bits/char is at least G below
-                      the unigram entropy
-  --quiet             only the final summary lines
-  --capture           record the training step once and replay it (no graph building or allocation per step)
-)";
+const char* kDescription =
+    "char_lstm: an LSTM learns to predict the next byte of Debian's fortune cookies, reports validation bits per "
+    "character against the unigram entropy, and samples a continuation of a prompt.";
 
 constexpr double kLn2 = 0.69314718055994530942;
 
@@ -79,9 +57,9 @@ class CharModel : public nn::Module {
     for (const char c : vocabulary.symbols()) bytes.push_back(static_cast<unsigned char>(c));
     register_buffer("symbols", from_indices(bytes, {v}));
     embedding_ = register_module("embedding", std::make_shared<nn::Embedding>(v, sizes.embedding));
-    lstm_ = register_module("lstm", std::make_shared<nn::LSTM>(
-                                        sizes.embedding, sizes.hidden,
-                                        nn::RecurrentOptions{.num_layers = sizes.layers, .dropout = sizes.dropout}));
+    lstm_ = register_module(
+        "lstm", std::make_shared<nn::LSTM>(sizes.embedding, sizes.hidden,
+                                           nn::RecurrentOptions{.num_layers = sizes.layers, .dropout = sizes.dropout}));
     head_ = register_module("head", std::make_shared<nn::Linear>(sizes.hidden, v));
   }
 
@@ -134,7 +112,10 @@ class StreamChunks {
  public:
   StreamChunks(const std::vector<std::int64_t>& ids, std::int64_t streams, std::int64_t seq_len,
                std::int64_t offset = 0)
-      : ids_(ids), streams_(streams), seq_len_(seq_len), offset_(offset),
+      : ids_(ids),
+        streams_(streams),
+        seq_len_(seq_len),
+        offset_(offset),
         length_((static_cast<std::int64_t>(ids.size()) - offset) / streams) {
     if (length_ < 2) {
       throw std::invalid_argument("the text (" + std::to_string(ids.size()) + " characters) is too short for " +
@@ -233,34 +214,41 @@ void print_sample(const std::string& prompt, const std::string& text, double tem
 }
 
 int run(int argc, char** argv) {
-  examples::Flags flags(argc, argv);
-  if (flags.help(kUsage)) return 0;
-  const std::string data_dir = flags.get("data", "/usr/share/games/fortunes");
-  const auto max_chars = static_cast<std::int64_t>(flags.number("max-chars", 0));
-  const double val_fraction = flags.number("val-fraction", 0.05);
-  const auto epochs = static_cast<std::int64_t>(flags.number("epochs", 4));
-  const auto max_steps = static_cast<std::int64_t>(flags.number("steps", 0));
+  std::string data_dir = "/usr/share/games/fortunes", out_dir = "char_lstm_out", load, prompt = "The ";
+  std::int64_t max_chars = 0, epochs = 4, max_steps = 0, seq_len = 100, batch = 32, sample_chars = 400;
   CharModel::Sizes sizes;
-  sizes.hidden = static_cast<std::int64_t>(flags.number("hidden", 128));
-  sizes.layers = static_cast<std::int64_t>(flags.number("layers", 1));
-  sizes.embedding = static_cast<std::int64_t>(flags.number("embedding", 64));
-  sizes.dropout = flags.number("dropout", 0);
-  const auto seq_len = static_cast<std::int64_t>(flags.number("seq-len", 100));
-  const auto batch = static_cast<std::int64_t>(flags.number("batch", 32));
-  const double lr = flags.number("lr", 3e-3);
-  const double clip = flags.number("clip", 5);
-  const auto seed = static_cast<std::uint64_t>(flags.number("seed", 1));
-  const std::string out_dir = flags.get("out", "char_lstm_out");
-  const std::string load = flags.get("load", "");
-  const std::string prompt = flags.get("prompt", "The ");
-  const auto sample_chars = static_cast<std::int64_t>(flags.number("sample-chars", 400));
-  const double temperature = flags.number("temperature", 0.8);
-  const double min_gain = flags.number("min-gain", -INFINITY);
-  const bool quiet = flags.flag("quiet");
-  const bool capture = flags.flag("capture");
-  flags.finish();
-  if (seq_len < 1 || batch < 1) throw std::invalid_argument("--seq-len and --batch must be >= 1");
-  if (temperature < 0) throw std::invalid_argument("--temperature must be >= 0");
+  double val_fraction = 0.05, lr = 3e-3, clip = 5, temperature = 0.8, min_gain = -INFINITY;
+  std::uint64_t seed = 1;
+  bool quiet = false, capture = false;
+  const std::int64_t zero = 0, one = 1;
+  examples::CommandLine cli(kDescription);
+  cli.text("--data", data_dir, "a text file or a directory of them (entries are split at '%' lines)", "PATH");
+  cli.integer("--max-chars", max_chars,
+              "use only about N characters of text, whole entries chosen at random (quick runs; 0 = all)", zero);
+  cli.number("--val-fraction", val_fraction, "share of the entries held out for validation", examples::exclusive(0, 1));
+  cli.integer("--epochs", epochs, "passes over the training text", one);
+  cli.integer("--steps", max_steps, "stop after N training steps in all (0: no limit)", zero);
+  cli.integer("--hidden", sizes.hidden, "LSTM hidden units", one);
+  cli.integer("--layers", sizes.layers, "stacked LSTM layers", one);
+  cli.integer("--embedding", sizes.embedding, "size of the character embedding", one);
+  cli.number("--dropout", sizes.dropout, "dropout between LSTM layers", examples::half_open(0, 1));
+  cli.integer("--seq-len", seq_len, "characters per truncated-BPTT chunk", one);
+  cli.integer("--batch", batch, "parallel streams per step", one);
+  cli.number("--lr", lr, "Adam's learning rate", examples::above(0));
+  cli.number("--clip", clip, "clip the gradients' total norm to X (0 = off)", examples::at_least(0));
+  cli.integer("--seed", seed, "random seed: split, initialisation, sampling");
+  cli.text("--out", out_dir, "checkpoints and curves go here", "DIR");
+  cli.text("--load", load, "no training: sample from this checkpoint (char_lstm.npz or char_lstm_best.npz)", "FILE");
+  cli.text("--prompt", prompt, "the sample continues this text");
+  cli.integer("--sample-chars", sample_chars, "characters to generate (0 = no sample)", zero);
+  cli.number("--temperature", temperature, "divide the logits by X before sampling (0 = always the likeliest)",
+             examples::at_least(0));
+  cli.number("--min-gain", min_gain,
+             "exit with status 1 unless the last validation bits/char is at least X below the unigram entropy");
+  cli.flag("--quiet", quiet, "only the final summary lines");
+  cli.flag("--capture", capture,
+           "record the training step once and replay it (no graph building or allocation per step)");
+  if (!cli.parse(argc, argv)) return 0;
 
   if (!load.empty()) {
     const auto model = load_model(load);
@@ -344,7 +332,8 @@ int run(int argc, char** argv) {
   for (std::int64_t epoch = 1; epoch <= epochs && (max_steps == 0 || steps < max_steps); ++epoch) {
     model->train();
     // A new random start each epoch, so that chunk boundaries fall elsewhere.
-    const StreamChunks chunks(train_ids, batch, seq_len, std::uniform_int_distribution<std::int64_t>(0, seq_len - 1)(generator));
+    const StreamChunks chunks(train_ids, batch, seq_len,
+                              std::uniform_int_distribution<std::int64_t>(0, seq_len - 1)(generator));
     progress.begin_epoch(epoch, epochs, chunks.chunks());
     // Zeros, given explicitly: a captured step takes the state as inputs.
     nn::RecurrentState state{zero_state, zero_state};

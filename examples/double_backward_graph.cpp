@@ -27,10 +27,10 @@
 #include <iterator>
 #include <sstream>
 #include <string>
+#include <tapegrad/tapegrad.hpp>
 #include <vector>
 
-#include <tapegrad/tapegrad.hpp>
-
+#include "command_line.hpp"
 #include "example_support.hpp"
 
 using namespace tapegrad;
@@ -38,10 +38,9 @@ using namespace tapegrad::tools;
 
 namespace {
 
-const char* kUsage = R"(usage: double_backward_graph [options]
-  --out DIR  the gradient's graph (.dot, .svg) and the trace of its backward (.txt, .json) (default double_backward_graph_out)
-  --quiet    print only the checks and the result line
-)";
+const char* kDescription =
+    "double_backward_graph: the graph of a create-graph gradient, and second derivatives by backward through it, "
+    "checked against closed forms.";
 
 constexpr double kTolerance = 1e-12;  // float64: a handful of roundings of O(1) numbers
 int failures = 0;
@@ -200,11 +199,12 @@ void second_derivatives(bool quiet) {
 }
 
 int run(int argc, char** argv) {
-  examples::Flags flags(argc, argv);
-  if (flags.help(kUsage)) return 0;
-  const std::string out_dir = flags.get("out", "double_backward_graph_out");
-  const bool quiet = flags.flag("quiet");
-  flags.finish();
+  std::string out_dir = "double_backward_graph_out";
+  bool quiet = false;
+  examples::CommandLine cli(kDescription);
+  cli.text("--out", out_dir, "the gradient's graph (.dot, .svg) and the trace of its backward (.txt, .json)", "DIR");
+  cli.flag("--quiet", quiet, "print only the checks and the result line");
+  if (!cli.parse(argc, argv)) return 0;
 
   gradient_graph(out_dir, quiet);
   std::printf("\n");

@@ -1,8 +1,8 @@
 #pragma once
-// Small helpers shared by the examples: command-line flags, main()'s error
-// handling, choosing an optimizer by name, evaluation mode, the files and
-// the gnuplot run behind the pictures, and saving a checkpoint with its
-// learning curves.
+// Small helpers shared by the examples: choosing an optimizer by name,
+// evaluation mode, the files and the gnuplot run behind the pictures, and
+// saving a checkpoint with its learning curves. Their flags and main() are
+// in command_line.hpp.
 #include <spawn.h>
 #include <sys/wait.h>
 
@@ -18,66 +18,12 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
-#include <vector>
-
 #include <tapegrad/tapegrad.hpp>
+#include <vector>
 
 extern char** environ;
 
 namespace examples {
-
-// "--name value" and "--flag" parsing with clear errors.
-class Flags {
- public:
-  Flags(int argc, char** argv) : args_(argv + 1, argv + argc), program_(argv[0]) {}
-
-  // Every example checks --help before reading any other flag, so that it
-  // works whatever else is on the line: true (after printing `usage` to
-  // stdout) means the caller should return 0 at once.
-  bool help(const char* usage) {
-    if (!flag("help")) return false;
-    std::fputs(usage, stdout);
-    return true;
-  }
-
-  // The value after --name, or `fallback` when absent.
-  std::string get(const std::string& name, const std::string& fallback) {
-    for (std::size_t i = 0; i < args_.size(); ++i) {
-      if (args_[i] == "--" + name) {
-        if (i + 1 >= args_.size()) throw std::invalid_argument("--" + name + " needs a value");
-        std::string value = args_[i + 1];
-        args_.erase(args_.begin() + static_cast<long>(i), args_.begin() + static_cast<long>(i) + 2);
-        return value;
-      }
-    }
-    return fallback;
-  }
-  double number(const std::string& name, double fallback) {
-    const std::string text = get(name, "");
-    if (text.empty()) return fallback;
-    char* end = nullptr;
-    const double value = std::strtod(text.c_str(), &end);
-    if (end == text.c_str() || *end != '\0') throw std::invalid_argument("--" + name + ": not a number: " + text);
-    return value;
-  }
-  bool flag(const std::string& name) {
-    for (std::size_t i = 0; i < args_.size(); ++i) {
-      if (args_[i] == "--" + name) {
-        args_.erase(args_.begin() + static_cast<long>(i));
-        return true;
-      }
-    }
-    return false;
-  }
-  // Call after reading every flag: anything left over is a mistake.
-  void finish() const {
-    if (!args_.empty()) throw std::invalid_argument("unknown argument '" + args_.front() + "' (see --help)");
-  }
-
- private:
-  std::vector<std::string> args_;
-  std::string program_;
-};
 
 // `text` followed by spaces to `width` characters; characters, not bytes,
 // so that names holding UTF-8 (∂, ‖, ℓ) line up in a table.
@@ -90,16 +36,16 @@ inline std::string padded(const std::string& text, std::size_t width) {
 // sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw with learning rate
 // `lr` and the optimizers' other defaults (momentum 0.9 where it applies).
 inline std::unique_ptr<tapegrad::optim::Optimizer> make_optimizer(const std::string& name,
-                                                                   std::vector<tapegrad::Tensor> parameters,
-                                                                   double lr, double weight_decay = 0) {
+                                                                  std::vector<tapegrad::Tensor> parameters, double lr,
+                                                                  double weight_decay = 0) {
   using namespace tapegrad::optim;
   if (name == "sgd") return std::make_unique<SGD>(parameters, SGDOptions{.lr = lr, .weight_decay = weight_decay});
   if (name == "momentum") {
     return std::make_unique<SGD>(parameters, SGDOptions{.lr = lr, .momentum = 0.9, .weight_decay = weight_decay});
   }
   if (name == "nesterov") {
-    return std::make_unique<SGD>(
-        parameters, SGDOptions{.lr = lr, .momentum = 0.9, .weight_decay = weight_decay, .nesterov = true});
+    return std::make_unique<SGD>(parameters,
+                                 SGDOptions{.lr = lr, .momentum = 0.9, .weight_decay = weight_decay, .nesterov = true});
   }
   if (name == "adagrad") {
     return std::make_unique<Adagrad>(parameters, AdagradOptions{.lr = lr, .weight_decay = weight_decay});
@@ -113,19 +59,6 @@ inline std::unique_ptr<tapegrad::optim::Optimizer> make_optimizer(const std::str
   }
   throw std::invalid_argument("unknown optimizer '" + name +
                               "' (sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw)");
-}
-
-// main() of every example that uses Flags: 0 means its checks passed and 1
-// that one failed, so an exception (a bad flag, missing data, an unwritable
-// file) must not look like either. It becomes "<name>: <what>" on stderr and
-// exit status 2.
-inline int run_example(const char* name, int argc, char** argv, int (*run)(int, char**)) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "%s: %s\n", name, error.what());
-    return 2;
-  }
 }
 
 // Mean loss and accuracy of a model over a data set.

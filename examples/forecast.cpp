@@ -31,35 +31,19 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <tapegrad/tapegrad.hpp>
 #include <vector>
 
-#include <tapegrad/tapegrad.hpp>
-
+#include "command_line.hpp"
 #include "example_support.hpp"
 
 using namespace tapegrad;
 
 namespace {
 
-const char* kUsage = R"(usage: forecast [options]
-  --data FILE        the series, "YEAR","SUNACTIVITY" CSV (default: the repository's data/sunspots/sunspots.csv)
-  --cell NAME        gru, lstm, or linear (no recurrent layer: an AR(window) baseline) (default gru)
-  --hidden N         hidden units of the recurrent layer (default 32)
-  --layers N         stacked recurrent layers (default 1)
-  --window N         years of past values in each input sequence (default 20)
-  --epochs N         at most this many epochs (default 300; --short: 100)
-  --patience N       stop after N epochs without a better validation RMSE (default 40; --short: 25)
-  --batch-size N     mini-batch size (default 16)
-  --lr X             Adam's learning rate (default 3e-3)
-  --clip X           clip the gradient norm to X before each step (default 1; 0 = off)
-  --val-start YEAR   first year predicted in validation; earlier ones train (default 1930)
-  --test-start YEAR  first year predicted in the test (default 1965)
-  --seed N           random seed (default 1)
-  --short            the test suite's mode: fewer epochs, hidden 16
-  --out DIR          CSV, gnuplot scripts and PNGs go here (default forecast_out)
-  --max-ratio R      exit 1 unless test RMSE < R x the naive forecast's (default 1)
-  --quiet            print only the result lines
-)";
+const char* kDescription =
+    "forecast: one-step-ahead forecasts of the yearly sunspot numbers by a GRU, an LSTM or a linear AR baseline, "
+    "against the naive last-value forecast.";
 
 struct Series {
   std::vector<double> years;
@@ -72,7 +56,8 @@ Series read_series(const std::string& path) {
     throw std::runtime_error(path + " is missing (scripts/get-series makes it)");
   }
   const data::Dataset table = data::read_csv(
-      path, {.has_header = true, .target_name = "SUNACTIVITY", .target = data::CsvTarget::Value, .dtype = DType::Float64});
+      path,
+      {.has_header = true, .target_name = "SUNACTIVITY", .target = data::CsvTarget::Value, .dtype = DType::Float64});
   Series series{table.features().to_vector(), table.targets().to_vector()};
   for (std::size_t i = 1; i < series.years.size(); ++i) {
     if (series.years[i] != series.years[i - 1] + 1) {
@@ -228,8 +213,8 @@ Trained fit(Forecaster& model, const Windows& fit_windows, const Windows& val_wi
     result.epochs_run = epoch;
     const bool stop = stopper.step(val_rmse);
     if (!o.quiet && (epoch == 1 || epoch % report_every == 0 || stop)) {
-      std::printf("epoch %4lld  train RMSE %7.3f  validation RMSE %7.3f%s\n", static_cast<long long>(epoch),
-                  train_rmse, val_rmse, stop ? "  (early stop)" : "");
+      std::printf("epoch %4lld  train RMSE %7.3f  validation RMSE %7.3f%s\n", static_cast<long long>(epoch), train_rmse,
+                  val_rmse, stop ? "  (early stop)" : "");
     }
     if (stop) break;
   }
@@ -275,7 +260,8 @@ void draw_forecast(const std::string& out_dir, const Series& series, const Windo
      << "plot '" << series_csv << "' skip 1 using 1:2 with lines lw 1.5 lc rgb '#333333' notitle\n"
      << "unset object 1\nunset object 2\nset autoscale x\nset xlabel 'year'\n"
      << "set title 'test years: one-step-ahead forecasts'\n"
-     << "plot '" << files.data << "' skip 1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb 'black' title 'truth', \\\n"
+     << "plot '" << files.data
+     << "' skip 1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb 'black' title 'truth', \\\n"
      << "     '' skip 1 using 1:3 with linespoints lw 2 pt 5 ps 0.6 lc rgb '#d62728' title 'model', \\\n"
      << "     '' skip 1 using 1:4 with lines lw 1.5 dt 2 lc rgb '#888888' title 'naive (last year)'\n"
      << "unset multiplot\nset output\n";
@@ -286,30 +272,41 @@ void draw_forecast(const std::string& out_dir, const Series& series, const Windo
 }
 
 int run(int argc, char** argv) {
-  examples::Flags flags(argc, argv);
-  if (flags.help(kUsage)) return 0;
-  const bool short_mode = flags.flag("short");
-  const std::string path = flags.get("data", TAPEGRAD_SOURCE_DIR "/data/sunspots/sunspots.csv");
-  const std::string cell = flags.get("cell", "gru");
-  const auto hidden = static_cast<std::int64_t>(flags.number("hidden", short_mode ? 16 : 32));
-  const auto layers = static_cast<std::int64_t>(flags.number("layers", 1));
-  const auto window = static_cast<std::int64_t>(flags.number("window", 20));
+  bool short_mode = false;
+  std::string path = TAPEGRAD_SOURCE_DIR "/data/sunspots/sunspots.csv", cell = "gru", out_dir = "forecast_out";
+  std::int64_t hidden = 32, layers = 1, window = 20;
   Settings o;
-  o.epochs = static_cast<std::int64_t>(flags.number("epochs", short_mode ? 100 : 300));
-  o.patience = static_cast<std::int64_t>(flags.number("patience", short_mode ? 25 : 40));
-  o.batch_size = static_cast<std::int64_t>(flags.number("batch-size", 16));
-  o.lr = flags.number("lr", 3e-3);
-  o.clip = flags.number("clip", 1);
-  const double val_start = flags.number("val-start", 1930);
-  const double test_start = flags.number("test-start", 1965);
-  o.seed = static_cast<std::uint64_t>(flags.number("seed", 1));
-  const std::string out_dir = flags.get("out", "forecast_out");
-  const double max_ratio = flags.number("max-ratio", 1);
-  o.quiet = flags.flag("quiet");
-  flags.finish();
-  if (hidden < 1 || layers < 1 || window < 1 || o.epochs < 1 || o.patience < 1 || o.batch_size < 1) {
-    throw std::invalid_argument("--hidden, --layers, --window, --epochs, --patience and --batch-size must be >= 1");
-  }
+  double val_start = 1930, test_start = 1965, max_ratio = 1;
+  const std::int64_t one = 1;
+  examples::CommandLine cli(kDescription);
+  cli.text("--data", path,
+           "the series, \"YEAR\",\"SUNACTIVITY\" CSV (the default is the repository's "
+           "data/sunspots/sunspots.csv)",
+           "FILE");
+  cli.choice("--cell", cell, "the recurrent cell, or linear (no recurrent layer: an AR(window) baseline)",
+             {"gru", "lstm", "linear"});
+  cli.default_when(short_mode,
+                   cli.integer("--hidden", hidden, "hidden units of the recurrent layer (16 with --short)", one),
+                   hidden, std::int64_t{16});
+  cli.integer("--layers", layers, "stacked recurrent layers", one);
+  cli.integer("--window", window, "years of past values in each input sequence", one);
+  cli.default_when(short_mode, cli.integer("--epochs", o.epochs, "at most this many epochs (100 with --short)", one),
+                   o.epochs, std::int64_t{100});
+  cli.default_when(short_mode,
+                   cli.integer("--patience", o.patience,
+                               "stop after N epochs without a better validation RMSE (25 with --short)", one),
+                   o.patience, std::int64_t{25});
+  cli.integer("--batch-size", o.batch_size, "mini-batch size", one);
+  cli.number("--lr", o.lr, "Adam's learning rate", examples::above(0));
+  cli.number("--clip", o.clip, "clip the gradient norm to X before each step (0 = off)", examples::at_least(0));
+  cli.number("--val-start", val_start, "first year predicted in validation; earlier ones train");
+  cli.number("--test-start", test_start, "first year predicted in the test");
+  cli.integer("--seed", o.seed, "random seed");
+  cli.flag("--short", short_mode, "the test suite's mode: fewer epochs, hidden 16");
+  cli.text("--out", out_dir, "CSV, gnuplot scripts and PNGs go here", "DIR");
+  cli.number("--max-ratio", max_ratio, "exit 1 unless test RMSE < X times the naive forecast's", examples::above(0));
+  cli.flag("--quiet", o.quiet, "print only the result lines");
+  if (!cli.parse(argc, argv)) return 0;
   if (!(val_start < test_start)) throw std::invalid_argument("--val-start must come before --test-start");
 
   manual_seed(o.seed);
@@ -336,10 +333,11 @@ int run(int argc, char** argv) {
                 describe(fit_windows).c_str(), describe(val_windows).c_str(), describe(test_windows).c_str(),
                 static_cast<long long>(window));
     std::printf("normalisation from the training years only: mean %.2f, std %.2f\n", s.mean, s.std);
-    std::printf("model: %s; Adam lr %g, batch %lld, MSE, gradient norm clipped to %g, at most %lld epochs,\n"
-                "       early stopping on the validation RMSE (patience %lld)\n\n",
-                model.str().c_str(), o.lr, static_cast<long long>(o.batch_size), o.clip,
-                static_cast<long long>(o.epochs), static_cast<long long>(o.patience));
+    std::printf(
+        "model: %s; Adam lr %g, batch %lld, MSE, gradient norm clipped to %g, at most %lld epochs,\n"
+        "       early stopping on the validation RMSE (patience %lld)\n\n",
+        model.str().c_str(), o.lr, static_cast<long long>(o.batch_size), o.clip, static_cast<long long>(o.epochs),
+        static_cast<long long>(o.patience));
   }
 
   const Trained trained = fit(model, fit_windows, val_windows, series, s, o);
@@ -354,22 +352,22 @@ int run(int argc, char** argv) {
 
   std::filesystem::create_directories(out_dir);
   std::ostringstream curve_warnings;
-  const train::CurvesResult curves = train::save_curves(
-      trained.history, out_dir + "/forecast_curves", {.title = "forecast: RMSE per epoch", .warnings = &curve_warnings});
+  const train::CurvesResult curves =
+      train::save_curves(trained.history, out_dir + "/forecast_curves",
+                         {.title = "forecast: RMSE per epoch", .warnings = &curve_warnings});
   char title[160];
   std::snprintf(title, sizeof title, "%s, %lld hidden, window %lld: test RMSE %.2f, naive %.2f (ratio %.3f)",
                 cell.c_str(), static_cast<long long>(hidden), static_cast<long long>(window), test_rmse, naive_rmse,
                 ratio);
   draw_forecast(out_dir, series, test_windows, forecast, naive, val_start, test_start, title, o.quiet);
   if (!o.quiet) {
-    std::printf("curves: %s%s\n", curves.csv_path.c_str(),
-                curves.png_written ? (" and " + curves.png_path).c_str()
-                                   : (" (no picture: " + curves.message + ")").c_str());
+    std::printf(
+        "curves: %s%s\n", curves.csv_path.c_str(),
+        curves.png_written ? (" and " + curves.png_path).c_str() : (" (no picture: " + curves.message + ")").c_str());
   }
 
-  std::printf("best_epoch=%lld of %lld val_rmse=%.3f val_naive_rmse=%.3f\n",
-              static_cast<long long>(trained.best_epoch), static_cast<long long>(trained.epochs_run), val_rmse,
-              val_naive);
+  std::printf("best_epoch=%lld of %lld val_rmse=%.3f val_naive_rmse=%.3f\n", static_cast<long long>(trained.best_epoch),
+              static_cast<long long>(trained.epochs_run), val_rmse, val_naive);
   std::printf("test_rmse=%.3f naive_rmse=%.3f ratio=%.3f (test years %s)\n", test_rmse, naive_rmse, ratio,
               describe(test_windows).c_str());
   const bool ok = ratio < max_ratio;

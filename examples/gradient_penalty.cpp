@@ -34,11 +34,11 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <tapegrad/tapegrad.hpp>
 #include <utility>
 #include <vector>
 
-#include <tapegrad/tapegrad.hpp>
-
+#include "command_line.hpp"
 #include "example_support.hpp"
 #include "moons.hpp"
 
@@ -46,13 +46,9 @@ using namespace tapegrad;
 
 namespace {
 
-const std::string kUsage = std::string("usage: gradient_penalty [options]\n") + examples::kMoonsUsage +
-                           R"(  --lambda X        weight λ of the penalty mean ‖∂ℓ_i/∂x_i‖² (default 0.12)
-  --min-ratio R     exit 1 unless plain / penalised test input-gradient norm is at least R (default 2)
-  --min-accuracy A  exit 1 unless both test accuracies are at least A (default 0.95)
-  --out DIR         the curves (CSV) and their picture go here (default gradient_penalty_out)
-  --quiet           print only the result lines
-)";
+const char* kDescription =
+    "gradient_penalty: two moons trained twice from one seed, plain and with the input-gradient penalty "
+    "λ·mean ‖∂ℓ_i/∂x_i‖² (a double backward per step); compares the test input-gradient norms.";
 
 // What a model does on a data set: accuracy; the input-gradient norm
 // √(mean_i ‖∂ℓ_i/∂x_i‖²), the root of what the penalty penalises; and the
@@ -143,16 +139,19 @@ Trained train_model(double lambda, const examples::MoonsSettings& settings, cons
 }
 
 int run(int argc, char** argv) {
-  examples::Flags flags(argc, argv);
-  if (flags.help(kUsage.c_str())) return 0;
-  const examples::MoonsSettings settings = examples::read_moons_flags(flags);
-  const double lambda = flags.number("lambda", 0.12);
-  const double min_ratio = flags.number("min-ratio", 2);
-  const double min_accuracy = flags.number("min-accuracy", 0.95);
-  const std::string out_dir = flags.get("out", "gradient_penalty_out");
-  const bool quiet = flags.flag("quiet");
-  flags.finish();
-  if (!(lambda > 0)) throw std::invalid_argument("--lambda must be positive");
+  examples::MoonsSettings settings;
+  double lambda = 0.12, min_ratio = 2, min_accuracy = 0.95;
+  std::string out_dir = "gradient_penalty_out";
+  bool quiet = false;
+  examples::CommandLine cli(kDescription);
+  examples::add_moons_flags(cli, settings);
+  cli.number("--lambda", lambda, "weight λ of the penalty mean ‖∂ℓ_i/∂x_i‖²", examples::above(0));
+  cli.number("--min-ratio", min_ratio, "exit 1 unless plain / penalised test input-gradient norm is at least X");
+  cli.number("--min-accuracy", min_accuracy, "exit 1 unless both test accuracies are at least X",
+             examples::closed(0, 1));
+  cli.text("--out", out_dir, "the curves (CSV) and their picture go here", "DIR");
+  cli.flag("--quiet", quiet, "print only the result lines");
+  if (!cli.parse(argc, argv)) return 0;
 
   const data::Dataset train_set = examples::make_moons(settings.train_size, settings.noise, settings.seed);
   const data::Dataset test_set = examples::make_moons(settings.test_size, settings.noise, settings.seed + 1000);

@@ -14,45 +14,45 @@
 #include <cstdio>
 #include <iostream>
 #include <string>
-
 #include <tapegrad/tapegrad.hpp>
 
+#include "command_line.hpp"
 #include "example_support.hpp"
 
 using namespace tapegrad;
 
 namespace {
 
-const char* kUsage = R"(usage: half_adder [options]
-  --epochs N      passes over the four patterns (default 3000)
-  --short         1000 epochs unless --epochs says otherwise (the test suite's mode)
-  --lr X          SGD learning rate (default 0.5)
-  --seed N        random seed for the initial weights and the pattern order (default 1)
-  --max-error E   exit 1 unless the final summed squared error is below E (default 0.05)
-  --quiet         print only the truth table and the result
-)";
+const char* kDescription =
+    "half_adder: a 2-3-2 sigmoid network learns (carry, sum) = (a AND b, a XOR b) by per-pattern SGD on the "
+    "squared error.";
 
 // The name of a two-input Boolean function from its outputs on 00, 01, 10,
 // 11 read as a 4-bit number (00's output is the high bit).
 const char* gate_name(int pattern) {
-  static const char* const kNames[16] = {"FALSE", "AND",     "a AND NOT b", "a",    "NOT a AND b", "b",
-                                         "XOR",   "OR",      "NOR",         "XNOR", "NOT b",       "a OR NOT b",
-                                         "NOT a", "NOT a OR b", "NAND",     "TRUE"};
+  static const char* const kNames[16] = {"FALSE", "AND",        "a AND NOT b", "a",    "NOT a AND b", "b",
+                                         "XOR",   "OR",         "NOR",         "XNOR", "NOT b",       "a OR NOT b",
+                                         "NOT a", "NOT a OR b", "NAND",        "TRUE"};
   return kNames[pattern & 15];
 }
 
 int run(int argc, char** argv) {
-  examples::Flags flags(argc, argv);
-  if (flags.help(kUsage)) return 0;
+  bool short_mode = false, quiet = false;
+  std::int64_t epochs = 3000;
+  double lr = 0.5, max_error = 0.05;
+  std::uint64_t seed = 1;
+  examples::CommandLine cli(kDescription);
   // --short: a third of the epochs, for the test suite; enough to get below
   // the default error bound.
-  const bool short_mode = flags.flag("short");
-  const auto epochs = static_cast<std::int64_t>(flags.number("epochs", short_mode ? 1000 : 3000));
-  const double lr = flags.number("lr", 0.5);
-  const auto seed = static_cast<std::uint64_t>(flags.number("seed", 1));
-  const double max_error = flags.number("max-error", 0.05);
-  const bool quiet = flags.flag("quiet");
-  flags.finish();
+  cli.default_when(
+      short_mode, cli.integer("--epochs", epochs, "passes over the four patterns (1000 with --short)", std::int64_t{1}),
+      epochs, std::int64_t{1000});
+  cli.flag("--short", short_mode, "1000 epochs unless --epochs says otherwise (the test suite's mode)");
+  cli.number("--lr", lr, "SGD learning rate", examples::above(0));
+  cli.integer("--seed", seed, "random seed for the initial weights and the pattern order");
+  cli.number("--max-error", max_error, "exit 1 unless the final summed squared error is below X", examples::above(0));
+  cli.flag("--quiet", quiet, "print only the truth table and the result");
+  if (!cli.parse(argc, argv)) return 0;
 
   manual_seed(seed);
   // Inputs 00, 01, 10, 11 -> (carry, sum) 00, 01, 01, 10.

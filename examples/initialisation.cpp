@@ -28,20 +28,19 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <tapegrad/tapegrad.hpp>
 #include <vector>
 
-#include <tapegrad/tapegrad.hpp>
-
+#include "command_line.hpp"
 #include "example_support.hpp"
 
 using namespace tapegrad;
 
 namespace {
 
-const char* kUsage = R"(usage: initialisation [options]
-  --short      the quick test: a smaller batch and fewer training steps
-  --out DIR    CSV, gnuplot script and PNG go here (default initialisation_out)
-)";
+const char* kDescription =
+    "initialisation: zero, constant, N(0,1), Xavier and Kaiming initialisations compared on symmetry, activation "
+    "variance and training.";
 
 // ---------------------------------------------------------------------------
 // Experiment 1: symmetry.
@@ -110,8 +109,7 @@ SymmetryResult symmetry_run(const std::string& name, const nn::Initializer& weig
     const std::int64_t rows = w.shape(0), cols = w.shape(1);
     for (std::int64_t j = 1; j < rows; ++j) {
       for (std::int64_t k = 0; k < cols; ++k) {
-        result.max_row_difference =
-            std::max(result.max_row_difference, std::abs(values[j * cols + k] - values[k]));
+        result.max_row_difference = std::max(result.max_row_difference, std::abs(values[j * cols + k] - values[k]));
       }
       result.max_row_difference = std::max(result.max_row_difference, std::abs(bias[j] - bias[0]));
     }
@@ -127,9 +125,9 @@ SymmetryResult symmetry_run(const std::string& name, const nn::Initializer& weig
 
 struct DepthResult {
   std::string name;
-  double weight_variance;             // Var(w) of this init at n_in = n_out = width
-  std::vector<double> variance;       // Var of the ReLU outputs after each layer
-  std::vector<double> mean_square;    // E[h²] after each layer
+  double weight_variance;           // Var(w) of this init at n_in = n_out = width
+  std::vector<double> variance;     // Var of the ReLU outputs after each layer
+  std::vector<double> mean_square;  // E[h²] after each layer
 };
 
 // Population variance and mean square of a tensor's values, in double (the
@@ -143,8 +141,8 @@ void moments(const Tensor& t, double& variance, double& mean_square) {
   variance = mean_square - (sum / n) * (sum / n);
 }
 
-DepthResult depth_run(const std::string& name, const nn::Initializer& init, double weight_variance,
-                      const Tensor& input, std::int64_t depth, std::int64_t width) {
+DepthResult depth_run(const std::string& name, const nn::Initializer& init, double weight_variance, const Tensor& input,
+                      std::int64_t depth, std::int64_t width) {
   manual_seed(11);  // the same random draws for every init, only the scale differs
   DepthResult result{name, weight_variance, {}, {}};
   NoGradGuard no_grad;  // forward only: we look at activations, not train
@@ -166,10 +164,11 @@ void draw(const std::vector<DepthResult>& results, const std::string& out_dir) {
       .first_x = 1,
       .width = 900,
       .height = 600,
-      .settings = "set termoption noenhanced\n"
-                  "set title 'Activation variance through a 10-layer ReLU net (width 256), by initialisation'\n"
-                  "set xlabel 'layer'\nset ylabel 'Var(ReLU output), log scale'\n"
-                  "set logscale y\nset format y '1e%T'\nset grid\nset key top left\nset xtics 1\n",
+      .settings =
+          "set termoption noenhanced\n"
+          "set title 'Activation variance through a 10-layer ReLU net (width 256), by initialisation'\n"
+          "set xlabel 'layer'\nset ylabel 'Var(ReLU output), log scale'\n"
+          "set logscale y\nset format y '1e%T'\nset grid\nset key top left\nset xtics 1\n",
       .style = "linespoints linewidth 2 pointtype 7",
   };
   for (const DepthResult& r : results) {
@@ -181,11 +180,12 @@ void draw(const std::vector<DepthResult>& results, const std::string& out_dir) {
 }
 
 int run(int argc, char** argv) {
-  examples::Flags flags(argc, argv);
-  if (flags.help(kUsage)) return 0;
-  const bool short_mode = flags.flag("short");
-  const std::string out_dir = flags.get("out", "initialisation_out");
-  flags.finish();
+  bool short_mode = false;
+  std::string out_dir = "initialisation_out";
+  examples::CommandLine cli(kDescription);
+  cli.flag("--short", short_mode, "the quick test: a smaller batch and fewer training steps");
+  cli.text("--out", out_dir, "CSV, gnuplot script and PNG go here", "DIR");
+  if (!cli.parse(argc, argv)) return 0;
   bool ok = true;
   auto check = [&ok](bool passed, const char* what) {
     std::printf("     %-86s %s\n", what, passed ? "ok" : "FAILED");
@@ -195,16 +195,17 @@ int run(int argc, char** argv) {
   // ---- 1. symmetry --------------------------------------------------------
   const std::int64_t steps = short_mode ? 150 : 400;
   const data::Dataset xor_data = xor_blobs(50);
-  std::printf("1. SYMMETRY. A 2-16-16-2 tanh MLP learns XOR (4 Gaussian blobs, %lld points),\n"
-              "   %lld full-batch steps of SGD with momentum, from three initialisations:\n\n",
-              static_cast<long long>(xor_data.size()), static_cast<long long>(steps));
+  std::printf(
+      "1. SYMMETRY. A 2-16-16-2 tanh MLP learns XOR (4 Gaussian blobs, %lld points),\n"
+      "   %lld full-batch steps of SGD with momentum, from three initialisations:\n\n",
+      static_cast<long long>(xor_data.size()), static_cast<long long>(steps));
   const std::vector<SymmetryResult> symmetric{
       symmetry_run("all zeros", nn::init::zeros(), nn::init::zeros(), xor_data, steps),
       symmetry_run("all 0.3 (constant)", nn::init::constant(0.3), nn::init::constant(0.3), xor_data, steps),
       symmetry_run("random (Xavier)", nn::init::xavier_uniform(), nn::init::zeros(), xor_data, steps),
   };
-  std::printf("   %-20s %-28s %-26s %-9s %s\n", "init", "largest difference between", "largest change of a",
-              "loss", "accuracy");
+  std::printf("   %-20s %-28s %-26s %-9s %s\n", "init", "largest difference between", "largest change of a", "loss",
+              "accuracy");
   std::printf("   %-20s %-28s %-26s\n", "", "units of a hidden layer", "hidden weight in training");
   for (const SymmetryResult& r : symmetric) {
     std::printf("   %-20s %-28.3g %-26.3g %-9.4f %.1f%%\n", r.name.c_str(), r.max_row_difference, r.weight_change,
@@ -234,12 +235,13 @@ int run(int argc, char** argv) {
   const std::int64_t depth = 10, width = 256, batch = short_mode ? 256 : 1024;
   manual_seed(2);
   const Tensor input = randn({batch, width});  // E[x²] = 1
-  std::printf("\n2. SCALE. %lld random inputs x ~ N(0, 1) (so E[x^2] = 1) pass through %lld layers of\n"
-              "   Linear(%lld -> %lld) + ReLU, biases 0, forward only. Each layer multiplies E[h^2] by\n"
-              "   gain = n_in * Var(w) / 2 (n_in inputs add up; ReLU zeroes half of them), so after l layers\n"
-              "   E[h^2] = gain^l, and Var(h) = E[h^2] - E[h]^2 = (1 - 1/pi) * gain^l = 0.68 * gain^l.\n\n",
-              static_cast<long long>(batch), static_cast<long long>(depth), static_cast<long long>(width),
-              static_cast<long long>(width));
+  std::printf(
+      "\n2. SCALE. %lld random inputs x ~ N(0, 1) (so E[x^2] = 1) pass through %lld layers of\n"
+      "   Linear(%lld -> %lld) + ReLU, biases 0, forward only. Each layer multiplies E[h^2] by\n"
+      "   gain = n_in * Var(w) / 2 (n_in inputs add up; ReLU zeroes half of them), so after l layers\n"
+      "   E[h^2] = gain^l, and Var(h) = E[h^2] - E[h]^2 = (1 - 1/pi) * gain^l = 0.68 * gain^l.\n\n",
+      static_cast<long long>(batch), static_cast<long long>(depth), static_cast<long long>(width),
+      static_cast<long long>(width));
   const auto n = static_cast<double>(width);
   const std::vector<DepthResult> results{
       depth_run("N(0,1)", nn::init::normal(0, 1), 1.0, input, depth, width),

@@ -26,34 +26,28 @@
 #include <memory>
 #include <numeric>
 #include <string>
+#include <tapegrad/tapegrad.hpp>
 #include <vector>
 
-#include <tapegrad/tapegrad.hpp>
-
+#include "command_line.hpp"
 #include "example_support.hpp"
 
 using namespace tapegrad;
 
 namespace {
 
-const char* kUsage = R"(usage: mc_dropout [options]
-  --data DIR          MNIST IDX files (default: the repository's data/mnist)
-  --epochs N          training epochs (default 10)
-  --passes T          stochastic forward passes per test digit (default 50)
-  --dropout P         dropout after each hidden layer (default 0.5)
-  --short             the quick test: 5 epochs, 30 passes
-  --min-accuracy A    exit 1 if the mean prediction's test accuracy is below A (default 0.9)
-  --out DIR           the picture goes here (default mc_dropout_out)
-)";
+const char* kDescription =
+    "mc_dropout: Monte-Carlo dropout on MNIST; the spread of stochastic forward passes says how sure the "
+    "network is, and its least sure digits are the ones it gets wrong";
 
 constexpr std::int64_t kSide = 28;
 constexpr std::int64_t kClasses = 10;
 
 // What T stochastic passes said about each test digit.
 struct McPrediction {
-  std::vector<double> mean;  // [N, C]: mean softmax probability
-  std::vector<double> std;   // [N, C]: its standard deviation over the passes
-  std::vector<int> votes;    // [N, C]: passes whose argmax was this class
+  std::vector<double> mean;             // [N, C]: mean softmax probability
+  std::vector<double> std;              // [N, C]: its standard deviation over the passes
+  std::vector<int> votes;               // [N, C]: passes whose argmax was this class
   std::vector<std::int64_t> predicted;  // argmax of the mean
   std::vector<double> uncertainty;      // std of the predicted class's probability
   std::vector<double> entropy;          // of the mean distribution, in nats
@@ -139,7 +133,8 @@ void print_digits(const data::Dataset& test, const McPrediction& mc, const std::
       std::vector<std::int64_t> classes(kClasses);
       std::iota(classes.begin(), classes.end(), 0);
       std::sort(classes.begin(), classes.end(), [&](std::int64_t a, std::int64_t b) {
-        return mc.mean[static_cast<std::size_t>(i * kClasses + a)] > mc.mean[static_cast<std::size_t>(i * kClasses + b)];
+        return mc.mean[static_cast<std::size_t>(i * kClasses + a)] >
+               mc.mean[static_cast<std::size_t>(i * kClasses + b)];
       });
       char line[96];
       std::snprintf(line, sizeof line, "true %lld  predicted %lld %s", static_cast<long long>(labels[i]),
@@ -216,23 +211,34 @@ void draw(const data::Dataset& test, const McPrediction& mc, const std::vector<s
 }
 
 int run(int argc, char** argv) {
-  examples::Flags flags(argc, argv);
-  if (flags.help(kUsage)) return 0;
-  const std::string data_dir = flags.get("data", TAPEGRAD_SOURCE_DIR "/data/mnist");
-  const bool short_mode = flags.flag("short");
-  const auto epochs = static_cast<std::int64_t>(flags.number("epochs", short_mode ? 5 : 10));
-  const int passes = static_cast<int>(flags.number("passes", short_mode ? 30 : 50));
-  const double dropout = flags.number("dropout", 0.5);
-  const double min_accuracy = flags.number("min-accuracy", 0.9);
-  const std::string out_dir = flags.get("out", "mc_dropout_out");
-  flags.finish();
+  std::string data_dir = TAPEGRAD_SOURCE_DIR "/data/mnist", out_dir = "mc_dropout_out";
+  bool short_mode = false;
+  std::int64_t epochs = 10;
+  int passes = 50;
+  double dropout = 0.5, min_accuracy = 0.9;
+  examples::CommandLine cli(kDescription);
+  cli.text("--data", data_dir, "MNIST IDX files (the default is the repository's data/mnist)", "DIR");
+  cli.default_when(short_mode, cli.integer("--epochs", epochs, "training epochs (5 with --short)", std::int64_t{1}),
+                   epochs, std::int64_t{5});
+  // At least 2: one pass has no spread to measure.
+  cli.default_when(short_mode,
+                   cli.integer("--passes", passes, "stochastic forward passes per test digit (30 with --short)", 2),
+                   passes, 30);
+  // Above 0: with no dropout every pass is the same and there is no spread.
+  cli.number("--dropout", dropout, "dropout after each hidden layer", examples::exclusive(0, 1));
+  cli.flag("--short", short_mode, "the quick test: 5 epochs, 30 passes");
+  cli.number("--min-accuracy", min_accuracy, "exit 1 if the mean prediction's test accuracy is below X",
+             examples::closed(0, 1));
+  cli.text("--out", out_dir, "the picture goes here", "DIR");
+  if (!cli.parse(argc, argv)) return 0;
   if (passes < 2) throw std::invalid_argument("--passes must be at least 2");
 
   manual_seed(1);
   const data::MnistData mnist = data::load_mnist(data_dir, {.flatten = true});
-  std::printf("Training a 784-256-256-10 ReLU MLP with dropout p=%g after each hidden layer on %lld MNIST\n"
-              "digits (Adam, lr 1e-3, batches of 64, %lld epochs).\n",
-              dropout, static_cast<long long>(mnist.train.size()), static_cast<long long>(epochs));
+  std::printf(
+      "Training a 784-256-256-10 ReLU MLP with dropout p=%g after each hidden layer on %lld MNIST\n"
+      "digits (Adam, lr 1e-3, batches of 64, %lld epochs).\n",
+      dropout, static_cast<long long>(mnist.train.size()), static_cast<long long>(epochs));
   nn::MLPOptions options;
   options.dropout = dropout;
   options.linear.weight_init = nn::init::kaiming_uniform();
@@ -259,13 +265,15 @@ int run(int argc, char** argv) {
   model->eval();
   const double plain_accuracy = deterministic_accuracy(*model, mnist.test);
   const int switched = nn::set_monte_carlo_dropout(*model, true);
-  std::printf("\nSwitched %d Dropout layers to Monte-Carlo mode (active in evaluation). Drawing %d stochastic\n"
-              "forward passes for each of the %lld test digits...\n",
-              switched, passes, static_cast<long long>(mnist.test.size()));
+  std::printf(
+      "\nSwitched %d Dropout layers to Monte-Carlo mode (active in evaluation). Drawing %d stochastic\n"
+      "forward passes for each of the %lld test digits...\n",
+      switched, passes, static_cast<long long>(mnist.test.size()));
   const McPrediction mc = monte_carlo_predict(*model, mnist.test.features(), passes);
 
   const std::int64_t n = mnist.test.size();
-  if (n < 100) throw std::invalid_argument("the test set needs at least 100 digits for the deciles, got " + std::to_string(n));
+  if (n < 100)
+    throw std::invalid_argument("the test set needs at least 100 digits for the deciles, got " + std::to_string(n));
   const std::int64_t* labels = mnist.test.targets().data<std::int64_t>();
   std::int64_t correct = 0;
   double max_uncertainty = 0;
@@ -276,8 +284,9 @@ int run(int argc, char** argv) {
   const double mc_accuracy = static_cast<double>(correct) / static_cast<double>(n);
   std::printf("\nTest accuracy, deterministic (dropout off, the usual prediction): %.4f\n", plain_accuracy);
   std::printf("Test accuracy, mean of %d MC-dropout passes:                     %.4f\n", passes, mc_accuracy);
-  std::printf("(Nearly the same: the mean over thinned nets is what the deterministic net approximates.\n"
-              " What MC dropout adds is the spread: how much the thinned nets disagree.)\n");
+  std::printf(
+      "(Nearly the same: the mean over thinned nets is what the deterministic net approximates.\n"
+      " What MC dropout adds is the spread: how much the thinned nets disagree.)\n");
 
   // Sort by uncertainty: the standard deviation, over the passes, of the
   // probability given to the predicted class.
@@ -286,8 +295,10 @@ int run(int argc, char** argv) {
   std::stable_sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) {
     return mc.uncertainty[static_cast<std::size_t>(a)] < mc.uncertainty[static_cast<std::size_t>(b)];
   });
-  std::printf("\nUncertainty = std over the %d passes of the predicted class's probability. Test digits\n"
-              "sorted by it and cut into tenths (decile 1: the most confident):\n\n", passes);
+  std::printf(
+      "\nUncertainty = std over the %d passes of the predicted class's probability. Test digits\n"
+      "sorted by it and cut into tenths (decile 1: the most confident):\n\n",
+      passes);
   std::printf("  %-7s %-18s %-22s %-14s %s\n", "decile", "uncertainty", "mean entropy (nats)", "errors", "error rate");
   std::vector<double> decile_error;
   std::int64_t top_errors = 0;  // in the most uncertain tenth
@@ -304,7 +315,8 @@ int run(int argc, char** argv) {
     decile_error.push_back(static_cast<double>(errors) / count);
     if (d == 9) top_errors = errors;
     char range[48];
-    std::snprintf(range, sizeof range, "%.3f - %.3f", mc.uncertainty[static_cast<std::size_t>(order[static_cast<std::size_t>(begin)])],
+    std::snprintf(range, sizeof range, "%.3f - %.3f",
+                  mc.uncertainty[static_cast<std::size_t>(order[static_cast<std::size_t>(begin)])],
                   mc.uncertainty[static_cast<std::size_t>(order[static_cast<std::size_t>(end - 1)])]);
     std::printf("  %-7d %-18s %-22.3f %4lld / %-7lld %5.1f%%  ", d + 1, range, entropy / count,
                 static_cast<long long>(errors), static_cast<long long>(end - begin), 100 * decile_error.back());
@@ -313,30 +325,35 @@ int run(int argc, char** argv) {
   }
   const std::int64_t total_errors = n - correct;
   const std::int64_t rest = n * 9 / 10;  // the digits outside the most uncertain tenth
-  std::printf("\nThe errors pile up where the thinned nets disagree: the uncertainty is informative. The\n"
-              "most uncertain tenth holds %lld of all %lld errors. A system that passes those %lld digits to\n"
-              "a human and decides the other %lld itself errs on %.2f%% of them instead of %.2f%% overall.\n\n",
-              static_cast<long long>(top_errors), static_cast<long long>(total_errors),
-              static_cast<long long>(n - rest), static_cast<long long>(rest),
-              100.0 * static_cast<double>(total_errors - top_errors) / static_cast<double>(rest),
-              100.0 * static_cast<double>(total_errors) / static_cast<double>(n));
+  std::printf(
+      "\nThe errors pile up where the thinned nets disagree: the uncertainty is informative. The\n"
+      "most uncertain tenth holds %lld of all %lld errors. A system that passes those %lld digits to\n"
+      "a human and decides the other %lld itself errs on %.2f%% of them instead of %.2f%% overall.\n\n",
+      static_cast<long long>(top_errors), static_cast<long long>(total_errors), static_cast<long long>(n - rest),
+      static_cast<long long>(rest), 100.0 * static_cast<double>(total_errors - top_errors) / static_cast<double>(rest),
+      100.0 * static_cast<double>(total_errors) / static_cast<double>(n));
 
   const std::size_t show = std::min<std::size_t>(6, order.size());
   std::vector<std::int64_t> most_uncertain(order.rbegin(), order.rbegin() + static_cast<long>(show));
-  std::printf("The %zu most uncertain test digits (p = mean probability +- its std over the passes; votes =\n"
-              "passes in which that class won):\n\n", show);
+  std::printf(
+      "The %zu most uncertain test digits (p = mean probability +- its std over the passes; votes =\n"
+      "passes in which that class won):\n\n",
+      show);
   print_digits(mnist.test, mc, most_uncertain);
-  std::vector<std::int64_t> most_confident(order.begin(), order.begin() + static_cast<long>(std::min<std::size_t>(3, order.size())));
+  std::vector<std::int64_t> most_confident(order.begin(),
+                                           order.begin() + static_cast<long>(std::min<std::size_t>(3, order.size())));
   std::printf("For contrast, the 3 most confident ones:\n\n");
   print_digits(mnist.test, mc, most_confident);
 
-  std::vector<std::int64_t> sixteen(order.rbegin(), order.rbegin() + static_cast<long>(std::min<std::size_t>(16, order.size())));
+  std::vector<std::int64_t> sixteen(order.rbegin(),
+                                    order.rbegin() + static_cast<long>(std::min<std::size_t>(16, order.size())));
   draw(mnist.test, mc, sixteen, out_dir, passes);
 
   bool ok = true;
   std::printf("\nChecks:\n");
   const bool accurate = mc_accuracy >= min_accuracy;
-  std::printf("  MC mean-prediction accuracy %.4f >= %.2f: %s\n", mc_accuracy, min_accuracy, accurate ? "ok" : "FAILED");
+  std::printf("  MC mean-prediction accuracy %.4f >= %.2f: %s\n", mc_accuracy, min_accuracy,
+              accurate ? "ok" : "FAILED");
   const bool stochastic = max_uncertainty > 0;
   std::printf("  the passes really differ (largest std %.3f > 0): %s\n", max_uncertainty, stochastic ? "ok" : "FAILED");
   const bool informative = decile_error.back() > decile_error.front();

@@ -1,6 +1,6 @@
 #pragma once
-// What the two MNIST examples (mnist_mlp, mnist_cnn) share: a random
-// training subset, the random shifts that augment training images, loss
+// What the two MNIST examples (mnist_mlp, mnist_cnn) share: their common
+// flags, a random training subset, the random shifts that augment training images, loss
 // and accuracy over a data set and the training loop.
 #include <chrono>
 #include <cstdint>
@@ -11,9 +11,46 @@
 #include <tapegrad/tapegrad.hpp>
 #include <vector>
 
+#include "command_line.hpp"
 #include "example_support.hpp"
 
 namespace examples {
+
+// The flags both MNIST examples take, holding the defaults: each example
+// sets its own (epochs, shift, out) before add_mnist_flags.
+struct MnistFlags {
+  std::string data_dir = TAPEGRAD_SOURCE_DIR "/data/mnist";
+  std::int64_t epochs = 15;
+  int max_shift = 1;
+  double val_fraction = 0.1;
+  std::int64_t max_train = 0;
+  std::uint64_t seed = 1;
+  std::string out_dir = "mnist_out";
+  double min_accuracy = 0;
+  bool quiet = false;
+  bool capture = false;
+  bool distributed = false;
+};
+
+inline void add_mnist_flags(CommandLine& cli, MnistFlags& f) {
+  cli.text("--data", f.data_dir, "MNIST IDX files (the default is the repository's data/mnist)", "DIR");
+  cli.integer("--epochs", f.epochs, "training epochs", std::int64_t{1});
+  cli.integer("--shift", f.max_shift, "augment: move training images by up to N pixels each way (0 = off)", 0);
+  // Open at both ends: neither part may be empty.
+  cli.number("--val-fraction", f.val_fraction, "share of the training set held out for validation", exclusive(0, 1));
+  cli.integer("--max-train", f.max_train, "use only N training samples, chosen at random (quick runs; 0 = all)",
+              std::int64_t{0});
+  cli.integer("--seed", f.seed, "random seed");
+  cli.text("--out", f.out_dir, "checkpoint and curves go here", "DIR");
+  cli.number("--min-accuracy", f.min_accuracy, "exit with status 1 if the test accuracy is below A", closed(0, 1));
+  cli.flag("--quiet", f.quiet, "no progress output");
+  cli.flag("--capture", f.capture,
+           "record the training step once and replay it (no graph building or allocation per step)");
+  cli.flag("--distributed", f.distributed,
+           "data-parallel over MPI: run as scripts/mpirun -n P build/examples/<example> --distributed; each rank "
+           "trains on its shard with batch-size / P samples per step (the batch stays the global one), gradients "
+           "averaged over the ranks; rank 0 prints and writes the outputs");
+}
 
 // `count` samples of `set` chosen at random (all of it when count is 0 or
 // not smaller): the files are sorted by digit, so the first N would hold
@@ -104,8 +141,8 @@ inline TrainingResult train_classifier(tapegrad::nn::Module& model, tapegrad::op
   using namespace tapegrad;
   // Each rank shifts its own images differently.
   std::mt19937_64 augment_generator(o.seed + static_cast<std::uint64_t>(o.rank));
-  data::DataLoader loader(fit, {.batch_size = o.batch_size, .shuffle = true, .seed = o.seed, .rank = o.rank,
-                                .num_replicas = o.replicas});
+  data::DataLoader loader(
+      fit, {.batch_size = o.batch_size, .shuffle = true, .seed = o.seed, .rank = o.rank, .num_replicas = o.replicas});
   auto forward = [&](const Tensor& x) { return o.train_forward ? o.train_forward(x) : model(x); };
   train::Progress progress({.mode = o.quiet ? train::ProgressMode::Quiet : train::ProgressMode::Auto});
   TrainingResult result;

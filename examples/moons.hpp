@@ -8,10 +8,10 @@
 #include <memory>
 #include <numbers>
 #include <random>
+#include <tapegrad/tapegrad.hpp>
 #include <vector>
 
-#include <tapegrad/tapegrad.hpp>
-
+#include "command_line.hpp"
 #include "example_support.hpp"
 
 namespace examples {
@@ -45,39 +45,30 @@ inline tapegrad::data::Dataset make_moons(std::int64_t n, double noise, std::uin
   return tapegrad::data::Dataset(tapegrad::from_vector(points, {n, 2}), tapegrad::from_vector(labels, {n, 1}));
 }
 
-// The data, model and training settings both examples take as flags
-// (kMoonsUsage), in this order.
+// The data, model and training settings both examples take as flags,
+// holding their defaults.
 struct MoonsSettings {
-  std::int64_t epochs, train_size, test_size, hidden, batch_size;
-  double noise, lr;
-  std::uint64_t seed;
+  std::int64_t epochs = 150, train_size = 1000, test_size = 1000, hidden = 16, batch_size = 32;
+  double noise = 0.2, lr = 0.01;
+  std::uint64_t seed = 1;
+  bool short_mode = false;
 };
 
-inline constexpr const char* kMoonsUsage = R"(  --epochs N        passes over the training set (default 150)
-  --short           50 epochs unless --epochs says otherwise (the test suite's mode)
-  --train N         training points (default 1000)
-  --test N          test points, drawn independently (default 1000)
-  --noise S         standard deviation of the Gaussian noise on each coordinate (default 0.2)
-  --hidden N        units in each of the two hidden tanh layers (default 16)
-  --lr X            Adam learning rate (default 0.01)
-  --batch-size N    mini-batch size (default 32)
-  --seed N          random seed for data, weights and batch order (default 1)
-)";
-
-inline MoonsSettings read_moons_flags(Flags& flags) {
+inline void add_moons_flags(CommandLine& cli, MoonsSettings& s) {
+  const std::int64_t one = 1;
   // --short: fewer epochs, for the test suite; still enough for the
   // examples' default bounds.
-  const bool short_mode = flags.flag("short");
-  MoonsSettings s{};
-  s.epochs = static_cast<std::int64_t>(flags.number("epochs", short_mode ? 50 : 150));
-  s.train_size = static_cast<std::int64_t>(flags.number("train", 1000));
-  s.test_size = static_cast<std::int64_t>(flags.number("test", 1000));
-  s.hidden = static_cast<std::int64_t>(flags.number("hidden", 16));
-  s.batch_size = static_cast<std::int64_t>(flags.number("batch-size", 32));
-  s.noise = flags.number("noise", 0.2);
-  s.lr = flags.number("lr", 0.01);
-  s.seed = static_cast<std::uint64_t>(flags.number("seed", 1));
-  return s;
+  cli.default_when(s.short_mode,
+                   cli.integer("--epochs", s.epochs, "passes over the training set (50 with --short)", one), s.epochs,
+                   std::int64_t{50});
+  cli.flag("--short", s.short_mode, "50 epochs unless --epochs says otherwise (the test suite's mode)");
+  cli.integer("--train", s.train_size, "training points", one);
+  cli.integer("--test", s.test_size, "test points, drawn independently", one);
+  cli.number("--noise", s.noise, "standard deviation of the Gaussian noise on each coordinate", at_least(0));
+  cli.integer("--hidden", s.hidden, "units in each of the two hidden tanh layers", one);
+  cli.number("--lr", s.lr, "Adam learning rate", above(0));
+  cli.integer("--batch-size", s.batch_size, "mini-batch size", one);
+  cli.integer("--seed", s.seed, "random seed for data, weights and batch order");
 }
 
 // A 2-hidden-hidden-1 tanh MLP with Xavier-uniform weights: one logit per

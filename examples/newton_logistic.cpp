@@ -30,30 +30,21 @@
 #include <functional>
 #include <sstream>
 #include <string>
+#include <tapegrad/functional.hpp>
+#include <tapegrad/tapegrad.hpp>
 #include <utility>
 #include <vector>
 
-#include <tapegrad/functional.hpp>
-#include <tapegrad/tapegrad.hpp>
-
+#include "command_line.hpp"
 #include "example_support.hpp"
 
 using namespace tapegrad;
 
 namespace {
 
-const char* kUsage = R"(usage: newton_logistic [options]
-  --data DIR                 MNIST IDX files (default: the repository's data/mnist)
-  --lambda X                 L2 penalty λ on the weights (default 0.01)
-  --tolerance X              Newton stops at ‖∇L‖ <= X (default 1e-10)
-  --max-newton-iterations N  Newton steps allowed to reach the tolerance (default 10)
-  --max-cg-iterations N      conjugate-gradient steps per Newton step (default 200)
-  --gd-iterations N          budget of each gradient descent (default 3000)
-  --short                    gradient descent budget 500 unless --gd-iterations says otherwise (the test suite's mode)
-  --min-accuracy A           exit 1 unless Newton's test accuracy is at least A (default 0.99)
-  --out DIR                  convergence curves (CSV) and their picture go here (default newton_logistic_out)
-  --quiet                    print only the result lines
-)";
+const char* kDescription =
+    "newton_logistic: Newton-CG (every H·v by the engine) against gradient descent on L2-regularised logistic "
+    "regression of MNIST digits 0 vs 1";
 
 // The parameters (W [1, 784], b [1]) and everything of their shapes:
 // gradients, search directions, conjugate-gradient vectors.
@@ -335,19 +326,28 @@ std::string iteration_text(std::int64_t iteration, std::int64_t budget) {
 }
 
 int run(int argc, char** argv) {
-  examples::Flags flags(argc, argv);
-  if (flags.help(kUsage)) return 0;
-  const std::string data_dir = flags.get("data", TAPEGRAD_SOURCE_DIR "/data/mnist");
-  const double lambda = flags.number("lambda", 0.01);
-  const double tolerance = flags.number("tolerance", 1e-10);
-  const auto max_newton = static_cast<std::int64_t>(flags.number("max-newton-iterations", 10));
-  const auto max_cg = static_cast<std::int64_t>(flags.number("max-cg-iterations", 200));
-  const bool short_mode = flags.flag("short");
-  const auto gd_iterations = static_cast<std::int64_t>(flags.number("gd-iterations", short_mode ? 500 : 3000));
-  const double min_accuracy = flags.number("min-accuracy", 0.99);
-  const std::string out_dir = flags.get("out", "newton_logistic_out");
-  const bool quiet = flags.flag("quiet");
-  flags.finish();
+  std::string data_dir = TAPEGRAD_SOURCE_DIR "/data/mnist", out_dir = "newton_logistic_out";
+  double lambda = 0.01, tolerance = 1e-10, min_accuracy = 0.99;
+  std::int64_t max_newton = 10, max_cg = 200, gd_iterations = 3000;
+  bool short_mode = false, quiet = false;
+  const std::int64_t one = 1;
+  examples::CommandLine cli(kDescription);
+  cli.text("--data", data_dir, "MNIST IDX files (the default is the repository's data/mnist)", "DIR");
+  cli.number("--lambda", lambda, "L2 penalty λ on the weights", examples::above(0));
+  cli.number("--tolerance", tolerance, "Newton stops at ‖∇L‖ <= X", examples::above(0));
+  cli.integer("--max-newton-iterations", max_newton, "Newton steps allowed to reach the tolerance", one);
+  cli.integer("--max-cg-iterations", max_cg, "conjugate-gradient steps per Newton step", one);
+  cli.default_when(
+      short_mode,
+      cli.integer("--gd-iterations", gd_iterations, "budget of each gradient descent (500 with --short)", one),
+      gd_iterations, std::int64_t{500});
+  cli.flag("--short", short_mode,
+           "gradient descent budget 500 unless --gd-iterations says otherwise (the test suite's mode)");
+  cli.number("--min-accuracy", min_accuracy, "exit 1 unless Newton's test accuracy is at least X",
+             examples::closed(0, 1));
+  cli.text("--out", out_dir, "convergence curves (CSV) and their picture go here", "DIR");
+  cli.flag("--quiet", quiet, "print only the result lines");
+  if (!cli.parse(argc, argv)) return 0;
 
   manual_seed(1);  // the random directions of the power iteration and of the hvp check
   const data::MnistData mnist = data::load_mnist(data_dir, {.flatten = true});

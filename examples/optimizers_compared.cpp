@@ -22,21 +22,19 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <tapegrad/tapegrad.hpp>
 #include <vector>
 
-#include <tapegrad/tapegrad.hpp>
-
+#include "command_line.hpp"
 #include "example_support.hpp"
 
 using namespace tapegrad;
 
 namespace {
 
-const char* kUsage = R"(usage: optimizers_compared [options]
-  --steps N    full-batch training steps per run (default 1000)
-  --short      the quick test: 500 steps
-  --out DIR    CSV, gnuplot script and PNG go here (default optimizers_compared_out)
-)";
+const char* kDescription =
+    "optimizers_compared: plain SGD, momentum, Nesterov, AdaGrad, RMSProp and Adam train the same small MLP "
+    "from the same weights on the same data";
 
 // Two interleaved spirals, `per_class` points each, with a little noise: a
 // classic problem that no linear model solves and a small MLP needs a few
@@ -49,7 +47,7 @@ data::Dataset two_spirals(std::int64_t per_class) {
   for (std::int64_t c = 0; c < 2; ++c) {
     for (std::int64_t i = 0; i < per_class; ++i) {
       const double t = 0.15 + 0.85 * static_cast<double>(i) / static_cast<double>(per_class);  // radius
-      const double angle = 2.5 * M_PI * t + M_PI * static_cast<double>(c);                // 1.25 turns
+      const double angle = 2.5 * M_PI * t + M_PI * static_cast<double>(c);                     // 1.25 turns
       points.push_back(t * std::cos(angle) + noise(generator));
       points.push_back(t * std::sin(angle) + noise(generator));
       labels.push_back(c);
@@ -118,11 +116,12 @@ void draw(const std::vector<Contender>& contenders, const std::vector<Run>& runs
       .first_x = 0,
       .width = 1000,
       .height = 620,
-      .settings = "set title 'Six optimizers, one MLP, same initial weights (two spirals, full batch, best lr of a "
-                  "grid each)'\n"
-                  "set termoption noenhanced\n"
-                  "set xlabel 'step'\nset ylabel 'training loss (cross-entropy, log scale)'\n"
-                  "set logscale y\nset format y '%g'\nset grid\nset key top right\n",
+      .settings =
+          "set title 'Six optimizers, one MLP, same initial weights (two spirals, full batch, best lr of a "
+          "grid each)'\n"
+          "set termoption noenhanced\n"
+          "set xlabel 'step'\nset ylabel 'training loss (cross-entropy, log scale)'\n"
+          "set logscale y\nset format y '%g'\nset grid\nset key top right\n",
       .style = "lines linewidth 2",
   };
   for (std::size_t i = 0; i < contenders.size(); ++i) {
@@ -136,12 +135,17 @@ void draw(const std::vector<Contender>& contenders, const std::vector<Run>& runs
 }
 
 int run(int argc, char** argv) {
-  examples::Flags flags(argc, argv);
-  if (flags.help(kUsage)) return 0;
-  const bool short_mode = flags.flag("short");
-  const auto steps = static_cast<std::int64_t>(flags.number("steps", short_mode ? 500 : 1000));
-  const std::string out_dir = flags.get("out", "optimizers_compared_out");
-  flags.finish();
+  bool short_mode = false;
+  std::int64_t steps = 1000;
+  std::string out_dir = "optimizers_compared_out";
+  examples::CommandLine cli(kDescription);
+  cli.default_when(
+      short_mode,
+      cli.integer("--steps", steps, "full-batch training steps per run (500 with --short)", std::int64_t{1}), steps,
+      std::int64_t{500});
+  cli.flag("--short", short_mode, "the quick test: 500 steps");
+  cli.text("--out", out_dir, "CSV, gnuplot script and PNG go here", "DIR");
+  if (!cli.parse(argc, argv)) return 0;
   if (steps < 10) throw std::invalid_argument("--steps must be at least 10");
 
   const data::Dataset data = two_spirals(150);
@@ -159,23 +163,27 @@ int run(int argc, char** argv) {
 
   std::printf("Problem: two interleaved spirals, %lld points, 2 classes (not linearly separable).\n",
               static_cast<long long>(data.size()));
-  std::printf("Model:   2-32-32-2 tanh MLP, %lld parameters, Xavier-initialised once; every run starts\n"
-              "         from a copy of those same weights and takes %lld full-batch steps.\n\n",
-              static_cast<long long>(parameter_count), static_cast<long long>(steps));
+  std::printf(
+      "Model:   2-32-32-2 tanh MLP, %lld parameters, Xavier-initialised once; every run starts\n"
+      "         from a copy of those same weights and takes %lld full-batch steps.\n\n",
+      static_cast<long long>(parameter_count), static_cast<long long>(steps));
 
   const std::vector<Contender> contenders{
       {"sgd", "SGD", "p -= lr*g: one global step size, limited by the steepest direction"},
       {"momentum", "Momentum", "v = 0.9v + g: a running sum builds speed along directions where g keeps its sign"},
       {"nesterov", "Nesterov", "momentum with a look-ahead correction: brakes earlier when the slope turns"},
-      {"adagrad", "AdaGrad", "per-weight step lr/sqrt(sum of all g^2): big for rare gradients, but it only ever shrinks"},
-      {"rmsprop", "RMSProp", "per-weight step lr/sqrt(running mean of g^2): AdaGrad that forgets, so steps stay usable"},
+      {"adagrad", "AdaGrad",
+       "per-weight step lr/sqrt(sum of all g^2): big for rare gradients, but it only ever shrinks"},
+      {"rmsprop", "RMSProp",
+       "per-weight step lr/sqrt(running mean of g^2): AdaGrad that forgets, so steps stay usable"},
       {"adam", "Adam", "RMSProp's scaling plus momentum on g, with both averages bias-corrected early on"},
   };
 
-  std::printf("Learning-rate grid: every optimizer tries the same rates; final loss after %lld steps.\n"
-              "* = the rate kept for the comparison: the lowest mean log-loss over the whole run (down\n"
-              "early and staying down, not just lucky at the last step); inf = diverged.\n  %-9s",
-              static_cast<long long>(steps), "lr");
+  std::printf(
+      "Learning-rate grid: every optimizer tries the same rates; final loss after %lld steps.\n"
+      "* = the rate kept for the comparison: the lowest mean log-loss over the whole run (down\n"
+      "early and staying down, not just lucky at the last step); inf = diverged.\n  %-9s",
+      static_cast<long long>(steps), "lr");
   for (double lr : kLearningRates) std::printf(" %9g", lr);
   std::printf("\n");
   std::vector<Run> best_runs;
@@ -245,8 +253,8 @@ int run(int argc, char** argv) {
     for (std::size_t i = 0; i < contenders.size(); ++i) {
       if (contenders[i].name != name) continue;
       const bool beats = best_runs[i].final_loss() < sgd_final;
-      std::printf("  %-9s final loss %.4g < SGD's %.4g: %s\n", contenders[i].label.c_str(),
-                  best_runs[i].final_loss(), sgd_final, beats ? "ok" : "FAILED");
+      std::printf("  %-9s final loss %.4g < SGD's %.4g: %s\n", contenders[i].label.c_str(), best_runs[i].final_loss(),
+                  sgd_final, beats ? "ok" : "FAILED");
       ok = ok && beats;
     }
   }

@@ -18,21 +18,18 @@
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <tapegrad/tapegrad.hpp>
 #include <vector>
 
-#include <tapegrad/tapegrad.hpp>
-
+#include "command_line.hpp"
 #include "example_support.hpp"
 
 using namespace tapegrad;
 
 namespace {
 
-const char* kUsage = R"(usage: perceptron [options]
-  --epochs N   passes over the four patterns per gate (default 50)
-  --lr X       learning rate η of the perceptron rule (default 0.1)
-  --quiet      print only the summary lines
-)";
+const char* kDescription =
+    "perceptron: a single perceptron y = sign(w·x + b) learns AND and OR by the perceptron rule, but not XOR";
 
 // The four inputs in truth-table order: 00, 01, 10, 11.
 constexpr std::array<std::array<int, 2>, 4> kInputs{{{0, 0}, {0, 1}, {1, 0}, {1, 1}}};
@@ -44,12 +41,12 @@ struct Gate {
 
 struct Result {
   int final_correct = 0;
-  int best_correct = 0;      // the best any epoch reached
+  int best_correct = 0;  // the best any epoch reached
   int epochs_run = 0;
-  bool converged = false;    // an epoch ended with all four right
-  int cycle_length = 0;      // > 0: the weights after epoch cycle_start (0: the
-  int cycle_start = 0;       // start) came back this many epochs later
-  std::string last_epoch;    // the updates of the last epoch, one line per pattern
+  bool converged = false;  // an epoch ended with all four right
+  int cycle_length = 0;    // > 0: the weights after epoch cycle_start (0: the
+  int cycle_start = 0;     // start) came back this many epochs later
+  std::string last_epoch;  // the updates of the last epoch, one line per pattern
   double w1 = 0, w2 = 0, b = 0;
 };
 
@@ -163,12 +160,14 @@ void print_table(const Result& r, const Gate& gate) {
 }
 
 int run(int argc, char** argv) {
-  examples::Flags flags(argc, argv);
-  if (flags.help(kUsage)) return 0;
-  const int epochs = static_cast<int>(flags.number("epochs", 50));
-  const double lr = flags.number("lr", 0.1);
-  const bool quiet = flags.flag("quiet");
-  flags.finish();
+  int epochs = 50;
+  double lr = 0.1;
+  bool quiet = false;
+  examples::CommandLine cli(kDescription);
+  cli.integer("--epochs", epochs, "passes over the four patterns per gate", 1);
+  cli.number("--lr", lr, "learning rate η of the perceptron rule", examples::above(0));
+  cli.flag("--quiet", quiet, "print only the summary lines");
+  if (!cli.parse(argc, argv)) return 0;
 
   if (!quiet) {
     std::printf(
@@ -186,8 +185,8 @@ int run(int argc, char** argv) {
     const Result& r = results[g];
     if (!quiet) {
       if (r.converged) {
-        std::printf("  learned in %d epochs: the line %.2f·x1 %+.2f·x2 %+.2f = 0 separates the classes\n",
-                    r.epochs_run, r.w1, r.w2, r.b);
+        std::printf("  learned in %d epochs: the line %.2f·x1 %+.2f·x2 %+.2f = 0 separates the classes\n", r.epochs_run,
+                    r.w1, r.w2, r.b);
       } else {
         std::printf("  after %d epochs: still %d/4 (never better than %d/4)\n", r.epochs_run, r.final_correct,
                     r.best_correct);

@@ -28,27 +28,19 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <tapegrad/tapegrad.hpp>
 #include <vector>
 
-#include <tapegrad/tapegrad.hpp>
-
+#include "command_line.hpp"
 #include "example_support.hpp"
 
 using namespace tapegrad;
 
 namespace {
 
-const char* kUsage = R"(usage: regularisation [options]
-  --data DIR      MNIST IDX files (default: the repository's data/mnist)
-  --train N       training images, chosen at random (default 500)
-  --epochs N      epochs per run (default 150)
-  --short         the quick test: 100 epochs
-  --lr X          SGD learning rate (momentum 0.9) for every run (default 0.01)
-  --weight-decay X  L2 run's decay (default 5e-3)
-  --dropout P     dropout run's p after each hidden layer (default 0.5)
-  --input-dropout P  and on the input pixels (default 0.2)
-  --out DIR       CSV, gnuplot script and PNG go here (default regularisation_out)
-)";
+const char* kDescription =
+    "regularisation: an MLP memorises 500 MNIST digits; L2 weight decay, dropout and early stopping each lower "
+    "its validation loss";
 
 using examples::Evaluation;
 
@@ -101,8 +93,7 @@ Outcome train_method(const Method& method, const Settings& settings, const data:
     with_input->add("mlp", model);
     model = with_input;
   }
-  optim::SGD optimizer(model->parameters(),
-                       {.lr = settings.lr, .momentum = 0.9, .weight_decay = method.weight_decay});
+  optim::SGD optimizer(model->parameters(), {.lr = settings.lr, .momentum = 0.9, .weight_decay = method.weight_decay});
   data::DataLoader loader(train_set, {.batch_size = 50, .shuffle = true, .seed = 7});
   // Patience 10: the validation loss is noisy, so a few bad epochs in a row
   // prove little; ten do.
@@ -177,8 +168,8 @@ void draw(const std::vector<Method>& methods, const std::vector<Outcome>& outcom
         gp << "set arrow from " << outcomes[i].best_epoch << "," << bottom << " to " << outcomes[i].best_epoch << ","
            << top << " nohead dashtype 2 linecolor 'black'\n";
         if (row == 0) {
-          gp << "set label 'best epoch " << outcomes[i].best_epoch << ": weights restored' at " << outcomes[i].best_epoch + 2
-             << "," << max_loss * 0.6 << "\n";
+          gp << "set label 'best epoch " << outcomes[i].best_epoch << ": weights restored' at "
+             << outcomes[i].best_epoch + 2 << "," << max_loss * 0.6 << "\n";
         }
       }
       if (row == 0) {
@@ -189,31 +180,37 @@ void draw(const std::vector<Method>& methods, const std::vector<Outcome>& outcom
       } else {
         gp << "set title '" << m.title << ": accuracy'\nset yrange [0.5:1]\nset key bottom right\nset xlabel 'epoch'\n"
            << "plot '" << csv << "' skip 1 using 1:" << column(m.key + "_train_acc")
-           << " with lines linewidth 2 linecolor 'blue' title 'train', '' skip 1 using 1:"
-           << column(m.key + "_val_acc") << " with lines linewidth 2 linecolor 'red' title 'validation'\n";
+           << " with lines linewidth 2 linecolor 'blue' title 'train', '' skip 1 using 1:" << column(m.key + "_val_acc")
+           << " with lines linewidth 2 linecolor 'red' title 'validation'\n";
       }
     }
   }
   gp << "unset multiplot\nset output\n";
   gp.close();
-  if (examples::run_gnuplot_or_note(files.script, png)) std::printf("picture: %s (data %s)\n", png.c_str(), csv.c_str());
+  if (examples::run_gnuplot_or_note(files.script, png))
+    std::printf("picture: %s (data %s)\n", png.c_str(), csv.c_str());
 }
 
 int run(int argc, char** argv) {
-  examples::Flags flags(argc, argv);
-  if (flags.help(kUsage)) return 0;
-  const std::string data_dir = flags.get("data", TAPEGRAD_SOURCE_DIR "/data/mnist");
-  const bool short_mode = flags.flag("short");
-  const auto train_size = static_cast<std::int64_t>(flags.number("train", 500));
-  const auto epochs = static_cast<std::int64_t>(flags.number("epochs", short_mode ? 100 : 150));
-  const std::string out_dir = flags.get("out", "regularisation_out");
+  std::string data_dir = TAPEGRAD_SOURCE_DIR "/data/mnist", out_dir = "regularisation_out";
+  bool short_mode = false;
+  std::int64_t train_size = 500;
   Settings settings;
-  settings.epochs = epochs;
-  settings.lr = flags.number("lr", settings.lr);
-  const double weight_decay = flags.number("weight-decay", 5e-3);
-  const double dropout = flags.number("dropout", 0.5);
-  const double input_dropout = flags.number("input-dropout", 0.2);
-  flags.finish();
+  double weight_decay = 5e-3, dropout = 0.5, input_dropout = 0.2;
+  examples::CommandLine cli(kDescription);
+  cli.text("--data", data_dir, "MNIST IDX files (the default is the repository's data/mnist)", "DIR");
+  cli.integer("--train", train_size, "training images, chosen at random", std::int64_t{1});
+  cli.default_when(short_mode,
+                   cli.integer("--epochs", settings.epochs, "epochs per run (100 with --short)", std::int64_t{1}),
+                   settings.epochs, std::int64_t{100});
+  cli.flag("--short", short_mode, "the quick test: 100 epochs");
+  cli.number("--lr", settings.lr, "SGD learning rate (momentum 0.9) for every run", examples::above(0));
+  cli.number("--weight-decay", weight_decay, "L2 run's decay", examples::at_least(0));
+  cli.number("--dropout", dropout, "dropout run's p after each hidden layer", examples::half_open(0, 1));
+  cli.number("--input-dropout", input_dropout, "and on the input pixels", examples::half_open(0, 1));
+  cli.text("--out", out_dir, "CSV, gnuplot script and PNG go here", "DIR");
+  if (!cli.parse(argc, argv)) return 0;
+  const std::int64_t epochs = settings.epochs;
 
   const data::MnistData mnist = data::load_mnist(data_dir, {.flatten = true});
   // The files are sorted by digit: take random images, disjoint sets for
@@ -225,16 +222,18 @@ int run(int argc, char** argv) {
   const std::vector<std::int64_t> order = data::random_permutation(mnist.train.size(), 2024);
   const data::Dataset train_set =
       mnist.train.subset(std::vector<std::int64_t>(order.begin(), order.begin() + train_size));
-  const data::Dataset val_set = mnist.train.subset(
-      std::vector<std::int64_t>(order.begin() + train_size, order.begin() + train_size + val_size));
-  std::printf("Data: %lld training and %lld validation images (random, disjoint, from %s),\n"
-              "      and the %lld test images for a last, untouched estimate.\n",
-              static_cast<long long>(train_set.size()), static_cast<long long>(val_set.size()), data_dir.c_str(),
-              static_cast<long long>(mnist.test.size()));
-  std::printf("Model: 784-256-256-10 ReLU MLP (269,322 weights: %lld per training image), SGD lr %g\n"
-              "       momentum 0.9, batches of 50, up to %lld epochs; every run from the same initial\n"
-              "       weights and with the same batches.\n\n",
-              static_cast<long long>(269322 / train_set.size()), settings.lr, static_cast<long long>(epochs));
+  const data::Dataset val_set =
+      mnist.train.subset(std::vector<std::int64_t>(order.begin() + train_size, order.begin() + train_size + val_size));
+  std::printf(
+      "Data: %lld training and %lld validation images (random, disjoint, from %s),\n"
+      "      and the %lld test images for a last, untouched estimate.\n",
+      static_cast<long long>(train_set.size()), static_cast<long long>(val_set.size()), data_dir.c_str(),
+      static_cast<long long>(mnist.test.size()));
+  std::printf(
+      "Model: 784-256-256-10 ReLU MLP (269,322 weights: %lld per training image), SGD lr %g\n"
+      "       momentum 0.9, batches of 50, up to %lld epochs; every run from the same initial\n"
+      "       weights and with the same batches.\n\n",
+      static_cast<long long>(269322 / train_set.size()), settings.lr, static_cast<long long>(epochs));
 
   char l2_title[64], dropout_title[64];
   std::snprintf(l2_title, sizeof l2_title, "L2 weight decay %g", weight_decay);
@@ -250,14 +249,14 @@ int run(int argc, char** argv) {
   for (const Method& m : methods) {
     outcomes.push_back(train_method(m, settings, train_set, val_set, mnist.test, history));
     const Outcome& o = outcomes.back();
-    std::printf("  trained: %-30s %lld epochs%s\n", m.title.c_str(), static_cast<long long>(o.epochs_run),
-                m.early_stopping ? (", best weights from epoch " + std::to_string(o.best_epoch) + " restored").c_str()
-                                 : "");
+    std::printf(
+        "  trained: %-30s %lld epochs%s\n", m.title.c_str(), static_cast<long long>(o.epochs_run),
+        m.early_stopping ? (", best weights from epoch " + std::to_string(o.best_epoch) + " restored").c_str() : "");
   }
 
   std::printf("\n  %-30s %-21s %-21s %-9s %-20s %s\n", "", "accuracy", "loss", "acc gap", "loss gap", "test");
-  std::printf("  %-30s %-10s %-10s %-10s %-10s %-9s %-20s %s\n", "method", "train", "val", "train", "val",
-              "tr - val", "val - tr", "acc");
+  std::printf("  %-30s %-10s %-10s %-10s %-10s %-9s %-20s %s\n", "method", "train", "val", "train", "val", "tr - val",
+              "val - tr", "acc");
   for (std::size_t i = 0; i < methods.size(); ++i) {
     const Outcome& o = outcomes[i];
     std::printf("  %-30s %-10.4f %-10.4f %-10.4f %-10.4f %-9.4f %-20.4f %.4f\n", methods[i].title.c_str(),

@@ -19,54 +19,53 @@
 #include <numbers>
 #include <sstream>
 #include <string>
+#include <tapegrad/tapegrad.hpp>
 #include <vector>
 
-#include <tapegrad/tapegrad.hpp>
-
+#include "command_line.hpp"
 #include "example_support.hpp"
 
 using namespace tapegrad;
 
 namespace {
 
-const char* kUsage = R"(usage: sin_regression [options]
-  --epochs N       passes over the training set (default 300)
-  --short          150 epochs unless --epochs says otherwise (the test suite's mode)
-  --hidden N       hidden tanh units (default 32)
-  --lr X           Adam learning rate at the start; cosine-annealed to 0 (default 0.01)
-  --batch-size N   mini-batch size (default 32)
-  --train N        training points drawn uniformly from [−π, π] (default 1000)
-  --seed N         random seed (default 1)
-  --out DIR        CSV, gnuplot scripts and PNGs go here (default sin_regression_out)
-  --max-error E    exit 1 unless max |f(x) − sin x| on the grid is below E (default 0.05)
-  --quiet          print only the result lines
-)";
+const char* kDescription =
+    "sin_regression: a 1-32-1 tanh network fits sin(x) on [−π, π] (one hidden layer approximates a "
+    "continuous function on an interval, not beyond it)";
 
 constexpr double kPi = std::numbers::pi;
 
 // n evenly spaced points from a to b inclusive, as an [n, 1] column.
 Tensor grid(double a, double b, std::int64_t n) {
   std::vector<double> xs(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n; ++i) xs[static_cast<std::size_t>(i)] = a + (b - a) * static_cast<double>(i) / static_cast<double>(n - 1);
+  for (std::int64_t i = 0; i < n; ++i)
+    xs[static_cast<std::size_t>(i)] = a + (b - a) * static_cast<double>(i) / static_cast<double>(n - 1);
   return from_vector(xs, {n, 1});
 }
 
 int run(int argc, char** argv) {
-  examples::Flags flags(argc, argv);
-  if (flags.help(kUsage)) return 0;
+  bool short_mode = false, quiet = false;
+  std::int64_t epochs = 300, hidden = 32, batch_size = 32, train_size = 1000;
+  double lr = 0.01, max_error_bound = 0.05;
+  std::uint64_t seed = 1;
+  std::string out_dir = "sin_regression_out";
+  const std::int64_t one = 1;
+  examples::CommandLine cli(kDescription);
   // --short: fewer epochs, for the test suite; still enough for the
   // default error bound.
-  const bool short_mode = flags.flag("short");
-  const auto epochs = static_cast<std::int64_t>(flags.number("epochs", short_mode ? 150 : 300));
-  const auto hidden = static_cast<std::int64_t>(flags.number("hidden", 32));
-  const double lr = flags.number("lr", 0.01);
-  const auto batch_size = static_cast<std::int64_t>(flags.number("batch-size", 32));
-  const auto train_size = static_cast<std::int64_t>(flags.number("train", 1000));
-  const auto seed = static_cast<std::uint64_t>(flags.number("seed", 1));
-  const std::string out_dir = flags.get("out", "sin_regression_out");
-  const double max_error_bound = flags.number("max-error", 0.05);
-  const bool quiet = flags.flag("quiet");
-  flags.finish();
+  cli.default_when(short_mode, cli.integer("--epochs", epochs, "passes over the training set (150 with --short)", one),
+                   epochs, std::int64_t{150});
+  cli.flag("--short", short_mode, "150 epochs unless --epochs says otherwise (the test suite's mode)");
+  cli.integer("--hidden", hidden, "hidden tanh units", one);
+  cli.number("--lr", lr, "Adam learning rate at the start; cosine-annealed to 0", examples::above(0));
+  cli.integer("--batch-size", batch_size, "mini-batch size", one);
+  cli.integer("--train", train_size, "training points drawn uniformly from [−π, π]", one);
+  cli.integer("--seed", seed, "random seed");
+  cli.text("--out", out_dir, "CSV, gnuplot scripts and PNGs go here", "DIR");
+  cli.number("--max-error", max_error_bound, "exit 1 unless max |f(x) − sin x| on the grid is below X",
+             examples::above(0));
+  cli.flag("--quiet", quiet, "print only the result lines");
+  if (!cli.parse(argc, argv)) return 0;
 
   manual_seed(seed);
   // Training inputs drawn at random (not a grid), so the grid we measure on
@@ -96,7 +95,7 @@ int run(int argc, char** argv) {
   }();
   auto max_grid_error = [&] {
     NoGradGuard no_grad;
-    return max(abs((*model)(x_grid) - y_grid)).item();
+    return max(abs((*model)(x_grid)-y_grid)).item();
   };
 
   if (!quiet) {
@@ -164,8 +163,8 @@ int run(int argc, char** argv) {
   std::ostringstream gp;
   gp << "# Drawn by the sin_regression example. Redraw with: gnuplot sin_fit.gp\n"
      << "set datafile separator ','\n"
-     << examples::png_terminal(1800, 520, png)
-     << "set multiplot layout 1,3 title 'sin(x) fitted by a 1-" << hidden << "-1 tanh network'\n"
+     << examples::png_terminal(1800, 520, png) << "set multiplot layout 1,3 title 'sin(x) fitted by a 1-" << hidden
+     << "-1 tanh network'\n"
      << "set grid\nset key bottom center\nset xlabel 'x'\n"
      << "set title 'target and prediction (trained on [-pi, pi], shaded)'\n"
      << "set object 1 rect from -pi, graph 0 to pi, graph 1 fillcolor rgb '#e8f0ff' fillstyle solid noborder behind\n"

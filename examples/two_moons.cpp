@@ -18,10 +18,10 @@
 #include <filesystem>
 #include <sstream>
 #include <string>
+#include <tapegrad/tapegrad.hpp>
 #include <vector>
 
-#include <tapegrad/tapegrad.hpp>
-
+#include "command_line.hpp"
 #include "example_support.hpp"
 #include "moons.hpp"
 
@@ -29,11 +29,9 @@ using namespace tapegrad;
 
 namespace {
 
-const std::string kUsage = std::string("usage: two_moons [options]\n") + examples::kMoonsUsage +
-                           R"(  --out DIR         data files, gnuplot script and PNGs go here (default two_moons_out)
-  --min-accuracy A  exit 1 unless the test accuracy is at least A (default 0.95)
-  --quiet           print only the result lines
-)";
+const char* kDescription =
+    "two_moons: a 2-16-16-1 tanh MLP learns the two-moons classes (no straight line separates them) and draws its "
+    "decision boundary.";
 
 // Fraction of points where the logit's sign matches the label (z > 0 ⇔ p > 0.5).
 double accuracy(nn::Module& model, const data::Dataset& set) {
@@ -47,13 +45,17 @@ double accuracy(nn::Module& model, const data::Dataset& set) {
 }
 
 int run(int argc, char** argv) {
-  examples::Flags flags(argc, argv);
-  if (flags.help(kUsage.c_str())) return 0;
-  const auto [epochs, train_size, test_size, hidden, batch_size, noise, lr, seed] = examples::read_moons_flags(flags);
-  const std::string out_dir = flags.get("out", "two_moons_out");
-  const double min_accuracy = flags.number("min-accuracy", 0.95);
-  const bool quiet = flags.flag("quiet");
-  flags.finish();
+  examples::MoonsSettings settings;
+  std::string out_dir = "two_moons_out";
+  double min_accuracy = 0.95;
+  bool quiet = false;
+  examples::CommandLine cli(kDescription);
+  examples::add_moons_flags(cli, settings);
+  cli.text("--out", out_dir, "data files, gnuplot script and PNGs go here", "DIR");
+  cli.number("--min-accuracy", min_accuracy, "exit 1 unless the test accuracy is at least X", examples::closed(0, 1));
+  cli.flag("--quiet", quiet, "print only the result lines");
+  if (!cli.parse(argc, argv)) return 0;
+  const auto& [epochs, train_size, test_size, hidden, batch_size, noise, lr, seed, short_mode] = settings;
 
   manual_seed(seed);
   // The test set comes from the same distribution but a different seed: it
@@ -69,8 +71,9 @@ int run(int argc, char** argv) {
   if (!quiet) {
     std::printf("two moons: %lld training and %lld test points, noise σ = %g\n", static_cast<long long>(train_size),
                 static_cast<long long>(test_size), noise);
-    std::printf("model 2-%lld-%lld-1 tanh -> one logit; loss: BCE with logits; Adam (lr %g, cosine), batches of %lld\n\n",
-                static_cast<long long>(hidden), static_cast<long long>(hidden), lr, static_cast<long long>(batch_size));
+    std::printf(
+        "model 2-%lld-%lld-1 tanh -> one logit; loss: BCE with logits; Adam (lr %g, cosine), batches of %lld\n\n",
+        static_cast<long long>(hidden), static_cast<long long>(hidden), lr, static_cast<long long>(batch_size));
   }
   train::History history;
   const std::int64_t report_every = std::max<std::int64_t>(1, epochs / 10);
@@ -170,9 +173,12 @@ int run(int argc, char** argv) {
      << "-1 tanh MLP, train acc %.3f, test acc %.3f', " << noise << ", " << train_acc << ", " << test_acc << ")\n"
      << "plot '" << dir << "/probability_grid.dat' using 1:2:3 with image notitle, \\\n"
      << "     $boundary using 1:2 with lines lw 2.5 lc rgb 'black' title 'decision boundary p = 0.5', \\\n"
-     << "     '" << dir << "/train_points.dat' using 1:($3 == 0 ? $2 : 1/0) with points pt 7 ps 0.6 lc rgb '#08519c' title 'train: class 0', \\\n"
+     << "     '" << dir
+     << "/train_points.dat' using 1:($3 == 0 ? $2 : 1/0) with points pt 7 ps 0.6 lc rgb '#08519c' title 'train: class "
+        "0', \\\n"
      << "     '' using 1:($3 == 1 ? $2 : 1/0) with points pt 7 ps 0.6 lc rgb '#a50f15' title 'train: class 1', \\\n"
-     << "     '" << dir << "/test_errors.dat' using 1:2 with points pt 6 ps 1.8 lw 2 lc rgb '#000000' title 'misclassified test points'\n"
+     << "     '" << dir
+     << "/test_errors.dat' using 1:2 with points pt 6 ps 1.8 lw 2 lc rgb '#000000' title 'misclassified test points'\n"
      << "set output\n";
   examples::write_file(dir + "/two_moons.gp", gp.str());
   const examples::GnuplotRun plot = examples::run_gnuplot(dir + "/two_moons.gp", png);
@@ -185,9 +191,10 @@ int run(int argc, char** argv) {
       std::printf("\ndecision boundary: %s (learning curves: %s)\n", png.c_str(),
                   curves.png_written ? curves.png_path.c_str() : curves.csv_path.c_str());
     } else {
-      std::printf("\nnote: no picture of the decision boundary: %s.\n"
-                  "      The data are in %s/*.dat and the script in %s/two_moons.gp; the test does not need them.\n",
-                  plot.problem.c_str(), out_dir.c_str(), out_dir.c_str());
+      std::printf(
+          "\nnote: no picture of the decision boundary: %s.\n"
+          "      The data are in %s/*.dat and the script in %s/two_moons.gp; the test does not need them.\n",
+          plot.problem.c_str(), out_dir.c_str(), out_dir.c_str());
     }
     std::printf(
         "\nNo straight line separates the moons; the hidden tanh layers bend the boundary\n"

@@ -32,12 +32,11 @@
 // (default 1e6) times the RNN's.
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <string>
+#include <tapegrad/tapegrad.hpp>
 #include <vector>
 
-#include <tapegrad/tapegrad.hpp>
-
+#include "command_line.hpp"
 #include "example_support.hpp"
 
 using namespace tapegrad;
@@ -250,9 +249,7 @@ int through_time(const std::string& out, std::uint64_t seed, std::int64_t length
   return ok ? 0 : 1;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   std::string out;
   int steps = 5;
   double min_ratio = 100;
@@ -262,45 +259,21 @@ int main(int argc, char** argv) {
   std::int64_t length = 100;
   double forget_bias = 1;
   double min_advantage = 1e6;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
-      out = argv[++i];
-    } else if (std::strcmp(argv[i], "--steps") == 0 && i + 1 < argc) {
-      steps = std::stoi(argv[++i]);
-    } else if (std::strcmp(argv[i], "--min-ratio") == 0 && i + 1 < argc) {
-      min_ratio = std::stod(argv[++i]);
-    } else if (std::strcmp(argv[i], "--quiet") == 0) {
-      quiet = true;
-    } else if (std::strcmp(argv[i], "--through-time") == 0) {
-      time = true;
-    } else if (std::strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
-      seed = std::stoull(argv[++i]);
-    } else if (std::strcmp(argv[i], "--length") == 0 && i + 1 < argc) {
-      length = std::stoll(argv[++i]);
-    } else if (std::strcmp(argv[i], "--forget-bias") == 0 && i + 1 < argc) {
-      forget_bias = std::stod(argv[++i]);
-    } else if (std::strcmp(argv[i], "--min-advantage") == 0 && i + 1 < argc) {
-      min_advantage = std::stod(argv[++i]);
-    } else {
-      std::fprintf(stderr,
-                   "usage: %s [--out DIR] [--steps N] [--min-ratio R] [--quiet]\n"
-                   "       %s --through-time [--out DIR] [--seed S] [--length T] [--forget-bias B] "
-                   "[--min-advantage A] [--quiet]\n",
-                   argv[0], argv[0]);
-      return 2;
-    }
-  }
-  if (time) {
-    if (length < 2) {
-      std::fprintf(stderr, "--length must be at least 2\n");
-      return 2;
-    }
-    return through_time(out, seed, length, forget_bias, min_advantage, quiet);
-  }
-  if (steps < 1) {
-    std::fprintf(stderr, "--steps must be at least 1\n");
-    return 2;
-  }
+  examples::CommandLine cli(
+      "vanishing_gradients: a 10-hidden-layer net with sigmoid vs ReLU units; with --through-time, a tanh RNN vs an "
+      "LSTM over T steps");
+  cli.text("--out", out, "write the gradient-flow tables and pictures here (default: nothing written)", "DIR");
+  cli.integer("--steps", steps, "training steps recorded", 1);
+  cli.number("--min-ratio", min_ratio, "exit 1 unless ReLU's first-layer gradient norm is at least X times sigmoid's");
+  cli.flag("--quiet", quiet, "print only the checks and the result");
+  cli.flag("--through-time", time, "the recurrent experiment instead");
+  cli.integer("--seed", seed, "random seed (--through-time)");
+  cli.integer("--length", length, "time steps T (--through-time)", std::int64_t{2});
+  cli.number("--forget-bias", forget_bias, "the LSTM's forget-gate bias (--through-time)");
+  cli.number("--min-advantage", min_advantage,
+             "exit 1 unless the LSTM's ‖∂L/∂h_1‖/‖∂L/∂h_T‖ is at least X times the RNN's (--through-time)");
+  if (!cli.parse(argc, argv)) return 0;
+  if (time) return through_time(out, seed, length, forget_bias, min_advantage, quiet);
 
   const tools::GradFlow sigmoid_flow = train_network(false, steps);
   const tools::GradFlow relu_flow = train_network(true, steps);
@@ -332,3 +305,7 @@ int main(int argc, char** argv) {
   std::printf("first-layer gradient norm, ReLU / sigmoid >= %g at every step: %s\n", min_ratio, ok ? "yes" : "NO");
   return ok ? 0 : 1;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return examples::run_example("vanishing_gradients", argc, argv, run); }

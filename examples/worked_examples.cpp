@@ -16,13 +16,13 @@
 // Exits 1 if a number differs from its hand-computed value.
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <tapegrad/tapegrad.hpp>
 #include <vector>
 
-#include <tapegrad/tapegrad.hpp>
+#include "command_line.hpp"
 
 using namespace tapegrad;
 using namespace tapegrad::tools;
@@ -113,7 +113,8 @@ void example_a(const Options& options) {
   Tensor z5 = unit(w05, w35, h3, w45, h4);
   Tensor y_hat = sigmoid(z5);
   Tensor loss = binary_cross_entropy(y_hat, y);
-  for (auto [t, name] : {std::pair{&z3, "z3"}, {&h3, "h3"}, {&z4, "z4"}, {&h4, "h4"}, {&z5, "z5"}, {&y_hat, "ŷ"}, {&loss, "L"}}) {
+  for (auto [t, name] :
+       {std::pair{&z3, "z3"}, {&h3, "h3"}, {&z4, "z4"}, {&h4, "h4"}, {&z5, "z5"}, {&y_hat, "ŷ"}, {&loss, "L"}}) {
     t->set_name(name);
   }
 
@@ -174,10 +175,10 @@ void example_b(const Options& options) {
   if (!options.quiet) std::printf("%s\n", trace.text({.precision = 12, .max_elements = 16}).c_str());
 
   // The local factors, read off the trace's steps.
-  const double dE_dyhat = trace.step_for(E).inputs[0].local_derivative.item();                 // −2(y − ŷ)
-  const double dyhat_dh1 = trace.step_for(y_hat).inputs[0].local_derivative.at({0});          // w5
-  const double dyhat_dw5 = trace.step_for(y_hat).inputs[1].local_derivative.at({0, 0});       // h1
-  const double dh1_dz1 = trace.step_for(h).inputs[0].local_derivative.at({0});                // h1(1 − h1)
+  const double dE_dyhat = trace.step_for(E).inputs[0].local_derivative.item();           // −2(y − ŷ)
+  const double dyhat_dh1 = trace.step_for(y_hat).inputs[0].local_derivative.at({0});     // w5
+  const double dyhat_dw5 = trace.step_for(y_hat).inputs[1].local_derivative.at({0, 0});  // h1
+  const double dh1_dz1 = trace.step_for(h).inputs[0].local_derivative.at({0});           // h1(1 − h1)
   const double dz1_dw1 = x.at({0});  // linear's Jacobian is not diagonal: from its formula, ∂z1/∂w1 = x1
   const double dE_dw5 = dE_dyhat * dyhat_dw5;
   const double dE_dw1 = dE_dyhat * dyhat_dh1 * dh1_dz1 * dz1_dw1;
@@ -206,20 +207,14 @@ void example_b(const Options& options) {
   save(options, "worked_b", trace);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   Options options;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
-      options.out = argv[++i];
-    } else if (std::strcmp(argv[i], "--quiet") == 0) {
-      options.quiet = true;
-    } else {
-      std::fprintf(stderr, "usage: %s [--out DIR] [--quiet]\n", argv[0]);
-      return 2;
-    }
-  }
+  examples::CommandLine cli(
+      "worked_examples: the lecture's worked backpropagation examples with exact numbers, each checked against its "
+      "hand derivation");
+  cli.text("--out", options.out, "write each example's trace and graph here (default: nothing written)", "DIR");
+  cli.flag("--quiet", options.quiet, "print only the mismatches and the result");
+  if (!cli.parse(argc, argv)) return 0;
   example_a(options);
   std::printf("\n");
   example_b(options);
@@ -227,3 +222,7 @@ int main(int argc, char** argv) {
                                       : (std::to_string(failures) + " mismatches").c_str());
   return failures == 0 ? 0 : 1;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return examples::run_example("worked_examples", argc, argv, run); }

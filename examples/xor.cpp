@@ -2,31 +2,26 @@
 // a single perceptron cannot solve (XOR is not linearly separable), learned
 // by one hidden layer.
 //
-// Usage: xor [--epochs N] [--quiet]
 // Exits 1 if the network failed to learn (MSE >= 0.01): the test suite runs
 // it as a convergence check.
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <string>
-
 #include <tapegrad/tapegrad.hpp>
+
+#include "command_line.hpp"
 
 using namespace tapegrad;
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
   int epochs = 2000;
   bool quiet = false;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--epochs") == 0 && i + 1 < argc) {
-      epochs = std::stoi(argv[++i]);
-    } else if (std::strcmp(argv[i], "--quiet") == 0) {
-      quiet = true;
-    } else {
-      std::fprintf(stderr, "usage: %s [--epochs N] [--quiet]\n", argv[0]);
-      return 2;
-    }
-  }
+  examples::CommandLine cli("xor: a 2-4-1 network learns XOR with a hand-written SGD loop");
+  cli.integer("--epochs", epochs, "passes over the four patterns", 1);
+  cli.flag("--quiet", quiet, "print only the result");
+  if (!cli.parse(argc, argv)) return 0;
 
   manual_seed(0);
   const Tensor x({{0, 0}, {0, 1}, {1, 0}, {1, 1}});
@@ -68,3 +63,7 @@ int main(int argc, char** argv) {
   std::printf("final_mse=%.6f\n", loss_value);
   return loss_value < 0.01 ? 0 : 1;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return examples::run_example("xor", argc, argv, run); }
