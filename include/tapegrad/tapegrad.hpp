@@ -5,7 +5,7 @@
 #include "tapegrad/dtype.hpp"
 #include "tapegrad/error.hpp"
 #include "tapegrad/functional.hpp"
-#include "tapegrad/gradcheck.hpp"
+#include "tapegrad/tools/gradcheck.hpp"
 #include "tapegrad/kernel.hpp"
 #include "tapegrad/memory.hpp"
 #include "tapegrad/io/checkpoint.hpp"

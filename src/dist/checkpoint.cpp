@@ -38,7 +38,7 @@ void on_rank_zero(const char* op, const std::function<void()>& work) {
 
 }  // namespace
 
-void save_checkpoint(const std::string& path, const nn::Module& model, const nn::NamedTensors& optimizer_state) {
+void save_checkpoint(const std::string& path, const nn::Module& model, const NamedTensors& optimizer_state) {
   on_rank_zero("dist::save_checkpoint", [&] { io::save_checkpoint(path, model, optimizer_state); });
 }
 
@@ -46,8 +46,8 @@ void save_checkpoint(const std::string& path, const nn::Module& model, const opt
   save_checkpoint(path, model, optimizer.state_dict());
 }
 
-nn::NamedTensors load_checkpoint(const std::string& path, nn::Module& model) {
-  nn::NamedTensors optimizer_state;
+NamedTensors load_checkpoint(const std::string& path, nn::Module& model) {
+  NamedTensors optimizer_state;
   on_rank_zero("dist::load_checkpoint", [&] { optimizer_state = io::load_checkpoint(path, model); });
   broadcast_parameters(model);
   broadcast_named_tensors(optimizer_state);
@@ -55,9 +55,9 @@ nn::NamedTensors load_checkpoint(const std::string& path, nn::Module& model) {
 }
 
 void load_checkpoint(const std::string& path, nn::Module& model, optim::Optimizer& optimizer) {
-  nn::NamedTensors optimizer_state;
+  NamedTensors optimizer_state;
   on_rank_zero("dist::load_checkpoint", [&] {
-    io::load_checkpoint(path, model, [&](const nn::NamedTensors& state) {
+    io::load_checkpoint(path, model, [&](const NamedTensors& state) {
       optimizer.load_state_dict(state);
       optimizer_state = state;
     });

@@ -126,7 +126,7 @@ void barrier() {
 void broadcast_parameters(const nn::Module& module, int root) {
   constexpr const char* kOp = "broadcast_parameters";
   root_checked(kOp, root);
-  nn::NamedTensors state = module.state_dict();
+  NamedTensors state = module.state_dict();
   detail::agree(kOp, detail::Collective::Wrap, static_cast<std::int64_t>(state.size()), nullptr, "the models");
   for (auto& [name, tensor] : state) {
     check_usable(kOp, tensor);
@@ -135,14 +135,14 @@ void broadcast_parameters(const nn::Module& module, int root) {
   }
 }
 
-void broadcast_named_tensors(nn::NamedTensors& entries, int root) {
+void broadcast_named_tensors(NamedTensors& entries, int root) {
   constexpr const char* kOp = "broadcast_named_tensors";
   root_checked(kOp, root);
   detail::agree(kOp, detail::Collective::Broadcast, root, nullptr);
   const bool sender = rank() == root;
   std::int64_t count = sender ? static_cast<std::int64_t>(entries.size()) : 0;
   broadcast_bytes(&count, sizeof count, root, kOp);
-  nn::NamedTensors received;
+  NamedTensors received;
   for (std::int64_t i = 0; i < count; ++i) {
     // Name, dtype and shape first, so the others can allocate.
     std::int64_t meta[2] = {0, 0};  // name length, rank of the shape

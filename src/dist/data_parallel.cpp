@@ -149,7 +149,7 @@ DistributedDataParallel::DistributedDataParallel(nn::Module& module, DataParalle
   State& s = *state_;
   s.comm = detail::communicator(kOp);
   s.world = world_size();
-  const nn::NamedTensors named = module_.named_parameters();
+  const NamedTensors named = module_.named_parameters();
   detail::agree(kOp, detail::Collective::Wrap, static_cast<std::int64_t>(named.size()), nullptr,
                 "the models' parameter counts");
   for (const auto& [name, parameter] : named) {

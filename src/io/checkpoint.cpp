@@ -16,8 +16,8 @@ constexpr std::string_view kModelPrefix = "model/";
 constexpr std::string_view kOptimizerPrefix = "optimizer/";
 
 struct CheckpointParts {
-  nn::NamedTensors model;
-  nn::NamedTensors optimizer;
+  NamedTensors model;
+  NamedTensors optimizer;
 };
 
 template <class... Parts>
@@ -44,7 +44,7 @@ std::string context(const std::string& path) { return "load_checkpoint: '" + pat
 // Reads and checks the file; splits its entries into model and optimizer
 // state, prefixes removed.
 CheckpointParts read_checkpoint(const std::string& path) {
-  const nn::NamedTensors entries = load_npz(path);
+  const NamedTensors entries = load_npz(path);
   const Tensor* version = nullptr;
   for (const auto& [name, tensor] : entries) {
     if (name == kVersionKey) version = &tensor;
@@ -79,8 +79,8 @@ CheckpointParts read_checkpoint(const std::string& path) {
 
 }  // namespace
 
-void save_checkpoint(const std::string& path, const nn::Module& model, const nn::NamedTensors& optimizer_state) {
-  nn::NamedTensors entries;
+void save_checkpoint(const std::string& path, const nn::Module& model, const NamedTensors& optimizer_state) {
+  NamedTensors entries;
   entries.emplace_back(std::string(kVersionKey), from_indices({kCheckpointVersion}, Shape{}));
   for (const auto& [name, tensor] : model.state_dict()) entries.emplace_back(std::string(kModelPrefix) + name, tensor);
   for (const auto& [name, tensor] : optimizer_state) {
@@ -89,7 +89,7 @@ void save_checkpoint(const std::string& path, const nn::Module& model, const nn:
   save_npz(path, entries);
 }
 
-nn::NamedTensors load_checkpoint(const std::string& path, nn::Module& model) {
+NamedTensors load_checkpoint(const std::string& path, nn::Module& model) {
   CheckpointParts parts = read_checkpoint(path);
   try {
     // Checks every name, shape and dtype before writing anything.
@@ -101,11 +101,11 @@ nn::NamedTensors load_checkpoint(const std::string& path, nn::Module& model) {
 }
 
 void load_checkpoint(const std::string& path, nn::Module& model,
-                     const std::function<void(const nn::NamedTensors&)>& load_optimizer_state) {
+                     const std::function<void(const NamedTensors&)>& load_optimizer_state) {
   CheckpointParts parts = read_checkpoint(path);
   // The model's current values, to undo its load if the optimizer refuses
   // its part: the two load together or not at all.
-  nn::NamedTensors before;
+  NamedTensors before;
   for (const auto& [name, tensor] : model.state_dict()) before.emplace_back(name, tensor.detach().clone());
   try {
     model.load_state_dict(parts.model);

@@ -35,7 +35,7 @@ struct PreparedTensors {
 };
 
 // Checks names and tensors, and lays out one member per tensor.
-void prepare(const nn::NamedTensors& tensors, const std::string& label, PreparedTensors& out) {
+void prepare(const NamedTensors& tensors, const std::string& label, PreparedTensors& out) {
   std::set<std::string_view> seen;
   out.headers.reserve(tensors.size());
   for (std::size_t i = 0; i < tensors.size(); ++i) {
@@ -80,7 +80,7 @@ Tensor read_member(const zip::Archive& archive, const zip::Member& member) {
   return tensor;
 }
 
-nn::NamedTensors read_all(const zip::Source& source, const std::string& label) {
+NamedTensors read_all(const zip::Source& source, const std::string& label) {
   if (source.size() >= npy::kMagicSize) {
     char head[npy::kMagicSize];
     source.read(0, sizeof head, head);
@@ -89,7 +89,7 @@ nn::NamedTensors read_all(const zip::Source& source, const std::string& label) {
     }
   }
   const zip::Archive archive(source, "load_npz", label);
-  nn::NamedTensors out;
+  NamedTensors out;
   out.reserve(archive.members().size());
   for (const zip::Member& member : archive.members()) {
     out.emplace_back(member.name.substr(0, member.name.size() - 4), read_member(archive, member));
@@ -114,7 +114,7 @@ std::string zip_archive(const std::vector<std::pair<std::string, std::string>>& 
   return out;
 }
 
-std::string encode_npz(const nn::NamedTensors& tensors, const NpzOptions& options) {
+std::string encode_npz(const NamedTensors& tensors, const NpzOptions& options) {
   PreparedTensors prepared;
   prepare(tensors, kMemoryLabel, prepared);
   const zip::Plan plan = zip::plan(prepared.members, compression_of(options), "save_npz", kMemoryLabel);
@@ -124,14 +124,14 @@ std::string encode_npz(const nn::NamedTensors& tensors, const NpzOptions& option
   return out;
 }
 
-nn::NamedTensors decode_npz(std::string_view bytes, const std::string& label) {
+NamedTensors decode_npz(std::string_view bytes, const std::string& label) {
   const zip::MemorySource source(bytes);
   return read_all(source, label);
 }
 
 }  // namespace detail
 
-void save_npz(const std::string& path, const nn::NamedTensors& tensors, const NpzOptions& options) {
+void save_npz(const std::string& path, const NamedTensors& tensors, const NpzOptions& options) {
   // Everything that can be checked (and the compression) is done before the
   // disk is touched.
   PreparedTensors prepared;
@@ -140,7 +140,7 @@ void save_npz(const std::string& path, const nn::NamedTensors& tensors, const Np
   write_atomically(path, "save_npz", [&](Sink& sink) { zip::write(sink, prepared.members, plan); });
 }
 
-nn::NamedTensors load_npz(const std::string& path) {
+NamedTensors load_npz(const std::string& path) {
   const zip::FileSource source(path, "load_npz");
   return read_all(source, path);
 }

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "tapegrad/io/npz.hpp"
-#include "tapegrad/nn/module.hpp"
+#include "tapegrad/named_tensors.hpp"
 
 namespace tapegrad::io::detail {
 
@@ -21,9 +21,9 @@ std::string npy_header(DType dtype, const Shape& shape);
 std::string zip_archive(const std::vector<std::pair<std::string, std::string>>& members, bool compressed = false);
 
 // Exactly the bytes save_npz writes.
-std::string encode_npz(const nn::NamedTensors& tensors, const NpzOptions& options = {});
+std::string encode_npz(const NamedTensors& tensors, const NpzOptions& options = {});
 
 // load_npz on bytes in memory; `label` stands for the file name in messages.
-nn::NamedTensors decode_npz(std::string_view bytes, const std::string& label);
+NamedTensors decode_npz(std::string_view bytes, const std::string& label);
 
 }  // namespace tapegrad::io::detail

@@ -1,4 +1,4 @@
-#include "tapegrad/gradcheck.hpp"
+#include "tapegrad/tools/gradcheck.hpp"
 
 #include <cmath>
 #include <random>

@@ -13,13 +13,13 @@
 
 namespace tapegrad::dist {
 
-void save_checkpoint(const std::string& path, const nn::Module& model, const nn::NamedTensors& optimizer_state = {});
+void save_checkpoint(const std::string& path, const nn::Module& model, const NamedTensors& optimizer_state = {});
 void save_checkpoint(const std::string& path, const nn::Module& model, const optim::Optimizer& optimizer);
 
 // Model and optimizer state together, all or nothing (io::load_checkpoint's
 // rules on rank 0).
 void load_checkpoint(const std::string& path, nn::Module& model, optim::Optimizer& optimizer);
 // The model only; returns the optimizer entries (the same on every rank).
-nn::NamedTensors load_checkpoint(const std::string& path, nn::Module& model);
+NamedTensors load_checkpoint(const std::string& path, nn::Module& model);
 
 }  // namespace tapegrad::dist

@@ -29,6 +29,6 @@ void barrier();
 void broadcast_parameters(const nn::Module& module, int root = 0);
 // Every rank ends with `root`'s list: the same names, dtypes, shapes and
 // values (other ranks' entries are replaced; their lists may differ).
-void broadcast_named_tensors(nn::NamedTensors& entries, int root = 0);
+void broadcast_named_tensors(NamedTensors& entries, int root = 0);
 
 }  // namespace tapegrad::dist

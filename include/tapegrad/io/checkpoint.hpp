@@ -29,13 +29,13 @@ inline constexpr std::int64_t kCheckpointVersion = 1;
 // What a checkpoint needs of an optimizer: optim::Optimizer satisfies it, and
 // so does anything else with a state as named tensors.
 template <class T>
-concept HasStateDict = requires(const T& constant, T& mutable_object, const nn::NamedTensors& state) {
-  { constant.state_dict() } -> std::convertible_to<nn::NamedTensors>;
+concept HasStateDict = requires(const T& constant, T& mutable_object, const NamedTensors& state) {
+  { constant.state_dict() } -> std::convertible_to<NamedTensors>;
   mutable_object.load_state_dict(state);
 };
 
 // Saves the model's state_dict() and, when given, an optimizer's state.
-void save_checkpoint(const std::string& path, const nn::Module& model, const nn::NamedTensors& optimizer_state = {});
+void save_checkpoint(const std::string& path, const nn::Module& model, const NamedTensors& optimizer_state = {});
 
 template <HasStateDict Optimizer>
 void save_checkpoint(const std::string& path, const nn::Module& model, const Optimizer& optimizer) {
@@ -46,17 +46,17 @@ void save_checkpoint(const std::string& path, const nn::Module& model, const Opt
 // and dtype must match) and returns the checkpoint's optimizer entries with
 // the "optimizer/" prefix removed (empty when it has none), for a caller that
 // restores its optimizer itself. Errors name the file.
-nn::NamedTensors load_checkpoint(const std::string& path, nn::Module& model);
+NamedTensors load_checkpoint(const std::string& path, nn::Module& model);
 
 // Loads the model's state and hands the optimizer entries to
 // `load_optimizer_state`, all or nothing: if that throws, the model is
 // restored to its state before the call and the error propagates.
 void load_checkpoint(const std::string& path, nn::Module& model,
-                     const std::function<void(const nn::NamedTensors&)>& load_optimizer_state);
+                     const std::function<void(const NamedTensors&)>& load_optimizer_state);
 
 template <HasStateDict Optimizer>
 void load_checkpoint(const std::string& path, nn::Module& model, Optimizer& optimizer) {
-  load_checkpoint(path, model, [&optimizer](const nn::NamedTensors& state) { optimizer.load_state_dict(state); });
+  load_checkpoint(path, model, [&optimizer](const NamedTensors& state) { optimizer.load_state_dict(state); });
 }
 
 }  // namespace tapegrad::io

@@ -12,7 +12,7 @@
 // byte-identical files.
 #include <string>
 
-#include "tapegrad/nn/module.hpp"
+#include "tapegrad/named_tensors.hpp"
 
 namespace tapegrad::io {
 
@@ -37,7 +37,7 @@ struct NpzOptions {
 // that would need ZIP64 (4 GiB or more, 65535 or more tensors), all before
 // touching the disk; std::runtime_error for I/O failures. Messages name the
 // file.
-void save_npz(const std::string& path, const nn::NamedTensors& tensors, const NpzOptions& options = {});
+void save_npz(const std::string& path, const NamedTensors& tensors, const NpzOptions& options = {});
 
 // Reads every array of an .npz archive, in archive order, names without their
 // ".npy" suffix. Every offset and size is bounds-checked and every member's
@@ -47,6 +47,6 @@ void save_npz(const std::string& path, const nn::NamedTensors& tensors, const Np
 // dtypes. A deflated member may not claim more than deflate can produce from
 // its size (1032 to 1), so a small file cannot ask for a huge allocation. Any problem throws std::runtime_error whose
 // message names the file and, where there is one, the member.
-nn::NamedTensors load_npz(const std::string& path);
+NamedTensors load_npz(const std::string& path);
 
 }  // namespace tapegrad::io

@@ -17,11 +17,12 @@
 #include <utility>
 #include <vector>
 
+#include "tapegrad/named_tensors.hpp"
 #include "tapegrad/tensor.hpp"
 
 namespace tapegrad::nn {
 
-using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+using tapegrad::NamedTensors;
 
 class Module {
  public:

@@ -24,12 +24,10 @@
 #include <unordered_map>
 #include <vector>
 
-#include "tapegrad/nn/module.hpp"
+#include "tapegrad/named_tensors.hpp"
 #include "tapegrad/tensor.hpp"
 
 namespace tapegrad::optim {
-
-using nn::NamedTensors;
 
 namespace detail {
 class StateReader;
