@@ -145,9 +145,9 @@ TEST_CASE("the page is one self-contained HTML file", "[page]") {
     INFO(external);
     CHECK_FALSE(contains(html, external));
   }
-  // The error recorder, the trace, the options and the page's script.
-  CHECK(count(html, "<script") == 4);
-  CHECK(count(html, "</script>") == 4);
+  // The error recorder, the trace, the options, numbers.js and the page's script.
+  CHECK(count(html, "<script") == 5);
+  CHECK(count(html, "</script>") == 5);
   CHECK(count(html, "<style>") == 1);
   for (const char* control : {"id=\"reset\"", "id=\"prev\"", "id=\"next\"", "id=\"play\"", "id=\"slider\"",
                               "<svg id=\"graph\"", "id=\"panel\"", "id=\"error-banner\"", "window.onerror"}) {
@@ -206,8 +206,8 @@ TEST_CASE("names and titles cannot break out of the page", "[page]") {
   const BackwardTrace trace = worked_trace(evil);
   const std::string html =
       backprop_page_html(trace, {.title = "<b>\"A & B\"</b> @@TRACE_JSON@@", .description = "</p><script>x</script>"});
-  // Only the page's own four script elements end.
-  CHECK(count(html, "</script>") == 4);
+  // Only the page's own five script elements end.
+  CHECK(count(html, "</script>") == 5);
   CHECK_FALSE(contains(html, "<script>alert"));
   CHECK_FALSE(contains(html, "</SCRIPT"));
   CHECK_FALSE(contains(html, "<!-- @@"));
