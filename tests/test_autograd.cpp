@@ -3,6 +3,7 @@
 
 #include "support.hpp"
 #include "tapegrad/storage.hpp"
+#include "tapegrad/tape_hooks.hpp"
 
 using namespace tapegrad;
 using namespace tapegrad::testing;
@@ -544,4 +545,55 @@ TEST_CASE("a node with several outputs gets the gradients of each, undefined whe
   x.zero_grad();
   (sum(parts[0]) + sum(parts[1] * 2.0)).backward();
   CHECK(x.grad().to_vector() == std::vector<double>{1, 1, 2, 2});
+}
+
+// This binary never turns anomaly mode or value capture on, so the hooks
+// below can be the process's one set (test_tools checks the tools' own).
+TEST_CASE("tape hooks see inputs, records, unrecorded ops and backward, and forget each node they kept", "[autograd]") {
+  struct Counting final : TapeHooks {
+    int inputs = 0, records = 0, unrecorded = 0, backwards = 0, forgotten = 0;
+    std::vector<const Node*> kept;
+    void on_inputs(const Tensor* const*, std::size_t count) override { inputs += static_cast<int>(count); }
+    bool on_record(const Node& node, const Tensor*, std::size_t) override {
+      ++records;
+      kept.push_back(&node);
+      return true;
+    }
+    void on_unrecorded(const OpInfo&, const Tensor* const*, std::size_t, const Tensor&) override { ++unrecorded; }
+    void on_backward(const Node&, const GradientList&) override { ++backwards; }
+    void forget(const Node& node) noexcept override {
+      forgotten += std::count(kept.begin(), kept.end(), &node) > 0 ? 1 : 0;
+    }
+  };
+  static Counting* const hooks = new Counting;  // installed hooks live for the process
+  REQUIRE_THROWS_WITH(set_tape_hooks_active(true), "set_tape_hooks_active: no hooks are installed");
+  install_tape_hooks(*hooks);
+  install_tape_hooks(*hooks);  // the same again: nothing happens
+  struct Other final : TapeHooks {
+    void on_inputs(const Tensor* const*, std::size_t) override {}
+    bool on_record(const Node&, const Tensor*, std::size_t) override { return false; }
+    void on_unrecorded(const OpInfo&, const Tensor* const*, std::size_t, const Tensor&) override {}
+    void on_backward(const Node&, const GradientList&) override {}
+    void forget(const Node&) noexcept override {}
+  } other;
+  REQUIRE_THROWS_WITH(install_tape_hooks(other),
+                      "install_tape_hooks: other hooks are installed already (one set per process)");
+
+  set_tape_hooks_active(true);
+  {
+    const Tensor x = leaf({1, 2});
+    const Tensor loss = sum(x * x);           // two nodes, three inputs
+    const Tensor constant = ones({2}) * 3.0;  // no input requires grad: unrecorded
+    loss.backward();
+    CHECK(hooks->records == 2);
+    CHECK(hooks->inputs == 3);
+    CHECK(hooks->unrecorded >= 1);
+    CHECK(hooks->backwards == 2);
+    CHECK(hooks->forgotten == 0);
+  }
+  CHECK(hooks->forgotten == 2);  // both nodes died with the graph
+  set_tape_hooks_active(false);
+  const int records = hooks->records;
+  const Tensor y = leaf({1}) * 2.0;
+  CHECK(hooks->records == records);  // off: not called
 }

@@ -41,17 +41,6 @@ class GraphTask;
 bool pass_wants(const GraphTask& task, const Edge& edge);
 }  // namespace detail
 
-// What debugging tools record about a node when it is created (see
-// tools/anomaly.hpp): the call stack in anomaly mode, the values of its
-// output and inputs while values are captured. Null for nodes recorded
-// with those tools off.
-struct NodeDebugInfo {
-  std::vector<void*> stack;          // return addresses, innermost first
-  Tensor value;                      // the output (detached); output 0 of an op with several
-  std::vector<Tensor> more_values;   // outputs 1.. of an op with several (detached)
-  std::vector<Tensor> input_values;  // the inputs (detached), in input order
-};
-
 // Where an input's gradient goes: output `output_nr` of the node that
 // produced it, or the leaf that owns a .grad, or nowhere (input needs no
 // gradient).
@@ -145,7 +134,6 @@ class Node {
   const Shape& output_shape() const { return first_output_.shape; }
   DType output_dtype() const { return first_output_.dtype; }
   std::shared_ptr<TensorImpl> output(std::size_t k = 0) const { return output_info(k).tensor.lock(); }
-  const NodeDebugInfo* debug_info() const { return debug_.get(); }
   // True when the backward closure holds a handle of `output`: how
   // detail_attach spots a closure that captured the op's own output, which
   // would make a reference cycle.
@@ -171,6 +159,9 @@ class Node {
   // Some output asked for its .grad (retain_grad()): only then does a pass
   // look at the outputs themselves.
   bool output_retains_grad_ = false;
+  // The tape hooks (tape_hooks.hpp) kept something about this node: they
+  // are told when it dies.
+  bool hooked_ = false;
   // The backward pass that holds this node's pending gradients in its
   // table at claim_slot_ (engine.cpp): a pass claims the nodes it reaches,
   // so that it needs no hash lookup for them; a nested or concurrent pass
@@ -181,7 +172,6 @@ class Node {
   // Outputs 1.. of an op with several; null for the usual single output
   // (a pointer, not a vector: every node pays for this field).
   std::unique_ptr<std::vector<NodeOutput>> more_outputs_;
-  std::unique_ptr<NodeDebugInfo> debug_;
 };
 
 namespace detail {

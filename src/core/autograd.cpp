@@ -8,7 +8,7 @@
 #include "core/capture_hooks.hpp"
 #include "tapegrad/error.hpp"
 #include "tapegrad/storage.hpp"
-#include "tapegrad/tools/anomaly.hpp"
+#include "tapegrad/tape_hooks.hpp"
 
 namespace tapegrad {
 
@@ -58,10 +58,11 @@ Node::Node(OpInfo info, const Tensor* const* inputs, std::size_t count) : info_(
   }
   sequence_ = sequence;
   t_next_sequence = sequence + 1;
-  if (detail::g_debug_hooks.load(std::memory_order_relaxed)) detail::debug_note_inputs(inputs, count);
+  if (detail::g_tape_hooks_active.load(std::memory_order_relaxed)) detail::g_tape_hooks->on_inputs(inputs, count);
 }
 
 Node::~Node() {
+  if (hooked_) detail::g_tape_hooks->forget(*this);
   // Destroying the head of a long chain would otherwise recurse once per
   // node. Detach the inputs we solely own and tear them down from a stack.
   std::vector<std::shared_ptr<Node>> pending;
@@ -131,7 +132,7 @@ void InputGrads::add(std::size_t input, Tensor gradient) {
 namespace detail {
 
 void check_unrecorded(const OpInfo& info, const Tensor* const* inputs, std::size_t count, const Tensor& output) {
-  if (g_debug_hooks.load(std::memory_order_relaxed)) debug_on_unrecorded(info, inputs, count, output);
+  if (g_tape_hooks_active.load(std::memory_order_relaxed)) g_tape_hooks->on_unrecorded(info, inputs, count, output);
 }
 
 }  // namespace detail
@@ -153,8 +154,10 @@ NodeOutput describe_output(const Tensor& output) { return {output.shape(), outpu
 void detail_attach(Tensor& output, std::shared_ptr<Node> node) {
   check_closure_does_not_hold(*node, output);
   node->first_output_ = describe_output(output);
-  // Anomaly mode and value capture (tools/anomaly.hpp); may throw.
-  if (detail::g_debug_hooks.load(std::memory_order_relaxed)) node->debug_ = detail::debug_on_record(*node, &output, 1);
+  // Anomaly mode and value capture (tape_hooks.hpp); may throw.
+  if (detail::g_tape_hooks_active.load(std::memory_order_relaxed)) {
+    node->hooked_ = detail::g_tape_hooks->on_record(*node, &output, 1);
+  }
   output.impl()->grad_fn = std::move(node);
   output.impl()->output_nr = 0;
   output.impl()->requires_grad = true;
@@ -168,8 +171,8 @@ void detail_attach_outputs(std::vector<Tensor>& outputs, std::shared_ptr<Node> n
   for (std::size_t k = 1; k < outputs.size(); ++k) node->more_outputs_->push_back(describe_output(outputs[k]));
   // Once for all outputs: a call per output would replace the record each
   // time, and only the first would find the inputs' values.
-  if (detail::g_debug_hooks.load(std::memory_order_relaxed)) {
-    node->debug_ = detail::debug_on_record(*node, outputs.data(), outputs.size());
+  if (detail::g_tape_hooks_active.load(std::memory_order_relaxed)) {
+    node->hooked_ = detail::g_tape_hooks->on_record(*node, outputs.data(), outputs.size());
   }
   for (std::size_t k = 0; k < outputs.size(); ++k) {
     TensorImpl& impl = *outputs[k].impl();

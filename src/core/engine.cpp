@@ -11,7 +11,7 @@
 #include "tapegrad/autograd.hpp"
 #include "tapegrad/error.hpp"
 #include "tapegrad/kernel.hpp"
-#include "tapegrad/tools/anomaly.hpp"
+#include "tapegrad/tape_hooks.hpp"
 
 namespace tapegrad {
 
@@ -251,7 +251,8 @@ class GraphTask {
       }
 
       auto& collected = grads.collected();
-      if (detail::g_debug_hooks.load(std::memory_order_relaxed)) detail::debug_on_backward(*node, collected);
+      if (detail::g_tape_hooks_active.load(std::memory_order_relaxed))
+        detail::g_tape_hooks->on_backward(*node, collected);
       if (observer_ != nullptr && *observer_) {
         collected.resize(node->inputs_.size());
         (*observer_)(BackwardStep{*node, visited, grads_out[0], collected, grads_out, outputs});

@@ -18,18 +18,16 @@
 #include <map>
 #include <mutex>
 #include <sstream>
+#include <unordered_map>
 
 #include "core/dispatch.hpp"
 #include "tapegrad/autograd.hpp"
+#include "tapegrad/tape_hooks.hpp"
 #include "tapegrad/train/curves.hpp"
 
 extern char** environ;
 
 namespace tapegrad {
-
-namespace detail {
-std::atomic<bool> g_debug_hooks{false};
-}  // namespace detail
 
 namespace tools {
 
@@ -39,8 +37,12 @@ std::atomic<bool> g_anomaly{false};
 std::atomic<int> g_capture_values{0};
 std::mutex g_flags_mutex;
 
+TapeHooks& debug_hooks();
+
+// Callers hold g_flags_mutex.
 void update_debug_hooks() {
-  detail::g_debug_hooks.store(g_anomaly.load() || g_capture_values.load() > 0);
+  install_tape_hooks(debug_hooks());
+  set_tape_hooks_active(g_anomaly.load() || g_capture_values.load() > 0);
 }
 
 // The inputs the Node constructor saw last, for the node detail_attach is about to
@@ -384,74 +386,113 @@ std::vector<StackFrame> symbolize(const std::vector<void*>& stack) {
 }
 
 StackFrame creation_site(const Node& node) {
-  const NodeDebugInfo* info = node.debug_info();
+  const NodeDebugInfo* info = debug_info(node);
   if (info == nullptr || info->stack.empty()) return {};
   return site_of(info->stack);
 }
 
+namespace {
+
+// The tape hooks of anomaly mode and value capture, and the debug info they
+// keep beside each node. Allocated once and never destroyed: nodes may die
+// during static destruction, and each dying node still asks to be
+// forgotten.
+class DebugHooks final : public TapeHooks {
+ public:
+  void on_inputs(const Tensor* const* inputs, std::size_t count) override {
+    t_pending_inputs.clear();
+    if (g_capture_values.load(std::memory_order_relaxed) == 0) return;
+    for (std::size_t i = 0; i < count; ++i) {
+      Tensor value;
+      if (inputs[i]->defined()) {
+        value = inputs[i]->detach();
+        if (!inputs[i]->name().empty()) value.set_name(inputs[i]->name());  // data and targets keep their names
+      }
+      t_pending_inputs.push_back(std::move(value));
+    }
+  }
+
+  bool on_record(const Node& node, const Tensor* outputs, std::size_t count) override {
+    auto info = std::make_unique<NodeDebugInfo>();
+    if (g_capture_values.load(std::memory_order_relaxed) > 0) {
+      info->value = outputs[0].detach();
+      for (std::size_t k = 1; k < count; ++k) info->more_values.push_back(outputs[k].detach());
+      if (t_pending_inputs.size() == node.inputs().size()) info->input_values = std::move(t_pending_inputs);
+    }
+    t_pending_inputs.clear();
+    if (g_anomaly.load(std::memory_order_relaxed)) {
+      info->stack = call_stack();
+      for (std::size_t k = 0; k < count; ++k) {
+        const std::string finding = forward_finding(outputs[k], node.formula());
+        if (!finding.empty()) report(node, info.get(), finding, "forward");
+      }
+    }
+    // Only now, past every throw: a node whose recording failed is never
+    // told to be forgotten, so it must not be in the table.
+    std::lock_guard<std::mutex> lock(mutex_);
+    table_[&node] = std::move(info);
+    return true;
+  }
+
+  void on_unrecorded(const OpInfo& op, const Tensor* const* inputs, std::size_t count, const Tensor& output) override {
+    if (!g_anomaly.load(std::memory_order_relaxed)) return;
+    const std::string finding = forward_finding(output, op.formula);
+    if (finding.empty()) return;
+    NodeDebugInfo info;
+    info.stack = call_stack();
+    std::string described_inputs;
+    std::vector<Shape> shapes;
+    for (std::size_t i = 0; i < count; ++i) {
+      described_inputs += (i ? ", " : "") + (inputs[i]->defined() ? described(*inputs[i]) : std::string("undefined"));
+      shapes.push_back(inputs[i]->shape());
+    }
+    report(op.name, described_inputs.empty() ? "none" : described_inputs, std::move(shapes), &info,
+           finding + " (no input requires grad: no node was recorded)", "forward");
+  }
+
+  void on_backward(const Node& node, const GradientList& input_grads) override {
+    if (!g_anomaly.load(std::memory_order_relaxed)) return;
+    for (std::size_t i = 0; i < input_grads.size(); ++i) {
+      const auto [index, kind] = first_non_finite(input_grads[i]);
+      if (index < 0) continue;
+      report(node, find(node),
+             std::string(kind) + " in the gradient sent to input " + std::to_string(i) + " (" +
+                 described(input_grads[i]) + ", first at " + index_str(input_grads[i].shape(), index) +
+                 ") by the backward of " + node.formula(),
+             "backward");
+    }
+  }
+
+  void forget(const Node& node) noexcept override {
+    std::unique_ptr<NodeDebugInfo> dying;  // destroyed after the lock: its tensors may free nodes too
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto it = table_.find(&node);
+    if (it == table_.end()) return;
+    dying = std::move(it->second);
+    table_.erase(it);
+  }
+
+  const NodeDebugInfo* find(const Node& node) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto it = table_.find(&node);
+    return it == table_.end() ? nullptr : it->second.get();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<const Node*, std::unique_ptr<NodeDebugInfo>> table_;
+};
+
+DebugHooks& the_debug_hooks() {
+  static DebugHooks* const hooks = new DebugHooks;
+  return *hooks;
+}
+
+TapeHooks& debug_hooks() { return the_debug_hooks(); }
+
+}  // namespace
+
+const NodeDebugInfo* debug_info(const Node& node) { return the_debug_hooks().find(node); }
+
 }  // namespace tools
-
-namespace detail {
-
-void debug_note_inputs(const Tensor* const* inputs, std::size_t count) {
-  tools::t_pending_inputs.clear();
-  if (tools::g_capture_values.load(std::memory_order_relaxed) == 0) return;
-  for (std::size_t i = 0; i < count; ++i) {
-    Tensor value;
-    if (inputs[i]->defined()) {
-      value = inputs[i]->detach();
-      if (!inputs[i]->name().empty()) value.set_name(inputs[i]->name());  // data and targets keep their names
-    }
-    tools::t_pending_inputs.push_back(std::move(value));
-  }
-}
-
-std::unique_ptr<NodeDebugInfo> debug_on_record(const Node& node, const Tensor* outputs, std::size_t count) {
-  auto info = std::make_unique<NodeDebugInfo>();
-  if (tools::g_capture_values.load(std::memory_order_relaxed) > 0) {
-    info->value = outputs[0].detach();
-    for (std::size_t k = 1; k < count; ++k) info->more_values.push_back(outputs[k].detach());
-    if (tools::t_pending_inputs.size() == node.inputs().size()) info->input_values = std::move(tools::t_pending_inputs);
-  }
-  tools::t_pending_inputs.clear();
-  if (tools::g_anomaly.load(std::memory_order_relaxed)) {
-    info->stack = tools::call_stack();
-    for (std::size_t k = 0; k < count; ++k) {
-      const std::string finding = tools::forward_finding(outputs[k], node.formula());
-      if (!finding.empty()) tools::report(node, info.get(), finding, "forward");
-    }
-  }
-  return info;
-}
-
-void debug_on_unrecorded(const OpInfo& op, const Tensor* const* inputs, std::size_t count, const Tensor& output) {
-  if (!tools::g_anomaly.load(std::memory_order_relaxed)) return;
-  const std::string finding = tools::forward_finding(output, op.formula);
-  if (finding.empty()) return;
-  NodeDebugInfo info;
-  info.stack = tools::call_stack();
-  std::string described;
-  std::vector<Shape> shapes;
-  for (std::size_t i = 0; i < count; ++i) {
-    described += (i ? ", " : "") + (inputs[i]->defined() ? tools::described(*inputs[i]) : std::string("undefined"));
-    shapes.push_back(inputs[i]->shape());
-  }
-  tools::report(op.name, described.empty() ? "none" : described, std::move(shapes), &info,
-                finding + " (no input requires grad: no node was recorded)", "forward");
-}
-
-void debug_on_backward(const Node& node, const GradientList& input_grads) {
-  if (!tools::g_anomaly.load(std::memory_order_relaxed)) return;
-  for (std::size_t i = 0; i < input_grads.size(); ++i) {
-    const auto [index, kind] = tools::first_non_finite(input_grads[i]);
-    if (index < 0) continue;
-    tools::report(node, node.debug_info(),
-                  std::string(kind) + " in the gradient sent to input " + std::to_string(i) + " (" +
-                      tools::described(input_grads[i]) + ", first at " + tools::index_str(input_grads[i].shape(), index) +
-                      ") by the backward of " + node.formula(),
-                  "backward");
-  }
-}
-
-}  // namespace detail
 }  // namespace tapegrad

@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "tapegrad/error.hpp"
+#include "tapegrad/tools/anomaly.hpp"
 #include "tapegrad/train/curves.hpp"
 
 extern char** environ;
@@ -164,7 +165,7 @@ ComputationGraph build_graph(const Tensor& root) {
   std::unordered_multimap<const Storage*, int> constant_of;
   for (std::size_t k = 0; k < nodes.size(); ++k) {
     const std::shared_ptr<Node>& node = nodes[k];
-    const NodeDebugInfo* debug = node->debug_info();
+    const NodeDebugInfo* debug = debug_info(*node);
     GraphOp op;
     op.id = "op" + std::to_string(k);
     op.node = node;

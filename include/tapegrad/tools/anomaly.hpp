@@ -40,7 +40,6 @@
 namespace tapegrad {
 
 class Node;
-struct NodeDebugInfo;
 struct OpInfo;
 
 namespace tools {
@@ -107,6 +106,21 @@ class AnomalyError : public std::runtime_error {
   std::vector<Shape> input_shapes_;
 };
 
+// What anomaly mode and value capture record about a node when it is
+// created: the call stack in anomaly mode, the values of its output and
+// inputs while values are captured. Kept beside the node (in the tape
+// hooks' table, tape_hooks.hpp), for as long as the node lives.
+struct NodeDebugInfo {
+  std::vector<void*> stack;          // return addresses, innermost first
+  Tensor value;                      // the output (detached); output 0 of an op with several
+  std::vector<Tensor> more_values;   // outputs 1.. of an op with several (detached)
+  std::vector<Tensor> input_values;  // the inputs (detached), in input order
+};
+
+// What was recorded about `node`, or null for a node recorded with both
+// tools off. The pointer stays valid while the node lives.
+const NodeDebugInfo* debug_info(const Node& node);
+
 // Keeps, while alive, the values of every recorded node's output and inputs
 // (detached handles sharing their buffers), so that graph pictures and
 // backward traces can show intermediate values even after the tensors
@@ -122,22 +136,4 @@ class CaptureValuesGuard {
 
 }  // namespace tools
 
-namespace detail {
-
-// On while anomaly mode or value capture is on; the engine calls the hooks
-// below only then.
-extern std::atomic<bool> g_debug_hooks;
-// From the Node constructor: the inputs of the node about to be recorded.
-void debug_note_inputs(const Tensor* const* inputs, std::size_t count);
-// From detail_attach(_outputs), before the node is attached, with all of
-// its outputs at once (the inputs noted above belong to all of them): may
-// throw AnomalyError.
-std::unique_ptr<NodeDebugInfo> debug_on_record(const Node& node, const Tensor* outputs, std::size_t count);
-// From ops that record no node (no input requires grad, or grad mode is
-// off): anomaly mode checks their output too. May throw AnomalyError.
-void debug_on_unrecorded(const OpInfo& op, const Tensor* const* inputs, std::size_t count, const Tensor& output);
-// From the engine after a node computed its input gradients: may throw.
-void debug_on_backward(const Node& node, const GradientList& input_grads);
-
-}  // namespace detail
 }  // namespace tapegrad
