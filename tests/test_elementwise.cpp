@@ -1,6 +1,8 @@
+#include <array>
 #include <cmath>
 #include <limits>
 
+#include "fixture.hpp"
 #include "support.hpp"
 
 using namespace tapegrad;
@@ -255,4 +257,135 @@ TEST_CASE("pow(a, b)'s second derivatives are exact and finite at its branch poi
   // d/da of da = b(b - 1)a^(b-2): 2 at (0, 2), 0 at (0, 1).
   CHECK(beyond[0].at({1}) == 2);
   CHECK(beyond[0].at({2}) == 0);
+}
+
+// ---------------------------------------------------------------- where, masked_fill
+
+TEST_CASE("where selects by a mask of any dtype, broadcasting all three", "[elementwise][where]") {
+  const Tensor a = from_vector({1, 2, 3, 4, 5, 6}, {2, 3});
+  const Tensor b = from_vector({-1, -2, -3}, {3});
+  const Tensor float_mask = from_vector({1, 0}, {2, 1});
+  CHECK(where(float_mask, a, b).to_vector() == std::vector<double>{1, 2, 3, -1, -2, -3});
+  const Tensor int_mask = from_indices({0, 5, 0}, {3});  // nonzero is true
+  CHECK(where(int_mask, a, b).to_vector() == std::vector<double>{-1, 2, -3, -1, 5, -3});
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const Tensor nan_mask = from_vector({nan, 0, 0}, {3});  // NaN counts as true, as bool(NaN) in PyTorch
+  CHECK(where(nan_mask, a, b).to_vector() == std::vector<double>{1, -2, -3, 4, -2, -3});
+  // int64 values select too (no gradient).
+  const Tensor labels = where(int_mask, from_indices({7, 8, 9}, {3}), from_indices({0, 0, 0}, {3}));
+  CHECK(labels.dtype() == DType::Int64);
+  CHECK(labels.to_vector() == std::vector<double>{0, 8, 0});
+  // masked_fill: x's shape, the value where the mask is set.
+  CHECK(masked_fill(a, from_vector({0, 1, 0}, {3}), -9).to_vector() == std::vector<double>{1, -9, 3, 4, -9, 6});
+}
+
+// A fixture input with NaN where its "_poison" codes say 1 and Inf where
+// they say 2 (the fixture format holds finite values only).
+Tensor poisoned(const Fixture& fixture, const std::string& name) {
+  std::vector<double> values = fixture.get(name).values;
+  const std::vector<double>& codes = fixture.get(name + "_poison").values;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (codes[i] == 1) values[i] = std::numeric_limits<double>::quiet_NaN();
+    if (codes[i] == 2) values[i] = std::numeric_limits<double>::infinity();
+  }
+  Tensor t = from_vector(values, fixture.get(name).shape, DType::Float64);
+  t.requires_grad_();
+  return t;
+}
+
+TEST_CASE("where and masked_fill match PyTorch, NaN and Inf in the branch not taken included",
+          "[elementwise][where][reference]") {
+  const Fixture fixture("reference_where.txt");
+  int cases = 0;
+  for (int k = 0; fixture.has("w" + std::to_string(k) + "_y"); ++k) {
+    const std::string c = "w" + std::to_string(k);
+    INFO("case " << c);
+    Tensor a = poisoned(fixture, c + "_a");
+    Tensor b = poisoned(fixture, c + "_b");
+    const Tensor y = where(fixture.constant(c + "_cond"), a, b);
+    check_matches(fixture, c + "_y", y);
+    sum(y * fixture.constant(c + "_R")).backward();
+    check_matches(fixture, c + "_grad_a", a.grad());
+    check_matches(fixture, c + "_grad_b", b.grad());
+    ++cases;
+  }
+  for (int k = 0; fixture.has("m" + std::to_string(k) + "_y"); ++k) {
+    const std::string c = "m" + std::to_string(k);
+    INFO("case " << c);
+    Tensor x = fixture.input(c + "_x");
+    const Tensor y = masked_fill(x, fixture.constant(c + "_mask"), fixture.get(c + "_value").values.at(0));
+    check_matches(fixture, c + "_y", y);
+    sum(y * fixture.constant(c + "_R")).backward();
+    check_matches(fixture, c + "_grad_x", x.grad());
+    ++cases;
+  }
+  CHECK(cases == 8);
+}
+
+TEST_CASE("where and masked_fill are gradient-checked to second order",
+          "[elementwise][where][gradcheck][higher_order]") {
+  manual_seed(23);
+  const std::vector<std::array<Shape, 3>> cases = {{Shape{3, 4}, Shape{3, 4}, Shape{3, 4}},
+                                                   {Shape{3, 1}, Shape{3, 4}, Shape{4}},
+                                                   {Shape{4}, Shape{2, 1, 4}, Shape{2, 3, 1}},
+                                                   {Shape{}, Shape{2, 3}, Shape{}}};
+  for (const auto& [sc, sa, sb] : cases) {
+    INFO("shapes " << sc.str() << ", " << sa.str() << ", " << sb.str());
+    std::vector<double> bits(static_cast<std::size_t>(sc.numel()));
+    for (std::size_t i = 0; i < bits.size(); ++i)
+      bits[i] = (i * 7) % 3 != 0;  // both values in every case with two or more
+    const Tensor mask = from_vector(bits, sc, DType::Float64);
+    Tensor a = random_input(sa, -2.0, 2.0);
+    Tensor b = random_input(sb, -2.0, 2.0);
+    require_gradcheck([mask](auto& in) { return where(mask, in[0], in[1]); }, {a, b});
+    // where is linear in a and b: squared and mixed, so that its recorded
+    // backward (where again) is differentiated too.
+    require_gradgradcheck(
+        [mask](auto& in) {
+          const Tensor y = where(mask, in[0] * in[1], in[1]);
+          return y * y * in[0];
+        },
+        {a, b});
+    Tensor x = random_input(broadcast_shapes(sc, sa, "test"), -2.0, 2.0);  // mask broadcasts to x
+    require_gradgradcheck([mask](auto& in) { return masked_fill(in[0] * in[0], mask, 0.5) * in[0]; }, {x});
+  }
+}
+
+TEST_CASE("where sends an exact zero to the side not taken; guard a NaN-making input, not its output",
+          "[elementwise][where][nan]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const Tensor take_a = from_vector({0, 1}, {2}, DType::Float64);
+  Tensor a = from_vector({nan, 1.0}, {2}, DType::Float64).requires_grad_();
+  Tensor b = from_vector({2.0, nan}, {2}, DType::Float64).requires_grad_();
+  const Tensor y = where(take_a, a, b);
+  CHECK(y.to_vector() == std::vector<double>{2.0, 1.0});
+  sum(y * 3.0).backward();
+  CHECK(a.grad().to_vector() == std::vector<double>{0.0, 3.0});
+  CHECK(b.grad().to_vector() == std::vector<double>{3.0, 0.0});
+
+  // where(x > 0, sqrt(x), 0) still has a NaN gradient at x < 0, as in
+  // PyTorch: sqrt's own backward multiplies the 0 by 1/(2·sqrt(-1)) = NaN.
+  // Selecting the input first keeps every branch finite.
+  Tensor x = from_vector({-1.0, 4.0}, {2}, DType::Float64).requires_grad_();
+  const Tensor positive = from_vector({0, 1}, {2}, DType::Float64);
+  sum(where(positive, sqrt(x), zeros({2}, DType::Float64))).backward();
+  CHECK(std::isnan(x.grad().to_vector()[0]));
+  x.zero_grad();
+  sum(where(positive, sqrt(where(positive, x, ones({2}, DType::Float64))), zeros({2}, DType::Float64))).backward();
+  CHECK(x.grad().to_vector() == std::vector<double>{0.0, 0.25});
+}
+
+TEST_CASE("where and masked_fill errors name the op and the shapes", "[elementwise][where][errors]") {
+  const Tensor a = zeros({3, 4});
+  REQUIRE_THROWS_MESSAGE(where(ones({5}), a, a), std::invalid_argument,
+                         "where: cannot broadcast mask [5], a [3x4] and b [3x4] to one shape");
+  REQUIRE_THROWS_MESSAGE(where(ones({4}), a, zeros({3, 2})), std::invalid_argument,
+                         "where: cannot broadcast mask [4], a [3x4] and b [3x2] to one shape");
+  REQUIRE_THROWS_MESSAGE(where(ones({4}), a, zeros({3, 4}, DType::Float64)), std::invalid_argument,
+                         "where: dtype mismatch: float32 [3x4] and float64 [3x4] (convert one with .to())");
+  REQUIRE_THROWS_MESSAGE(where(Tensor(), a, a), std::invalid_argument, "where: got an undefined tensor");
+  REQUIRE_THROWS_MESSAGE(masked_fill(a, ones({2}), 0), std::invalid_argument,
+                         "masked_fill: cannot broadcast mask [2], value [] and x [3x4] to one shape");
+  REQUIRE_THROWS_MESSAGE(masked_fill(Tensor(), ones({2}), 0), std::invalid_argument,
+                         "masked_fill: got an undefined tensor");
 }

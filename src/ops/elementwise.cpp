@@ -4,10 +4,13 @@
 #include "tapegrad/ops/elementwise.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <stdexcept>
 
 #include "ops/clamp.hpp"
 #include "ops/pointwise.hpp"
+#include "ops/strided.hpp"
 
 namespace tapegrad {
 
@@ -204,5 +207,67 @@ Tensor operator+(double a, const Tensor& b) { return add(scalar_like(a, b), b); 
 Tensor operator-(double a, const Tensor& b) { return sub(scalar_like(a, b), b); }
 Tensor operator*(double a, const Tensor& b) { return mul(scalar_like(a, b), b); }
 Tensor operator/(double a, const Tensor& b) { return div(scalar_like(a, b), b); }
+
+// where and masked_fill: a select between two tensors by a mask. The
+// gradient of the selected side is the incoming gradient itself and the
+// other side's is an exact 0 (not g·0), so a NaN or Inf in the branch not
+// taken never reaches a gradient, as in PyTorch. Backward is where() again,
+// linear in g, so it is differentiable to any order with no formula of its
+// own; the mask gets no gradient.
+namespace {
+
+Shape select_shape(const char* op, const char* names[3], const Shape* shapes[3]) {
+  try {
+    return broadcast_shapes(broadcast_shapes(*shapes[0], *shapes[1], op), *shapes[2], op);
+  } catch (const std::invalid_argument&) {
+    throw_invalid(op, "cannot broadcast ", names[0], " ", shapes[0]->str(), ", ", names[1], " ", shapes[1]->str(),
+                  " and ", names[2], " ", shapes[2]->str(), " to one shape");
+  }
+}
+
+Tensor select(const OpInfo& info, const Tensor& cond, const Tensor& a, const Tensor& b, const char* a_name,
+              const char* b_name) {
+  detail::check_defined(info.name, cond);
+  detail::check_same_dtype(info.name, a, b);
+  const char* names[3] = {"mask", a_name, b_name};
+  const Shape* shapes[3] = {&cond.shape(), &a.shape(), &b.shape()};
+  const Shape out_shape = select_shape(info.name, names, shapes);
+  Tensor y = empty(out_shape, a.dtype(), info.name);
+  detail::dispatch_any(cond.dtype(), [&](auto cond_tag) {
+    using C = decltype(cond_tag);
+    detail::dispatch_any(a.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      launch(
+          info.name,
+          [out_shape,
+           strides = std::array<Shape, 4>{detail::broadcast_strides(cond.shape(), out_shape),
+                                          detail::broadcast_strides(a.shape(), out_shape),
+                                          detail::broadcast_strides(b.shape(), out_shape), out_shape.strides()}](
+              const C* cv, const T* av, const T* bv, T* out) {
+            detail::for_each_strided<4>(out_shape, strides, [&](const std::array<std::int64_t, 4>& o) {
+              out[o[3]] = cv[o[0]] != C(0) ? av[o[1]] : bv[o[2]];
+            });
+          },
+          cond, a, b, y);
+    });
+  });
+  if (!any_requires_grad({&a, &b})) return unrecorded(info, y, {&a, &b});
+  return record_op(info, y, {&a, &b}, [mask = saved(cond)](const Tensor& g, InputGrads& grads) {
+    const Tensor zero = scalar_like(0.0, g);
+    if (grads.needs(0)) grads.add(0, detail::unbroadcast(where(mask, g, zero), grads.input_shape(0)));
+    if (grads.needs(1)) grads.add(1, detail::unbroadcast(where(mask, zero, g), grads.input_shape(1)));
+  });
+}
+
+}  // namespace
+
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  return select({"where", "y = a where cond != 0, else b"}, cond, a, b, "a", "b");
+}
+
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
+  detail::check_defined("masked_fill", x);
+  return select({"masked_fill", "y = value where mask != 0, else x"}, mask, scalar_like(value, x), x, "value", "x");
+}
 
 }  // namespace tapegrad

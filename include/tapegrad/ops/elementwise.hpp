@@ -37,6 +37,15 @@ Tensor maximum(const Tensor& a, const Tensor& b);
 /// min(a, b) with broadcasting, NaN where either is NaN; the gradient goes to the
 /// smaller input, split evenly on ties, a NaN counting as the smaller (as maximum).
 Tensor minimum(const Tensor& a, const Tensor& b);
+/// a where cond != 0, else b, the three broadcast together (cond of any
+/// dtype: a 0/1 float mask or int64; a NaN in cond counts as true, as its
+/// bool does in PyTorch). a and b share a dtype (int64 too). The gradient
+/// goes to the selected side; the other gets an exact 0, so NaN or Inf in
+/// the branch not taken stays out of it; cond gets none. Any order.
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+/// x with `value` where mask != 0 (broadcast to x's shape or with it):
+/// where(mask, value, x); the gradient reaches x where the mask is 0.
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);
 
 Tensor operator+(const Tensor& a, const Tensor& b);
 Tensor operator-(const Tensor& a, const Tensor& b);
