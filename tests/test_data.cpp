@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "support.hpp"
+#include "tapegrad/io/checkpoint.hpp"
 
 using namespace tapegrad;
 using namespace tapegrad::data;
@@ -904,4 +905,69 @@ TEST_CASE("K-fold: every sample validated exactly once, folds differ by at most 
   CHECK(runs[1].validation == std::vector<std::int64_t>{3, 4});
   REQUIRE_THROWS_MESSAGE(train::k_fold(5, 6, 0), std::invalid_argument, "k_fold: k must lie in [2, n] = [2, 5], got 6");
   REQUIRE_THROWS_MESSAGE(train::k_fold(5, 1, 0), std::invalid_argument, "k_fold: k must lie in [2, n] = [2, 5], got 1");
+}
+
+// ------------------------------------------------------------------ scalers
+
+TEST_CASE("StandardScaler fits on train, applies to test, inverts, and survives a checkpoint", "[data][scaler]") {
+  // Feature 0: mean 2, population std 1; feature 1: mean 10, std 5; feature 2 constant.
+  const Tensor train = from_vector({1, 5, 7, 3, 15, 7}, {2, 3}, DType::Float64);
+  data::StandardScaler scaler(3, DType::Float64);
+  CHECK_FALSE(scaler.fitted());
+  scaler.fit(train);
+  CHECK(scaler.fitted());
+  CHECK(scaler.buffer("mean").to_vector() == std::vector<double>{2, 10, 7});
+  CHECK(scaler.buffer("std").to_vector() == std::vector<double>{1, 5, 1});  // constant: 1, not 0
+  CHECK(scaler.buffer("samples").to_vector() == std::vector<double>{2});
+  CHECK(scaler(train).to_vector() == std::vector<double>{-1, -1, 0, 1, 1, 0});
+  const Tensor test = from_vector({4, 0, 8}, {1, 3}, DType::Float64);
+  CHECK(scaler(test).to_vector() == std::vector<double>{2, -2, 1});  // train statistics, not the test's
+  CHECK(scaler.inverse_transform(scaler(test)).to_vector() == test.to_vector());
+  // [..., features]: the last axis is the feature axis.
+  CHECK(scaler(reshape(train, {2, 1, 3})).shape() == Shape{2, 1, 3});
+
+  TempDir dir;
+  const std::string path = dir.file("scaler.npz");
+  io::save_checkpoint(path, scaler);
+  data::StandardScaler loaded(3, DType::Float64);
+  io::load_checkpoint(path, loaded);
+  CHECK(loaded.fitted());
+  CHECK(loaded(test).to_vector() == scaler(test).to_vector());
+}
+
+TEST_CASE("MinMaxScaler maps the training range onto [low, high]", "[data][scaler]") {
+  const Tensor train = from_vector({0, 10, 5, 4, 20, 5}, {2, 3});
+  data::MinMaxScaler scaler(3, -1, 1);
+  scaler.fit(train);
+  CHECK(scaler(train).to_vector() == std::vector<double>{-1, -1, -1, 1, 1, -1});               // constant feature: low
+  CHECK(scaler(from_vector({2, 25, 9}, {1, 3})).to_vector() == std::vector<double>{0, 2, 3});  // beyond: not clipped
+  const Tensor y = from_vector({0.5, 0, -1}, {1, 3});
+  CHECK(scaler(scaler.inverse_transform(y)).to_vector() == y.to_vector());
+}
+
+TEST_CASE("scalers: the scaled input is differentiable in x", "[data][scaler][gradcheck]") {
+  manual_seed(41);
+  data::StandardScaler scaler(4, DType::Float64);
+  scaler.fit(random_input({6, 4}));
+  require_gradcheck([&](auto& in) { return scaler(in[0]) * scaler(in[0]); }, {random_input({3, 4})});
+}
+
+TEST_CASE("scaler errors name the scaler and both feature counts", "[data][scaler][errors]") {
+  data::StandardScaler scaler(3);
+  REQUIRE_THROWS_MESSAGE(scaler(zeros({2, 3})), std::invalid_argument,
+                         "StandardScaler(3 features): transform before fit(): fit it on the training data first");
+  REQUIRE_THROWS_MESSAGE(scaler.fit(zeros({2, 5})), std::invalid_argument,
+                         "StandardScaler(3 features): input [2x5] has 5 features, expected 3");
+  REQUIRE_THROWS_MESSAGE(scaler.fit(zeros({0, 3})), std::invalid_argument,
+                         "StandardScaler(3 features): fit() needs at least one row, got [0x3]");
+  scaler.fit(ones({2, 3}));
+  REQUIRE_THROWS_MESSAGE(scaler(zeros({4, 2})), std::invalid_argument,
+                         "StandardScaler(3 features): input [4x2] has 2 features, expected 3");
+  REQUIRE_THROWS_MESSAGE(scaler(zeros({4, 3}, DType::Float64)), std::invalid_argument,
+                         "StandardScaler(3 features): input is float64 [4x3], the layer's parameters are float32 "
+                         "(convert the model with to())");
+  REQUIRE_THROWS_MESSAGE(data::MinMaxScaler(3, 1, 1), std::invalid_argument,
+                         "MinMaxScaler: needs low < high, got low=1 high=1");
+  REQUIRE_THROWS_MESSAGE(data::StandardScaler(0), std::invalid_argument,
+                         "StandardScaler: needs at least one feature, got 0");
 }
