@@ -8,8 +8,6 @@
 #include <iostream>
 
 #include "tapegrad/error.hpp"
-#include "tapegrad/tools/graph.hpp"
-#include "tapegrad/train/curves.hpp"
 #include "train/gnuplot.hpp"
 
 namespace tapegrad::tools {
@@ -45,11 +43,6 @@ std::string field(const std::string& text) {
   std::string out = "\"";
   for (char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
   return out + "\"";
-}
-
-// gnuplot's output is discarded here (stdout to /dev/null, stderr read and dropped).
-int run_quietly(const std::string& program, const std::string& script) {
-  return detail::run_program({program, script});
 }
 
 }  // namespace
@@ -243,7 +236,9 @@ GradFlowPlotResult GradFlow::save(const std::string& stem, const GradFlowPlotOpt
 
   std::error_code ignored;
   fs::remove(result.png_path, ignored);
-  train::gnuplot::Drawn drawn = train::gnuplot::draw(options.gnuplot, result.script_path, result.png_path, run_quietly);
+  // gnuplot's own output is discarded here.
+  train::gnuplot::Drawn drawn =
+      train::gnuplot::draw(options.gnuplot, result.script_path, result.png_path, os::Output::Discard);
   result.png_written = drawn.png_written;
   result.message = std::move(drawn.message);
   if (!result.png_written) {

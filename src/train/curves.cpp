@@ -1,23 +1,16 @@
 #include "tapegrad/train/curves.hpp"
 
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <limits>
 
+#include "os/process.hpp"
 #include "tapegrad/error.hpp"
 #include "train/gnuplot.hpp"
-
-extern char** environ;
 
 namespace tapegrad::train {
 
@@ -35,23 +28,6 @@ std::string number(double value) {
 using gnuplot::quoted;
 
 constexpr const char* kOp = "save_curves";
-
-// Runs `program` on `script` and waits; the exit status, or -1 when it could
-// not be started or did not exit normally. gnuplot's own output is not
-// redirected: its warnings reach the user's terminal.
-int run(const std::string& program, const std::string& script) {
-  std::vector<char*> argv;
-  argv.push_back(const_cast<char*>(program.c_str()));
-  argv.push_back(const_cast<char*>(script.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  if (::posix_spawn(&pid, program.c_str(), nullptr, nullptr, argv.data(), environ) != 0) return -1;
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return -1;
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 void plot_panel(std::ostream& gp, const std::string& csv, const std::string& title,
                 const std::vector<std::pair<std::string, int>>& series, const char* key) {
@@ -113,23 +89,7 @@ void History::write_csv(const std::string& path) const {
   gnuplot::finish(kOp, out, path);
 }
 
-std::string find_program(const std::string& program) {
-  if (program.empty()) return "";
-  if (program.find('/') != std::string::npos) return ::access(program.c_str(), X_OK) == 0 ? program : "";
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/bin:/bin";
-  std::size_t start = 0;
-  for (;;) {
-    const std::size_t stop = dirs.find(':', start);
-    std::string dir = dirs.substr(start, stop == std::string::npos ? std::string::npos : stop - start);
-    if (dir.empty()) dir = ".";
-    const std::string candidate = dir + "/" + program;
-    std::error_code ignored;
-    if (::access(candidate.c_str(), X_OK) == 0 && !fs::is_directory(candidate, ignored)) return candidate;
-    if (stop == std::string::npos) return "";
-    start = stop + 1;
-  }
-}
+std::string find_program(const std::string& program) { return os::find_program(program); }
 
 CurvesResult save_curves(const History& history, const std::string& stem, const CurvesOptions& options) {
   std::ostream& warn = options.warnings ? *options.warnings : std::cerr;
@@ -173,7 +133,8 @@ CurvesResult save_curves(const History& history, const std::string& stem, const 
   if (history.size() == 0 || history.columns().empty()) {
     result.message = "no epochs to plot";
   } else {
-    gnuplot::Drawn drawn = gnuplot::draw(options.gnuplot, result.script_path, result.png_path, run);
+    // gnuplot's own output is not redirected: its warnings reach the user's terminal.
+    gnuplot::Drawn drawn = gnuplot::draw(options.gnuplot, result.script_path, result.png_path, os::Output::Inherit);
     result.png_written = drawn.png_written;
     result.message = std::move(drawn.message);
   }

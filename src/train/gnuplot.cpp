@@ -6,7 +6,6 @@
 #include <system_error>
 
 #include "tapegrad/error.hpp"
-#include "tapegrad/train/curves.hpp"
 
 namespace tapegrad::train::gnuplot {
 
@@ -60,18 +59,15 @@ void write_preamble(std::ostream& gp, int width, int height, const std::string& 
      << "set grid\n";
 }
 
-Drawn draw(const std::string& gnuplot, const std::string& script, const std::string& png_path, Runner run) {
+Drawn draw(const std::string& gnuplot, const std::string& script, const std::string& png_path, os::Output output) {
   Drawn drawn;
-  if (const std::string program = find_program(gnuplot); program.empty()) {
-    drawn.message = "'" + gnuplot + "' not found on PATH (Debian package gnuplot-nox)";
+  const os::ProcessResult run = os::run_process({gnuplot, script}, {.out = output, .err = output});
+  if (!run.found()) {
+    drawn.message = run.describe() + " (Debian package gnuplot-nox)";
+  } else if (run.succeeded() && looks_like_png(png_path)) {
+    drawn.png_written = true;
   } else {
-    const int status = run(program, script);
-    if (status == 0 && looks_like_png(png_path)) {
-      drawn.png_written = true;
-    } else {
-      drawn.message = program + (status < 0 ? std::string(" could not be run") : " exited with status " + std::to_string(status)) +
-                      " and wrote no PNG";
-    }
+    drawn.message = run.describe() + " and wrote no PNG";
   }
   return drawn;
 }

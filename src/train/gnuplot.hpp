@@ -8,6 +8,8 @@
 #include <ostream>
 #include <string>
 
+#include "os/process.hpp"
+
 namespace tapegrad::train::gnuplot {
 
 // A gnuplot single-quoted string: '' stands for one quote inside.
@@ -27,19 +29,15 @@ void finish(const char* op, std::ofstream& out, const std::string& path);
 // gnuplot has it), plain-text labels, output to `png`.
 void write_preamble(std::ostream& gp, int width, int height, const std::string& png);
 
-// How gnuplot is started: runs `program` (a full path) on `script`, waits,
-// returns its exit status or -1. A parameter because the callers differ in
-// where gnuplot's own output goes.
-using Runner = int (*)(const std::string& program, const std::string& script);
-
 struct Drawn {
   bool png_written = false;
   std::string message;  // why not, when png_written is false
 };
 
-// Looks `gnuplot` up on PATH and runs it on `script` with `run`; the PNG
-// counts as written only if gnuplot succeeded and `png_path` now starts with
-// the PNG signature. The caller removes any stale `png_path` first.
-Drawn draw(const std::string& gnuplot, const std::string& script, const std::string& png_path, Runner run);
+// Runs `gnuplot` (looked up on PATH) on `script`; the PNG counts as written
+// only if gnuplot succeeded and `png_path` now starts with the PNG
+// signature. `output` says where gnuplot's own messages go: the callers
+// differ there. The caller removes any stale `png_path` first.
+Drawn draw(const std::string& gnuplot, const std::string& script, const std::string& png_path, os::Output output);
 
 }  // namespace tapegrad::train::gnuplot
