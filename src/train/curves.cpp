@@ -9,8 +9,8 @@
 #include <limits>
 
 #include "os/process.hpp"
+#include "plot/gnuplot.hpp"
 #include "tapegrad/error.hpp"
-#include "train/gnuplot.hpp"
 
 namespace tapegrad::train {
 
@@ -25,7 +25,7 @@ std::string number(double value) {
   return buffer;
 }
 
-using gnuplot::quoted;
+using plot::quoted;
 
 constexpr const char* kOp = "save_curves";
 
@@ -77,7 +77,7 @@ std::vector<double> History::column(const std::string& name) const {
 }
 
 void History::write_csv(const std::string& path) const {
-  std::ofstream out = gnuplot::open_for_writing(kOp, path);
+  std::ofstream out = plot::open_for_writing(kOp, path);
   out << "epoch";
   for (const std::string& name : columns_) out << ',' << name;
   out << '\n';
@@ -86,7 +86,7 @@ void History::write_csv(const std::string& path) const {
     for (double value : rows_[r]) out << ',' << number(value);
     out << '\n';
   }
-  gnuplot::finish(kOp, out, path);
+  plot::finish(kOp, out, path);
 }
 
 std::string find_program(const std::string& program) { return os::find_program(program); }
@@ -97,7 +97,7 @@ CurvesResult save_curves(const History& history, const std::string& stem, const 
   result.csv_path = stem + ".csv";
   result.script_path = stem + ".gp";
   result.png_path = stem + ".png";
-  gnuplot::create_parent_directory(kOp, stem);
+  plot::create_parent_directory(kOp, stem);
   history.write_csv(result.csv_path);
 
   // The script names files by absolute path, so it runs from any directory.
@@ -113,9 +113,9 @@ CurvesResult save_curves(const History& history, const std::string& stem, const 
   bool all_accuracies = !others.empty();
   for (const auto& [name, column] : others) all_accuracies = all_accuracies && name.find("acc") != std::string::npos;
   {
-    std::ofstream gp = gnuplot::open_for_writing(kOp, result.script_path);
+    std::ofstream gp = plot::open_for_writing(kOp, result.script_path);
     gp << "# Training curves written by tapegrad::train::save_curves. Redraw with: gnuplot " << quoted(result.script_path) << "\n";
-    gnuplot::write_preamble(gp, options.width, options.height, png);
+    plot::write_preamble(gp, options.width, options.height, png);
     gp << "set xlabel 'epoch'\n";
     const bool two_panels = !losses.empty() && !others.empty();
     if (two_panels) gp << "set multiplot layout 1,2 title " << quoted(options.title) << "\n";
@@ -125,7 +125,7 @@ CurvesResult save_curves(const History& history, const std::string& stem, const 
     }
     if (two_panels) gp << "unset multiplot\n";
     gp << "set output\n";
-    gnuplot::finish(kOp, gp, result.script_path);
+    plot::finish(kOp, gp, result.script_path);
   }
 
   std::error_code ignored;
@@ -134,7 +134,7 @@ CurvesResult save_curves(const History& history, const std::string& stem, const 
     result.message = "no epochs to plot";
   } else {
     // gnuplot's own output is not redirected: its warnings reach the user's terminal.
-    gnuplot::Drawn drawn = gnuplot::draw(options.gnuplot, result.script_path, result.png_path, os::Output::Inherit);
+    plot::Drawn drawn = plot::draw(options.gnuplot, result.script_path, result.png_path, os::Output::Inherit);
     result.png_written = drawn.png_written;
     result.message = std::move(drawn.message);
   }

@@ -1,4 +1,4 @@
-#include "train/gnuplot.hpp"
+#include "plot/gnuplot.hpp"
 
 #include <cerrno>
 #include <cstring>
@@ -7,7 +7,7 @@
 
 #include "tapegrad/error.hpp"
 
-namespace tapegrad::train::gnuplot {
+namespace tapegrad::plot {
 
 namespace fs = std::filesystem;
 
@@ -72,4 +72,4 @@ Drawn draw(const std::string& gnuplot, const std::string& script, const std::str
   return drawn;
 }
 
-}  // namespace tapegrad::train::gnuplot
+}  // namespace tapegrad::plot

@@ -2,7 +2,8 @@
 // Internal: the parts of a "CSV + gnuplot script + PNG" save that
 // train::save_curves and tools::GradFlow::save have in common, so that the
 // two write the same script preamble, report the same errors and decide
-// "PNG written or not" the same way. `op` names the public function in
+// "PNG written or not" the same way. A room of its own, below train and
+// tools, so that neither needs the other for its pictures. `op` names the public function in
 // every error message ("save_curves", "GradFlow::save").
 #include <fstream>
 #include <ostream>
@@ -10,7 +11,7 @@
 
 #include "os/process.hpp"
 
-namespace tapegrad::train::gnuplot {
+namespace tapegrad::plot {
 
 // A gnuplot single-quoted string: '' stands for one quote inside.
 std::string quoted(const std::string& text);
@@ -40,4 +41,4 @@ struct Drawn {
 // differ there. The caller removes any stale `png_path` first.
 Drawn draw(const std::string& gnuplot, const std::string& script, const std::string& png_path, os::Output output);
 
-}  // namespace tapegrad::train::gnuplot
+}  // namespace tapegrad::plot
