@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "os/process.hpp"
 #include "tapegrad/error.hpp"
 
 namespace tapegrad::plot {
@@ -46,22 +47,35 @@ void finish(const char* op, std::ofstream& out, const std::string& path) {
   if (!out.flush()) throw_runtime(op, "cannot write '", path, "'");
 }
 
+std::string png_terminal(int width, int height, const std::string& png) {
+  const std::string size = std::to_string(width) + "," + std::to_string(height);
+  return "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
+         "  set terminal pngcairo size " +
+         size +
+         " font ',10'\n"
+         "} else {\n"
+         "  set terminal png size " +
+         size +
+         "\n"
+         "}\n"
+         "set output " +
+         quoted(png) + "\n";
+}
+
 void write_preamble(std::ostream& gp, int width, int height, const std::string& png) {
   gp << "set datafile separator ','\n"
      << "set datafile missing 'nan'\n"
-     << "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
-     << "  set terminal pngcairo size " << width << "," << height << " font ',10'\n"
-     << "} else {\n"
-     << "  set terminal png size " << width << "," << height << "\n"
-     << "}\n"
-     << "set termoption noenhanced\n"
-     << "set output " << quoted(png) << "\n"
+     << png_terminal(width, height, png) << "set termoption noenhanced\n"
      << "set grid\n";
 }
 
-Drawn draw(const std::string& gnuplot, const std::string& script, const std::string& png_path, os::Output output) {
+Drawn draw(const std::string& gnuplot, const std::string& script, const std::string& png_path) {
+  std::error_code ignored;
+  fs::remove(png_path, ignored);
   Drawn drawn;
-  const os::ProcessResult run = os::run_process({gnuplot, script}, {.out = output, .err = output});
+  const os::ProcessResult run = os::run_process({gnuplot, script});
+  drawn.found = run.found();
+  drawn.output = run.out + run.err;
   if (!run.found()) {
     drawn.message = run.describe() + " (Debian package gnuplot-nox)";
   } else if (run.succeeded() && looks_like_png(png_path)) {

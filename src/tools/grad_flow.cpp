@@ -234,10 +234,8 @@ GradFlowPlotResult GradFlow::save(const std::string& stem, const GradFlowPlotOpt
     finish(gp, result.script_path);
   }
 
-  std::error_code ignored;
-  fs::remove(result.png_path, ignored);
-  // gnuplot's own output is discarded here.
-  plot::Drawn drawn = plot::draw(options.gnuplot, result.script_path, result.png_path, os::Output::Discard);
+  // gnuplot's own output (drawn.output) is dropped here.
+  plot::Drawn drawn = plot::draw(options.gnuplot, result.script_path, result.png_path);
   result.png_written = drawn.png_written;
   result.message = std::move(drawn.message);
   if (!result.png_written) {

@@ -29,15 +29,35 @@ using plot::quoted;
 
 constexpr const char* kOp = "save_curves";
 
-void plot_panel(std::ostream& gp, const std::string& csv, const std::string& title,
-                const std::vector<std::pair<std::string, int>>& series, const char* key) {
+// "set <axis>range" around `value` when a range would be empty: gnuplot
+// cannot autoscale a range of one value, widens it itself and prints a
+// warning. True when a range was set.
+bool widen_single_value(std::ostream& gp, const char* axis, double low, double high, double margin) {
+  if (!(low == high)) return false;  // also false for NaN: no finite value at all
+  gp << "set " << axis << "range [" << number(low - margin) << ":" << number(high + margin) << "]\n";
+  return true;
+}
+
+void plot_panel(std::ostream& gp, const History& history, const std::string& csv, const std::string& title,
+                const std::vector<std::pair<std::string, int>>& series, const char* key, double point_size) {
   gp << "set title " << quoted(title) << "\n";
   gp << "set key " << key << "\n";
+  double low = std::numeric_limits<double>::quiet_NaN(), high = low;
+  for (const auto& [name, column] : series) {
+    for (double value : history.column(name)) {
+      if (!std::isfinite(value)) continue;
+      low = std::isnan(low) ? value : std::min(low, value);
+      high = std::isnan(high) ? value : std::max(high, value);
+    }
+  }
+  const bool fixed_y = widen_single_value(gp, "y", low, high, std::max(0.05 * std::abs(low), 1e-3));
   gp << "plot ";
   for (std::size_t i = 0; i < series.size(); ++i) {
     gp << (i == 0 ? quoted(csv) : std::string("''")) << " skip 1 using 1:" << series[i].second
-       << " with linespoints pointsize 0.6 title " << quoted(series[i].first) << (i + 1 < series.size() ? ", \\\n     " : "\n");
+       << " with linespoints pointsize " << point_size << " title " << quoted(series[i].first)
+       << (i + 1 < series.size() ? ", \\\n     " : "\n");
   }
+  if (fixed_y) gp << "set autoscale y\n";
 }
 
 }  // namespace
@@ -117,24 +137,34 @@ CurvesResult save_curves(const History& history, const std::string& stem, const 
     gp << "# Training curves written by tapegrad::train::save_curves. Redraw with: gnuplot " << quoted(result.script_path) << "\n";
     plot::write_preamble(gp, options.width, options.height, png);
     gp << "set xlabel 'epoch'\n";
+    bool one_epoch = false;
+    if (history.size() > 0) {
+      const auto [first, last] = std::minmax_element(history.epochs().begin(), history.epochs().end());
+      // One epoch: a range around it, one tick on it, and points big enough to see without lines.
+      one_epoch = widen_single_value(gp, "x", static_cast<double>(*first), static_cast<double>(*last), 0.5);
+      if (one_epoch) gp << "set xtics 1\n";
+    }
+    const double point_size = one_epoch ? 1.5 : 0.6;
     const bool two_panels = !losses.empty() && !others.empty();
     if (two_panels) gp << "set multiplot layout 1,2 title " << quoted(options.title) << "\n";
-    if (!losses.empty()) plot_panel(gp, csv, two_panels ? "loss" : options.title, losses, "top right");
+    if (!losses.empty())
+      plot_panel(gp, history, csv, two_panels ? "loss" : options.title, losses, "top right", point_size);
     if (!others.empty()) {
-      plot_panel(gp, csv, two_panels ? (all_accuracies ? "accuracy" : "metrics") : options.title, others, "bottom right");
+      plot_panel(gp, history, csv, two_panels ? (all_accuracies ? "accuracy" : "metrics") : options.title, others,
+                 "bottom right", point_size);
     }
     if (two_panels) gp << "unset multiplot\n";
     gp << "set output\n";
     plot::finish(kOp, gp, result.script_path);
   }
 
-  std::error_code ignored;
-  fs::remove(result.png_path, ignored);  // a stale picture must not pass for a new one
   if (history.size() == 0 || history.columns().empty()) {
+    std::error_code ignored;
+    fs::remove(result.png_path, ignored);  // a stale picture must not pass for a new one
     result.message = "no epochs to plot";
   } else {
-    // gnuplot's own output is not redirected: its warnings reach the user's terminal.
-    plot::Drawn drawn = plot::draw(options.gnuplot, result.script_path, result.png_path, os::Output::Inherit);
+    plot::Drawn drawn = plot::draw(options.gnuplot, result.script_path, result.png_path);
+    warn << drawn.output;  // gnuplot's own warnings, as it wrote them
     result.png_written = drawn.png_written;
     result.message = std::move(drawn.message);
   }
