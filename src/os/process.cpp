@@ -203,7 +203,7 @@ ProcessResult run_process(const std::vector<std::string>& args, const ProcessOpt
     if (mode == Output::Capture) {
       *channel = output_pipe();
       actions.connect(fd, channel->theirs);
-    } else if (mode == Output::Discard) {
+    } else {
       actions.null(fd, O_WRONLY);
     }
   }

@@ -4,7 +4,7 @@
 // spawns processes, so that every caller gets the same behaviour: no shell
 // (arguments need no quoting and cannot be misread), "not found" told apart
 // from "failed", standard input from /dev/null unless text is given, and
-// standard output and error captured, discarded or passed through.
+// standard output and error captured or discarded.
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,7 +19,6 @@ std::string find_program(const std::string& program);
 enum class Output {
   Capture,  // into ProcessResult::out / err
   Discard,  // to /dev/null
-  Inherit,  // to this process's own stream (the user's terminal)
 };
 
 struct ProcessOptions {

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <sstream>
 #include <system_error>
 
 #include "os/process.hpp"
@@ -48,18 +49,14 @@ void finish(const char* op, std::ofstream& out, const std::string& path) {
 }
 
 std::string png_terminal(int width, int height, const std::string& png) {
-  const std::string size = std::to_string(width) + "," + std::to_string(height);
-  return "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
-         "  set terminal pngcairo size " +
-         size +
-         " font ',10'\n"
-         "} else {\n"
-         "  set terminal png size " +
-         size +
-         "\n"
-         "}\n"
-         "set output " +
-         quoted(png) + "\n";
+  std::ostringstream gp;
+  gp << "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
+     << "  set terminal pngcairo size " << width << "," << height << " font ',10'\n"
+     << "} else {\n"
+     << "  set terminal png size " << width << "," << height << "\n"
+     << "}\n"
+     << "set output " << quoted(png) << "\n";
+  return gp.str();
 }
 
 void write_preamble(std::ostream& gp, int width, int height, const std::string& png) {
