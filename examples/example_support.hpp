@@ -1,12 +1,8 @@
 #pragma once
 // Small helpers shared by the examples: choosing an optimizer by name,
-// evaluation mode, the files and the gnuplot run behind the pictures, and
-// saving a checkpoint with its learning curves. Their flags and main() are
-// in command_line.hpp.
-#include <spawn.h>
-#include <sys/wait.h>
-
-#include <cerrno>
+// evaluation mode, the files behind the pictures (drawn by the library's
+// train::run_gnuplot), and saving a checkpoint with its learning curves.
+// Their flags and main() are in command_line.hpp.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -20,8 +16,6 @@
 #include <system_error>
 #include <tapegrad/tapegrad.hpp>
 #include <vector>
-
-extern char** environ;
 
 namespace examples {
 
@@ -113,74 +107,18 @@ inline PlotFiles plot_files(const std::string& out_dir, const std::string& stem,
           fs::absolute(out_dir + "/" + stem + ".gp").string(), fs::absolute(out_dir + "/" + stem + ".png").string()};
 }
 
-// The start of a script drawing a width x height PNG: pngcairo (antialiased)
-// where this gnuplot has it, else the plain png terminal, which every build
-// with PNG support has.
-inline std::string png_terminal(int width, int height, const std::string& png) {
-  std::ostringstream gp;
-  gp << "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
-     << "  set terminal pngcairo size " << width << ',' << height << " font ',10'\n"
-     << "} else {\n"
-     << "  set terminal png size " << width << ',' << height << "\n"
-     << "}\n"
-     << "set output '" << png << "'\n";
-  return gp.str();
-}
-
-// What running gnuplot on a script came to.
-struct GnuplotRun {
-  bool drawn = false;          // gnuplot ran and exited with status 0
-  bool gnuplot_found = false;  // false: no gnuplot on PATH, nothing was run
-  std::string problem;         // when not drawn: why, to finish "no picture: ..."
-};
-
-// Runs gnuplot on `script`, which draws `png`. The old `png` goes first: a
-// stale picture must not pass for a new one. A missing or failing gnuplot
-// does not throw: the pictures are extras (the tests do not need them), and
-// the result says why there is none. gnuplot is spawned directly, not
-// through a shell, so paths need no quoting.
-inline GnuplotRun run_gnuplot(const std::string& script, const std::string& png) {
-  std::error_code ignored;
-  std::filesystem::remove(png, ignored);
-  GnuplotRun result;
-  const std::string gnuplot = tapegrad::train::find_program("gnuplot");
-  if (gnuplot.empty()) {
-    result.problem = "gnuplot not found on PATH (Debian package gnuplot-nox)";
-    return result;
-  }
-  result.gnuplot_found = true;
-  std::vector<char*> argv{const_cast<char*>(gnuplot.c_str()), const_cast<char*>(script.c_str()), nullptr};
-  pid_t pid = 0;
-  if (::posix_spawn(&pid, gnuplot.c_str(), nullptr, nullptr, argv.data(), environ) != 0) {
-    result.problem = gnuplot + " could not be run";
-    return result;
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) {
-      result.problem = gnuplot + " could not be waited for";
-      return result;
-    }
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    result.problem = gnuplot + " failed on " + script;
-    return result;
-  }
-  result.drawn = true;
-  return result;
-}
-
-// run_gnuplot for examples that print no message of their own when the
-// picture is missing: a one-line note on stdout, in parentheses, saying how
-// to get it; true when there is a picture.
+// train::run_gnuplot for examples that print no message of their own when
+// the picture is missing: a one-line note on stdout, in parentheses, saying
+// how to get it; true when there is a picture. The pictures are extras (the
+// tests do not need them), so a missing gnuplot is no error.
 inline bool run_gnuplot_or_note(const std::string& script, const std::string& png) {
-  const GnuplotRun run = run_gnuplot(script, png);
+  const tapegrad::train::GnuplotResult run = tapegrad::train::run_gnuplot(script, png);
   if (!run.gnuplot_found) {
     std::printf("(gnuplot not found: no picture; install gnuplot-nox and run gnuplot %s)\n", script.c_str());
-  } else if (!run.drawn) {
-    std::printf("(gnuplot failed on %s)\n", script.c_str());
+  } else if (!run.png_written) {
+    std::printf("(no picture: %s)\n", run.message.c_str());
   }
-  return run.drawn;
+  return run.png_written;
 }
 
 // A chart of curves over one x axis (loss per step, variance per layer, ...)
@@ -216,9 +154,7 @@ inline void draw_curves(const std::string& out_dir, const std::string& stem, con
   {
     std::ofstream gp(files.script);
     gp << "set datafile separator ','\n"
-       << "set terminal pngcairo size " << chart.width << ',' << chart.height << " font ',11'\n"
-       << "set output '" << files.png << "'\n"
-       << chart.settings << "plot ";
+       << tapegrad::train::gnuplot_png_terminal(chart.width, chart.height, files.png) << chart.settings << "plot ";
     for (std::size_t i = 0; i < chart.titles.size(); ++i) {
       gp << (i == 0 ? "'" + files.data + "'" : std::string("''")) << " skip 1 using 1:" << i + 2 << " with "
          << chart.style << " title '" << chart.titles[i] << "'" << (i + 1 < chart.titles.size() ? ", \\\n     " : "\n");
@@ -241,6 +177,8 @@ inline void save_training(const tapegrad::nn::Module& model, const tapegrad::opt
   std::ostringstream curve_warnings;
   const tapegrad::train::CurvesResult curves =
       tapegrad::train::save_curves(history, out_dir + "/" + curves_stem, {.title = title, .warnings = &curve_warnings});
+  // Only gnuplot's own warnings: a missing picture is reported below.
+  if (curves.png_written) std::fputs(curve_warnings.str().c_str(), stderr);
   if (quiet) return;
   std::printf("checkpoint: %s\n", checkpoint.c_str());
   std::printf(

@@ -248,7 +248,7 @@ void draw_forecast(const std::string& out_dir, const Series& series, const Windo
   std::ostringstream gp;
   gp << "# Drawn by the forecast example. Redraw with: gnuplot forecast_test.gp\n"
      << "set datafile separator ','\n"
-     << examples::png_terminal(1100, 800, files.png) << "set termoption noenhanced\n"
+     << train::gnuplot_png_terminal(1100, 800, files.png) << "set termoption noenhanced\n"
      << "set multiplot layout 2,1 title '" << title << "'\n"
      << "set grid\nset ylabel 'sunspot number'\nset key top left\n"
      << "set title 'yearly sunspot numbers: training, validation (light) and test (dark) years'\n"

@@ -188,9 +188,7 @@ void draw(const data::Dataset& test, const McPrediction& mc, const std::vector<s
   }
   {
     std::ofstream gp(files.script);
-    gp << "set terminal pngcairo size 900,1000 font ',10'\n"
-       << "set output '" << files.png << "'\n"
-       << "set termoption noenhanced\n"
+    gp << train::gnuplot_png_terminal(900, 1000, files.png) << "set termoption noenhanced\n"
        << "set multiplot layout 4,4 title 'The 16 most uncertain test digits under MC dropout (" << passes
        << " passes): true -> predicted (errors in red), p +- std'\n"
        << "set palette gray negative\nunset colorbox\nunset tics\nunset key\nset size ratio 1\n"

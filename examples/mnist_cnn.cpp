@@ -93,7 +93,8 @@ void draw_grid(const std::string& out_dir, const ImageGrid& grid, bool quiet) {
   }
   {
     std::ofstream gp(files.script);
-    gp << examples::png_terminal(static_cast<int>(110 * grid.cols), static_cast<int>(120 * grid.rows + 40), files.png)
+    gp << train::gnuplot_png_terminal(static_cast<int>(110 * grid.cols), static_cast<int>(120 * grid.rows + 40),
+                                      files.png)
        << "set termoption noenhanced\n"
        << "set multiplot layout " << grid.rows << "," << grid.cols << " title '" << grid.title << "'\n"
        << "set palette gray\nunset colorbox\nunset tics\nunset key\nset size ratio " << grid.h << ".0/" << grid.w

@@ -127,14 +127,19 @@ struct TrainingOptions {
 };
 
 struct TrainingResult {
-  tapegrad::train::History history;  // train_loss, val_loss, val_acc per epoch
+  // train_loss, val_loss, train_acc, val_acc per epoch. train_loss and
+  // train_acc come from the training pass itself (each batch scored by the
+  // weights it was about to update, with dropout and shifts on): free to
+  // compute, and a little behind the net at the epoch's end.
+  tapegrad::train::History history;
   double seconds = 0;
   std::int64_t samples = 0;  // trained on by this process, over all epochs
 };
 
 // Mini-batch training with a progress bar: each epoch shuffles `fit`,
-// steps `optimizer` on the cross-entropy of every (shifted) batch,
-// evaluates on `val` and steps `schedule` (may be null).
+// steps `optimizer` on the cross-entropy of every (shifted) batch, counts
+// the batch's correct predictions from the same logits, evaluates on `val`
+// and steps `schedule` (may be null).
 inline TrainingResult train_classifier(tapegrad::nn::Module& model, tapegrad::optim::Optimizer& optimizer,
                                        tapegrad::optim::LRScheduler* schedule, const tapegrad::data::Dataset& fit,
                                        const tapegrad::data::Dataset& val, const TrainingOptions& o) {
@@ -148,35 +153,45 @@ inline TrainingResult train_classifier(tapegrad::nn::Module& model, tapegrad::op
   TrainingResult result;
   CapturedStep captured_step(
       [&](const std::vector<Tensor>& in) {
-        const Tensor loss = cross_entropy(model(in[0]), in[1]);
+        const Tensor logits = model(in[0]);
+        const Tensor loss = cross_entropy(logits, in[1]);
         optimizer.zero_grad();
         loss.backward();
         optimizer.step();
-        return std::vector<Tensor>{loss};
+        return std::vector<Tensor>{loss, logits};
       },
       {.recapture_on_new_shapes = true});
   const auto start = std::chrono::steady_clock::now();
   for (std::int64_t epoch = 1; epoch <= o.epochs; ++epoch) {
     model.train();
     progress.begin_epoch(epoch, o.epochs, loader.num_batches());
+    std::int64_t correct = 0;
     for (const auto& [x, y] : loader) {
       const Tensor inputs = o.max_shift > 0 ? random_shifts(x, o.side, o.max_shift, augment_generator) : x;
       double loss = 0;
       if (o.capture) {
-        loss = captured_step({inputs, y})[0].item();
+        const std::vector<Tensor> out = captured_step({inputs, y});
+        loss = out[0].item();
+        correct += train::count_correct(out[1], y);
       } else {
-        const Tensor batch_loss = cross_entropy(forward(inputs), y);
+        const Tensor logits = forward(inputs);
+        const Tensor batch_loss = cross_entropy(logits, y);
         optimizer.zero_grad();
         batch_loss.backward();
         optimizer.step();
         loss = batch_loss.item();
+        correct += train::count_correct(logits, y);
       }
       progress.step(x.shape(0), loss);
       result.samples += x.shape(0);
     }
+    const double train_accuracy = static_cast<double>(correct) / static_cast<double>(progress.samples());
     const Evaluation v = evaluate(model, val);
     progress.end_epoch({{"val_loss", v.loss}, {"val_acc", v.accuracy}});
-    result.history.add(epoch, {{"train_loss", progress.running_loss()}, {"val_loss", v.loss}, {"val_acc", v.accuracy}});
+    result.history.add(epoch, {{"train_loss", progress.running_loss()},
+                               {"val_loss", v.loss},
+                               {"train_acc", train_accuracy},
+                               {"val_acc", v.accuracy}});
     if (schedule) schedule->step();
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

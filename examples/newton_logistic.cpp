@@ -306,7 +306,7 @@ void write_curves(const std::string& out_dir, const std::vector<const Run*>& run
   examples::write_file(files.data, csv.str());
   std::ostringstream gp;
   gp << "# Drawn by the newton_logistic example. Redraw with: gnuplot newton_logistic.gp\n"
-     << examples::png_terminal(900, 600, files.png) << "set datafile separator ','\n"
+     << train::gnuplot_png_terminal(900, 600, files.png) << "set datafile separator ','\n"
      << "set logscale xy\nset format y '10^{%L}'\nset xlabel 'iteration + 1'\nset ylabel '‖∇L‖'\nset grid\n"
      << "set title 'L2-regularised logistic regression, MNIST 0 vs 1: gradient norm per iteration'\n"
      << "plot ";

@@ -152,9 +152,7 @@ void draw(const std::vector<Method>& methods, const std::vector<Outcome>& outcom
   };
   std::ofstream gp(files.script);
   gp << "set datafile separator ','\nset datafile missing 'nan'\n"
-     << "set terminal pngcairo size 1600,760 font ',10'\n"
-     << "set output '" << png << "'\n"
-     << "set termoption noenhanced\nset grid\n"
+     << train::gnuplot_png_terminal(1600, 760, png) << "set termoption noenhanced\nset grid\n"
      << "set multiplot layout 2," << methods.size() << " title 'MLP 784-256-256-10 on " << train_size
      << " MNIST digits: training (blue) vs validation (red)'\n"
      << "set xrange [0:" << epochs << "]\n";

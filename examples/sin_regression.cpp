@@ -163,7 +163,7 @@ int run(int argc, char** argv) {
   std::ostringstream gp;
   gp << "# Drawn by the sin_regression example. Redraw with: gnuplot sin_fit.gp\n"
      << "set datafile separator ','\n"
-     << examples::png_terminal(1800, 520, png) << "set multiplot layout 1,3 title 'sin(x) fitted by a 1-" << hidden
+     << train::gnuplot_png_terminal(1800, 520, png) << "set multiplot layout 1,3 title 'sin(x) fitted by a 1-" << hidden
      << "-1 tanh network'\n"
      << "set grid\nset key bottom center\nset xlabel 'x'\n"
      << "set title 'target and prediction (trained on [-pi, pi], shaded)'\n"
@@ -182,15 +182,15 @@ int run(int argc, char** argv) {
      << "     '' skip 1 using 1:3 with lines lw 2 lc rgb '#2ca02c' title 'max |error| on the grid'\n"
      << "unset multiplot\nset output\n";
   examples::write_file(out_dir + "/sin_fit.gp", gp.str());
-  const examples::GnuplotRun plot = examples::run_gnuplot(fs::absolute(out_dir + "/sin_fit.gp").string(), png);
+  const train::GnuplotResult plot = train::run_gnuplot(fs::absolute(out_dir + "/sin_fit.gp").string(), png);
 
   if (!quiet) {
     std::printf("\nfiles: %s/sin_fit.csv (the grid), sin_wide.csv (x in [-2π, 2π]), sin_curves.csv (per epoch)\n",
                 out_dir.c_str());
-    if (plot.drawn) {
+    if (plot.png_written) {
       std::printf("picture: %s/sin_fit.png (fit, error, learning curves)\n", out_dir.c_str());
     } else {
-      std::printf("note: no picture: %s (the CSV files and sin_fit.gp are written)\n", plot.problem.c_str());
+      std::printf("note: no picture: %s (the CSV files and sin_fit.gp are written)\n", plot.message.c_str());
     }
     std::printf(
         "\nInside [-π, π] the network matches sin closely; the error is usually largest at\n"

@@ -157,7 +157,7 @@ int run(int argc, char** argv) {
   const std::string png = dir + "/two_moons.png";
   std::ostringstream gp;
   gp << "# Drawn by the two_moons example. Redraw with: gnuplot two_moons.gp\n"
-     << examples::png_terminal(1000, 720, png)
+     << train::gnuplot_png_terminal(1000, 720, png)
      // The p = 0.5 contour, traced by gnuplot's contouring into a datablock.
      << "set contour base\nset cntrparam levels discrete 0.5\nunset surface\n"
      << "set table $boundary\n"
@@ -181,20 +181,20 @@ int run(int argc, char** argv) {
      << "/test_errors.dat' using 1:2 with points pt 6 ps 1.8 lw 2 lc rgb '#000000' title 'misclassified test points'\n"
      << "set output\n";
   examples::write_file(dir + "/two_moons.gp", gp.str());
-  const examples::GnuplotRun plot = examples::run_gnuplot(dir + "/two_moons.gp", png);
+  const train::GnuplotResult plot = train::run_gnuplot(dir + "/two_moons.gp", png);
   std::ostringstream curve_warnings;
   const train::CurvesResult curves =
       train::save_curves(history, out_dir + "/two_moons_curves", {.title = "two moons", .warnings = &curve_warnings});
 
   if (!quiet) {
-    if (plot.drawn) {
+    if (plot.png_written) {
       std::printf("\ndecision boundary: %s (learning curves: %s)\n", png.c_str(),
                   curves.png_written ? curves.png_path.c_str() : curves.csv_path.c_str());
     } else {
       std::printf(
           "\nnote: no picture of the decision boundary: %s.\n"
           "      The data are in %s/*.dat and the script in %s/two_moons.gp; the test does not need them.\n",
-          plot.problem.c_str(), out_dir.c_str(), out_dir.c_str());
+          plot.message.c_str(), out_dir.c_str(), out_dir.c_str());
     }
     std::printf(
         "\nNo straight line separates the moons; the hidden tanh layers bend the boundary\n"

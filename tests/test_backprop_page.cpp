@@ -4,7 +4,6 @@
 // choose the step shown and highlighted, the controls move it, and a
 // screenshot comes out.
 #include <stdlib.h>
-#include <sys/wait.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -13,6 +12,7 @@
 #include <regex>
 #include <sstream>
 
+#include "os/process.hpp"
 #include "support.hpp"
 
 using namespace tapegrad;
@@ -60,33 +60,40 @@ const char* const kChromium = "/usr/bin/chromium";
 
 // Runs chromium headless on `url` with `arguments`, in a fresh profile
 // under `dir`, and returns what it printed on stdout. As root it needs
-// --no-sandbox; the --disable-* flags keep it off the network.
-std::string run_chromium(const TempDir& dir, const std::string& arguments, const std::string& url) {
+// --no-sandbox; the --disable-* flags keep it off the network. timeout(1)
+// ends a browser that hangs.
+std::string run_chromium(const TempDir& dir, const std::vector<std::string>& arguments, const std::string& url) {
   static int runs = 0;
   const std::string profile = dir.file("profile-" + std::to_string(++runs));
-  const std::string log = dir.file("chromium-" + std::to_string(runs) + ".log");
-  const std::string command = std::string("timeout --kill-after=5 60 ") + kChromium +
-                              " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run"
-                              " --disable-background-networking --disable-component-update --disable-sync"
-                              " --disable-dev-shm-usage --user-data-dir='" +
-                              profile + "' " + arguments + " '" + url + "' 2>'" + log + "'";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string out;
-  char buffer[8192];
-  for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) out.append(buffer, n);
-  const int status = ::pclose(pipe);
-  const std::string errors = read_file(log);
-  INFO("command: " << command
-                   << "\nits stderr ends with: " << errors.substr(errors.size() > 2000 ? errors.size() - 2000 : 0));
-  REQUIRE(WIFEXITED(status));
-  REQUIRE(WEXITSTATUS(status) == 0);  // 124: timed out
-  return out;
+  std::vector<std::string> command = {"timeout",
+                                      "--kill-after=5",
+                                      "60",
+                                      kChromium,
+                                      "--headless",
+                                      "--no-sandbox",
+                                      "--disable-gpu",
+                                      "--disable-quic",
+                                      "--no-first-run",
+                                      "--disable-background-networking",
+                                      "--disable-component-update",
+                                      "--disable-sync",
+                                      "--disable-dev-shm-usage",
+                                      "--user-data-dir=" + profile};
+  command.insert(command.end(), arguments.begin(), arguments.end());
+  command.push_back(url);
+  const os::ProcessResult run = os::run_process(command);
+  std::string shown;
+  for (const std::string& word : command) shown += (shown.empty() ? "" : " ") + word;
+  INFO("command: " << shown
+                   << "\nits stderr ends with: " << run.err.substr(run.err.size() > 2000 ? run.err.size() - 2000 : 0));
+  INFO(run.describe());
+  REQUIRE(run.succeeded());  // timeout's status 124: timed out
+  return run.out;
 }
 
 // The DOM after the page's scripts ran (virtual time lets timers settle).
 std::string dump_dom(const TempDir& dir, const std::string& url) {
-  return run_chromium(dir, "--dump-dom --virtual-time-budget=5000 --window-size=1280,800", url);
+  return run_chromium(dir, {"--dump-dom", "--virtual-time-budget=5000", "--window-size=1280,800"}, url);
 }
 
 // An attribute of <body> in a dumped DOM; "<absent>" when it is not there.
@@ -397,7 +404,7 @@ TEST_CASE("in headless chromium: a screenshot of the page", "[page][chromium]") 
   const std::string page = dir.file("worked.html");
   write_backprop_page(page, worked_trace());
   const std::string png = dir.file("worked.png");
-  run_chromium(dir, "--screenshot=" + png + " --window-size=1280,800 --virtual-time-budget=5000",
+  run_chromium(dir, {"--screenshot=" + png, "--window-size=1280,800", "--virtual-time-budget=5000"},
                "file://" + page + "?step=3");
   REQUIRE(fs::exists(png));
   const std::string bytes = read_file(png);

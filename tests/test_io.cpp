@@ -33,6 +33,7 @@
 #include "io/npz_detail.hpp"
 #include "io/zip_format.hpp"
 #include "io/zip_reader.hpp"
+#include "os/process.hpp"
 #include "support.hpp"
 #include "tapegrad/io/checkpoint.hpp"
 #include "tapegrad/io/npz.hpp"
@@ -126,7 +127,8 @@ std::string hostile_message(const std::string& rest) { return "load_npz: '" + kH
 const std::string& python_with_numpy() {
   static const std::string found = [] {
     for (const std::string candidate : {"/usr/bin/python3", "python3"}) {
-      if (std::system((candidate + " -c 'import numpy' >/dev/null 2>&1").c_str()) == 0) return candidate;
+      const os::ProcessOptions quiet = {.out = os::Output::Discard, .err = os::Output::Discard};
+      if (os::run_process({candidate, "-c", "import numpy"}, quiet).succeeded()) return candidate;
     }
     return std::string();
   }();
@@ -140,19 +142,15 @@ const std::string& python_with_numpy() {
     return;                                                                                               \
   }
 
-// Runs a Python script with the given (already quoted) arguments; returns
-// true on exit status 0, its output in `output`.
-bool run_python(const TempDir& dir, const std::string& script, const std::string& arguments, std::string& output) {
-  const std::string script_path = dir.file("script.py");
-  const std::string output_path = dir.file("python_output.txt");
-  write_bytes(script_path, script);
-  const std::string command =
-      python_with_numpy() + " '" + script_path + "' " + arguments + " >'" + output_path + "' 2>&1";
-  const int status = std::system(command.c_str());
-  output = read_file(output_path);
-  fs::remove(script_path);
-  fs::remove(output_path);
-  return status == 0;
+// Runs a Python script, fed on its standard input, with the given
+// arguments; returns true on exit status 0, its output (standard output,
+// then standard error) in `output`.
+bool run_python(const std::string& script, const std::vector<std::string>& arguments, std::string& output) {
+  std::vector<std::string> args = {python_with_numpy(), "-"};
+  args.insert(args.end(), arguments.begin(), arguments.end());
+  const os::ProcessResult run = os::run_process(args, {.input = script});
+  output = run.out + run.err;
+  return run.succeeded();
 }
 
 // Writes the NumPy fixtures: argv[1] as np.savez writes to a file, argv[2]
@@ -508,7 +506,7 @@ TEST_CASE("load_npz reads what this machine's numpy.savez writes", "[io][numpy]"
   const std::string streamed = dir.file("numpy_streamed.npz");
   std::string output;
   INFO("python: " << python_with_numpy());
-  REQUIRE(run_python(dir, kNumpyFixtureScript, "'" + seekable + "' '" + streamed + "'", output));
+  REQUIRE(run_python(kNumpyFixtureScript, {seekable, streamed}, output));
   INFO(output);
   check_numpy_arrays(io::load_npz(seekable));
   check_numpy_arrays(io::load_npz(streamed));
@@ -561,7 +559,7 @@ print("ok")
 )PY";
   std::string output;
   INFO("python: " << python_with_numpy());
-  const bool passed = run_python(dir, script, "'" + path + "' " + (compressed ? "deflated" : "stored"), output);
+  const bool passed = run_python(script, {path, compressed ? "deflated" : "stored"}, output);
   INFO(output);
   CHECK(passed);
 }
@@ -1109,7 +1107,7 @@ print("ok")
 )PY";
   std::string output;
   INFO("python: " << python_with_numpy());
-  const bool passed = run_python(dir, script, "'" + path + "'", output);
+  const bool passed = run_python(script, {path}, output);
   INFO(output);
   CHECK(passed);
 }

@@ -13,6 +13,7 @@
 #include <optional>
 #include <sstream>
 
+#include "os/process.hpp"
 #include "support.hpp"
 
 using namespace tapegrad;
@@ -96,7 +97,7 @@ TEST_CASE("the graph of the XOR network: ops with formulas, tensors with shapes,
   std::ostringstream warnings;
   const RenderResult r = save_dot(dot, dir.file("xor/graph"), {.warnings = &warnings});
   CHECK(read_file(r.dot_path) == dot);
-  if (train::find_program("dot").empty()) {
+  if (os::find_program("dot").empty()) {
     CHECK_FALSE(r.rendered);
     WARN("graphviz (dot) is not installed: the SVG is not checked (scripts/setup installs it)");
   } else {
@@ -127,6 +128,13 @@ TEST_CASE("save_dot without dot writes the DOT file and warns, and rejects unkno
             ".dot but no svg (draw it with: dot -Tsvg -o " + stem + ".svg " + stem + ".dot)\n");
   REQUIRE_THROWS_MESSAGE(save_dot("digraph {}", stem, {.format = "gif"}), std::invalid_argument,
                          "save_dot: format 'gif' is not one of svg, png, pdf");
+  if (const std::string dot = os::find_program("dot"); !dot.empty()) {
+    // dot runs and fails: the message names it, its status and what it said.
+    const RenderResult broken = save_dot("digraph { a -> ", stem, {.warnings = &warnings});
+    CHECK_FALSE(broken.rendered);
+    CHECK(broken.message.rfind(dot + " exited with status 1 and drew no svg: Error: ", 0) == 0);
+    CHECK(contains(broken.message, "syntax error"));
+  }
   REQUIRE_THROWS_MESSAGE(build_graph(Tensor()), std::invalid_argument, "build_graph: got an undefined tensor");
 }
 
@@ -746,7 +754,7 @@ TEST_CASE("gradient flow: 10 sigmoid layers starve the first layer, ReLU does no
   CHECK(activations.rfind("index,layer,module,label,grad_norm_step_0,std_step_0\n0,0,Linear(16 -> 32),0 Linear,", 0) ==
         0);
   CHECK(contains(read_file(files.script_path), "set logscale y"));
-  if (train::find_program("gnuplot").empty()) {
+  if (os::find_program("gnuplot").empty()) {
     WARN("gnuplot is not installed: the PNG is not checked");
   } else {
     INFO(files.message);

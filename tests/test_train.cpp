@@ -228,6 +228,51 @@ TEST_CASE("save_curves writes CSV and a gnuplot script, and a PNG when gnuplot e
   CHECK(find_program("no-such-gnuplot-program") == "");
 }
 
+TEST_CASE("save_curves draws one epoch with no gnuplot warnings, training accuracy beside validation",
+          "[train][curves]") {
+  TempDir dir;
+  History history;
+  history.add(1, {{"train_loss", 0.5}, {"val_loss", 0.4}, {"train_acc", 0.9}, {"val_acc", 0.9}});
+  const std::string stem = dir.file("one_epoch");
+  std::ostringstream warnings;
+  const CurvesResult r = save_curves(history, stem, {.warnings = &warnings});
+  CHECK(read_file(r.csv_path) == "epoch,train_loss,val_loss,train_acc,val_acc\n1,0.5,0.4,0.9,0.9\n");
+  const std::string script = read_file(r.script_path);
+  // A range around the one epoch, and around the one accuracy value: gnuplot
+  // would otherwise print "empty x range" and "empty y range" warnings.
+  CHECK(contains(script, "set xrange [0.5:1.5]\nset xtics 1\n"));
+  CHECK(contains(script, "set yrange [0.855:0.945]\nplot"));
+  CHECK(count(script, "set yrange") == 1);  // the losses differ: autoscaled
+  // Both accuracies in one plot command: the accuracy panel.
+  const std::size_t panel = script.find("set title 'accuracy'");
+  REQUIRE(panel != std::string::npos);
+  const std::string accuracy_plot = script.substr(panel, script.find("set autoscale y", panel) - panel);
+  CHECK(contains(accuracy_plot, "using 1:4 with linespoints pointsize 1.5 title 'train_acc'"));
+  CHECK(contains(accuracy_plot, "using 1:5 with linespoints pointsize 1.5 title 'val_acc'"));
+  if (find_program("gnuplot").empty()) {
+    WARN("gnuplot is not installed: its warnings are not checked");
+  } else {
+    CHECK(r.png_written);
+    CHECK(warnings.str().empty());  // gnuplot's own output comes here
+  }
+}
+
+TEST_CASE("save_curves says which program failed, and passes on what it printed", "[train][curves][errors]") {
+  TempDir dir;
+  History history;
+  history.add(1, {{"train_loss", 0.5}});
+  const std::string stem = dir.file("c");
+  std::ostringstream warnings;
+  const CurvesResult failed = save_curves(history, stem, {.gnuplot = "false", .warnings = &warnings});
+  CHECK_FALSE(failed.png_written);
+  CHECK(failed.message == find_program("false") + " exited with status 1 and wrote no PNG");
+  // A "gnuplot" that prints and draws nothing: its output reaches the warnings first.
+  warnings.str("");
+  const CurvesResult silent = save_curves(history, stem, {.gnuplot = "echo", .warnings = &warnings});
+  CHECK(silent.message == find_program("echo") + " exited with status 0 and wrote no PNG");
+  CHECK(warnings.str().rfind(stem + ".gp\nsave_curves: warning: " + silent.message + "; wrote ", 0) == 0);
+}
+
 // --- progress ---
 
 TEST_CASE("progress prints one plain line per epoch when not on a terminal", "[train][progress]") {

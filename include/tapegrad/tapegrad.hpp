@@ -62,5 +62,6 @@
 #include "tapegrad/train/curves.hpp"
 #include "tapegrad/train/early_stopping.hpp"
 #include "tapegrad/train/metrics.hpp"
+#include "tapegrad/train/plot.hpp"
 #include "tapegrad/train/progress.hpp"
 #include "tapegrad/train/split.hpp"

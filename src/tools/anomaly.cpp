@@ -3,10 +3,7 @@
 #include <cxxabi.h>
 #include <dlfcn.h>
 #include <execinfo.h>
-#include <fcntl.h>
 #include <link.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -21,11 +18,9 @@
 #include <unordered_map>
 
 #include "core/dispatch.hpp"
+#include "os/process.hpp"
 #include "tapegrad/autograd.hpp"
 #include "tapegrad/tape_hooks.hpp"
-#include "tapegrad/train/curves.hpp"
-
-extern char** environ;
 
 namespace tapegrad {
 
@@ -141,48 +136,16 @@ Module find_module(void* address) {
 }
 
 // Runs addr2line on `module` for the given (relative) addresses; its
-// standard output, or "" if it could not be run.
+// standard output, or "" if it could not be run or failed.
 std::string run_addr2line(const std::string& module, const std::vector<std::uintptr_t>& addresses) {
-  const std::string program = train::find_program("addr2line");
-  if (program.empty()) return "";
-  std::vector<std::string> args = {program, "-a", "-f", "-i", "-e", module};
+  std::vector<std::string> args = {"addr2line", "-a", "-f", "-i", "-e", module};
   for (std::uintptr_t a : addresses) {
     char buffer[32];
     std::snprintf(buffer, sizeof buffer, "0x%jx", static_cast<std::uintmax_t>(a));
     args.emplace_back(buffer);
   }
-  std::vector<char*> argv;
-  for (std::string& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  int out[2];
-  if (::pipe(out) != 0) return "";
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-  posix_spawn_file_actions_addclose(&actions, out[0]);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-  pid_t pid = 0;
-  const int spawned = ::posix_spawn(&pid, program.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(out[1]);
-  std::string text;
-  if (spawned == 0) {
-    char buffer[4096];
-    for (;;) {
-      const ssize_t n = ::read(out[0], buffer, sizeof buffer);
-      if (n > 0) {
-        text.append(buffer, static_cast<std::size_t>(n));
-      } else if (n == 0 || errno != EINTR) {
-        break;
-      }
-    }
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) text.clear();
-  }
-  ::close(out[0]);
-  return text;
+  os::ProcessResult run = os::run_process(args, {.err = os::Output::Discard});
+  return run.succeeded() ? std::move(run.out) : std::string();
 }
 
 // "file:line" or "file:line (discriminator n)". "??:0" means unknown, and so

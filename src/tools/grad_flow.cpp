@@ -7,10 +7,8 @@
 #include <fstream>
 #include <iostream>
 
+#include "plot/gnuplot.hpp"
 #include "tapegrad/error.hpp"
-#include "tapegrad/tools/graph.hpp"
-#include "tapegrad/train/curves.hpp"
-#include "train/gnuplot.hpp"
 
 namespace tapegrad::tools {
 
@@ -31,13 +29,13 @@ double norm(const std::vector<double>& v) {
   return std::sqrt(squares);
 }
 
-using train::gnuplot::quoted;
+using plot::quoted;
 
 constexpr const char* kOp = "GradFlow::save";
 
-std::ofstream open_for_writing(const std::string& path) { return train::gnuplot::open_for_writing(kOp, path); }
+std::ofstream open_for_writing(const std::string& path) { return plot::open_for_writing(kOp, path); }
 
-void finish(std::ofstream& out, const std::string& path) { train::gnuplot::finish(kOp, out, path); }
+void finish(std::ofstream& out, const std::string& path) { plot::finish(kOp, out, path); }
 
 // A CSV field: quoted when it holds a comma or a quote (module descriptions do).
 std::string field(const std::string& text) {
@@ -45,11 +43,6 @@ std::string field(const std::string& text) {
   std::string out = "\"";
   for (char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
   return out + "\"";
-}
-
-// gnuplot's output is discarded here (stdout to /dev/null, stderr read and dropped).
-int run_quietly(const std::string& program, const std::string& script) {
-  return detail::run_program({program, script});
 }
 
 }  // namespace
@@ -165,7 +158,7 @@ GradFlowPlotResult GradFlow::save(const std::string& stem, const GradFlowPlotOpt
   result.activations_csv = stem + "_activations.csv";
   result.script_path = stem + ".gp";
   result.png_path = stem + ".png";
-  train::gnuplot::create_parent_directory(kOp, stem);
+  plot::create_parent_directory(kOp, stem);
 
   // Wide tables: one row per parameter (per layer), one column per step.
   const GradFlowRecord& last = records_.back();
@@ -219,7 +212,7 @@ GradFlowPlotResult GradFlow::save(const std::string& stem, const GradFlowPlotOpt
     std::ofstream gp = open_for_writing(result.script_path);
     gp << "# Gradient flow written by tapegrad::tools::GradFlow::save. Redraw with: gnuplot " << quoted(result.script_path)
        << "\n";
-    train::gnuplot::write_preamble(gp, options.width, options.height, png);
+    plot::write_preamble(gp, options.width, options.height, png);
     gp << "set logscale y\n"
        << "set format y '%.0e'\n"
        << "set key outside bottom center horizontal\n"
@@ -241,9 +234,8 @@ GradFlowPlotResult GradFlow::save(const std::string& stem, const GradFlowPlotOpt
     finish(gp, result.script_path);
   }
 
-  std::error_code ignored;
-  fs::remove(result.png_path, ignored);
-  train::gnuplot::Drawn drawn = train::gnuplot::draw(options.gnuplot, result.script_path, result.png_path, run_quietly);
+  // gnuplot's own output (drawn.output) is dropped here.
+  plot::Drawn drawn = plot::draw(options.gnuplot, result.script_path, result.png_path);
   result.png_written = drawn.png_written;
   result.message = std::move(drawn.message);
   if (!result.png_written) {

@@ -1,10 +1,5 @@
 #include "tapegrad/tools/graph.hpp"
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -15,11 +10,9 @@
 #include <iostream>
 #include <unordered_map>
 
+#include "os/process.hpp"
 #include "tapegrad/error.hpp"
 #include "tapegrad/tools/anomaly.hpp"
-#include "tapegrad/train/curves.hpp"
-
-extern char** environ;
 
 namespace tapegrad::tools {
 
@@ -68,45 +61,6 @@ bool file_starts_with(const std::string& path, const std::string& prefix, std::s
 }
 
 }  // namespace
-
-namespace detail {
-
-int run_program(const std::vector<std::string>& args, std::string* errors) {
-  std::vector<char*> argv;
-  std::vector<std::string> copy = args;
-  for (std::string& arg : copy) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  int err[2];
-  if (::pipe(err) != 0) return -1;
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
-  posix_spawn_file_actions_addclose(&actions, err[0]);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-  pid_t pid = 0;
-  const int spawned = ::posix_spawn(&pid, copy[0].c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(err[1]);
-  int status = 0;
-  if (spawned == 0) {
-    char buffer[1024];
-    for (;;) {
-      const ssize_t n = ::read(err[0], buffer, sizeof buffer);
-      if (n > 0) {
-        if (errors != nullptr && errors->size() < 4096) errors->append(buffer, static_cast<std::size_t>(n));
-      } else if (n == 0 || errno != EINTR) {
-        break;
-      }
-    }
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-  }
-  ::close(err[0]);
-  if (spawned != 0) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-}  // namespace detail
 
 int ComputationGraph::op_index(const Node* node) const {
   for (std::size_t i = 0; i < ops.size(); ++i) {
@@ -361,22 +315,21 @@ RenderResult save_dot(const std::string& dot, const std::string& stem, const Ren
   }
   std::error_code ignored;
   fs::remove(result.image_path, ignored);  // a stale picture must not pass for a new one
-  const std::string program = train::find_program(options.program);
-  if (program.empty()) {
-    result.message = "'" + options.program + "' not found on PATH (Debian package graphviz)";
+  // dot's standard output is discarded; its standard error explains a failure.
+  const os::ProcessResult run = os::run_process(
+      {options.program, "-T" + options.format, "-o", result.image_path, result.dot_path}, {.out = os::Output::Discard});
+  if (!run.found()) {
+    result.message = run.describe() + " (Debian package graphviz)";
   } else {
-    std::string errors;
-    const int status =
-        detail::run_program({program, "-T" + options.format, "-o", result.image_path, result.dot_path}, &errors);
     const bool looks_right = options.format == "svg"   ? file_starts_with(result.image_path, "<svg", 4096)
                              : options.format == "png" ? file_starts_with(result.image_path, "\x89PNG\r\n\x1a\n")
                                                        : file_starts_with(result.image_path, "%PDF");
-    if (status == 0 && looks_right) {
+    if (run.succeeded() && looks_right) {
       result.rendered = true;
     } else {
+      std::string errors = run.err.substr(0, 4096);  // a message, not a log
       while (!errors.empty() && (errors.back() == '\n' || errors.back() == '\r')) errors.pop_back();
-      result.message = program + (status < 0 ? std::string(" could not be run") : " exited with status " + std::to_string(status)) +
-                       " and drew no " + options.format + (errors.empty() ? "" : ": " + errors);
+      result.message = run.describe() + " and drew no " + options.format + (errors.empty() ? "" : ": " + errors);
     }
   }
   if (!result.rendered) {

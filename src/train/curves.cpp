@@ -1,23 +1,16 @@
 #include "tapegrad/train/curves.hpp"
 
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <limits>
 
+#include "os/process.hpp"
+#include "plot/gnuplot.hpp"
 #include "tapegrad/error.hpp"
-#include "train/gnuplot.hpp"
-
-extern char** environ;
 
 namespace tapegrad::train {
 
@@ -32,36 +25,39 @@ std::string number(double value) {
   return buffer;
 }
 
-using gnuplot::quoted;
+using plot::quoted;
 
 constexpr const char* kOp = "save_curves";
 
-// Runs `program` on `script` and waits; the exit status, or -1 when it could
-// not be started or did not exit normally. gnuplot's own output is not
-// redirected: its warnings reach the user's terminal.
-int run(const std::string& program, const std::string& script) {
-  std::vector<char*> argv;
-  argv.push_back(const_cast<char*>(program.c_str()));
-  argv.push_back(const_cast<char*>(script.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  if (::posix_spawn(&pid, program.c_str(), nullptr, nullptr, argv.data(), environ) != 0) return -1;
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return -1;
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+// "set <axis>range" around `value` when a range would be empty: gnuplot
+// cannot autoscale a range of one value, widens it itself and prints a
+// warning. True when a range was set.
+bool widen_single_value(std::ostream& gp, const char* axis, double low, double high, double margin) {
+  if (!(low == high)) return false;  // also false for NaN: no finite value at all
+  gp << "set " << axis << "range [" << number(low - margin) << ":" << number(high + margin) << "]\n";
+  return true;
 }
 
-void plot_panel(std::ostream& gp, const std::string& csv, const std::string& title,
-                const std::vector<std::pair<std::string, int>>& series, const char* key) {
+void plot_panel(std::ostream& gp, const History& history, const std::string& csv, const std::string& title,
+                const std::vector<std::pair<std::string, int>>& series, const char* key, double point_size) {
   gp << "set title " << quoted(title) << "\n";
   gp << "set key " << key << "\n";
+  double low = std::numeric_limits<double>::quiet_NaN(), high = low;
+  for (const auto& [name, column] : series) {
+    for (double value : history.column(name)) {
+      if (!std::isfinite(value)) continue;
+      low = std::isnan(low) ? value : std::min(low, value);
+      high = std::isnan(high) ? value : std::max(high, value);
+    }
+  }
+  const bool fixed_y = widen_single_value(gp, "y", low, high, std::max(0.05 * std::abs(low), 1e-3));
   gp << "plot ";
   for (std::size_t i = 0; i < series.size(); ++i) {
     gp << (i == 0 ? quoted(csv) : std::string("''")) << " skip 1 using 1:" << series[i].second
-       << " with linespoints pointsize 0.6 title " << quoted(series[i].first) << (i + 1 < series.size() ? ", \\\n     " : "\n");
+       << " with linespoints pointsize " << point_size << " title " << quoted(series[i].first)
+       << (i + 1 < series.size() ? ", \\\n     " : "\n");
   }
+  if (fixed_y) gp << "set autoscale y\n";
 }
 
 }  // namespace
@@ -101,7 +97,7 @@ std::vector<double> History::column(const std::string& name) const {
 }
 
 void History::write_csv(const std::string& path) const {
-  std::ofstream out = gnuplot::open_for_writing(kOp, path);
+  std::ofstream out = plot::open_for_writing(kOp, path);
   out << "epoch";
   for (const std::string& name : columns_) out << ',' << name;
   out << '\n';
@@ -110,26 +106,10 @@ void History::write_csv(const std::string& path) const {
     for (double value : rows_[r]) out << ',' << number(value);
     out << '\n';
   }
-  gnuplot::finish(kOp, out, path);
+  plot::finish(kOp, out, path);
 }
 
-std::string find_program(const std::string& program) {
-  if (program.empty()) return "";
-  if (program.find('/') != std::string::npos) return ::access(program.c_str(), X_OK) == 0 ? program : "";
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/bin:/bin";
-  std::size_t start = 0;
-  for (;;) {
-    const std::size_t stop = dirs.find(':', start);
-    std::string dir = dirs.substr(start, stop == std::string::npos ? std::string::npos : stop - start);
-    if (dir.empty()) dir = ".";
-    const std::string candidate = dir + "/" + program;
-    std::error_code ignored;
-    if (::access(candidate.c_str(), X_OK) == 0 && !fs::is_directory(candidate, ignored)) return candidate;
-    if (stop == std::string::npos) return "";
-    start = stop + 1;
-  }
-}
+std::string find_program(const std::string& program) { return os::find_program(program); }
 
 CurvesResult save_curves(const History& history, const std::string& stem, const CurvesOptions& options) {
   std::ostream& warn = options.warnings ? *options.warnings : std::cerr;
@@ -137,7 +117,7 @@ CurvesResult save_curves(const History& history, const std::string& stem, const 
   result.csv_path = stem + ".csv";
   result.script_path = stem + ".gp";
   result.png_path = stem + ".png";
-  gnuplot::create_parent_directory(kOp, stem);
+  plot::create_parent_directory(kOp, stem);
   history.write_csv(result.csv_path);
 
   // The script names files by absolute path, so it runs from any directory.
@@ -153,27 +133,38 @@ CurvesResult save_curves(const History& history, const std::string& stem, const 
   bool all_accuracies = !others.empty();
   for (const auto& [name, column] : others) all_accuracies = all_accuracies && name.find("acc") != std::string::npos;
   {
-    std::ofstream gp = gnuplot::open_for_writing(kOp, result.script_path);
+    std::ofstream gp = plot::open_for_writing(kOp, result.script_path);
     gp << "# Training curves written by tapegrad::train::save_curves. Redraw with: gnuplot " << quoted(result.script_path) << "\n";
-    gnuplot::write_preamble(gp, options.width, options.height, png);
+    plot::write_preamble(gp, options.width, options.height, png);
     gp << "set xlabel 'epoch'\n";
+    bool one_epoch = false;
+    if (history.size() > 0) {
+      const auto [first, last] = std::minmax_element(history.epochs().begin(), history.epochs().end());
+      // One epoch: a range around it, one tick on it, and points big enough to see without lines.
+      one_epoch = widen_single_value(gp, "x", static_cast<double>(*first), static_cast<double>(*last), 0.5);
+      if (one_epoch) gp << "set xtics 1\n";
+    }
+    const double point_size = one_epoch ? 1.5 : 0.6;
     const bool two_panels = !losses.empty() && !others.empty();
     if (two_panels) gp << "set multiplot layout 1,2 title " << quoted(options.title) << "\n";
-    if (!losses.empty()) plot_panel(gp, csv, two_panels ? "loss" : options.title, losses, "top right");
+    if (!losses.empty())
+      plot_panel(gp, history, csv, two_panels ? "loss" : options.title, losses, "top right", point_size);
     if (!others.empty()) {
-      plot_panel(gp, csv, two_panels ? (all_accuracies ? "accuracy" : "metrics") : options.title, others, "bottom right");
+      plot_panel(gp, history, csv, two_panels ? (all_accuracies ? "accuracy" : "metrics") : options.title, others,
+                 "bottom right", point_size);
     }
     if (two_panels) gp << "unset multiplot\n";
     gp << "set output\n";
-    gnuplot::finish(kOp, gp, result.script_path);
+    plot::finish(kOp, gp, result.script_path);
   }
 
-  std::error_code ignored;
-  fs::remove(result.png_path, ignored);  // a stale picture must not pass for a new one
   if (history.size() == 0 || history.columns().empty()) {
+    std::error_code ignored;
+    fs::remove(result.png_path, ignored);  // a stale picture must not pass for a new one
     result.message = "no epochs to plot";
   } else {
-    gnuplot::Drawn drawn = gnuplot::draw(options.gnuplot, result.script_path, result.png_path, run);
+    plot::Drawn drawn = plot::draw(options.gnuplot, result.script_path, result.png_path);
+    warn << drawn.output;  // gnuplot's own warnings, as it wrote them
     result.png_written = drawn.png_written;
     result.message = std::move(drawn.message);
   }

@@ -108,11 +108,4 @@ struct RenderResult {
 // unknown format or an unwritable file throws.
 RenderResult save_dot(const std::string& dot, const std::string& stem, const RenderOptions& options = {});
 
-namespace detail {
-// Runs args[0] (a full path) with the arguments, standard output discarded;
-// waits and returns its exit status (-1 if it could not run). What it
-// wrote to standard error goes to *errors when given.
-int run_program(const std::vector<std::string>& args, std::string* errors = nullptr);
-}  // namespace detail
-
 }  // namespace tapegrad::tools

@@ -3,11 +3,12 @@
 // drawn to a PNG by gnuplot (Debian: gnuplot-nox).
 //
 //   History history;
-//   history.add(epoch, {{"train_loss", l}, {"val_loss", v}, {"val_acc", a}});
+//   history.add(epoch, {{"train_loss", l}, {"val_loss", v}, {"train_acc", t}, {"val_acc", a}});
 //   save_curves(history, "out/mnist");   // out/mnist.csv, out/mnist.gp, out/mnist.png
 //
 // Columns whose name contains "loss" are drawn in one panel, the others
-// (accuracies) in a second one beside it.
+// (accuracies: training beside validation) in a second one beside it. A
+// single epoch is drawn as points on a range around it.
 #include <cstdint>
 #include <iosfwd>
 #include <string>
@@ -56,7 +57,8 @@ struct CurvesResult {
 // Writes <stem>.csv and the gnuplot script <stem>.gp, then runs gnuplot to
 // draw <stem>.png. Without gnuplot (or if it fails) the CSV and the script
 // are still written, a warning saying so goes to options.warnings, and the
-// result says why; nothing throws for that. Unwritable files throw.
+// result says why; nothing throws for that. Whatever gnuplot itself prints
+// goes to options.warnings too. Unwritable files throw.
 CurvesResult save_curves(const History& history, const std::string& stem, const CurvesOptions& options = {});
 
 // The full path of `program` if an executable of that name is on PATH (or

@@ -1,14 +1,15 @@
-#include "train/gnuplot.hpp"
+#include "plot/gnuplot.hpp"
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <sstream>
 #include <system_error>
 
+#include "os/process.hpp"
 #include "tapegrad/error.hpp"
-#include "tapegrad/train/curves.hpp"
 
-namespace tapegrad::train::gnuplot {
+namespace tapegrad::plot {
 
 namespace fs = std::filesystem;
 
@@ -47,33 +48,39 @@ void finish(const char* op, std::ofstream& out, const std::string& path) {
   if (!out.flush()) throw_runtime(op, "cannot write '", path, "'");
 }
 
-void write_preamble(std::ostream& gp, int width, int height, const std::string& png) {
-  gp << "set datafile separator ','\n"
-     << "set datafile missing 'nan'\n"
-     << "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
+std::string png_terminal(int width, int height, const std::string& png) {
+  std::ostringstream gp;
+  gp << "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
      << "  set terminal pngcairo size " << width << "," << height << " font ',10'\n"
      << "} else {\n"
      << "  set terminal png size " << width << "," << height << "\n"
      << "}\n"
-     << "set termoption noenhanced\n"
-     << "set output " << quoted(png) << "\n"
+     << "set output " << quoted(png) << "\n";
+  return gp.str();
+}
+
+void write_preamble(std::ostream& gp, int width, int height, const std::string& png) {
+  gp << "set datafile separator ','\n"
+     << "set datafile missing 'nan'\n"
+     << png_terminal(width, height, png) << "set termoption noenhanced\n"
      << "set grid\n";
 }
 
-Drawn draw(const std::string& gnuplot, const std::string& script, const std::string& png_path, Runner run) {
+Drawn draw(const std::string& gnuplot, const std::string& script, const std::string& png_path) {
+  std::error_code ignored;
+  fs::remove(png_path, ignored);
   Drawn drawn;
-  if (const std::string program = find_program(gnuplot); program.empty()) {
-    drawn.message = "'" + gnuplot + "' not found on PATH (Debian package gnuplot-nox)";
+  const os::ProcessResult run = os::run_process({gnuplot, script});
+  drawn.found = run.found();
+  drawn.output = run.out + run.err;
+  if (!run.found()) {
+    drawn.message = run.describe() + " (Debian package gnuplot-nox)";
+  } else if (run.succeeded() && looks_like_png(png_path)) {
+    drawn.png_written = true;
   } else {
-    const int status = run(program, script);
-    if (status == 0 && looks_like_png(png_path)) {
-      drawn.png_written = true;
-    } else {
-      drawn.message = program + (status < 0 ? std::string(" could not be run") : " exited with status " + std::to_string(status)) +
-                      " and wrote no PNG";
-    }
+    drawn.message = run.describe() + " and wrote no PNG";
   }
   return drawn;
 }
 
-}  // namespace tapegrad::train::gnuplot
+}  // namespace tapegrad::plot
