@@ -34,3 +34,12 @@ def import_torch_or_reexec():
             os.execve(candidate, [candidate, script] + sys.argv[1:], env)
     sys.exit(f"{sys.executable} cannot import torch and none of {TORCH_INTERPRETERS} can; "
              "install python3-torch (Debian) and run: /usr/bin/python3 " + " ".join(sys.argv))
+
+
+def fixture_output_dir():
+    """Where a fixture script writes: its first argument, or this repo's
+    tests/data; created if missing."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(repo, "tests", "data")
+    os.makedirs(out_dir, exist_ok=True)
+    return out_dir

@@ -22,7 +22,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fixture_torch import import_torch_or_reexec  # noqa: E402
+from fixture_torch import fixture_output_dir, import_torch_or_reexec  # noqa: E402
 
 torch = import_torch_or_reexec()
 
@@ -78,9 +78,7 @@ def run(gen, prefix, channels, batch_shapes, eval_shape, layer=torch.nn.BatchNor
 
 
 def main():
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(repo, "tests", "data")
-    os.makedirs(out_dir, exist_ok=True)
+    out_dir = fixture_output_dir()
     gen = torch.Generator().manual_seed(20250)
     tensors = run(gen, "", 4, [(8, 4), (5, 4), (16, 4)], (3, 4))
     tensors += run(gen, "seq_", 3, [(4, 3, 5), (2, 3, 7)], (2, 3, 4))

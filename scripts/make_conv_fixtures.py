@@ -23,7 +23,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fixture_torch import import_torch_or_reexec  # noqa: E402
+from fixture_torch import fixture_output_dir, import_torch_or_reexec  # noqa: E402
 
 torch = import_torch_or_reexec()
 
@@ -87,9 +87,7 @@ def op_output_channels(op, w_shape, options):
 
 
 def main():
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(repo, "tests", "data")
-    os.makedirs(out_dir, exist_ok=True)
+    out_dir = fixture_output_dir()
     gen = torch.Generator().manual_seed(20261202)
     tensors = []
     for name, (xs, ws, s, p, d, g, bias) in CONV2D.items():

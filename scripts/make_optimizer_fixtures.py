@@ -34,7 +34,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fixture_torch import import_torch_or_reexec  # noqa: E402
+from fixture_torch import fixture_output_dir, import_torch_or_reexec  # noqa: E402
 
 torch = import_torch_or_reexec()
 
@@ -226,9 +226,7 @@ def write(path, description, tensors):
 
 
 def main():
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(repo, "tests", "data")
-    os.makedirs(out_dir, exist_ok=True)
+    out_dir = fixture_output_dir()
 
     data = make_data()
     tensors = list(data.items())

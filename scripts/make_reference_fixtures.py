@@ -28,7 +28,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fixture_torch import import_torch_or_reexec  # noqa: E402
+from fixture_torch import fixture_output_dir, import_torch_or_reexec  # noqa: E402
 
 torch = import_torch_or_reexec()
 F = torch.nn.functional
@@ -188,9 +188,7 @@ g = grad(loss, params, create_graph); hvp_<p> = grad(sum_p <g_p, v_p>, p)   (par
 
 
 def main():
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(repo, "tests", "data")
-    os.makedirs(out_dir, exist_ok=True)
+    out_dir = fixture_output_dir()
     # One seed per case, so editing one case leaves the others' fixtures unchanged.
     cases = [("mlp", case_mlp), ("lstm", case_lstm), ("broadcast", case_broadcast), ("hvp", case_hvp)]
     for seed, (case, build) in enumerate(cases):
