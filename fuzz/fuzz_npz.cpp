@@ -20,7 +20,7 @@ void check(bool condition) {
   if (!condition) std::abort();
 }
 
-bool bit_equal(const nn::NamedTensors& a, const nn::NamedTensors& b) {
+bool bit_equal(const NamedTensors& a, const NamedTensors& b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {
     const Tensor& x = a[i].second;
@@ -46,7 +46,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string& path = file.write(data, size);
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
 
-  nn::NamedTensors from_memory, from_file;
+  NamedTensors from_memory, from_file;
   std::string memory_error, file_error;
   bool memory_ok = false, file_ok = false;
   try {

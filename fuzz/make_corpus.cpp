@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
   put("csv", "quote_open.csv", "\"a,b\nc,1\n");
 
   // .npz: every dtype, 0-d, empty, rank 8, names with '/' and UTF-8.
-  const nn::NamedTensors tensors = {
+  const NamedTensors tensors = {
       {"f32", from_vector({1.5, -2.0, 3.25, 0.0, -0.0, 1e30}, {2, 3}, DType::Float32)},
       {"f64", from_vector({3.141592653589793, -1e-300}, {2}, DType::Float64)},
       {"i64", from_indices({-1, 0, 7}, Shape{3})},
