@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <numeric>
 #include <set>
 #include <string>
@@ -849,6 +850,160 @@ TEST_CASE("random_permutation is the same on every platform for a seed", "[data]
   CHECK(random_permutation(10, 7) == std::vector<std::int64_t>{0, 7, 4, 9, 3, 1, 2, 8, 6, 5});
   CHECK(random_permutation(0, 1).empty());
   CHECK(random_permutation(1, 1) == std::vector<std::int64_t>{0});
+}
+
+// --- transforms ---
+
+namespace {
+
+// `n` samples of `channels` planes of 3x4 pixels, all nonzero and distinct
+// (sample i, channel c, pixel p: 100 i + 20 c + p + 1), float64; target i.
+Dataset pictures(std::int64_t n, std::int64_t channels) {
+  std::vector<double> pixels;
+  std::vector<std::int64_t> targets;
+  for (std::int64_t i = 0; i < n; ++i) {
+    for (std::int64_t c = 0; c < channels; ++c) {
+      for (std::int64_t p = 0; p < 12; ++p) pixels.push_back(static_cast<double>(100 * i + 20 * c + p + 1));
+    }
+    targets.push_back(i);
+  }
+  return Dataset(from_vector(pixels, Shape{n, channels, 3, 4}, DType::Float64), from_indices(targets, Shape{n}));
+}
+
+// A 3x4 plane moved by (dy, dx), zeros shifted in, written out pixel by pixel.
+std::vector<double> moved(const std::vector<double>& plane, int dy, int dx) {
+  std::vector<double> out(12, 0.0);
+  for (int y = 0; y < 3; ++y) {
+    for (int x = 0; x < 4; ++x) {
+      if (y - dy >= 0 && y - dy < 3 && x - dx >= 0 && x - dx < 4) out[y * 4 + x] = plane[(y - dy) * 4 + (x - dx)];
+    }
+  }
+  return out;
+}
+
+// The (dy, dx) in [-m, m]² that makes `after` from `before` (every channel
+// by the same offset), or fails the test.
+std::pair<int, int> offset_of(const std::vector<double>& before, const std::vector<double>& after, int m) {
+  for (int dy = -m; dy <= m; ++dy) {
+    for (int dx = -m; dx <= m; ++dx) {
+      bool all = true;
+      for (std::size_t c = 0; c < before.size() / 12; ++c) {
+        const std::vector<double> plane(before.begin() + 12 * c, before.begin() + 12 * (c + 1));
+        all = all && std::equal(after.begin() + 12 * c, after.begin() + 12 * (c + 1), moved(plane, dy, dx).begin());
+      }
+      if (all) return {dy, dx};
+    }
+  }
+  FAIL("the transformed sample is no shift of the original within " << m << " pixels");
+  return {0, 0};
+}
+
+// The transformed inputs of every batch of one epoch, batch after batch.
+std::vector<std::vector<double>> epoch_inputs(DataLoader& loader) {
+  std::vector<std::vector<double>> out;
+  for (const Batch& batch : loader) out.push_back(batch.inputs.to_vector());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("random_shift moves each sample's planes together by an offset within range", "[data][transforms]") {
+  const Dataset d = pictures(300, 2);
+  DataLoader loader(d, {.batch_size = 64, .transform = random_shift(3, 4, 1)});
+  std::map<std::pair<int, int>, int> counts;
+  for (const auto& [x, y] : loader) {
+    CHECK(x.shape() == Shape{y.shape(0), 2, 3, 4});
+    CHECK(x.dtype() == DType::Float64);
+    const std::vector<double> after = x.to_vector();
+    const std::vector<std::int64_t> samples = as_indices(y);
+    for (std::size_t r = 0; r < samples.size(); ++r) {
+      const std::vector<double> before = d.gather({samples[r]}).inputs.to_vector();
+      const std::vector<double> sample(after.begin() + 24 * r, after.begin() + 24 * (r + 1));
+      ++counts[offset_of(before, sample, 1)];
+    }
+  }
+  // All nine offsets, about 300 / 9 = 33 times each.
+  REQUIRE(counts.size() == 9);
+  for (const auto& [offset, count] : counts) CHECK(count > 10);
+
+  // Float32 [N, H·W] rows too; a zero shift changes nothing.
+  const Dataset flat(reshape(d.features(), {300, 24}).to(DType::Float32), d.targets());
+  DataLoader still(flat, {.batch_size = 300, .transform = random_shift(3, 4, 0)});
+  CHECK((*still.begin()).inputs.to_vector() == flat.features().to_vector());
+  DataLoader moving(flat, {.batch_size = 300, .transform = random_shift(3, 4, 2)});
+  CHECK((*moving.begin()).inputs.to_vector() != flat.features().to_vector());
+}
+
+TEST_CASE("transforms draw from the batch's own generator: seeded, per epoch, random access", "[data][transforms]") {
+  const Dataset d = pictures(40, 1);
+  // A transform drawing through rand() (the current generator), not the argument.
+  const BatchTransform noisy = [](Batch batch, Generator&) {
+    batch.inputs = batch.inputs + rand(batch.inputs.shape(), DType::Float64);
+    return batch;
+  };
+  for (const BatchTransform& transform : {random_shift(3, 4, 1), noisy, compose({random_shift(3, 4, 1), noisy})}) {
+    const DataLoaderOptions options{.batch_size = 8, .shuffle = true, .seed = 5, .transform = transform};
+    DataLoader a(d, options), b(d, options);
+    DataLoaderOptions other_seed = options;
+    other_seed.seed = 6;
+    DataLoader c(d, other_seed);
+    const auto a1 = epoch_inputs(a), a2 = epoch_inputs(a);
+    CHECK(a1 == epoch_inputs(b));
+    CHECK(a2 == epoch_inputs(b));
+    CHECK(a1 != a2);
+    CHECK(a1 != epoch_inputs(c));
+    // Batches read backwards, or twice, are those read in order: each batch
+    // has its own stream, not the next draws of one shared sequence.
+    DataLoader backwards(d, options);
+    backwards.begin();
+    for (std::int64_t k = backwards.num_batches() - 1; k >= 0; --k) {
+      CHECK(backwards.batch(k).inputs.to_vector() == a1[static_cast<std::size_t>(k)]);
+    }
+    CHECK(backwards.batch(2).inputs.to_vector() == a1[2]);
+    // Drawing elsewhere in between does not disturb the loader's draws.
+    DataLoader interrupted(d, options);
+    interrupted.begin();
+    (void)randn({100});
+    CHECK(interrupted.batch(0).inputs.to_vector() == a1[0]);
+  }
+  // Ranks draw differently for the same batch index.
+  DataLoader rank0(d, {.batch_size = 4, .seed = 5, .num_replicas = 2, .transform = noisy});
+  DataLoader rank1(d, {.batch_size = 4, .seed = 5, .rank = 1, .num_replicas = 2, .transform = noisy});
+  rank0.begin();
+  rank1.begin();
+  const std::vector<std::int64_t> first0(rank0.order().begin(), rank0.order().begin() + 4);
+  const std::vector<std::int64_t> first1(rank1.order().begin(), rank1.order().begin() + 4);
+  const Tensor noise0 = rank0.batch(0).inputs - d.gather(first0).inputs;
+  const Tensor noise1 = rank1.batch(0).inputs - d.gather(first1).inputs;
+  CHECK(noise0.to_vector() != noise1.to_vector());
+}
+
+TEST_CASE("transform errors name the transform, the shapes and the sizes", "[data][transforms][errors]") {
+  REQUIRE_THROWS_MESSAGE(random_shift(0, 4, 1), std::invalid_argument,
+                         "random_shift: image sizes must be at least 1, got 0x4");
+  REQUIRE_THROWS_MESSAGE(random_shift(3, 4, -1), std::invalid_argument,
+                         "random_shift: max_shift must be non-negative, got -1");
+  REQUIRE_THROWS_MESSAGE(compose({random_shift(3, 4, 1), BatchTransform{}}), std::invalid_argument,
+                         "compose: transform 1 is empty");
+  const Dataset d = pictures(4, 1);
+  DataLoader wrong_size(d, {.batch_size = 2, .transform = random_shift(5, 5, 1)});
+  wrong_size.begin();
+  REQUIRE_THROWS_MESSAGE(wrong_size.batch(0), std::invalid_argument,
+                         "random_shift: inputs [2x1x3x4] do not hold 5x5 images (12 values per sample)");
+  DataLoader indices(Dataset(from_indices({1, 2}, Shape{2, 1}), from_indices({0, 1}, Shape{2})),
+                     {.transform = random_shift(1, 1, 1)});
+  REQUIRE_THROWS_MESSAGE(*indices.begin(), std::invalid_argument,
+                         "random_shift: inputs must be float32 or float64, got int64");
+  DataLoader halves(d, {.batch_size = 4, .transform = [](Batch batch, Generator&) {
+                          batch.targets = reshape(batch.targets, {2, 2});
+                          return batch;
+                        }});
+  REQUIRE_THROWS_MESSAGE(*halves.begin(), std::invalid_argument,
+                         "DataLoader: the transform returned inputs [4x1x3x4] and targets [2x2], which need one first "
+                         "extent (the batch's samples)");
+  DataLoader lost(d, {.transform = [](Batch batch, Generator&) { return Batch{batch.inputs, Tensor{}}; }});
+  REQUIRE_THROWS_MESSAGE(*lost.begin(), std::invalid_argument,
+                         "DataLoader: the transform returned a batch with undefined targets (batch 0)");
 }
 
 // --- splits ---
