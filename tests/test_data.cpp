@@ -360,7 +360,8 @@ TEST_CASE("bad CSV files throw, naming the file, the line and the column", "[dat
   // Without has_header, a header line is a non-numeric row.
   REQUIRE_THROWS_MESSAGE(read_csv(p), std::runtime_error, "read_csv: " + p + ":1:1: 'a' is not a number");
   p = csv("1,2,0\n3,,1\n");
-  REQUIRE_THROWS_MESSAGE(read_csv(p), std::runtime_error, "read_csv: " + p + ":2:2: empty cell");
+  REQUIRE_THROWS_MESSAGE(read_csv(p), std::runtime_error,
+                         "read_csv: " + p + ":2:2: missing value (empty cell); set CsvOptions::missing to impute it");
   p = csv("1,2,0\n1,nan,0\n");
   REQUIRE_THROWS_MESSAGE(read_csv(p), std::runtime_error, "read_csv: " + p + ":2:2: 'nan' is not a finite number");
   p = csv("1,+-2,0\n");
@@ -501,6 +502,175 @@ TEST_CASE("CSV: the reason a file cannot be opened is the real one", "[data][csv
 
 // The forecast example's series (scripts/get-series): a quoted header, the
 // year in the first column, the value in the second.
+// The plants files in tests/data: an ID column, text labels, holes.
+const std::string kPlantsTrain = TAPEGRAD_TEST_DATA_DIR "/csv_plants_train.csv";
+const std::string kPlantsTest = TAPEGRAD_TEST_DATA_DIR "/csv_plants_test.csv";
+const std::string kPlantsUnseen = TAPEGRAD_TEST_DATA_DIR "/csv_plants_unseen.csv";
+const CsvOptions kPlants{.has_header = true,
+                         .target_name = "kind",
+                         .labels = CsvLabels::Sorted,
+                         .drop_columns = {"id"},
+                         .missing = CsvMissing::Mean};
+
+TEST_CASE("CSV: text labels in first-seen or sorted order; the test file read with the training mapping",
+          "[data][csv]") {
+  const CsvData train = read_csv_data(kPlantsTrain, kPlants);
+  CHECK(train.classes == std::vector<std::string>{"lily", "rose", "tulip"});
+  CHECK(as_indices(train.dataset.targets()) == std::vector<std::int64_t>{1, 2, 0, 1, 2});
+  CHECK(train.feature_names == std::vector<std::string>{"colour", "length", "width"});
+
+  CsvOptions first_seen = kPlants;
+  first_seen.labels = CsvLabels::FirstSeen;
+  const CsvData in_file_order = read_csv_data(kPlantsTrain, first_seen);
+  CHECK(in_file_order.classes == std::vector<std::string>{"rose", "tulip", "lily"});
+  CHECK(as_indices(in_file_order.dataset.targets()) == std::vector<std::int64_t>{0, 1, 2, 0, 1});
+
+  // The test file alone would number lily 0 and rose 1 whatever the order;
+  // with the training classes its indices mean what they meant in training.
+  CsvOptions test_options = first_seen;
+  test_options.classes = in_file_order.classes;
+  const CsvData test = read_csv_data(kPlantsTest, test_options);
+  CHECK(test.classes == in_file_order.classes);
+  CHECK(as_indices(test.dataset.targets()) == std::vector<std::int64_t>{2, 0});
+  CHECK(as_indices(read_csv_data(kPlantsTest, first_seen).dataset.targets()) == std::vector<std::int64_t>{0, 1});
+
+  // One-hot: as wide as the classes, or num_classes.
+  CsvOptions one_hot = test_options;
+  one_hot.target = CsvTarget::OneHot;
+  CHECK(read_csv(kPlantsTest, one_hot).targets().to_vector() == std::vector<double>{0, 0, 1, 1, 0, 0});
+  one_hot.num_classes = 4;
+  CHECK(read_csv(kPlantsTest, one_hot).targets().shape() == Shape{2, 4});
+
+  REQUIRE_THROWS_MESSAGE(read_csv(kPlantsUnseen, test_options), std::runtime_error,
+                         "read_csv: " + kPlantsUnseen +
+                             ":3:5: label 'daisy' is not one of the 3 classes given (rose, "
+                             "tulip, lily)");
+}
+
+TEST_CASE("CSV: dropped columns are never read", "[data][csv]") {
+  TempDir dir;
+  const std::string path = write_text(dir.file("ids.csv"), "id,x,note,y\nA-1,1.5,free text,0\nB-2,2.5,,1\n");
+  const CsvData data = read_csv_data(path, {.has_header = true, .target_name = "y", .drop_columns = {"id", "note"}});
+  CHECK(data.feature_names == std::vector<std::string>{"x"});
+  CHECK(data.dataset.features().to_vector() == std::vector<double>{1.5, 2.5});
+  CHECK(as_indices(data.dataset.targets()) == std::vector<std::int64_t>{0, 1});
+  CHECK(data.classes.empty());
+  REQUIRE_THROWS_MESSAGE(read_csv(path, {.has_header = true, .target_name = "y", .drop_columns = {"id"}}),
+                         std::runtime_error, "read_csv: " + path + ":2:3: 'free text' is not a number");
+  REQUIRE_THROWS_MESSAGE(read_csv(path, {.has_header = true, .drop_columns = {"ID"}}), std::runtime_error,
+                         "read_csv: " + path + ": no column named 'ID' (the header has: id, x, note, y)");
+  REQUIRE_THROWS_MESSAGE(read_csv(path, {.has_header = true, .drop_columns = {"y"}}), std::invalid_argument,
+                         "read_csv: " + path + ": cannot drop the target column 'y'");
+  REQUIRE_THROWS_MESSAGE(read_csv(path, {.has_header = true, .drop_columns = {"id", "x", "note"}}), std::runtime_error,
+                         "read_csv: " + path + ": no feature columns left after dropping id, x, note");
+  REQUIRE_THROWS_MESSAGE(read_csv(path, {.drop_columns = {"id"}}), std::invalid_argument,
+                         "read_csv: drop_columns (id) needs has_header = true");
+}
+
+TEST_CASE("CSV: missing cells are errors, or the column's mean, a constant, or the training means", "[data][csv]") {
+  CsvOptions options = kPlants;
+  options.missing = CsvMissing::Error;
+  REQUIRE_THROWS_MESSAGE(read_csv(kPlantsTrain, options), std::runtime_error,
+                         "read_csv: " + kPlantsTrain +
+                             ":3:3: missing value (empty cell); set CsvOptions::missing to "
+                             "impute it");
+  REQUIRE_THROWS_MESSAGE(
+      read_csv(kPlantsTest, options), std::runtime_error,
+      "read_csv: " + kPlantsTest + ":2:3: missing value ('NA'); set CsvOptions::missing to impute it");
+
+  // Means of the present cells: colour (0.9 + 0.1 + 0.5 + 0.8 + 0.2) / 5,
+  // length (4 + 6 + 5 + 3) / 4, width (1 + 2 + 1.5 + 2.5) / 4.
+  options.missing = CsvMissing::Mean;
+  options.dtype = DType::Float64;
+  const CsvData train = read_csv_data(kPlantsTrain, options);
+  REQUIRE(train.fill_values.size() == 3);
+  CHECK(train.fill_values[0] == Approx(0.5));
+  CHECK(train.fill_values[1] == 4.5);
+  CHECK(train.fill_values[2] == 1.75);
+  CHECK(train.filled_cells == 2);
+  check_close(train.dataset.features(),
+              Tensor({{0.9, 4, 1}, {0.1, 4.5, 2}, {0.5, 6, 1.75}, {0.8, 5, 1.5}, {0.2, 3, 2.5}}, DType::Float64));
+
+  // The test file with its own means (one value each), then with train's.
+  const CsvData own = read_csv_data(kPlantsTest, options);
+  CHECK(own.dataset.features().to_vector() == std::vector<double>{0.7, 5.5, 1.2, 0.7, 5.5, 2.2});
+  CsvOptions with_train = options;
+  with_train.missing = CsvMissing::Values;
+  with_train.fill_values = train.fill_values;
+  with_train.classes = train.classes;
+  const CsvData test = read_csv_data(kPlantsTest, with_train);
+  check_close(test.dataset.features(), Tensor({{0.7, 4.5, 1.2}, {0.5, 5.5, 2.2}}, DType::Float64));
+  CHECK(test.fill_values == train.fill_values);
+
+  CsvOptions constant = options;
+  constant.missing = CsvMissing::Constant;
+  constant.fill_value = -1;
+  CHECK(read_csv(kPlantsTest, constant).features().to_vector() == std::vector<double>{0.7, -1, 1.2, -1, 5.5, 2.2});
+  // Other markers: "?" counts as missing, and "NA" no longer does.
+  TempDir dir;
+  const std::string marked = write_text(dir.file("marked.csv"), "x,y\n?,0\n4,1\n");
+  CHECK(read_csv(marked, {.has_header = true, .missing_markers = {"?"}, .missing = CsvMissing::Mean})
+            .features()
+            .to_vector() == std::vector<double>{4, 4});
+  // A NaN fill marks the holes for where() later.
+  const Tensor marked_nan =
+      read_csv(
+          marked,
+          {.has_header = true, .missing_markers = {"?"}, .missing = CsvMissing::Constant, .fill_value = std::nan("")})
+          .features();
+  CHECK(std::isnan(marked_nan.at({0, 0})));
+  CHECK(marked_nan.at({1, 0}) == 4.0);
+  const std::string na = write_text(dir.file("na.csv"), "x,y\nNA,0\n");
+  REQUIRE_THROWS_MESSAGE(read_csv(na, {.has_header = true, .missing_markers = {}, .missing = CsvMissing::Mean}),
+                         std::runtime_error, "read_csv: " + na + ":2:1: 'NA' is not a number");
+}
+
+TEST_CASE("CSV: option errors name the option, the file and the values", "[data][csv][errors]") {
+  TempDir dir;
+  CsvOptions options = kPlants;
+  options.missing = CsvMissing::Values;
+  options.fill_values = {1, 2};
+  REQUIRE_THROWS_MESSAGE(read_csv(kPlantsTrain, options), std::invalid_argument,
+                         "read_csv: " + kPlantsTrain + ": 2 fill_values for 3 feature columns");
+  const std::string empty_column = write_text(dir.file("hole.csv"), "a,b,y\n1,,0\n2,NA,1\n");
+  REQUIRE_THROWS_MESSAGE(read_csv(empty_column, {.has_header = true, .missing = CsvMissing::Mean}), std::runtime_error,
+                         "read_csv: " + empty_column + ": column 2 ('b') has no values to take the mean of");
+  const std::string no_label = write_text(dir.file("no_label.csv"), "a,y\n1,cat\n2,NA\n");
+  REQUIRE_THROWS_MESSAGE(
+      read_csv(no_label, {.has_header = true, .labels = CsvLabels::Sorted, .missing = CsvMissing::Mean}),
+      std::runtime_error, "read_csv: " + no_label + ":3:2: missing label ('NA')");
+  REQUIRE_THROWS_MESSAGE(read_csv(no_label, {.has_header = true}), std::runtime_error,
+                         "read_csv: " + no_label + ":2:2: 'cat' is not a number");
+  const std::string no_value = write_text(dir.file("no_value.csv"), "1,2.5\n2,\n");
+  REQUIRE_THROWS_MESSAGE(read_csv(no_value, {.target = CsvTarget::Value}), std::runtime_error,
+                         "read_csv: " + no_value + ":2:2: missing target value (empty cell)");
+  REQUIRE_THROWS_MESSAGE(
+      read_csv(kPlantsTrain, {.has_header = true, .target = CsvTarget::Value, .labels = CsvLabels::Sorted}),
+      std::invalid_argument, "read_csv: text labels need class targets (CsvTarget::ClassIndex or OneHot), not Value");
+  REQUIRE_THROWS_MESSAGE(read_csv(kPlantsTrain, {.has_header = true, .classes = {"rose"}}), std::invalid_argument,
+                         "read_csv: classes are given but labels is CsvLabels::Numbers; set labels to FirstSeen or "
+                         "Sorted");
+  options = kPlants;
+  options.classes = {"rose", "lily", "rose"};
+  REQUIRE_THROWS_MESSAGE(read_csv(kPlantsTrain, options), std::invalid_argument,
+                         "read_csv: classes: 'rose' is given twice");
+  options = kPlants;
+  options.num_classes = 2;
+  REQUIRE_THROWS_MESSAGE(read_csv(kPlantsTrain, options), std::runtime_error,
+                         "read_csv: " + kPlantsTrain + ": 3 classes (lily, rose, tulip) do not fit num_classes = 2");
+  // A long class list is cut in the message.
+  std::string many = "x,y\n";
+  for (int i = 0; i < 12; ++i) many += std::to_string(i) + ",c" + std::to_string(i) + "\n";
+  const std::string many_path = write_text(dir.file("many.csv"), many);
+  CsvOptions many_options{.has_header = true, .labels = CsvLabels::FirstSeen};
+  many_options.classes = read_csv_data(many_path, many_options).classes;
+  const std::string other = write_text(dir.file("other.csv"), "x,y\n1,c99\n");
+  REQUIRE_THROWS_MESSAGE(read_csv(other, many_options), std::runtime_error,
+                         "read_csv: " + other +
+                             ":2:2: label 'c99' is not one of the 12 classes given (c0, c1, c2, c3, "
+                             "c4, c5, c6, c7, c8, c9, ... (12 in all))");
+}
+
 TEST_CASE("CSV: a yearly series in the layout of statsmodels' sunspots.csv", "[data][csv]") {
   TempDir dir;
   const std::string path = write_text(dir.file("sunspots.csv"), "\"YEAR\",\"SUNACTIVITY\"\n1700,5\n1701,11\n1702,16.5\n");
