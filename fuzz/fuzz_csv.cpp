@@ -47,6 +47,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       {.has_header = true, .target_name = "y", .target = CsvTarget::Value},
       {.delimiter = ';', .target = CsvTarget::OneHot, .num_classes = 7},
       {.delimiter = '\t', .target_column = 1},
+      {.has_header = true, .labels = CsvLabels::FirstSeen, .missing = CsvMissing::Mean},
+      {.has_header = true, .target = CsvTarget::OneHot, .labels = CsvLabels::Sorted, .drop_columns = {"id"},
+       .missing = CsvMissing::Constant, .fill_value = -1},
   };
   for (const CsvOptions& options : choices) {
     try {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <numeric>
 #include <set>
 #include <string>
@@ -359,7 +360,8 @@ TEST_CASE("bad CSV files throw, naming the file, the line and the column", "[dat
   // Without has_header, a header line is a non-numeric row.
   REQUIRE_THROWS_MESSAGE(read_csv(p), std::runtime_error, "read_csv: " + p + ":1:1: 'a' is not a number");
   p = csv("1,2,0\n3,,1\n");
-  REQUIRE_THROWS_MESSAGE(read_csv(p), std::runtime_error, "read_csv: " + p + ":2:2: empty cell");
+  REQUIRE_THROWS_MESSAGE(read_csv(p), std::runtime_error,
+                         "read_csv: " + p + ":2:2: missing value (empty cell); set CsvOptions::missing to impute it");
   p = csv("1,2,0\n1,nan,0\n");
   REQUIRE_THROWS_MESSAGE(read_csv(p), std::runtime_error, "read_csv: " + p + ":2:2: 'nan' is not a finite number");
   p = csv("1,+-2,0\n");
@@ -500,6 +502,175 @@ TEST_CASE("CSV: the reason a file cannot be opened is the real one", "[data][csv
 
 // The forecast example's series (scripts/get-series): a quoted header, the
 // year in the first column, the value in the second.
+// The plants files in tests/data: an ID column, text labels, holes.
+const std::string kPlantsTrain = TAPEGRAD_TEST_DATA_DIR "/csv_plants_train.csv";
+const std::string kPlantsTest = TAPEGRAD_TEST_DATA_DIR "/csv_plants_test.csv";
+const std::string kPlantsUnseen = TAPEGRAD_TEST_DATA_DIR "/csv_plants_unseen.csv";
+const CsvOptions kPlants{.has_header = true,
+                         .target_name = "kind",
+                         .labels = CsvLabels::Sorted,
+                         .drop_columns = {"id"},
+                         .missing = CsvMissing::Mean};
+
+TEST_CASE("CSV: text labels in first-seen or sorted order; the test file read with the training mapping",
+          "[data][csv]") {
+  const CsvData train = read_csv_data(kPlantsTrain, kPlants);
+  CHECK(train.classes == std::vector<std::string>{"lily", "rose", "tulip"});
+  CHECK(as_indices(train.dataset.targets()) == std::vector<std::int64_t>{1, 2, 0, 1, 2});
+  CHECK(train.feature_names == std::vector<std::string>{"colour", "length", "width"});
+
+  CsvOptions first_seen = kPlants;
+  first_seen.labels = CsvLabels::FirstSeen;
+  const CsvData in_file_order = read_csv_data(kPlantsTrain, first_seen);
+  CHECK(in_file_order.classes == std::vector<std::string>{"rose", "tulip", "lily"});
+  CHECK(as_indices(in_file_order.dataset.targets()) == std::vector<std::int64_t>{0, 1, 2, 0, 1});
+
+  // The test file alone would number lily 0 and rose 1 whatever the order;
+  // with the training classes its indices mean what they meant in training.
+  CsvOptions test_options = first_seen;
+  test_options.classes = in_file_order.classes;
+  const CsvData test = read_csv_data(kPlantsTest, test_options);
+  CHECK(test.classes == in_file_order.classes);
+  CHECK(as_indices(test.dataset.targets()) == std::vector<std::int64_t>{2, 0});
+  CHECK(as_indices(read_csv_data(kPlantsTest, first_seen).dataset.targets()) == std::vector<std::int64_t>{0, 1});
+
+  // One-hot: as wide as the classes, or num_classes.
+  CsvOptions one_hot = test_options;
+  one_hot.target = CsvTarget::OneHot;
+  CHECK(read_csv(kPlantsTest, one_hot).targets().to_vector() == std::vector<double>{0, 0, 1, 1, 0, 0});
+  one_hot.num_classes = 4;
+  CHECK(read_csv(kPlantsTest, one_hot).targets().shape() == Shape{2, 4});
+
+  REQUIRE_THROWS_MESSAGE(read_csv(kPlantsUnseen, test_options), std::runtime_error,
+                         "read_csv: " + kPlantsUnseen +
+                             ":3:5: label 'daisy' is not one of the 3 classes given (rose, "
+                             "tulip, lily)");
+}
+
+TEST_CASE("CSV: dropped columns are never read", "[data][csv]") {
+  TempDir dir;
+  const std::string path = write_text(dir.file("ids.csv"), "id,x,note,y\nA-1,1.5,free text,0\nB-2,2.5,,1\n");
+  const CsvData data = read_csv_data(path, {.has_header = true, .target_name = "y", .drop_columns = {"id", "note"}});
+  CHECK(data.feature_names == std::vector<std::string>{"x"});
+  CHECK(data.dataset.features().to_vector() == std::vector<double>{1.5, 2.5});
+  CHECK(as_indices(data.dataset.targets()) == std::vector<std::int64_t>{0, 1});
+  CHECK(data.classes.empty());
+  REQUIRE_THROWS_MESSAGE(read_csv(path, {.has_header = true, .target_name = "y", .drop_columns = {"id"}}),
+                         std::runtime_error, "read_csv: " + path + ":2:3: 'free text' is not a number");
+  REQUIRE_THROWS_MESSAGE(read_csv(path, {.has_header = true, .drop_columns = {"ID"}}), std::runtime_error,
+                         "read_csv: " + path + ": no column named 'ID' (the header has: id, x, note, y)");
+  REQUIRE_THROWS_MESSAGE(read_csv(path, {.has_header = true, .drop_columns = {"y"}}), std::invalid_argument,
+                         "read_csv: " + path + ": cannot drop the target column 'y'");
+  REQUIRE_THROWS_MESSAGE(read_csv(path, {.has_header = true, .drop_columns = {"id", "x", "note"}}), std::runtime_error,
+                         "read_csv: " + path + ": no feature columns left after dropping id, x, note");
+  REQUIRE_THROWS_MESSAGE(read_csv(path, {.drop_columns = {"id"}}), std::invalid_argument,
+                         "read_csv: drop_columns (id) needs has_header = true");
+}
+
+TEST_CASE("CSV: missing cells are errors, or the column's mean, a constant, or the training means", "[data][csv]") {
+  CsvOptions options = kPlants;
+  options.missing = CsvMissing::Error;
+  REQUIRE_THROWS_MESSAGE(read_csv(kPlantsTrain, options), std::runtime_error,
+                         "read_csv: " + kPlantsTrain +
+                             ":3:3: missing value (empty cell); set CsvOptions::missing to "
+                             "impute it");
+  REQUIRE_THROWS_MESSAGE(
+      read_csv(kPlantsTest, options), std::runtime_error,
+      "read_csv: " + kPlantsTest + ":2:3: missing value ('NA'); set CsvOptions::missing to impute it");
+
+  // Means of the present cells: colour (0.9 + 0.1 + 0.5 + 0.8 + 0.2) / 5,
+  // length (4 + 6 + 5 + 3) / 4, width (1 + 2 + 1.5 + 2.5) / 4.
+  options.missing = CsvMissing::Mean;
+  options.dtype = DType::Float64;
+  const CsvData train = read_csv_data(kPlantsTrain, options);
+  REQUIRE(train.fill_values.size() == 3);
+  CHECK(train.fill_values[0] == Approx(0.5));
+  CHECK(train.fill_values[1] == 4.5);
+  CHECK(train.fill_values[2] == 1.75);
+  CHECK(train.filled_cells == 2);
+  check_close(train.dataset.features(),
+              Tensor({{0.9, 4, 1}, {0.1, 4.5, 2}, {0.5, 6, 1.75}, {0.8, 5, 1.5}, {0.2, 3, 2.5}}, DType::Float64));
+
+  // The test file with its own means (one value each), then with train's.
+  const CsvData own = read_csv_data(kPlantsTest, options);
+  CHECK(own.dataset.features().to_vector() == std::vector<double>{0.7, 5.5, 1.2, 0.7, 5.5, 2.2});
+  CsvOptions with_train = options;
+  with_train.missing = CsvMissing::Values;
+  with_train.fill_values = train.fill_values;
+  with_train.classes = train.classes;
+  const CsvData test = read_csv_data(kPlantsTest, with_train);
+  check_close(test.dataset.features(), Tensor({{0.7, 4.5, 1.2}, {0.5, 5.5, 2.2}}, DType::Float64));
+  CHECK(test.fill_values == train.fill_values);
+
+  CsvOptions constant = options;
+  constant.missing = CsvMissing::Constant;
+  constant.fill_value = -1;
+  CHECK(read_csv(kPlantsTest, constant).features().to_vector() == std::vector<double>{0.7, -1, 1.2, -1, 5.5, 2.2});
+  // Other markers: "?" counts as missing, and "NA" no longer does.
+  TempDir dir;
+  const std::string marked = write_text(dir.file("marked.csv"), "x,y\n?,0\n4,1\n");
+  CHECK(read_csv(marked, {.has_header = true, .missing_markers = {"?"}, .missing = CsvMissing::Mean})
+            .features()
+            .to_vector() == std::vector<double>{4, 4});
+  // A NaN fill marks the holes for where() later.
+  const Tensor marked_nan =
+      read_csv(
+          marked,
+          {.has_header = true, .missing_markers = {"?"}, .missing = CsvMissing::Constant, .fill_value = std::nan("")})
+          .features();
+  CHECK(std::isnan(marked_nan.at({0, 0})));
+  CHECK(marked_nan.at({1, 0}) == 4.0);
+  const std::string na = write_text(dir.file("na.csv"), "x,y\nNA,0\n");
+  REQUIRE_THROWS_MESSAGE(read_csv(na, {.has_header = true, .missing_markers = {}, .missing = CsvMissing::Mean}),
+                         std::runtime_error, "read_csv: " + na + ":2:1: 'NA' is not a number");
+}
+
+TEST_CASE("CSV: option errors name the option, the file and the values", "[data][csv][errors]") {
+  TempDir dir;
+  CsvOptions options = kPlants;
+  options.missing = CsvMissing::Values;
+  options.fill_values = {1, 2};
+  REQUIRE_THROWS_MESSAGE(read_csv(kPlantsTrain, options), std::invalid_argument,
+                         "read_csv: " + kPlantsTrain + ": 2 fill_values for 3 feature columns");
+  const std::string empty_column = write_text(dir.file("hole.csv"), "a,b,y\n1,,0\n2,NA,1\n");
+  REQUIRE_THROWS_MESSAGE(read_csv(empty_column, {.has_header = true, .missing = CsvMissing::Mean}), std::runtime_error,
+                         "read_csv: " + empty_column + ": column 2 ('b') has no values to take the mean of");
+  const std::string no_label = write_text(dir.file("no_label.csv"), "a,y\n1,cat\n2,NA\n");
+  REQUIRE_THROWS_MESSAGE(
+      read_csv(no_label, {.has_header = true, .labels = CsvLabels::Sorted, .missing = CsvMissing::Mean}),
+      std::runtime_error, "read_csv: " + no_label + ":3:2: missing label ('NA')");
+  REQUIRE_THROWS_MESSAGE(read_csv(no_label, {.has_header = true}), std::runtime_error,
+                         "read_csv: " + no_label + ":2:2: 'cat' is not a number");
+  const std::string no_value = write_text(dir.file("no_value.csv"), "1,2.5\n2,\n");
+  REQUIRE_THROWS_MESSAGE(read_csv(no_value, {.target = CsvTarget::Value}), std::runtime_error,
+                         "read_csv: " + no_value + ":2:2: missing target value (empty cell)");
+  REQUIRE_THROWS_MESSAGE(
+      read_csv(kPlantsTrain, {.has_header = true, .target = CsvTarget::Value, .labels = CsvLabels::Sorted}),
+      std::invalid_argument, "read_csv: text labels need class targets (CsvTarget::ClassIndex or OneHot), not Value");
+  REQUIRE_THROWS_MESSAGE(read_csv(kPlantsTrain, {.has_header = true, .classes = {"rose"}}), std::invalid_argument,
+                         "read_csv: classes are given but labels is CsvLabels::Numbers; set labels to FirstSeen or "
+                         "Sorted");
+  options = kPlants;
+  options.classes = {"rose", "lily", "rose"};
+  REQUIRE_THROWS_MESSAGE(read_csv(kPlantsTrain, options), std::invalid_argument,
+                         "read_csv: classes: 'rose' is given twice");
+  options = kPlants;
+  options.num_classes = 2;
+  REQUIRE_THROWS_MESSAGE(read_csv(kPlantsTrain, options), std::runtime_error,
+                         "read_csv: " + kPlantsTrain + ": 3 classes (lily, rose, tulip) do not fit num_classes = 2");
+  // A long class list is cut in the message.
+  std::string many = "x,y\n";
+  for (int i = 0; i < 12; ++i) many += std::to_string(i) + ",c" + std::to_string(i) + "\n";
+  const std::string many_path = write_text(dir.file("many.csv"), many);
+  CsvOptions many_options{.has_header = true, .labels = CsvLabels::FirstSeen};
+  many_options.classes = read_csv_data(many_path, many_options).classes;
+  const std::string other = write_text(dir.file("other.csv"), "x,y\n1,c99\n");
+  REQUIRE_THROWS_MESSAGE(read_csv(other, many_options), std::runtime_error,
+                         "read_csv: " + other +
+                             ":2:2: label 'c99' is not one of the 12 classes given (c0, c1, c2, c3, "
+                             "c4, c5, c6, c7, c8, c9, ... (12 in all))");
+}
+
 TEST_CASE("CSV: a yearly series in the layout of statsmodels' sunspots.csv", "[data][csv]") {
   TempDir dir;
   const std::string path = write_text(dir.file("sunspots.csv"), "\"YEAR\",\"SUNACTIVITY\"\n1700,5\n1701,11\n1702,16.5\n");
@@ -849,6 +1020,160 @@ TEST_CASE("random_permutation is the same on every platform for a seed", "[data]
   CHECK(random_permutation(10, 7) == std::vector<std::int64_t>{0, 7, 4, 9, 3, 1, 2, 8, 6, 5});
   CHECK(random_permutation(0, 1).empty());
   CHECK(random_permutation(1, 1) == std::vector<std::int64_t>{0});
+}
+
+// --- transforms ---
+
+namespace {
+
+// `n` samples of `channels` planes of 3x4 pixels, all nonzero and distinct
+// (sample i, channel c, pixel p: 100 i + 20 c + p + 1), float64; target i.
+Dataset pictures(std::int64_t n, std::int64_t channels) {
+  std::vector<double> pixels;
+  std::vector<std::int64_t> targets;
+  for (std::int64_t i = 0; i < n; ++i) {
+    for (std::int64_t c = 0; c < channels; ++c) {
+      for (std::int64_t p = 0; p < 12; ++p) pixels.push_back(static_cast<double>(100 * i + 20 * c + p + 1));
+    }
+    targets.push_back(i);
+  }
+  return Dataset(from_vector(pixels, Shape{n, channels, 3, 4}, DType::Float64), from_indices(targets, Shape{n}));
+}
+
+// A 3x4 plane moved by (dy, dx), zeros shifted in, written out pixel by pixel.
+std::vector<double> moved(const std::vector<double>& plane, int dy, int dx) {
+  std::vector<double> out(12, 0.0);
+  for (int y = 0; y < 3; ++y) {
+    for (int x = 0; x < 4; ++x) {
+      if (y - dy >= 0 && y - dy < 3 && x - dx >= 0 && x - dx < 4) out[y * 4 + x] = plane[(y - dy) * 4 + (x - dx)];
+    }
+  }
+  return out;
+}
+
+// The (dy, dx) in [-m, m]² that makes `after` from `before` (every channel
+// by the same offset), or fails the test.
+std::pair<int, int> offset_of(const std::vector<double>& before, const std::vector<double>& after, int m) {
+  for (int dy = -m; dy <= m; ++dy) {
+    for (int dx = -m; dx <= m; ++dx) {
+      bool all = true;
+      for (std::size_t c = 0; c < before.size() / 12; ++c) {
+        const std::vector<double> plane(before.begin() + 12 * c, before.begin() + 12 * (c + 1));
+        all = all && std::equal(after.begin() + 12 * c, after.begin() + 12 * (c + 1), moved(plane, dy, dx).begin());
+      }
+      if (all) return {dy, dx};
+    }
+  }
+  FAIL("the transformed sample is no shift of the original within " << m << " pixels");
+  return {0, 0};
+}
+
+// The transformed inputs of every batch of one epoch, batch after batch.
+std::vector<std::vector<double>> epoch_inputs(DataLoader& loader) {
+  std::vector<std::vector<double>> out;
+  for (const Batch& batch : loader) out.push_back(batch.inputs.to_vector());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("random_shift moves each sample's planes together by an offset within range", "[data][transforms]") {
+  const Dataset d = pictures(300, 2);
+  DataLoader loader(d, {.batch_size = 64, .transform = random_shift(3, 4, 1)});
+  std::map<std::pair<int, int>, int> counts;
+  for (const auto& [x, y] : loader) {
+    CHECK(x.shape() == Shape{y.shape(0), 2, 3, 4});
+    CHECK(x.dtype() == DType::Float64);
+    const std::vector<double> after = x.to_vector();
+    const std::vector<std::int64_t> samples = as_indices(y);
+    for (std::size_t r = 0; r < samples.size(); ++r) {
+      const std::vector<double> before = d.gather({samples[r]}).inputs.to_vector();
+      const std::vector<double> sample(after.begin() + 24 * r, after.begin() + 24 * (r + 1));
+      ++counts[offset_of(before, sample, 1)];
+    }
+  }
+  // All nine offsets, about 300 / 9 = 33 times each.
+  REQUIRE(counts.size() == 9);
+  for (const auto& [offset, count] : counts) CHECK(count > 10);
+
+  // Float32 [N, H·W] rows too; a zero shift changes nothing.
+  const Dataset flat(reshape(d.features(), {300, 24}).to(DType::Float32), d.targets());
+  DataLoader still(flat, {.batch_size = 300, .transform = random_shift(3, 4, 0)});
+  CHECK((*still.begin()).inputs.to_vector() == flat.features().to_vector());
+  DataLoader moving(flat, {.batch_size = 300, .transform = random_shift(3, 4, 2)});
+  CHECK((*moving.begin()).inputs.to_vector() != flat.features().to_vector());
+}
+
+TEST_CASE("transforms draw from the batch's own generator: seeded, per epoch, random access", "[data][transforms]") {
+  const Dataset d = pictures(40, 1);
+  // A transform drawing through rand() (the current generator), not the argument.
+  const BatchTransform noisy = [](Batch batch, Generator&) {
+    batch.inputs = batch.inputs + rand(batch.inputs.shape(), DType::Float64);
+    return batch;
+  };
+  for (const BatchTransform& transform : {random_shift(3, 4, 1), noisy, compose({random_shift(3, 4, 1), noisy})}) {
+    const DataLoaderOptions options{.batch_size = 8, .shuffle = true, .seed = 5, .transform = transform};
+    DataLoader a(d, options), b(d, options);
+    DataLoaderOptions other_seed = options;
+    other_seed.seed = 6;
+    DataLoader c(d, other_seed);
+    const auto a1 = epoch_inputs(a), a2 = epoch_inputs(a);
+    CHECK(a1 == epoch_inputs(b));
+    CHECK(a2 == epoch_inputs(b));
+    CHECK(a1 != a2);
+    CHECK(a1 != epoch_inputs(c));
+    // Batches read backwards, or twice, are those read in order: each batch
+    // has its own stream, not the next draws of one shared sequence.
+    DataLoader backwards(d, options);
+    backwards.begin();
+    for (std::int64_t k = backwards.num_batches() - 1; k >= 0; --k) {
+      CHECK(backwards.batch(k).inputs.to_vector() == a1[static_cast<std::size_t>(k)]);
+    }
+    CHECK(backwards.batch(2).inputs.to_vector() == a1[2]);
+    // Drawing elsewhere in between does not disturb the loader's draws.
+    DataLoader interrupted(d, options);
+    interrupted.begin();
+    (void)randn({100});
+    CHECK(interrupted.batch(0).inputs.to_vector() == a1[0]);
+  }
+  // Ranks draw differently for the same batch index.
+  DataLoader rank0(d, {.batch_size = 4, .seed = 5, .num_replicas = 2, .transform = noisy});
+  DataLoader rank1(d, {.batch_size = 4, .seed = 5, .rank = 1, .num_replicas = 2, .transform = noisy});
+  rank0.begin();
+  rank1.begin();
+  const std::vector<std::int64_t> first0(rank0.order().begin(), rank0.order().begin() + 4);
+  const std::vector<std::int64_t> first1(rank1.order().begin(), rank1.order().begin() + 4);
+  const Tensor noise0 = rank0.batch(0).inputs - d.gather(first0).inputs;
+  const Tensor noise1 = rank1.batch(0).inputs - d.gather(first1).inputs;
+  CHECK(noise0.to_vector() != noise1.to_vector());
+}
+
+TEST_CASE("transform errors name the transform, the shapes and the sizes", "[data][transforms][errors]") {
+  REQUIRE_THROWS_MESSAGE(random_shift(0, 4, 1), std::invalid_argument,
+                         "random_shift: image sizes must be at least 1, got 0x4");
+  REQUIRE_THROWS_MESSAGE(random_shift(3, 4, -1), std::invalid_argument,
+                         "random_shift: max_shift must be non-negative, got -1");
+  REQUIRE_THROWS_MESSAGE(compose({random_shift(3, 4, 1), BatchTransform{}}), std::invalid_argument,
+                         "compose: transform 1 is empty");
+  const Dataset d = pictures(4, 1);
+  DataLoader wrong_size(d, {.batch_size = 2, .transform = random_shift(5, 5, 1)});
+  wrong_size.begin();
+  REQUIRE_THROWS_MESSAGE(wrong_size.batch(0), std::invalid_argument,
+                         "random_shift: inputs [2x1x3x4] do not hold 5x5 images (12 values per sample)");
+  DataLoader indices(Dataset(from_indices({1, 2}, Shape{2, 1}), from_indices({0, 1}, Shape{2})),
+                     {.transform = random_shift(1, 1, 1)});
+  REQUIRE_THROWS_MESSAGE(*indices.begin(), std::invalid_argument,
+                         "random_shift: inputs must be float32 or float64, got int64");
+  DataLoader halves(d, {.batch_size = 4, .transform = [](Batch batch, Generator&) {
+                          batch.targets = reshape(batch.targets, {2, 2});
+                          return batch;
+                        }});
+  REQUIRE_THROWS_MESSAGE(*halves.begin(), std::invalid_argument,
+                         "DataLoader: the transform returned inputs [4x1x3x4] and targets [2x2], which need one first "
+                         "extent (the batch's samples)");
+  DataLoader lost(d, {.transform = [](Batch batch, Generator&) { return Batch{batch.inputs, Tensor{}}; }});
+  REQUIRE_THROWS_MESSAGE(*lost.begin(), std::invalid_argument,
+                         "DataLoader: the transform returned a batch with undefined targets (batch 0)");
 }
 
 // --- splits ---

@@ -8,6 +8,7 @@
 #include "tapegrad/data/idx.hpp"
 #include "tapegrad/data/scaler.hpp"
 #include "tapegrad/data/text.hpp"
+#include "tapegrad/data/transforms.hpp"
 #include "tapegrad/dtype.hpp"
 #include "tapegrad/error.hpp"
 #include "tapegrad/functional.hpp"

@@ -18,6 +18,10 @@ std::uint64_t mix(std::uint64_t x) {
   return x ^ (x >> 31);
 }
 
+// Keeps the transforms' generator keys apart from the shuffling seeds
+// derived from the same user seed.
+constexpr std::uint64_t kTransformSalt = 0x7472616e73666f72ULL;  // "transfor"
+
 }  // namespace
 
 std::int64_t parse_batch_size(const std::string& text) {
@@ -31,8 +35,7 @@ std::int64_t parse_batch_size(const std::string& text) {
   return value;
 }
 
-DataLoader::DataLoader(Dataset dataset, DataLoaderOptions options)
-    : dataset_(std::move(dataset)), options_(options) {
+DataLoader::DataLoader(Dataset dataset, DataLoaderOptions options) : dataset_(std::move(dataset)), options_(options) {
   if (options_.batch_size < 0) {
     throw_invalid("DataLoader", "batch_size must be positive, or kFullBatch (0) for the whole data set; got ",
                   options_.batch_size);
@@ -80,9 +83,7 @@ std::int64_t DataLoader::num_batches() const {
   return options_.drop_last ? n / b : (n + b - 1) / b;
 }
 
-std::int64_t DataLoader::num_samples() const {
-  return std::min(shard_size(), num_batches() * batch_size());
-}
+std::int64_t DataLoader::num_samples() const { return std::min(shard_size(), num_batches() * batch_size()); }
 
 DataLoader::Iterator DataLoader::begin() {
   if (options_.shuffle) {
@@ -98,7 +99,27 @@ Batch DataLoader::batch(std::int64_t index) const {
   }
   const std::int64_t start = index * batch_size();
   const std::int64_t count = std::min(batch_size(), shard_size() - start);
-  return dataset_.gather(order_.data() + start, count);
+  Batch gathered = dataset_.gather(order_.data() + start, count);
+  if (!options_.transform) return gathered;
+  // One Philox stream per batch, keyed by (seed, epoch, rank): random
+  // access to batches stays reproducible, and ranks augment differently.
+  const std::uint64_t key = mix(mix(mix(options_.seed ^ kTransformSalt) ^ static_cast<std::uint64_t>(epoch_)) ^
+                                static_cast<std::uint64_t>(options_.rank));
+  Generator generator(key, static_cast<std::uint64_t>(index));
+  Batch out;
+  {
+    const GeneratorScope scope(generator);
+    out = options_.transform(std::move(gathered), generator);
+  }
+  if (!out.inputs.defined() || !out.targets.defined()) {
+    throw_invalid("DataLoader", "the transform returned a batch with undefined ",
+                  out.inputs.defined() ? "targets" : "inputs", " (batch ", index, ")");
+  }
+  if (out.inputs.dim() == 0 || out.targets.dim() == 0 || out.inputs.shape(0) != out.targets.shape(0)) {
+    throw_invalid("DataLoader", "the transform returned inputs ", out.inputs.shape().str(), " and targets ",
+                  out.targets.shape().str(), ", which need one first extent (the batch's samples)");
+  }
+  return out;
 }
 
 const Batch& DataLoader::Iterator::operator*() const {

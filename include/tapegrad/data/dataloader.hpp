@@ -7,17 +7,37 @@
 //
 // batch_size 1 is pattern mode (online SGD), N > 1 mini-batches, and
 // kFullBatch (0) the whole data set as one batch (full-batch gradient descent).
+//
+// A transform (data/transforms.hpp has ready-made ones) is applied to every
+// batch as it is yielded, e.g. random shifts of training images:
+//
+//   DataLoader loader(train, {.batch_size = 64, .shuffle = true, .seed = 1,
+//                             .transform = random_shift(28, 28, 2)});
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <iterator>
 #include <string>
 #include <vector>
 
 #include "tapegrad/data/dataset.hpp"
+#include "tapegrad/random.hpp"
 
 namespace tapegrad::data {
 
 inline constexpr std::int64_t kFullBatch = 0;
+
+// A function of one batch (its rows already gathered, so it may change them
+// in place) returning the batch to yield: augmentation, noise, any per-batch
+// preprocessing. It may change the batch's shapes, even its sample count,
+// as long as inputs and targets keep one first extent. `generator` is the
+// batch's own: seeded from the loader's seed, the epoch, the batch's index
+// and the rank alone, so a batch's random draws do not depend on which
+// batches were read before it or how often (batch(k) twice gives the same
+// batch), and a run is reproduced by its seed. It is also the thread's
+// current generator while the transform runs, so rand(), randn() and
+// dropout inside it draw from it too.
+using BatchTransform = std::function<Batch(Batch batch, Generator& generator)>;
 
 struct DataLoaderOptions {
   std::int64_t batch_size = 32;  // 1: pattern mode; kFullBatch (0): everything at once
@@ -35,6 +55,8 @@ struct DataLoaderOptions {
   // size.
   std::int64_t rank = 0;
   std::int64_t num_replicas = 1;
+  // Applied to every batch the loader yields; empty: batches as gathered.
+  BatchTransform transform{};
 };
 
 // "all" or "full" -> kFullBatch, otherwise a non-negative integer; for
@@ -86,7 +108,8 @@ class DataLoader {
   std::int64_t num_samples() const;
   // Epochs started so far (calls to begin()).
   std::int64_t epoch() const { return epoch_; }
-  // Batch `index` of the current epoch (a copy of its rows).
+  // Batch `index` of the current epoch (a copy of its rows), transformed
+  // when the options hold a transform.
   Batch batch(std::int64_t index) const;
   // The sample order of the current epoch (this rank's share of it).
   const std::vector<std::int64_t>& order() const { return order_; }
