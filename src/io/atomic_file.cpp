@@ -15,13 +15,12 @@
 #include <system_error>
 #include <vector>
 
+#include "io/errno_text.hpp"
 #include "tapegrad/error.hpp"
 
 namespace tapegrad::io {
 
 namespace {
-
-std::string errno_text(int error) { return std::generic_category().message(error); }
 
 class FileSink final : public Sink {
  public:

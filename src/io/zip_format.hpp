@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <system_error>
 
 #include "tapegrad/error.hpp"
 
@@ -51,8 +50,6 @@ inline std::uint32_t get32(const unsigned char* p) {
 // A name from a file, fit for a message: quoted, control bytes escaped,
 // capped in length (a hostile archive may hold anything there).
 inline std::string printable(std::string_view text) { return tapegrad::detail::quoted_for_message(text, 200); }
-
-inline std::string errno_text(int error) { return std::generic_category().message(error); }
 
 // CRC-32 as ZIP defines it (zlib's), chained: crc32(b, crc32(a)) is the CRC
 // of a then b.

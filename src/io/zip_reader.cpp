@@ -12,6 +12,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "io/errno_text.hpp"
 #include "io/zip_format.hpp"
 
 namespace tapegrad::io::zip {
