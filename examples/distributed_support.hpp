@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <tapegrad/tapegrad.hpp>
 #ifdef TAPEGRAD_WITH_DIST
 #include <tapegrad/dist.hpp>
@@ -42,6 +43,15 @@ class Distributed {
     if (enabled_) return tapegrad::dist::world_size();
 #endif
     return 1;
+  }
+
+  // This rank's share of the global --batch-size, which must split evenly.
+  std::int64_t local_batch(std::int64_t global) const {
+    if (global % size() != 0) {
+      throw std::invalid_argument("--batch-size " + std::to_string(global) + " does not split over " +
+                                  std::to_string(size()) + " ranks (it is the global batch)");
+    }
+    return global / size();
   }
 
   // Rank r draws from stream r (dropout differs between ranks); one process

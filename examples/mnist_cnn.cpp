@@ -197,12 +197,9 @@ int run(int argc, char** argv) {
   cnn.channels2 = channels[1];
   const bool pictures = !no_pictures;
   const auto& [data_dir, epochs, max_shift, val_fraction, max_train, seed, out_dir, min_accuracy, quiet, capture,
-               distributed] = common;
+               distributed, prefetch] = common;
   examples::Distributed world(distributed, capture);
-  if (batch_size % world.size() != 0) {
-    throw std::invalid_argument("--batch-size " + std::to_string(batch_size) + " does not split over " +
-                                std::to_string(world.size()) + " ranks (it is the global batch)");
-  }
+  const std::int64_t local_batch = world.local_batch(batch_size);
   const bool print = !quiet && world.rank() == 0;
 
   world.manual_seed(seed);
@@ -235,11 +232,12 @@ int run(int argc, char** argv) {
   const examples::TrainingResult trained =
       examples::train_classifier(*model, optimizer, schedule.get(), fit_set, val_set,
                                  {.epochs = epochs,
-                                  .batch_size = batch_size / world.size(),
+                                  .batch_size = local_batch,
                                   .seed = seed,
                                   .max_shift = max_shift,
                                   .side = 28,
                                   .quiet = !print,
+                                  .prefetch = prefetch,
                                   .capture = capture,
                                   .rank = world.rank(),
                                   .replicas = world.size(),

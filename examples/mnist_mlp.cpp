@@ -66,13 +66,10 @@ int run(int argc, char** argv) {
   if (!cli.parse(argc, argv)) return 0;
   if (lr_option->count() == 0) lr = default_lr(optimizer_name);
   const auto& [data_dir, epochs, max_shift, val_fraction, max_train, seed, out_dir, min_accuracy, quiet, capture,
-               distributed] = common;
+               distributed, prefetch] = common;
 
   examples::Distributed world(distributed, capture);
-  if (batch_size % world.size() != 0) {
-    throw std::invalid_argument("--batch-size " + std::to_string(batch_size) + " does not split over " +
-                                std::to_string(world.size()) + " ranks (it is the global batch)");
-  }
+  const std::int64_t local_batch = world.local_batch(batch_size);
   const bool print = !quiet && world.rank() == 0;
   world.manual_seed(seed);
   data::MnistData mnist = data::load_mnist(data_dir, {.flatten = true});
@@ -113,11 +110,12 @@ int run(int argc, char** argv) {
   const examples::TrainingResult trained =
       examples::train_classifier(*model, *optimizer, schedule.get(), fit_set, val_set,
                                  {.epochs = epochs,
-                                  .batch_size = batch_size / world.size(),
+                                  .batch_size = local_batch,
                                   .seed = seed,
                                   .max_shift = max_shift,
                                   .side = side,
                                   .quiet = !print,
+                                  .prefetch = prefetch,
                                   .capture = capture,
                                   .rank = world.rank(),
                                   .replicas = world.size(),

@@ -1,12 +1,11 @@
 #pragma once
 // What the two MNIST examples (mnist_mlp, mnist_cnn) share: their common
-// flags, a random training subset, the random shifts that augment training images, loss
-// and accuracy over a data set and the training loop.
+// flags, a random training subset, loss and accuracy over a data set and
+// the training loop (whose loader shifts the training images at random).
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
-#include <random>
 #include <string>
 #include <tapegrad/tapegrad.hpp>
 #include <vector>
@@ -30,6 +29,7 @@ struct MnistFlags {
   bool quiet = false;
   bool capture = false;
   bool distributed = false;
+  std::int64_t prefetch = 0;
 };
 
 inline void add_mnist_flags(CommandLine& cli, MnistFlags& f) {
@@ -50,6 +50,9 @@ inline void add_mnist_flags(CommandLine& cli, MnistFlags& f) {
            "data-parallel over MPI: run as scripts/mpirun -n P build/examples/<example> --distributed; each rank "
            "trains on its shard with batch-size / P samples per step (the batch stays the global one), gradients "
            "averaged over the ranks; rank 0 prints and writes the outputs");
+  cli.integer("--prefetch", f.prefetch,
+              "make up to N batches ahead (gather and shift) on a worker thread while the step runs (0 = off)",
+              std::int64_t{0});
 }
 
 // `count` samples of `set` chosen at random (all of it when count is 0 or
@@ -61,35 +64,6 @@ inline tapegrad::data::Dataset random_subset(const tapegrad::data::Dataset& set,
   std::vector<std::int64_t> chosen = tapegrad::data::random_permutation(set.size(), seed);
   chosen.resize(static_cast<std::size_t>(count));
   return set.subset(chosen);
-}
-
-// Data augmentation: each training image (side x side pixels, stored
-// contiguously, whatever the tensor's shape: [N, side²] or [N, 1, side,
-// side]) moved by a random whole-pixel offset in [-max_shift, max_shift]²
-// (zeros shifted in). Handwriting is never centred exactly; the net learns
-// that position does not matter.
-inline tapegrad::Tensor random_shifts(const tapegrad::Tensor& images, std::int64_t side, int max_shift,
-                                      std::mt19937_64& generator) {
-  const std::int64_t batch = images.shape(0);
-  tapegrad::Tensor shifted = tapegrad::zeros(images.shape(), images.dtype());
-  std::uniform_int_distribution<int> offset(-max_shift, max_shift);
-  const float* in = images.data<float>();
-  float* out = shifted.data<float>();
-  for (std::int64_t b = 0; b < batch; ++b) {
-    const int dy = offset(generator);
-    const int dx = offset(generator);
-    const float* src = in + b * side * side;
-    float* dst = out + b * side * side;
-    for (std::int64_t y = 0; y < side; ++y) {
-      const std::int64_t sy = y - dy;
-      if (sy < 0 || sy >= side) continue;
-      for (std::int64_t x = 0; x < side; ++x) {
-        const std::int64_t sx = x - dx;
-        if (sx >= 0 && sx < side) dst[y * side + x] = src[sy * side + sx];
-      }
-    }
-  }
-  return shifted;
 }
 
 // Loss and accuracy over a whole data set, in evaluation mode, in batches
@@ -112,9 +86,10 @@ struct TrainingOptions {
   std::int64_t epochs = 1;
   std::int64_t batch_size = 64;
   std::uint64_t seed = 1;
-  int max_shift = 0;       // random_shifts of up to this many pixels (0: none)
+  int max_shift = 0;       // data::random_shift of up to this many pixels (0: none)
   std::int64_t side = 28;  // of the square images, for the shifts
   bool quiet = false;
+  std::int64_t prefetch = 0;  // DataLoaderOptions::prefetch
   // Record the step once and replay it (capture.hpp); the smaller last
   // batch of an epoch gets a program of its own.
   bool capture = false;
@@ -144,10 +119,18 @@ inline TrainingResult train_classifier(tapegrad::nn::Module& model, tapegrad::op
                                        tapegrad::optim::LRScheduler* schedule, const tapegrad::data::Dataset& fit,
                                        const tapegrad::data::Dataset& val, const TrainingOptions& o) {
   using namespace tapegrad;
-  // Each rank shifts its own images differently.
-  std::mt19937_64 augment_generator(o.seed + static_cast<std::uint64_t>(o.rank));
+  // Handwriting is never centred exactly: moving each training image by a
+  // few pixels teaches the net that position does not matter. The shifts
+  // are drawn per batch from (seed, epoch, rank, batch): each rank shifts
+  // its own images differently.
   data::DataLoader loader(
-      fit, {.batch_size = o.batch_size, .shuffle = true, .seed = o.seed, .rank = o.rank, .num_replicas = o.replicas});
+      fit, {.batch_size = o.batch_size,
+            .shuffle = true,
+            .seed = o.seed,
+            .rank = o.rank,
+            .num_replicas = o.replicas,
+            .transform = o.max_shift > 0 ? data::random_shift(o.side, o.side, o.max_shift) : data::BatchTransform{},
+            .prefetch = o.prefetch});
   auto forward = [&](const Tensor& x) { return o.train_forward ? o.train_forward(x) : model(x); };
   train::Progress progress({.mode = o.quiet ? train::ProgressMode::Quiet : train::ProgressMode::Auto});
   TrainingResult result;
@@ -166,8 +149,7 @@ inline TrainingResult train_classifier(tapegrad::nn::Module& model, tapegrad::op
     model.train();
     progress.begin_epoch(epoch, o.epochs, loader.num_batches());
     std::int64_t correct = 0;
-    for (const auto& [x, y] : loader) {
-      const Tensor inputs = o.max_shift > 0 ? random_shifts(x, o.side, o.max_shift, augment_generator) : x;
+    for (const auto& [inputs, y] : loader) {
       double loss = 0;
       if (o.capture) {
         const std::vector<Tensor> out = captured_step({inputs, y});
@@ -182,8 +164,8 @@ inline TrainingResult train_classifier(tapegrad::nn::Module& model, tapegrad::op
         loss = batch_loss.item();
         correct += train::count_correct(logits, y);
       }
-      progress.step(x.shape(0), loss);
-      result.samples += x.shape(0);
+      progress.step(inputs.shape(0), loss);
+      result.samples += inputs.shape(0);
     }
     const double train_accuracy = static_cast<double>(correct) / static_cast<double>(progress.samples());
     const Evaluation v = evaluate(model, val);

@@ -316,45 +316,6 @@ TEST_CASE("a custom op whose closure captures its own output is refused, naming 
   require_gradcheck([&](auto& in) { return square(in[0]); }, {x});
 }
 
-TEST_CASE("release_cached_memory hands the pool's blocks back after a large graph", "[autograd]") {
-  Tensor x = leaf({0.5});
-  {
-    Tensor y = x;
-    for (int i = 0; i < 20000; ++i) y = tanh(y);
-    y.backward();
-  }
-  // Sanitizer builds cache nothing, so that use-after-free is caught.
-  if (detail::pool_enabled()) CHECK(cached_memory_bytes() > 20000 * 64);
-  release_cached_memory();
-  CHECK(cached_memory_bytes() == 0);
-  CHECK(tanh(x).defined());  // and allocation carries on
-}
-
-TEST_CASE("large buffers are reused by size, and the oldest go first past the cap", "[autograd]") {
-  if (!detail::pool_enabled()) return;  // sanitizer builds cache nothing
-  release_cached_memory();
-  const void* first = nullptr;
-  {
-    Tensor big = empty({1000, 1000});  // 4 MB, above the size classes
-    first = big.raw_data();
-  }
-  CHECK(cached_memory_bytes() >= 4000000);
-  {
-    Tensor again = empty({1000, 1000});  // the same size: the same block
-    CHECK(again.raw_data() == first);
-    CHECK(cached_memory_bytes() < 4000000);
-  }
-  // 300 blocks of 1.5 MB each would pass the 256 MiB cap: the cache stays under it.
-  {
-    std::vector<Tensor> many;
-    for (int i = 0; i < 300; ++i) many.push_back(empty({375000 + 16384 * i}));
-  }
-  CHECK(cached_memory_bytes() <= std::size_t{256} << 20);
-  CHECK(cached_memory_bytes() > std::size_t{200} << 20);
-  release_cached_memory();
-  CHECK(cached_memory_bytes() == 0);
-}
-
 // ---------------------------------------------------------------- any order
 
 TEST_CASE("allocated_memory_bytes counts the tensor data a graph keeps alive", "[autograd]") {

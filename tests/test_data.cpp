@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -14,11 +15,14 @@
 #include <map>
 #include <numeric>
 #include <set>
+#include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support.hpp"
 #include "tapegrad/io/checkpoint.hpp"
+#include "tapegrad/memory.hpp"
 
 using namespace tapegrad;
 using namespace tapegrad::data;
@@ -1174,6 +1178,107 @@ TEST_CASE("transform errors name the transform, the shapes and the sizes", "[dat
   DataLoader lost(d, {.transform = [](Batch batch, Generator&) { return Batch{batch.inputs, Tensor{}}; }});
   REQUIRE_THROWS_MESSAGE(*lost.begin(), std::invalid_argument,
                          "DataLoader: the transform returned a batch with undefined targets (batch 0)");
+}
+
+// --- prefetching ---
+
+TEST_CASE("a prefetching loader yields the batches the plain one does, made on a worker thread",
+          "[data][loader][prefetch]") {
+  const Dataset d = pictures(50, 2);
+  const auto caller = std::this_thread::get_id();
+  std::atomic<int> on_worker{0};
+  const BatchTransform noisy = [&](Batch batch, Generator&) {
+    if (std::this_thread::get_id() != caller) ++on_worker;
+    batch.inputs = batch.inputs + rand(batch.inputs.shape(), DType::Float64);
+    return batch;
+  };
+  for (const std::int64_t depth : {1, 2, 7}) {
+    DataLoaderOptions options{
+        .batch_size = 8, .shuffle = true, .seed = 3, .transform = compose({random_shift(3, 4, 1), noisy})};
+    DataLoader plain(d, options);
+    options.prefetch = depth;
+    DataLoader ahead(d, options);
+    on_worker = 0;
+    for (int epoch = 0; epoch < 3; ++epoch) {
+      const auto expected = epoch_inputs(plain);
+      CHECK(epoch_inputs(ahead) == expected);
+    }
+    CHECK(on_worker == 3 * ahead.num_batches());
+  }
+}
+
+TEST_CASE("a prefetching worker stays at most `prefetch` batches ahead, and stops when the caller leaves",
+          "[data][loader][prefetch]") {
+  const Dataset d = pictures(40, 1);
+  std::atomic<std::int64_t> started{0};
+  const BatchTransform counting = [&](Batch batch, Generator&) {
+    ++started;
+    return batch;
+  };
+  DataLoader loader(d, {.batch_size = 2, .transform = counting, .prefetch = 3});
+  std::int64_t taken = 0;
+  for (const Batch& batch : loader) {
+    ++taken;
+    CHECK(batch.inputs.shape(0) == 2);
+    // The worker makes batch i only while fewer than 3 wait, and the
+    // caller holds batch taken - 1: it can have started batches up to
+    // taken + 2 at most.
+    CHECK(started.load() <= taken + 3);
+    if (taken == 5) break;
+  }
+  // A new epoch stops the old worker; leaving it early again, then dropping
+  // the loader mid-epoch, joins the worker (the test would hang otherwise).
+  started = 0;
+  auto it = loader.begin();
+  CHECK(it->inputs.shape(0) == 2);
+  ++it;
+  ++it;
+  ++it;  // skipped batches are dropped, not waited for twice
+  CHECK(it->inputs.to_vector() == loader.batch(3).inputs.to_vector());
+  // A copy has no worker of its own and reads the same epoch.
+  const DataLoader copy = loader;
+  CHECK(copy.batch(3).inputs.to_vector() == it->inputs.to_vector());
+}
+
+TEST_CASE("a prefetching loader rethrows a batch's exception at that batch, and the batches before it arrive",
+          "[data][loader][prefetch][errors]") {
+  const Dataset d = pictures(10, 1);
+  const BatchTransform fails_at_three = [](Batch batch, Generator&) {
+    if (batch.targets.to_vector().front() == 6) throw std::runtime_error("bad batch starting at sample 6");
+    return batch;
+  };
+  DataLoader loader(d, {.batch_size = 2, .transform = fails_at_three, .prefetch = 2});
+  std::vector<double> firsts;
+  REQUIRE_THROWS_MESSAGE(
+      [&] {
+        for (const Batch& batch : loader) firsts.push_back(batch.targets.to_vector().front());
+      }(),
+      std::runtime_error, "bad batch starting at sample 6");
+  CHECK(firsts == std::vector<double>{0, 2, 4});
+  // Skipping the failed batch reads the ones after it, as the plain loader does.
+  auto it = loader.begin();
+  for (int k = 0; k < 4; ++k) ++it;
+  CHECK(it->targets.to_vector().front() == 8);
+  REQUIRE_THROWS_MESSAGE(DataLoader(d, {.prefetch = -1}), std::invalid_argument,
+                         "DataLoader: prefetch must be non-negative (0: no worker thread), got -1");
+}
+
+TEST_CASE("batches made on the worker and freed by the caller do not pile up in the caller's cache",
+          "[data][loader][prefetch][memory]") {
+  if (!tapegrad::detail::pool_enabled()) return;  // sanitizer builds cache nothing
+  release_cached_memory();
+  // 64 images of 28x28 per batch (200 KB), 100 batches an epoch, 10 epochs:
+  // 200 MB made on the worker and freed here.
+  const Dataset d(zeros({6400, 784}), zeros({6400}, DType::Int64));
+  DataLoader loader(d, {.batch_size = 64, .shuffle = true, .prefetch = 2});
+  std::size_t most_cached = 0;
+  for (int epoch = 0; epoch < 10; ++epoch) {
+    for (const Batch& batch : loader) {
+      CHECK(batch.inputs.shape(0) == 64);
+      most_cached = std::max(most_cached, cached_memory_bytes());
+    }
+  }
+  CHECK(most_cached < std::size_t{16} << 20);
 }
 
 // --- splits ---

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <utility>
 
+#include "prefetcher.hpp"
 #include "tapegrad/error.hpp"
 
 namespace tapegrad::data {
@@ -46,10 +47,33 @@ DataLoader::DataLoader(Dataset dataset, DataLoaderOptions options) : dataset_(st
   if (options_.rank < 0 || options_.rank >= options_.num_replicas) {
     throw_invalid("DataLoader", "rank ", options_.rank, " is not in [0, ", options_.num_replicas, ")");
   }
+  if (options_.prefetch < 0) {
+    throw_invalid("DataLoader", "prefetch must be non-negative (0: no worker thread), got ", options_.prefetch);
+  }
   std::vector<std::int64_t> identity(static_cast<std::size_t>(dataset_.size()));
   for (std::size_t i = 0; i < identity.size(); ++i) identity[i] = static_cast<std::int64_t>(i);
   shard(identity);
 }
+
+DataLoader::DataLoader(const DataLoader& other)
+    : dataset_(other.dataset_), options_(other.options_), order_(other.order_), epoch_(other.epoch_) {}
+
+DataLoader& DataLoader::operator=(const DataLoader& other) {
+  if (this != &other) {
+    prefetcher_.reset();
+    dataset_ = other.dataset_;
+    options_ = other.options_;
+    order_ = other.order_;
+    epoch_ = other.epoch_;
+  }
+  return *this;
+}
+
+// The worker shares nothing with the loader object (it holds its own copy),
+// so a running one moves with it.
+DataLoader::DataLoader(DataLoader&& other) noexcept = default;
+DataLoader& DataLoader::operator=(DataLoader&& other) noexcept = default;
+DataLoader::~DataLoader() = default;
 
 std::int64_t DataLoader::shard_size() const {
   const std::int64_t n = dataset_.size();
@@ -90,7 +114,20 @@ DataLoader::Iterator DataLoader::begin() {
     shard(random_permutation(dataset_.size(), mix(options_.seed ^ mix(static_cast<std::uint64_t>(epoch_)))));
   }
   ++epoch_;
+  prefetcher_.reset();  // the last epoch's worker, if the caller left it early
+  if (options_.prefetch > 0 && num_batches() > 0) {
+    DataLoader epoch = *this;
+    epoch.options_.prefetch = 0;
+    prefetcher_ = std::make_unique<detail::Prefetcher>(std::move(epoch), options_.prefetch);
+  }
   return Iterator(this, 0);
+}
+
+Batch DataLoader::next_batch(std::int64_t index) const {
+  if (prefetcher_) {
+    if (std::optional<Batch> made = prefetcher_->take(index)) return std::move(*made);
+  }
+  return batch(index);
 }
 
 Batch DataLoader::batch(std::int64_t index) const {
@@ -124,7 +161,7 @@ Batch DataLoader::batch(std::int64_t index) const {
 
 const Batch& DataLoader::Iterator::operator*() const {
   if (!loaded_) {
-    batch_ = loader_->batch(index_);
+    batch_ = loader_->next_batch(index_);
     loaded_ = true;
   }
   return batch_;

@@ -9,14 +9,16 @@
 // kFullBatch (0) the whole data set as one batch (full-batch gradient descent).
 //
 // A transform (data/transforms.hpp has ready-made ones) is applied to every
-// batch as it is yielded, e.g. random shifts of training images:
+// batch as it is yielded, e.g. random shifts of training images, and
+// .prefetch makes the next batches on a worker thread meanwhile:
 //
 //   DataLoader loader(train, {.batch_size = 64, .shuffle = true, .seed = 1,
-//                             .transform = random_shift(28, 28, 2)});
+//                             .transform = random_shift(28, 28, 2), .prefetch = 2});
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <iterator>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -57,7 +59,21 @@ struct DataLoaderOptions {
   std::int64_t num_replicas = 1;
   // Applied to every batch the loader yields; empty: batches as gathered.
   BatchTransform transform{};
+  // Batches made ahead on a worker thread while the caller trains on the
+  // current one (gathering rows and the transform): 0 makes each batch on
+  // the caller's thread when the iterator reaches it; N > 0 keeps up to N
+  // finished batches waiting. The batches are the same either way (each is
+  // a function of seed, epoch, rank and index). The worker starts with each
+  // epoch (begin()), sleeps when it is N ahead, and is stopped and joined
+  // by the next begin() or the loader's end; an exception from a batch is
+  // rethrown when the iterator reaches that batch. The transform then runs
+  // on the worker: it must not touch what the training thread changes.
+  std::int64_t prefetch = 0;
 };
+
+namespace detail {
+class Prefetcher;
+}
 
 // "all" or "full" -> kFullBatch, otherwise a non-negative integer; for
 // command-line flags. Throws std::invalid_argument naming the text.
@@ -90,9 +106,16 @@ class DataLoader {
     mutable bool loaded_ = false;
   };
 
-  // Throws std::invalid_argument for a negative batch size, or a rank not
-  // in [0, num_replicas).
+  // Throws std::invalid_argument for a negative batch size or prefetch, or
+  // a rank not in [0, num_replicas).
   explicit DataLoader(Dataset dataset, DataLoaderOptions options = {});
+  // A copy has the original's data set, options, epoch and order, and no
+  // worker until its own begin().
+  DataLoader(const DataLoader& other);
+  DataLoader& operator=(const DataLoader& other);
+  DataLoader(DataLoader&& other) noexcept;
+  DataLoader& operator=(DataLoader&& other) noexcept;
+  ~DataLoader();
 
   // Starts a new epoch (a fresh order when shuffling) and returns its first batch.
   Iterator begin();
@@ -124,8 +147,14 @@ class DataLoader {
   void shard(const std::vector<std::int64_t>& permutation);
   std::int64_t shard_size() const;
 
+  // Batch `index` from the worker when one runs and has it, else made here.
+  Batch next_batch(std::int64_t index) const;
+
   std::vector<std::int64_t> order_;
   std::int64_t epoch_ = 0;
+  // The current epoch's worker (options_.prefetch > 0); mutable because
+  // iterators, which see a const loader, take their batches from it.
+  mutable std::unique_ptr<detail::Prefetcher> prefetcher_;
 };
 
 }  // namespace tapegrad::data

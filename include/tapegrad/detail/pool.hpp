@@ -1,6 +1,8 @@
 #pragma once
 // Implementation detail (public only because record_op is a template that
-// allocates nodes): a thread-local cache of freed blocks, by size class.
+// allocates nodes): a thread-local cache of freed blocks, by size class,
+// over one cache shared by all threads (large blocks, and what a thread
+// frees beyond its own demand: see SharedCache in pool.cpp).
 //
 // A recorded graph keeps thousands of small blocks alive (tensors, nodes,
 // buffers) and frees them together after backward; glibc's malloc then
@@ -19,9 +21,10 @@ void* pool_allocate(std::size_t bytes);
 // Returns a block from pool_allocate; `bytes` must be the size asked for.
 void pool_free(void* block, std::size_t bytes) noexcept;
 
-// Bytes the calling thread's cache holds in freed blocks (at most 256 MiB).
+// Bytes held in freed blocks by the calling thread's cache and the shared
+// cache (at most 256 MiB each).
 std::size_t pool_cached_bytes() noexcept;
-// Frees the calling thread's cached blocks and asks the C library to give
+// Frees the calling thread's cached blocks and the shared cache's, and asks the C library to give
 // freed memory back to the system (release_cached_memory() in memory.hpp).
 void pool_release() noexcept;
 // False in AddressSanitizer builds, where every block goes straight back
