@@ -35,6 +35,7 @@ void bench_conv_layer() {
   std::vector<float> col(patch * columns, 0.5f), rows(o * columns, 0.25f), dcol(patch * columns), dw(o * patch);
   const float* wv = weight.data<float>();
   auto raw = [&] {
+    const OpenBlasThreads all(num_threads());
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, o, columns, patch, 1, wv, patch, col.data(), columns, 0,
                 rows.data(), columns);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, patch, columns, o, 1, wv, patch, rows.data(), columns, 0,

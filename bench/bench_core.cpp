@@ -39,6 +39,7 @@ void bench_matmul() {
   std::vector<float> c(n * n), da(n * n), db(n * n), dc(n * n, 1.0f);
   const float* av = a.data<float>();
   const float* bv = b.data<float>();
+  const OpenBlasThreads all(num_threads());
   const Timing raw = measure(
       [&] {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, av, n, bv, n, 0, c.data(), n);

@@ -107,11 +107,15 @@ StepLimit mlp_step_limit(std::int64_t batch) {
   };
   // OpenBLAS at its own thread count and at one thread: small products run
   // faster on one (as tapegrad runs them), so the floor is the faster.
-  const int threads = openblas_get_num_threads();
-  const double threaded = measure(products, 5, 20, 0.5).median;
-  openblas_set_num_threads(1);
-  const double serial = measure(products, 5, 20, 0.5).median;
-  openblas_set_num_threads(threads);
+  double threaded = 0, serial = 0;
+  {
+    const OpenBlasThreads all(num_threads());
+    threaded = measure(products, 5, 20, 0.5).median;
+  }
+  {
+    const OpenBlasThreads one(1);
+    serial = measure(products, 5, 20, 0.5).median;
+  }
   StepLimit limit;
   limit.gemm_seconds = std::min(threaded, serial);
   const double adam_bytes = 7.0 * 4.0 * static_cast<double>(parameters);

@@ -2,6 +2,8 @@
 // A small benchmark harness: warm-up, repeats, median. Google Benchmark
 // would do, but the comparison script wants one plain line per workload
 // from both engines, and this keeps the two harnesses alike.
+#include <cblas.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -10,6 +12,21 @@
 #include <vector>
 
 namespace tapegrad::bench {
+
+// OpenBLAS told to run `threads` threads while this lives, then what it ran
+// before. tapegrad keeps OpenBLAS at one thread and splits big products
+// over its own pool (ops/blas.cpp), so a raw CBLAS call timed as the
+// machine's limit has to ask for the threads itself.
+class OpenBlasThreads {
+ public:
+  explicit OpenBlasThreads(int threads) : before_(openblas_get_num_threads()) { openblas_set_num_threads(threads); }
+  ~OpenBlasThreads() { openblas_set_num_threads(before_); }
+  OpenBlasThreads(const OpenBlasThreads&) = delete;
+  OpenBlasThreads& operator=(const OpenBlasThreads&) = delete;
+
+ private:
+  int before_;
+};
 
 struct Timing {
   double median = 0;  // seconds per call

@@ -33,8 +33,10 @@ int main(int argc, char** argv) {
   };
   tapegrad::manual_seed(0);
   // The setting every result below ran with (see tapegrad/threads.hpp).
-  std::printf("# threads=%d parallel_gemm_work=%lld\n", tapegrad::num_threads(),
-              static_cast<long long>(tapegrad::kParallelGemmWork));
+  const char* split = std::getenv("TAPEGRAD_BLAS_THREADS");
+  std::printf("# threads=%d parallel_gemm_work=%lld gemm_split=%s\n", tapegrad::num_threads(),
+              static_cast<long long>(tapegrad::kParallelGemmWork),
+              split != nullptr && std::string(split) == "openblas" ? "openblas" : "pool");
   std::printf("# conv_backends=%s\n", tapegrad::onednn_available() ? "im2col,onednn" : "im2col");
   // Which kernels OpenBLAS runs: machines that set OPENBLAS_CORETYPE (older
   // builds miscompute on some newer processors) get e.g. Haswell's AVX2

@@ -1183,7 +1183,7 @@ TEST_CASE("transform errors name the transform, the shapes and the sizes", "[dat
 // --- prefetching ---
 
 TEST_CASE("a prefetching loader yields the batches the plain one does, made on a worker thread",
-          "[data][loader][prefetch]") {
+          "[data][loader][prefetch][threads]") {
   const Dataset d = pictures(50, 2);
   const auto caller = std::this_thread::get_id();
   std::atomic<int> on_worker{0};
@@ -1208,7 +1208,7 @@ TEST_CASE("a prefetching loader yields the batches the plain one does, made on a
 }
 
 TEST_CASE("a prefetching worker stays at most `prefetch` batches ahead, and stops when the caller leaves",
-          "[data][loader][prefetch]") {
+          "[data][loader][prefetch][threads]") {
   const Dataset d = pictures(40, 1);
   std::atomic<std::int64_t> started{0};
   const BatchTransform counting = [&](Batch batch, Generator&) {
@@ -1241,7 +1241,7 @@ TEST_CASE("a prefetching worker stays at most `prefetch` batches ahead, and stop
 }
 
 TEST_CASE("a prefetching loader rethrows a batch's exception at that batch, and the batches before it arrive",
-          "[data][loader][prefetch][errors]") {
+          "[data][loader][prefetch][threads][errors]") {
   const Dataset d = pictures(10, 1);
   const BatchTransform fails_at_three = [](Batch batch, Generator&) {
     if (batch.targets.to_vector().front() == 6) throw std::runtime_error("bad batch starting at sample 6");
@@ -1264,7 +1264,7 @@ TEST_CASE("a prefetching loader rethrows a batch's exception at that batch, and 
 }
 
 TEST_CASE("batches made on the worker and freed by the caller do not pile up in the caller's cache",
-          "[data][loader][prefetch][memory]") {
+          "[data][loader][prefetch][threads][memory]") {
   if (!tapegrad::detail::pool_enabled()) return;  // sanitizer builds cache nothing
   release_cached_memory();
   // 64 images of 28x28 per batch (200 KB), 100 batches an epoch, 10 epochs:

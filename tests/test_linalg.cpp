@@ -1,6 +1,12 @@
+#include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <cstring>
+#include <thread>
+#include <vector>
 #include <xtensor-blas/xlinalg.hpp>
 
+#include "core/parallel.hpp"
 #include "ops/blas.hpp"
 #include "support.hpp"
 #include "tapegrad/xtensor.hpp"
@@ -121,6 +127,79 @@ TEST_CASE("the thread setting is validated and products stay correct at any sett
   set_num_threads(before);
   REQUIRE(one_thread.size() == two_threads.size());
   for (std::size_t i = 0; i < one_thread.size(); i += 97) CHECK(one_thread[i] == Approx(two_threads[i]).epsilon(1e-12));
+}
+
+TEST_CASE("products split over the pool's threads equal one-thread products, for every transpose",
+          "[linalg][threads]") {
+  const int before = num_threads();
+  manual_seed(21);
+  // Split by rows of C (m >= n) and by columns (m < n), with extents that
+  // are not multiples of the 16-element block edge, in both dtypes; the
+  // gradients run the transposed products (dA = dC·Bᵀ, dB = Aᵀ·dC).
+  struct Case {
+    std::int64_t m, k, n;
+  };
+  for (const DType dtype : {DType::Float64, DType::Float32}) {
+    for (const Case c : {Case{301, 70, 203}, Case{70, 301, 251}, Case{1, 4096, 1100}, Case{517, 129, 67}}) {
+      Tensor a = randn({c.m, c.k}, dtype), b = randn({c.k, c.n}, dtype), weights = randn({c.m, c.n}, dtype);
+      a.requires_grad_();
+      b.requires_grad_();
+      std::vector<std::vector<double>> results[2];
+      for (const int threads : {1, 2}) {
+        set_num_threads(threads);
+        const Tensor y = matmul(a, b);
+        sum(y * weights).backward();
+        results[threads - 1] = {y.to_vector(), a.grad().to_vector(), b.grad().to_vector()};
+        a.zero_grad();
+        b.zero_grad();
+      }
+      // float32 blocks may sum in another order than one whole call: rounding only
+      // (a block at the wrong offset would be off by O(1)).
+      const double tolerance = dtype == DType::Float64 ? 1e-12 : 1e-4;
+      for (std::size_t r = 0; r < 3; ++r) {
+        const std::vector<double>& one = results[0][r];
+        const std::vector<double>& two = results[1][r];
+        REQUIRE(one.size() == two.size());
+        double worst = 0;
+        for (std::size_t i = 0; i < one.size(); ++i) {
+          worst = std::max(worst, std::abs(one[i] - two[i]) / (1 + std::abs(one[i])));
+        }
+        CHECK(worst <= tolerance);
+      }
+    }
+  }
+  set_num_threads(before);
+}
+
+TEST_CASE("parallel_parts runs every part once, across threads, nested and from two callers at once",
+          "[linalg][threads]") {
+  const int before = num_threads();
+  set_num_threads(2);
+  auto count_parts = [](int parts) {
+    std::vector<std::atomic<int>> runs(static_cast<std::size_t>(parts));
+    std::atomic<int> nested{0};
+    detail::parallel_parts(parts, [&](int part) {
+      ++runs[static_cast<std::size_t>(part)];
+      // A loop inside a part runs serially on that thread, whole.
+      detail::parallel_parts(3, [&](int) { ++nested; });
+    });
+    bool once = true;
+    for (const auto& r : runs) once = once && r.load() == 1;
+    return once && nested.load() == 3 * parts;
+  };
+  for (const int parts : {1, 2, 3, 7, 64}) CHECK(count_parts(parts));
+  bool first = true, second = true;
+  std::thread a([&] {
+    for (int i = 0; i < 200; ++i) first = count_parts(5) && first;
+  });
+  std::thread b([&] {
+    for (int i = 0; i < 200; ++i) second = count_parts(4) && second;
+  });
+  a.join();
+  b.join();
+  CHECK(first);
+  CHECK(second);
+  set_num_threads(before);
 }
 
 TEST_CASE("linear over zero input features gives the bias, and empty products that would overflow are refused",

@@ -54,7 +54,8 @@ TEST_CASE("large buffers are reused by size, and the oldest go first past the ca
   CHECK(cached_memory_bytes() == 0);
 }
 
-TEST_CASE("blocks one thread makes and another frees go back to the maker, not into the freer's cache", "[memory]") {
+TEST_CASE("blocks one thread makes and another frees go back to the maker, not into the freer's cache",
+          "[memory][threads]") {
   if (!detail::pool_enabled()) return;  // sanitizer builds cache nothing
   release_cached_memory();
   // A producer makes 2,000 batches (a 64x784 float32 image block, 200 KB,
@@ -100,7 +101,7 @@ TEST_CASE("blocks one thread makes and another frees go back to the maker, not i
   CHECK(cached_memory_bytes() == 0);
 }
 
-TEST_CASE("a thread keeps the blocks its own largest graph freed, past the first few", "[memory]") {
+TEST_CASE("a thread keeps the blocks its own largest graph freed, past the first few", "[memory][threads]") {
   if (!detail::pool_enabled()) return;
   release_cached_memory();
   // 5,000 live blocks of one class, freed together: the next round reuses

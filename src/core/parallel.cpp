@@ -36,6 +36,13 @@ bool poll(const Ready& ready) {
 }
 
 // Workers started on first use and kept for the life of the process.
+//
+// A loop's parts are claimed one at a time, by the caller as well as the
+// workers, each thread taking the next part when it finishes one. So a
+// worker that is slow to wake, or preempted on a shared machine before it
+// claims anything, leaves its parts to the caller instead of making it
+// wait: with more parts than threads the loop degrades to the caller's
+// speed rather than to the scheduler's time slice.
 class WorkerPool {
  public:
   static WorkerPool& instance() {
@@ -44,21 +51,22 @@ class WorkerPool {
   }
 
   // False when another loop holds the pool.
-  bool try_run(std::int64_t count, int parts, const std::function<void(std::int64_t, std::int64_t)>& body) {
+  bool try_run(int parts, int threads, const std::function<void(int)>& body) {
     std::unique_lock busy(busy_, std::try_to_lock);
     if (!busy.owns_lock()) return false;
-    start_workers(parts - 1);
+    start_workers(threads - 1);
     body_ = &body;
-    count_ = count;
-    parts_ = parts;
-    unfinished_.store(parts - 1);
-    next_part_.store(1);  // part 0 is the caller's
+    unfinished_.store(parts);
+    // The part count and the next part in one word: a worker still
+    // claiming from the last loop reads that loop's count beside its
+    // index, so it can never take a part of this one by mistake.
+    claim_.store(static_cast<std::uint64_t>(parts) << 32);
     {
       std::lock_guard lock(mutex_);  // a worker between its check and its wait must not miss this
       generation_.fetch_add(1);
     }
     wake_.notify_all();
-    run_part(0);
+    run_parts();
     if (!poll([&] { return unfinished_.load() == 0; })) {
       std::unique_lock lock(mutex_);
       done_.wait(lock, [&] { return unfinished_.load() == 0; });
@@ -67,10 +75,19 @@ class WorkerPool {
   }
 
  private:
-  void run_part(int part) const {
-    const std::int64_t begin = count_ * part / parts_;
-    const std::int64_t end = count_ * (part + 1) / parts_;
-    if (begin < end) (*body_)(begin, end);
+  // Claims and runs parts until none are left. A claimed part keeps the
+  // loop from finishing, so body_ stays valid while it runs.
+  void run_parts() {
+    for (;;) {
+      const std::uint64_t claim = claim_.fetch_add(1);
+      const auto part = static_cast<std::uint32_t>(claim);
+      if (part >= static_cast<std::uint32_t>(claim >> 32)) return;
+      (*body_)(static_cast<int>(part));
+      if (unfinished_.fetch_sub(1) == 1) {
+        std::lock_guard lock(mutex_);  // the caller between its check and its wait must not miss this
+        done_.notify_one();
+      }
+    }
   }
 
   void start_workers(int wanted) {
@@ -87,13 +104,7 @@ class WorkerPool {
         wake_.wait(lock, [&] { return generation_.load() != seen; });
       }
       seen = generation_.load();
-      const int part = next_part_.fetch_add(1);
-      if (part >= parts_) continue;  // the other workers took every part
-      run_part(part);
-      if (unfinished_.fetch_sub(1) == 1) {
-        std::lock_guard lock(mutex_);  // the caller between its check and its wait must not miss this
-        done_.notify_one();
-      }
+      run_parts();
     }
   }
 
@@ -101,11 +112,10 @@ class WorkerPool {
   std::mutex mutex_;
   std::condition_variable wake_, done_;
   std::vector<std::thread> workers_;
-  // Written by the caller before it advances generation_, read by workers after.
-  const std::function<void(std::int64_t, std::int64_t)>* body_ = nullptr;
-  std::int64_t count_ = 0;
-  int parts_ = 0;
-  std::atomic<int> next_part_{0};
+  // Written by the caller before it stores claim_, read by a thread after
+  // a claim that succeeded.
+  const std::function<void(int)>* body_ = nullptr;
+  std::atomic<std::uint64_t> claim_{0};  // parts << 32 | next part
   std::atomic<int> unfinished_{0};
   std::atomic<std::uint64_t> generation_{0};
 };
@@ -114,23 +124,36 @@ thread_local bool t_inside_loop = false;
 
 }  // namespace
 
-void parallel_for(std::int64_t count, std::int64_t min_per_part,
-                  const std::function<void(std::int64_t, std::int64_t)>& body) {
-  if (count <= 0) return;
-  const std::int64_t by_size = count / std::max<std::int64_t>(min_per_part, 1);
-  const int parts = static_cast<int>(std::min<std::int64_t>(num_threads(), by_size));
-  if (parts >= 2 && !t_inside_loop) {
+void parallel_parts(int parts, const std::function<void(int)>& body) {
+  const int threads = std::min(num_threads(), parts);
+  if (threads >= 2 && !t_inside_loop) {
     t_inside_loop = true;
-    const bool ran = WorkerPool::instance().try_run(count, parts, [&](std::int64_t begin, std::int64_t end) {
+    const bool ran = WorkerPool::instance().try_run(parts, threads, [&](int part) {
       const bool outer = t_inside_loop;
       t_inside_loop = true;  // a worker's nested loops run serially
-      body(begin, end);
+      body(part);
       t_inside_loop = outer;
     });
     t_inside_loop = false;
     if (ran) return;
   }
-  body(0, count);
+  for (int part = 0; part < parts; ++part) body(part);
+}
+
+void parallel_for(std::int64_t count, std::int64_t min_per_part,
+                  const std::function<void(std::int64_t, std::int64_t)>& body) {
+  if (count <= 0) return;
+  const std::int64_t by_size = count / std::max<std::int64_t>(min_per_part, 1);
+  const int parts = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(num_threads(), by_size)));
+  if (parts == 1) {
+    body(0, count);
+    return;
+  }
+  parallel_parts(parts, [&](int part) {
+    const std::int64_t begin = count * part / parts;
+    const std::int64_t end = count * (part + 1) / parts;
+    if (begin < end) body(begin, end);
+  });
 }
 
 }  // namespace tapegrad::detail

@@ -1,6 +1,7 @@
 #pragma once
-// Internal: a parallel loop for the library's own memory-bound kernels
-// (im2col, col2im), on up to num_threads() threads.
+// Internal: parallel loops for the library's own memory-bound kernels
+// (im2col, col2im) and the split of large matrix products (ops/blas.cpp),
+// on up to num_threads() threads.
 //
 // Between loops the workers poll for 0.1 ms, then sleep on a condition
 // variable: on a shared machine a thread that keeps spinning steals the
@@ -18,5 +19,12 @@ namespace tapegrad::detail {
 // throw.
 void parallel_for(std::int64_t count, std::int64_t min_per_part,
                   const std::function<void(std::int64_t, std::int64_t)>& body);
+
+// Calls body(part) once for every part in [0, parts) on up to
+// num_threads() threads (the caller one of them) and returns when all are
+// done. Each thread takes the next unclaimed part when it finishes one, so
+// with more parts than threads a worker that is late (asleep, or preempted
+// on a busy machine) leaves its share to the others. body must not throw.
+void parallel_parts(int parts, const std::function<void(int)>& body);
 
 }  // namespace tapegrad::detail
