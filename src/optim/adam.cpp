@@ -60,9 +60,10 @@ void adam_update(const char* who, const Options& o, bool decoupled, Tensor& para
           // The options are tested once, outside the loops, so that each loop
           // is branch-free and the compiler vectorises it (this update was
           // more than half of an MNIST training step while it was not).
-          if (decoupled) {
-            for (std::int64_t i = 0; i < n; ++i) p[i] *= shrink;
-          }
+          // One pass reads p, g, m, v and writes p, m, v: the memory floor.
+          // AdamW's decay (p shrunk before the update, as PyTorch does it)
+          // is folded into the same pass, with the same roundings: the
+          // moments of decoupled decay do not read p (l2 is 0 then).
           auto moments = [&](std::int64_t i) {
             const T d = g[i] + l2 * p[i];
             m[i] = beta1 * m[i] + rest1 * d;
@@ -72,12 +73,12 @@ void adam_update(const char* who, const Options& o, bool decoupled, Tensor& para
             for (std::int64_t i = 0; i < n; ++i) {
               moments(i);
               v_max[i] = std::max(v_max[i], v[i]);
-              p[i] -= size * (m[i] / (std::sqrt(v_max[i]) * inverse_root + eps));
+              p[i] = p[i] * shrink - size * (m[i] / (std::sqrt(v_max[i]) * inverse_root + eps));
             }
           } else {
             for (std::int64_t i = 0; i < n; ++i) {
               moments(i);
-              p[i] -= size * (m[i] / (std::sqrt(v[i]) * inverse_root + eps));
+              p[i] = p[i] * shrink - size * (m[i] / (std::sqrt(v[i]) * inverse_root + eps));
             }
           }
         },
