@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "limits.hpp"
 #include "workloads.hpp"
 
 namespace tapegrad::bench {
@@ -47,35 +48,11 @@ long status_kb(const std::string& field) {
 
 constexpr std::int64_t kMlpSizes[] = {784, 256, 128, 10};
 
-// Bytes per second of a stream triad (a = b + s·c: 3 floats of traffic per
-// element) over three arrays of `floats` floats each, sized by the caller
-// to the optimizer's own working set, so that the cache level it runs from
-// in the step is the one measured.
-double triad_bytes_per_second(std::int64_t floats) {
-  std::vector<float> a(static_cast<std::size_t>(floats)), b(a.size(), 1.0f), c(a.size(), 2.0f);
-  const Timing t = measure(
-      [&] {
-        float* __restrict av = a.data();
-        const float* __restrict bv = b.data();
-        const float* __restrict cv = c.data();
-        for (std::int64_t i = 0; i < floats; ++i) av[i] = bv[i] + 0.5f * cv[i];
-      },
-      5, 50, 0.3);
-  return 3.0 * 4.0 * static_cast<double>(floats) / t.median;
-}
-
 // The floor of one MLP step here: its GEMMs called raw through OpenBLAS
 // with linear's shapes and transposes (y = x·Wᵀ, dx = dy·W except for the
-// input layer, dW = dyᵀ·x), the faster of its own thread count and one
-// thread, plus Adam's memory traffic (reads p, g, m, v; writes p, m, v) at
-// the triad bandwidth. Everything else in the step
-// (bias sums, ReLU, softmax, the tape) counts as overhead above it.
-struct StepLimit {
-  double gemm_seconds = 0;
-  double optimizer_seconds = 0;
-  double seconds() const { return gemm_seconds + optimizer_seconds; }
-};
-
+// input layer, dW = dyᵀ·x), plus Adam's memory traffic (limits.hpp).
+// Everything else in the step (bias sums, ReLU, softmax, the tape) counts
+// as overhead above it.
 StepLimit mlp_step_limit(std::int64_t batch) {
   struct Layer {
     std::int64_t in, out;
@@ -105,30 +82,7 @@ StepLimit mlp_step_limit(std::int64_t batch) {
                   0, l.dw.data(), l.in);
     }
   };
-  // OpenBLAS at its own thread count and at one thread: small products run
-  // faster on one (as tapegrad runs them), so the floor is the faster.
-  double threaded = 0, serial = 0;
-  {
-    const OpenBlasThreads all(num_threads());
-    threaded = measure(products, 5, 20, 0.5).median;
-  }
-  {
-    const OpenBlasThreads one(1);
-    serial = measure(products, 5, 20, 0.5).median;
-  }
-  StepLimit limit;
-  limit.gemm_seconds = std::min(threaded, serial);
-  const double adam_bytes = 7.0 * 4.0 * static_cast<double>(parameters);
-  // Three triad arrays holding as much as Adam's four (p, g, m, v).
-  limit.optimizer_seconds = adam_bytes / triad_bytes_per_second(4 * parameters / 3);
-  return limit;
-}
-
-std::string limit_fields(const StepLimit& limit, double seconds) {
-  char text[200];
-  std::snprintf(text, sizeof text, "limit=%.6g of_limit=%.3f limit_gemm=%.6g limit_optimizer=%.6g", limit.seconds(),
-                limit.seconds() / seconds, limit.gemm_seconds, limit.optimizer_seconds);
-  return text;
+  return {fastest_raw_seconds(products), adam_floor_seconds(parameters)};
 }
 
 }  // namespace
