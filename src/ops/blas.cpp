@@ -144,11 +144,6 @@ void product(const Gemm& gemm_call, const Gemv& gemv_call, bool ta, bool tb, std
     }
     return;
   }
-  const int threads = num_threads();
-  if (threads < 2 || openblas_splits() || !big_product(m, n, k)) {
-    gemm_call(CblasRowMajor, flag(ta), flag(tb), i(m), i(n), i(k), alpha, a, i(lda), b, i(ldb), beta, c, i(ldc));
-    return;
-  }
   // Blocks of C's longer side, each a one-thread BLAS call, claimed by the
   // pool's threads one by one (core/parallel.hpp): OpenBLAS's own threads
   // spin between products and split each one evenly in advance, so on a
@@ -158,7 +153,10 @@ void product(const Gemm& gemm_call, const Gemv& gemv_call, bool ta, bool tb, std
   // transposed); columns of C are columns of op(B).
   const bool by_rows = m >= n;
   const std::int64_t extent = by_rows ? m : n;
-  const int parts = static_cast<int>(std::min<std::int64_t>(threads * kGemmPartsPerThread, extent / kGemmMinBlock));
+  const int threads = num_threads();
+  const bool split = threads >= 2 && !openblas_splits() && big_product(m, n, k);
+  const int parts =
+      split ? static_cast<int>(std::min<std::int64_t>(threads * kGemmPartsPerThread, extent / kGemmMinBlock)) : 1;
   if (parts < 2) {
     gemm_call(CblasRowMajor, flag(ta), flag(tb), i(m), i(n), i(k), alpha, a, i(lda), b, i(ldb), beta, c, i(ldc));
     return;
